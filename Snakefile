@@ -1,0 +1,32 @@
+# lmscale: a language-model scaling study from raw text to fitted laws.
+# Stages live in workflow/rules/*.smk; each rule calls one `lmscale <stage>` command.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# A preset given with --configfile stands alone: merging it over the default
+# study would leak the default's datasets and sizes into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tasks.smk"
+include: "workflow/rules/testbed.smk"
+include: "workflow/rules/laws.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

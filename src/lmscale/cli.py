@@ -1,0 +1,63 @@
+"""`lmscale <stage> ...`: one command per stage of the workflow.
+
+Each stage lives in its own module with `add_arguments(parser)` and
+`main(args)`. Only the chosen stage's module is imported, so the analysis
+commands start without loading torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# command -> (module, one-line help); the order is the order of the pipeline.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "corpus": ("lmscale.corpus", "write a dataset's train/validation splits as JSONL"),
+    "tokenizer": ("lmscale.tokenizer", "train a byte-level BPE tokenizer or fetch a pretrained one"),
+    "tokenize": ("lmscale.tokens", "tokenize a split into a flat memmap token stream"),
+    "train": ("lmscale.train", "train one model of the N x M grid (resumable)"),
+    "eval-loss": ("lmscale.eval_loss", "mean token loss of a model on a validation set"),
+    "task-suite": ("lmscale.task_suite", "generate the offline lm-eval task suite"),
+    "eval-tasks": ("lmscale.eval_tasks", "downstream accuracy of a model through lm-eval"),
+    "collect": ("lmscale.testbed", "assemble the testbed tables from a trained study's evals"),
+    "import-testbed": ("lmscale.importer", "import published results into the testbed tables"),
+    "select-tasks": ("lmscale.select", "keep the tasks above chance by a threshold t"),
+    "fit-loss": ("lmscale.fit_loss", "fit the loss law to a fit set"),
+    "fit-error": ("lmscale.fit_error", "fit the error law to a fit set"),
+    "predict": ("lmscale.predict", "chain the laws: predicted loss and error for every model and target"),
+    "figure": ("lmscale.figures", "draw one figure"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not argv or argv[0] not in COMMANDS:
+        parser = argparse.ArgumentParser(prog="lmscale", description=__doc__.splitlines()[0])
+        commands = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+        for name, (_, help_text) in COMMANDS.items():
+            commands.add_parser(name, help=help_text)
+        parser.parse_args(argv)
+        return 2
+    command, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"lmscale {command}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    args.command = command
+    try:
+        result = module.main(args)
+    except (ValueError, FileNotFoundError) as error:
+        # Bad input ends in one readable line, not a traceback: the message names the value.
+        logging.getLogger("lmscale").error("%s", error)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
