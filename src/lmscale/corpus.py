@@ -1,0 +1,306 @@
+"""Corpus stage: a text source -> deterministic train/validation splits as JSONL.
+
+A source is a small mapping from the config (`datasets.<name>` or
+`validation_sets.<name>`), selected by its `source` key:
+
+- `stdlib` (the default, offline): the `.py` files of the running interpreter's
+  standard library, one document per file.
+- `pydoc_topics` (offline): the English reference text in `pydoc_data.topics`,
+  one document per topic; prose, kept out of the `stdlib` corpus so that it can
+  serve as an out-of-distribution validation set.
+- `local`: text, JSONL (one record per line with a text field) or parquet files.
+- `hf`: a Hugging Face dataset by name, config, split and text field, streamed
+  (C4, RedPajama, RefinedWeb; needs a network).
+
+Every document has an `id`; a document goes to the validation split when a
+hash of its id falls below `validation_fraction`. The split therefore depends
+only on the id, never on the order or the machine, and adding a file moves no
+other file between splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import sysconfig
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation")
+
+# Kept out of the default stdlib corpus: test suites are mostly fixtures, and
+# pydoc_data is the out-of-distribution prose validation set.
+STDLIB_EXCLUDE = (
+    "site-packages/*",
+    "dist-packages/*",
+    "test/*",
+    "*/tests/*",
+    "*/test/*",
+    "idlelib/idle_test/*",
+    "pydoc_data/*",
+)
+
+Document = dict  # {"id": str, "text": str}
+
+
+# ---- sources -----------------------------------------------------------------
+
+
+def stdlib_documents(source: dict) -> Iterator[Document]:
+    """The standard library's .py files, sorted by path; ids are paths relative to it."""
+    root = Path(source.get("root") or sysconfig.get_paths()["stdlib"])
+    exclude = list(source.get("exclude", STDLIB_EXCLUDE))
+    include = list(source.get("include", ["*"]))
+    paths = sorted(
+        path
+        for path in root.rglob("*.py")
+        if path.is_file()
+        and any(fnmatch.fnmatch(_rel(path, root), pattern) for pattern in include)
+        and not any(fnmatch.fnmatch(_rel(path, root), pattern) for pattern in exclude)
+    )
+    if not paths:
+        raise FileNotFoundError(f"no .py files under {root} (include={include}, exclude={exclude})")
+    for path in _cap_bytes(paths, source.get("max_bytes"), key=lambda p: _rel(p, root)):
+        yield {"id": _rel(path, root), "text": path.read_text(encoding="utf-8", errors="replace")}
+
+
+def pydoc_topics_documents(source: dict) -> Iterator[Document]:
+    """Python's reference manual as shipped in pydoc_data: English prose, one document per topic."""
+    from pydoc_data.topics import topics
+
+    for name in sorted(topics):
+        yield {"id": f"pydoc_data/{name}", "text": topics[name]}
+
+
+def local_documents(source: dict) -> Iterator[Document]:
+    """Local files by glob: .txt (one document per file), .jsonl/.json (one per line), .parquet."""
+    patterns = source.get("paths") or []
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    paths = sorted({Path(p) for pattern in patterns for p in _glob(pattern)})
+    if not paths:
+        raise FileNotFoundError(
+            f"local source matches no files: paths={patterns}; give existing files or globs"
+        )
+    field = source.get("text_field", "text")
+    for path in _cap_bytes(paths, source.get("max_bytes"), key=str):
+        kind = source.get("format") or _format_of(path)
+        if kind == "text":
+            yield {"id": str(path), "text": path.read_text(encoding="utf-8", errors="replace")}
+        elif kind == "jsonl":
+            with open(path, encoding="utf-8") as handle:
+                for line_number, line in enumerate(handle):
+                    if line.strip():
+                        yield {"id": f"{path}:{line_number}", "text": _text_field(json.loads(line), field, path)}
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path, columns=[field])
+            for row, text in enumerate(table.column(field).to_pylist()):
+                yield {"id": f"{path}:{row}", "text": text or ""}
+        else:
+            raise ValueError(f"unknown local format {kind!r} for {path}; use text, jsonl or parquet")
+
+
+def hf_documents(source: dict) -> Iterator[Document]:
+    """A Hugging Face dataset, streamed so that a large corpus never lands on disk whole."""
+    import datasets
+
+    name = source.get("name")
+    if not name:
+        raise ValueError("hf source needs `name` (for instance allenai/c4)")
+    stream = datasets.load_dataset(
+        name, source.get("config"), split=source.get("split", "train"), streaming=True
+    )
+    field = source.get("text_field", "text")
+    limit = source.get("max_documents")
+    for index, record in enumerate(stream):
+        if limit is not None and index >= limit:
+            break
+        yield {"id": f"{name}/{source.get('config')}/{source.get('split', 'train')}/{index}",
+               "text": _text_field(record, field, name)}
+
+
+SOURCES = {
+    "stdlib": stdlib_documents,
+    "pydoc_topics": pydoc_topics_documents,
+    "local": local_documents,
+    "hf": hf_documents,
+}
+
+
+def documents(source: dict) -> Iterator[Document]:
+    """The documents of a source, in a fixed order; empty documents are dropped."""
+    kind = source.get("source", "stdlib")
+    if kind not in SOURCES:
+        raise ValueError(f"unknown corpus source {kind!r}; use one of {', '.join(SOURCES)}")
+    for document in SOURCES[kind](source):
+        if document["text"].strip():
+            yield document
+
+
+# ---- the split ---------------------------------------------------------------
+
+
+def split_of(document_id: str, validation_fraction: float) -> str:
+    """'validation' for a fixed fraction of ids, chosen by hash; 'train' for the rest."""
+    digest = hashlib.sha256(document_id.encode("utf-8")).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    return "validation" if position < validation_fraction else "train"
+
+
+def write_corpus(
+    source: dict,
+    out_dir: str | Path,
+    splits: tuple[str, ...] = SPLITS,
+    validation_fraction: float = 0.05,
+) -> dict:
+    """Write `{split}.jsonl` for each split and `manifest.json` beside them; return the manifest.
+
+    With a single split every document goes into it (a validation set drawn
+    from a source of its own has no train split).
+    """
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use train and/or validation")
+    if len(splits) == 2 and not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    whole = hashlib.sha256()
+    stats = {split: {"documents": 0, "bytes": 0} for split in splits}
+    with contextlib.ExitStack() as stack:
+        handles = {split: stack.enter_context(atomic_writer(out_dir / f"{split}.jsonl")) for split in splits}
+        for document in documents(source):
+            split = splits[0] if len(splits) == 1 else split_of(document["id"], validation_fraction)
+            handles[split].write(json.dumps(document, ensure_ascii=False) + "\n")
+            encoded = document["text"].encode("utf-8")
+            whole.update(document["id"].encode("utf-8") + b"\0" + encoded + b"\0")
+            stats[split]["documents"] += 1
+            stats[split]["bytes"] += len(encoded)
+    for split in splits:
+        if stats[split]["documents"] == 0:
+            raise ValueError(
+                f"split {split!r} of source {source.get('source', 'stdlib')!r} is empty; "
+                f"add documents or change validation_fraction ({validation_fraction})"
+            )
+    manifest = {
+        "source": source,
+        "validation_fraction": validation_fraction if len(splits) == 2 else None,
+        "documents": sum(s["documents"] for s in stats.values()),
+        "bytes": sum(s["bytes"] for s in stats.values()),
+        "sha256": whole.hexdigest(),
+        "splits": stats,
+    }
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    log.info(
+        "corpus: %d documents, %.1f MB, sha256 %s",
+        manifest["documents"], manifest["bytes"] / 1e6, manifest["sha256"][:12],
+    )
+    return manifest
+
+
+def read_texts(path: str | Path) -> Iterator[str]:
+    """The texts of a split written by write_corpus, in order."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)["text"]
+
+
+# ---- atomic files (shared by the training stages) ------------------------------
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: str = "w"):
+    """Open a temporary file beside `path`; rename it over `path` only when the block succeeds.
+
+    A job killed mid-write then leaves the old file or none, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_json(path: str | Path, payload) -> None:
+    with atomic_writer(path) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+# ---- helpers -----------------------------------------------------------------
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _glob(pattern: str) -> list[str]:
+    import glob
+
+    return [p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)]
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if suffix == ".parquet":
+        return "parquet"
+    return "text"
+
+
+def _text_field(record: dict, field: str, where) -> str:
+    if field not in record:
+        raise ValueError(f"record in {where} has no text field {field!r} (fields: {', '.join(record)}); set text_field")
+    return record[field] or ""
+
+
+def _cap_bytes(paths: list[Path], max_bytes: int | None, key) -> list[Path]:
+    """At most `max_bytes` of files, picked in hash order so the subset spans the whole tree.
+
+    Taking the first files in sorted order would keep only the packages early
+    in the alphabet; the selection is then sorted again to keep the output order.
+    """
+    if not max_bytes:
+        return paths
+    chosen, total = [], 0
+    # Salted, so that the subset is independent of the hash that splits it.
+    for path in sorted(paths, key=lambda p: hashlib.sha256(b"subset:" + key(p).encode()).digest()):
+        size = path.stat().st_size
+        if total + size > max_bytes:
+            continue
+        chosen.append(path)
+        total += size
+    return sorted(chosen)
+
+
+# ---- CLI ---------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="the source as JSON, e.g. '{\"source\": \"stdlib\"}'")
+    parser.add_argument("--out-dir", required=True, help="folder for {split}.jsonl and manifest.json")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    parser.add_argument("--validation-fraction", type=float, default=0.05)
+
+
+def main(args: argparse.Namespace) -> int:
+    source = json.loads(args.source)
+    write_corpus(source, args.out_dir, tuple(args.splits), args.validation_fraction)
+    return 0

@@ -1,0 +1,346 @@
+"""Downstream accuracy of one model through lm-eval, fully offline.
+
+One model, many tasks: the checkpoint is loaded once into lm-eval's `hf`
+backend and every task runs through `lm_eval.simple_evaluate` on its own, so a
+task that fails (a dataset missing from the cache, a metric it lacks) is
+recorded under `failed` and the other tasks keep their results.
+
+Two suites, chosen by the config's `tasks.suite`:
+- `offline` (the embedded default): the generated local suite
+  (`lmscale.task_suite`), every task of its manifest;
+- `llm_foundry_46`: the paper's 46 LLM-Foundry tasks through the table
+  `configs/tasks/llm_foundry_46.csv`, which maps each to an lm-eval task with
+  the paper's shots and random baseline (the datasets must already be in the
+  local Hugging Face cache: nothing is downloaded).
+
+The output (TASK_EVAL in workflow/rules/common.smk) holds, per task, top-1
+accuracy, its standard error, the random baseline as a fraction, the shots and
+lm-eval's kind of task, so the testbed table needs nothing else.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lmscale import task_suite
+from lmscale.config import run_name
+
+log = logging.getLogger(__name__)
+
+SUITES = ("offline", "llm_foundry_46")
+# The metric that counts as top-1 accuracy, in order of preference: lm-eval
+# names it `acc` for likelihood tasks and `exact_match` for generated answers.
+ACCURACY_METRICS = ("acc", "exact_match", "em", "contains")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task to evaluate: its name in our results and how lm-eval runs it."""
+
+    name: str
+    lm_eval_task: str
+    num_fewshot: int
+    random_baseline: float  # fraction, 0-1
+    kind: str  # lm-eval output_type, "" when only lm-eval knows it
+
+
+def set_offline() -> None:
+    """Nothing may reach the Hugging Face Hub; must run before datasets is imported."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# ---------------------------------------------------------------- which tasks
+
+
+def offline_specs(suite_dir: str | Path) -> list[TaskSpec]:
+    manifest = task_suite.read_manifest(suite_dir)
+    return [
+        TaskSpec(
+            name=entry["task"],
+            lm_eval_task=entry["task"],
+            num_fewshot=int(entry["num_fewshot"]),
+            random_baseline=float(entry["random_baseline"]),
+            kind=entry["kind"],
+        )
+        for entry in manifest["tasks"]
+    ]
+
+
+def read_task_table(table: str | Path) -> list[dict]:
+    table = Path(table)
+    if not table.exists():
+        raise FileNotFoundError(f"task table {table} does not exist (tasks.table in the config)")
+    with open(table, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def table_specs(table: str | Path) -> list[TaskSpec]:
+    """The rows of a task table that lm-eval can run (an lm_eval_task is named)."""
+    specs = []
+    for row in read_task_table(table):
+        if not row["lm_eval_task"].strip():
+            continue  # no lm-eval equivalent; the table's note says what is nearest
+        specs.append(
+            TaskSpec(
+                name=row["task"],
+                lm_eval_task=row["lm_eval_task"].strip(),
+                num_fewshot=int(row["num_fewshot"]),
+                random_baseline=float(row["random_baseline"]),
+                kind=row.get("lm_eval_kind", ""),
+            )
+        )
+    return specs
+
+
+def local_tasks_of_table(table: str | Path) -> list[str]:
+    """Table rows served by a YAML of our own in workflow/tasks/ (generated data)."""
+    return [
+        spec.lm_eval_task
+        for spec in table_specs(table)
+        if spec.lm_eval_task in task_suite.GENERATED_TASKS
+    ]
+
+
+def select_specs(specs: list[TaskSpec], include: list[str] | None, exclude: list[str] | None) -> list[TaskSpec]:
+    """`include` (all when empty) minus `exclude`; an unknown name fails, with the closest ones."""
+    known = [spec.name for spec in specs]
+    asked = list(include or []) + list(exclude or [])
+    unknown = [name for name in asked if name not in known]
+    if unknown:
+        raise ValueError(
+            task_suite.unknown_tasks_message(unknown, known)
+            + " in tasks.include/tasks.exclude; the suite has: "
+            + ", ".join(known)
+        )
+    chosen = [spec for spec in specs if not include or spec.name in include]
+    return [spec for spec in chosen if spec.name not in (exclude or [])]
+
+
+def task_specs(tasks_config: dict, suite_dir: str | Path | None) -> list[TaskSpec]:
+    """The tasks the config's `tasks` section asks for, in a stable order."""
+    suite = tasks_config.get("suite", "offline")
+    if suite == "offline":
+        if suite_dir is None:
+            raise ValueError("the offline suite needs --suite, the folder `lmscale task-suite` wrote")
+        specs = offline_specs(suite_dir)
+    elif suite == "llm_foundry_46":
+        if not tasks_config.get("table"):
+            raise ValueError("tasks.suite llm_foundry_46 needs tasks.table (configs/tasks/llm_foundry_46.csv)")
+        specs = table_specs(tasks_config["table"])
+    else:
+        raise ValueError(f"unknown tasks.suite {suite!r}; choose one of {', '.join(SUITES)}")
+    return select_specs(specs, tasks_config.get("include"), tasks_config.get("exclude"))
+
+
+# ---------------------------------------------------------------- lm-eval
+
+
+def task_manager(suite_dir: str | Path | None, with_builtin_tasks: bool):
+    """lm-eval's task registry: our generated suite, plus lm-eval's own tasks if needed.
+
+    Indexing lm-eval's ~15,000 built-in YAML files takes about 20 s, so the
+    offline suite leaves them out.
+    """
+    from lm_eval.tasks import TaskManager
+
+    include_path = [str(suite_dir)] if suite_dir is not None and Path(suite_dir).exists() else None
+    return TaskManager(include_path=include_path, include_defaults=with_builtin_tasks)
+
+
+def check_registered(specs: list[TaskSpec], registered: list[str]) -> None:
+    """Fail before any model is loaded if lm-eval does not know a task."""
+    known = set(registered)
+    unknown = [spec.lm_eval_task for spec in specs if spec.lm_eval_task not in known]
+    if unknown:
+        raise ValueError(
+            task_suite.unknown_tasks_message(unknown, sorted(known))
+            + " in lm-eval's registry; fix the name, or generate local tasks with `lmscale task-suite`"
+        )
+
+
+def local_task_config(suite_dir: Path, name: str, cache_dir: str) -> dict | None:
+    """A generated task's YAML as a dict, its data files made absolute.
+
+    The YAML names its JSONL relative to its own folder, so a results folder
+    can move; `datasets` would read relative paths against the working directory.
+    """
+    path = Path(suite_dir) / f"{name}.yaml"
+    if not path.exists():
+        return None
+    config = yaml.safe_load(path.read_text())
+    kwargs = dict(config.get("dataset_kwargs") or {})
+    kwargs["data_files"] = {
+        split: str((path.parent / file).resolve()) for split, file in kwargs["data_files"].items()
+    }
+    # A private cache: two models evaluated at once never share a half-written Arrow file.
+    kwargs["cache_dir"] = cache_dir
+    config["dataset_kwargs"] = kwargs
+    return config
+
+
+def accuracy_of(task_results: dict) -> tuple[str, float, float]:
+    """(metric, value, stderr) of the accuracy metric lm-eval reported for a task."""
+    for metric in ACCURACY_METRICS:
+        for key, value in task_results.items():
+            name, _, _filter = key.partition(",")
+            if name == metric and isinstance(value, (int, float)):
+                stderr = task_results.get(f"{metric}_stderr,{_filter}")
+                stderr = float(stderr) if isinstance(stderr, (int, float)) else float("nan")
+                return metric, float(value), stderr
+    raise ValueError(
+        f"no accuracy metric ({', '.join(ACCURACY_METRICS)}) among lm-eval's results: {sorted(task_results)}"
+    )
+
+
+def load_model(model_dir: str | Path, batch_size: int, device: str):
+    """The checkpoint in lm-eval's `hf` backend, from its folder only."""
+    from lm_eval.models.huggingface import HFLM
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"{model_dir} is not a Hugging Face checkpoint (no config.json); train it first")
+    return HFLM(
+        pretrained=str(model_dir),
+        tokenizer=str(model_dir),
+        device=device,
+        dtype="float32",
+        batch_size=batch_size,
+    )
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    specs: list[TaskSpec],
+    suite_dir: str | Path | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    limit: int | None = None,
+    seed: int = 1234,
+) -> dict:
+    """Accuracy and standard error of one model on every task of `specs`.
+
+    Returns {"tasks": {name: {...}}, "failed": {name: message}}.
+    """
+    set_offline()
+    needs_builtin = any(
+        suite_dir is None or not (Path(suite_dir) / f"{spec.lm_eval_task}.yaml").exists() for spec in specs
+    )
+    manager = task_manager(suite_dir, with_builtin_tasks=needs_builtin)
+    check_registered(specs, manager.all_tasks)
+
+    from lm_eval import simple_evaluate
+
+    lm = load_model(model_dir, batch_size, device)
+    results: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir:
+        for spec in specs:
+            started = time.perf_counter()
+            local = local_task_config(suite_dir, spec.lm_eval_task, cache_dir) if suite_dir else None
+            try:
+                output = simple_evaluate(
+                    model=lm,
+                    tasks=[local if local is not None else spec.lm_eval_task],
+                    num_fewshot=spec.num_fewshot,
+                    task_manager=manager,
+                    limit=limit,
+                    bootstrap_iters=1000,
+                    log_samples=False,
+                    random_seed=seed,
+                    numpy_random_seed=seed,
+                    torch_random_seed=seed,
+                    fewshot_random_seed=seed,
+                )
+                metric, value, stderr = accuracy_of(output["results"][spec.lm_eval_task])
+            except Exception as error:  # noqa: BLE001 (one task's failure must not lose the others)
+                log.exception("task %s failed", spec.name)
+                failed[spec.name] = f"{type(error).__name__}: {error}"
+                continue
+            task_config = output.get("configs", {}).get(spec.lm_eval_task, {})
+            results[spec.name] = {
+                "acc": value,
+                "acc_stderr": stderr,
+                "random_baseline": spec.random_baseline,
+                "num_fewshot": int(task_config.get("num_fewshot", spec.num_fewshot) or 0),
+                "kind": task_config.get("output_type", spec.kind) or spec.kind,
+                "metric": metric,
+                "lm_eval_task": spec.lm_eval_task,
+                "num_docs": int(output.get("n-samples", {}).get(spec.lm_eval_task, {}).get("effective", 0)),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+            log.info("%s: %s = %.4f +- %.4f", spec.name, metric, value, stderr)
+    return {"tasks": results, "failed": failed}
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="the model's Hugging Face folder")
+    parser.add_argument("--suite", default=None, help="folder of the generated local tasks (lmscale task-suite)")
+    parser.add_argument(
+        "--tasks-config",
+        default="{}",
+        help='the config\'s `tasks` section as JSON, e.g. {"suite": "offline", "include": []}',
+    )
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--size", required=True)
+    parser.add_argument("--mult", type=float, required=True, help="token multiplier M")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many documents per task")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def main(args) -> int:
+    tasks_config = json.loads(args.tasks_config)
+    specs = task_specs(tasks_config, args.suite)
+    if not specs:
+        raise ValueError("no tasks to evaluate: tasks.include/tasks.exclude leave none")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    evaluation = evaluate_model(
+        args.model,
+        specs,
+        suite_dir=args.suite,
+        batch_size=args.batch_size,
+        device=args.device,
+        limit=args.limit,
+    )
+    record = {
+        "model": run_name(args.size, args.mult),
+        "dataset": args.dataset,
+        "size": args.size,
+        "M": args.mult,
+        "suite": tasks_config.get("suite", "offline"),
+        **evaluation,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    temporary.replace(out)
+    log.info(
+        "%d tasks evaluated, %d failed, in %.1f s -> %s",
+        len(record["tasks"]),
+        len(record["failed"]),
+        record["seconds"],
+        out,
+    )
+    return 0

@@ -1,0 +1,292 @@
+"""The scaling laws and their fitters.
+
+Loss law (Gadre et al. 2024, Eq. 4), with compute C = 6 N D and token multiplier M = D / N:
+
+    L(C, M) = E + (a M^eta + b M^-eta) C^-eta
+
+It is the Chinchilla form L(N, D) = E + A N^-alpha + B D^-beta (Hoffmann et al. 2022)
+with alpha = beta = 2 eta, A = a 6^-eta and B = b 6^-eta; the general form with
+alpha and beta free is offered beside it.
+
+Error law (Eq. 5): Err(L) = eps - k exp(-gamma L), Err the average top-1 error.
+
+Two fitting methods:
+- least squares on L with Levenberg-Marquardt from a grid of starts, best kept (the paper);
+- Huber loss on log L minimised with L-BFGS from a grid of starts (Hoffmann et al.; Epoch AI).
+Bootstrap resampling of the fit points gives intervals on parameters and predictions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.optimize import OptimizeWarning, curve_fit, minimize
+from scipy.special import logsumexp, softmax
+
+LOG6 = np.log(6.0)
+
+
+def compute(N, D):
+    """Training compute C = 6 N D (FLOPs)."""
+    return 6.0 * np.asarray(N, float) * np.asarray(D, float)
+
+
+def gadre_loss(C, M, E, a, b, eta):
+    """Paper Eq. 4: L(C, M) = E + (a M^eta + b M^-eta) C^-eta."""
+    C, M = np.asarray(C, float), np.asarray(M, float)
+    return E + (a * M**eta + b * M ** (-eta)) * np.exp(-eta * np.log(C))
+
+
+def chinchilla_loss(N, D, E, A, B, alpha, beta):
+    """L(N, D) = E + A N^-alpha + B D^-beta."""
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    return E + A * np.exp(-alpha * np.log(N)) + B * np.exp(-beta * np.log(D))
+
+
+def error_law(L, eps, k, gamma):
+    """Paper Eq. 5: Err(L) = eps - k exp(-gamma L)."""
+    return eps - k * np.exp(-gamma * np.asarray(L, float))
+
+
+@dataclass(frozen=True)
+class LossForm:
+    """A loss law as a function of (N, D), with its parameter names and starting grid."""
+
+    name: str
+    params: tuple[str, ...]
+    of_N_D: Callable[..., np.ndarray]
+    start_grid: dict[str, Sequence[float]]
+
+    def predict(self, params: dict, N, D) -> np.ndarray:
+        return self.of_N_D(N, D, *[params[p] for p in self.params])
+
+
+def _gadre_of_N_D(N, D, E, a, b, eta):
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    return gadre_loss(compute(N, D), D / N, E, a, b, eta)
+
+
+LOSS_FORMS = {
+    "gadre": LossForm(
+        "gadre",
+        ("E", "a", "b", "eta"),
+        _gadre_of_N_D,
+        {"E": (0.5, 1.5, 2.5), "a": (10.0, 100.0, 1000.0), "b": (10.0, 100.0, 1000.0), "eta": (0.05, 0.15, 0.3)},
+    ),
+    "chinchilla": LossForm(
+        "chinchilla",
+        ("E", "A", "B", "alpha", "beta"),
+        chinchilla_loss,
+        {
+            "E": (0.5, 1.5, 2.5),
+            "A": (1e2, 1e3, 1e4),
+            "B": (1e2, 1e3, 1e4),
+            "alpha": (0.1, 0.3, 0.5),
+            "beta": (0.1, 0.3, 0.5),
+        },
+    ),
+}
+
+ERROR_PARAMS = ("eps", "k", "gamma")
+ERROR_START_GRID = {"eps": (0.5, 0.8, 1.0), "k": (0.5, 2.0, 10.0), "gamma": (0.3, 1.0, 3.0)}
+
+
+def loss_form(name: str) -> LossForm:
+    try:
+        return LOSS_FORMS[name]
+    except KeyError:
+        raise ValueError(f"unknown loss law form {name!r}; choose one of {', '.join(LOSS_FORMS)}") from None
+
+
+def grid(start_grid: dict[str, Sequence[float]], names: Sequence[str]) -> list[tuple[float, ...]]:
+    return list(itertools.product(*[start_grid[n] for n in names]))
+
+
+# ---------------------------------------------------------------- least squares
+
+
+def least_squares(
+    function: Callable, x, y, starts: Sequence[Sequence[float]]
+) -> tuple[np.ndarray, float]:
+    """Levenberg-Marquardt from every start; the parameters with the smallest squared residual."""
+    y = np.asarray(y, float)
+    best, best_sse = None, np.inf
+    for start in starts:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                popt, _ = curve_fit(function, x, y, p0=list(start), method="lm", maxfev=10000)
+            except (RuntimeError, ValueError):
+                continue
+            sse = float(np.sum((function(x, *popt) - y) ** 2))
+        if np.isfinite(sse) and sse < best_sse:
+            best, best_sse = popt, sse
+    if best is None:
+        raise RuntimeError("no start of the grid converged; the fit set may be too small or degenerate")
+    return np.asarray(best, float), best_sse
+
+
+# ---------------------------------------------------------------- Huber on log loss
+
+
+def huber(r: np.ndarray, delta: float) -> np.ndarray:
+    absolute = np.abs(r)
+    return np.where(absolute <= delta, 0.5 * r**2, delta * (absolute - 0.5 * delta))
+
+
+def _huber_objective(theta, log_N, log_D, log_L, delta, tied):
+    """Huber loss of log L in the log parametrisation of Hoffmann et al., with its gradient.
+
+    theta = (e, log A, log B, alpha, beta), or (e, log A, log B, alpha) with beta = alpha when tied.
+    """
+    e, log_A, log_B, alpha = theta[:4]
+    beta = alpha if tied else theta[4]
+    terms = np.stack([np.full_like(log_N, e), log_A - alpha * log_N, log_B - beta * log_D])
+    residual = logsumexp(terms, axis=0) - log_L
+    weight = softmax(terms, axis=0)
+    slope = np.clip(residual, -delta, delta)  # derivative of the Huber loss
+    grad = np.array(
+        [
+            np.sum(slope * weight[0]),
+            np.sum(slope * weight[1]),
+            np.sum(slope * weight[2]),
+            np.sum(slope * weight[1] * -log_N) + (np.sum(slope * weight[2] * -log_D) if tied else 0.0),
+        ]
+        + ([] if tied else [np.sum(slope * weight[2] * -log_D)])
+    )
+    return float(np.sum(huber(residual, delta))), grad
+
+
+HUBER_START_GRID = {
+    "e": (-1.0, 0.0, 1.0),
+    "log_A": (0.0, 5.0, 10.0, 15.0),
+    "log_B": (0.0, 5.0, 10.0, 15.0),
+    "alpha": (0.0, 0.5, 1.0),
+    "beta": (0.0, 0.5, 1.0),
+}
+
+
+def huber_fit(
+    N, D, L, delta: float, tied: bool, starts: Sequence[Sequence[float]] | None = None
+) -> tuple[np.ndarray, float]:
+    """L-BFGS on the Huber loss of log L from every start; returns (E, A, B, alpha, beta) and the objective."""
+    log_N, log_D, log_L = np.log(np.asarray(N, float)), np.log(np.asarray(D, float)), np.log(np.asarray(L, float))
+    names = ["e", "log_A", "log_B", "alpha"] + ([] if tied else ["beta"])
+    if starts is None:
+        starts = grid(HUBER_START_GRID, names)
+    best, best_value = None, np.inf
+    for start in starts:
+        result = minimize(
+            _huber_objective,
+            np.asarray(start, float),
+            args=(log_N, log_D, log_L, delta, tied),
+            jac=True,
+            method="L-BFGS-B",
+        )
+        if np.isfinite(result.fun) and result.fun < best_value:
+            best, best_value = result.x, float(result.fun)
+    if best is None:
+        raise RuntimeError("no start of the Huber grid converged")
+    e, log_A, log_B, alpha = best[:4]
+    beta = alpha if tied else best[4]
+    return np.array([np.exp(e), np.exp(log_A), np.exp(log_B), alpha, beta]), best_value
+
+
+def _to_huber_start(form: LossForm, params: dict) -> tuple[float, ...]:
+    """A fitted law in the log parametrisation, to warm-start a Huber refit."""
+    if form.name == "gadre":
+        eta = params["eta"]
+        return (np.log(params["E"]), np.log(params["a"]) - eta * LOG6, np.log(params["b"]) - eta * LOG6, 2 * eta)
+    return (np.log(params["E"]), np.log(params["A"]), np.log(params["B"]), params["alpha"], params["beta"])
+
+
+# ---------------------------------------------------------------- fitting a loss law
+
+
+def fit_loss_law(
+    form_name: str,
+    N,
+    D,
+    L,
+    method: str = "least_squares",
+    huber_delta: float = 1e-3,
+    starts: Sequence[Sequence[float]] | None = None,
+) -> dict:
+    """Fit a loss law to points (N, D, L); returns the parameters by name.
+
+    `starts` (in the form's own parameters) replaces the default grid, e.g. to
+    warm-start bootstrap refits from the full fit.
+    """
+    form = loss_form(form_name)
+    N, D, L = (np.asarray(v, float) for v in (N, D, L))
+    if method == "least_squares":
+        grid_starts = starts if starts is not None else grid(form.start_grid, form.params)
+        popt, _ = least_squares(lambda x, *p: form.of_N_D(x[0], x[1], *p), np.vstack([N, D]), L, grid_starts)
+        return dict(zip(form.params, map(float, popt)))
+    if method == "huber":
+        tied = form.name == "gadre"
+        huber_starts = None
+        if starts is not None:
+            huber_starts = [_to_huber_start(form, dict(zip(form.params, s))) for s in starts]
+        E, A, B, alpha, beta = huber_fit(N, D, L, huber_delta, tied, huber_starts)[0]
+        if tied:
+            eta = alpha / 2
+            # A = a 6^-eta and B = b 6^-eta, back in the paper's parameters.
+            return {"E": float(E), "a": float(A * 6**eta), "b": float(B * 6**eta), "eta": float(eta)}
+        return {"E": float(E), "A": float(A), "B": float(B), "alpha": float(alpha), "beta": float(beta)}
+    raise ValueError(f"unknown fitting method {method!r}; choose least_squares or huber")
+
+
+def fit_error_law(L, err, starts: Sequence[Sequence[float]] | None = None) -> dict:
+    """Least-squares fit of Err(L) = eps - k exp(-gamma L) from a grid of starts."""
+    grid_starts = starts if starts is not None else grid(ERROR_START_GRID, ERROR_PARAMS)
+    popt, _ = least_squares(lambda x, *p: error_law(x, *p), np.asarray(L, float), err, grid_starts)
+    return dict(zip(ERROR_PARAMS, map(float, popt)))
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def bootstrap(
+    fit: Callable[[np.ndarray], dict],
+    n_points: int,
+    n_params: int,
+    samples: int,
+    seed: int,
+) -> list[dict]:
+    """Refit on `samples` resamples (with replacement) of the fit points.
+
+    `fit(indices)` refits on the chosen points. A resample with fewer distinct
+    points than parameters cannot determine the law and is drawn again (at
+    most 20 draws per kept sample), so small fit sets still get intervals.
+    """
+    if samples <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    fits: list[dict] = []
+    draws = 0
+    while len(fits) < samples and draws < 20 * samples:
+        draws += 1
+        indices = rng.integers(0, n_points, n_points)
+        if len(np.unique(indices)) < min(n_params, n_points):
+            continue
+        try:
+            fits.append(fit(indices))
+        except RuntimeError:
+            continue
+    return fits
+
+
+def interval(values, level: float = 0.95) -> list[float]:
+    """Central percentile interval; [nan, nan] with no values."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return [float("nan"), float("nan")]
+    tail = 100 * (1 - level) / 2
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]

@@ -1,0 +1,145 @@
+"""Chained predictions: (C, M) -> loss by the loss law -> average error by the error law.
+
+Every model of the testbed gets its prediction beside the truth, and every
+declared target (never trained, given by N and M) gets a prediction alone.
+Intervals come from the bootstrap refits stored with each law: the i-th loss
+refit feeds the i-th error refit, so the chained interval carries both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lmscale import laws, testbed
+from lmscale.fit_error import loss_and_error
+
+log = logging.getLogger(__name__)
+
+
+def _law_samples(law: dict, names) -> list[dict]:
+    return [dict(zip(names, sample)) for sample in law.get("bootstrap", {}).get("samples", [])]
+
+
+def _relative_error(pred, truth):
+    return np.abs(np.asarray(pred, float) - np.asarray(truth, float)) / np.asarray(truth, float)
+
+
+def target_rows(targets: list[dict], dataset: str) -> pd.DataFrame:
+    rows = []
+    for target in targets:
+        N, M = float(target["N"]), float(target["M"])
+        D = M * N
+        rows.append(
+            {"model": target["name"], "dataset": dataset, "size": target["name"], "N": N, "D": D, "M": M,
+             "C": 6.0 * N * D, "loss": np.nan, "target": True}
+        )
+    return pd.DataFrame(rows)
+
+
+def loss_predictions(
+    loss: pd.DataFrame, loss_law: dict, dataset: str, valset: str, targets: list[dict] = ()
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Predicted loss (with its bootstrap interval) for every model of `dataset` on `valset` and every target.
+
+    Also returns the loss predicted by each bootstrap refit (refits x rows), for chaining.
+    """
+    rows = loss[(loss["dataset"] == dataset) & (loss["valset"] == valset)]
+    if rows.empty:
+        raise ValueError(f"no loss on validation set {valset!r} for dataset {dataset!r} in the loss table")
+    table = pd.concat(
+        [rows[testbed.MODEL_COLUMNS + ["loss"]].assign(target=False), target_rows(list(targets), dataset)],
+        ignore_index=True,
+    )
+    form = laws.loss_form(loss_law["form"])
+    table["loss_pred"] = form.predict(loss_law["params"], table["N"], table["D"])
+    samples = _law_samples(loss_law, form.params)
+    sampled = np.array([form.predict(s, table["N"], table["D"]) for s in samples]) if samples else None
+    for column, tail in (("loss_pred_lo", 2.5), ("loss_pred_hi", 97.5)):
+        table[column] = np.percentile(sampled, tail, axis=0) if sampled is not None else np.nan
+    table["loss_rel_err"] = _relative_error(table["loss_pred"], table["loss"])
+    fit_models = {p["model"] for p in loss_law["fit_set"]}
+    table["in_loss_fit"] = table["model"].isin(fit_models) & ~table["target"]
+    return table, sampled
+
+
+def add_error_predictions(
+    table: pd.DataFrame,
+    loss_samples: np.ndarray | None,
+    loss: pd.DataFrame,
+    tasks: pd.DataFrame,
+    valset: str,
+    error_law: dict,
+    prefix: str,
+) -> pd.DataFrame:
+    """Columns `{prefix}`, `{prefix}_pred`, intervals and relative error for one error law."""
+    truth = loss_and_error(loss, tasks, valset, error_law["tasks"])[["dataset", "model", "err"]]
+    table = table.merge(truth.rename(columns={"err": prefix}), on=["dataset", "model"], how="left")
+    table[f"{prefix}_pred"] = laws.error_law(table["loss_pred"], **error_law["params"])
+    error_samples = _law_samples(error_law, laws.ERROR_PARAMS)
+    count = min(len(error_samples), 0 if loss_samples is None else len(loss_samples))
+    chained = np.array([laws.error_law(loss_samples[i], **error_samples[i]) for i in range(count)])
+    for column, tail in ((f"{prefix}_pred_lo", 2.5), (f"{prefix}_pred_hi", 97.5)):
+        table[column] = np.percentile(chained, tail, axis=0) if count else np.nan
+    table[f"{prefix}_rel_err"] = _relative_error(table[f"{prefix}_pred"], table[prefix])
+    return table
+
+
+def predict(
+    loss: pd.DataFrame,
+    tasks: pd.DataFrame,
+    loss_law: dict,
+    error_law_selected: dict,
+    error_law_all: dict,
+    dataset: str,
+    valset: str,
+    targets: list[dict] = (),
+) -> pd.DataFrame:
+    table, loss_samples = loss_predictions(loss, loss_law, dataset, valset, targets)
+    table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_selected, "err")
+    table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_all, "err_all")
+    error_fit_models = {p["model"] for p in error_law_selected["fit_set"]}
+    table["in_error_fit"] = table["model"].isin(error_fit_models) & ~table["target"]
+    leading = ["model", "dataset", "size", "N", "M", "D", "C", "target", "loss", "loss_pred", "loss_rel_err",
+               "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
+    return table[leading + [c for c in table.columns if c not in leading]].sort_values(["target", "N", "M"])
+
+
+def read_json(path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loss-table", required=True)
+    parser.add_argument("--tasks-table", required=True)
+    parser.add_argument("--loss-law", required=True)
+    parser.add_argument("--error-law", required=True, help="error law over the selected tasks")
+    parser.add_argument("--error-law-all", required=True, help="error law over every task")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--valset", required=True)
+    parser.add_argument("--targets", default="[]", help='JSON list of {"name", "N", "M"}')
+    parser.add_argument("--out", required=True)
+
+
+def main(args) -> None:
+    table = predict(
+        testbed.read_loss_table(args.loss_table),
+        testbed.read_task_table(args.tasks_table),
+        read_json(args.loss_law),
+        read_json(args.error_law),
+        read_json(args.error_law_all),
+        args.dataset,
+        args.valset,
+        json.loads(args.targets),
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    measured = table[~table["target"]]
+    log.info("predicted %d models and %d targets; median relative error: loss %.2f%%, error %.2f%%",
+             len(measured), int(table["target"].sum()), 100 * measured["loss_rel_err"].median(),
+             100 * measured["err_rel_err"].median())
