@@ -162,6 +162,7 @@ def _huber_objective(theta, log_N, log_D, log_L, delta, tied):
     return float(np.sum(huber(residual, delta))), grad
 
 
+HUBER_REFINED_STARTS = 24
 HUBER_START_GRID = {
     "e": (-1.0, 0.0, 1.0),
     "log_A": (0.0, 5.0, 10.0, 15.0),
@@ -179,6 +180,11 @@ def huber_fit(
     names = ["e", "log_A", "log_B", "alpha"] + ([] if tied else ["beta"])
     if starts is None:
         starts = grid(HUBER_START_GRID, names)
+    if len(starts) > HUBER_REFINED_STARTS:
+        # Descend only from the starts that already fit best: most of a coarse grid lies far
+        # from any minimum, and an L-BFGS run costs hundreds of objective evaluations.
+        values = [_huber_objective(np.asarray(s, float), log_N, log_D, log_L, delta, tied)[0] for s in starts]
+        starts = [starts[i] for i in np.argsort(values)[:HUBER_REFINED_STARTS]]
     best, best_value = None, np.inf
     for start in starts:
         result = minimize(

@@ -8,7 +8,9 @@
 # Assumes the Debian packages from tests/slurm/install.sh are present
 # (slurmctld, slurmd, munge); installs nothing. Needs root (slurmd runs jobs
 # as the submitting user). Everything (munge key and socket, state, spool,
-# logs, rendered slurm.conf) lives under DIR; /etc is not touched.
+# logs, rendered slurm.conf) lives under DIR; /etc is not touched. Outside
+# DIR only one symlink is made: /run/slurm/conf/slurm.conf -> DIR/slurm.conf
+# (why: see below), removed again by stop_cluster.sh.
 # Idempotent: if the cluster in DIR already answers, it is left running.
 # Last line of stdout on success: `export SLURM_CONF=DIR/slurm.conf`.
 set -euo pipefail
@@ -30,6 +32,18 @@ for bin in munged slurmctld slurmd sinfo scontrol; do
 done
 [ "$(id -u)" = 0 ] || die "must run as root (slurmd launches jobs as their owner)"
 
+# Where job steps find the configuration. Snakemake's slurm-jobstep executor
+# strips every SLURM_* variable (SLURM_CONF included) before it calls `srun`
+# inside a job, so srun falls back to /etc/slurm/slurm.conf and then to
+# /run/slurm/conf/slurm.conf (the configless cache path). We link our file at
+# the latter and refuse to run where a real installation owns either path.
+SYS_CONF=/etc/slurm/slurm.conf
+RUN_CONF=/run/slurm/conf/slurm.conf
+[ -e "$SYS_CONF" ] && die "$SYS_CONF exists (a real SLURM installation?); job steps would use it instead of the test cluster"
+if [ -e "$RUN_CONF" ] && [ ! -L "$RUN_CONF" ]; then
+    die "$RUN_CONF exists and is not our symlink (a configless slurmd?); not touching it"
+fi
+
 export SLURM_CONF="$CONF"
 
 alive() {  # pidfile -> 0 if that process runs
@@ -43,7 +57,8 @@ node_ready() {
     return 1
 }
 
-if [ -f "$CONF" ] && alive "$DIR/run/munged.pid" && alive "$DIR/run/slurmctld.pid" \
+if [ -f "$CONF" ] && [ "$(readlink "$RUN_CONF" 2>/dev/null)" = "$CONF" ] \
+    && alive "$DIR/run/munged.pid" && alive "$DIR/run/slurmctld.pid" \
     && alive "$DIR/run/slurmd.pid" && node_ready; then
     echo "start_cluster: cluster in $DIR already running"
     echo "export SLURM_CONF=$CONF"
@@ -82,12 +97,15 @@ if ! alive "$DIR/run/munged.pid"; then
         || die "munged failed to start; see $DIR/log/munged.log"
 fi
 
+mkdir -p "$(dirname "$RUN_CONF")"
+ln -sfn "$CONF" "$RUN_CONF"
+
 if ! alive "$DIR/run/slurmctld.pid"; then
     # -c: clear saved state, so a stale node/job table never blocks a fresh start.
     slurmctld -c -f "$CONF" || die "slurmctld failed to start; see $DIR/log/slurmctld.log"
 fi
 if ! alive "$DIR/run/slurmd.pid"; then
-    slurmd -N localhost --conf-server "127.0.0.1:$CTLD_PORT" || die "slurmd failed to start; see $DIR/log/slurmd.log"
+    slurmd -N localhost -f "$CONF" || die "slurmd failed to start; see $DIR/log/slurmd.log"
 fi
 
 deadline=$(( $(date +%s) + TIMEOUT ))

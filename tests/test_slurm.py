@@ -1,0 +1,271 @@
+"""The SLURM profile: the sbatch calls it produces, and a run on a real one-node cluster.
+
+Three levels, cheapest first:
+- the plugin's own sbatch builder (a pure function) on a GPU job and a CPU job;
+- `snakemake --profile profiles/slurm` on a throwaway workflow against fake
+  SLURM commands that record every sbatch call and refuse it, so each job is
+  retried and the calls show resources growing with `attempt`;
+- the same profile against a real one-node cluster (slurmctld + slurmd +
+  munged started by tests/slurm/start_cluster.sh); skipped when SLURM is not
+  installed (tests/slurm/install.sh) or its daemons cannot start here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "profiles" / "slurm"
+SLURM_TESTS = REPO / "tests" / "slurm"
+
+pytestmark = pytest.mark.slow
+
+plugin = pytest.importorskip(
+    "snakemake_executor_plugin_slurm",
+    reason="snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')",
+)
+
+
+class _Resources(dict):
+    """What a Snakemake job's `resources` looks like to the plugin: .get() and attributes."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as err:
+            raise AttributeError(name) from err
+
+
+def _sbatch_call(threads: int = 1, **resources) -> str:
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    job = SimpleNamespace(resources=_Resources(resources), threads=threads)
+    params = {
+        "run_uuid": "run-id",
+        "slurm_logfile": "/tmp/%j.log",
+        "comment_str": "rule_x",
+        "account": " -A proj",
+        "partition": " -p gpu",
+        "workdir": "/work",
+    }
+    settings = SimpleNamespace(requeue=False, no_requeue=False, qos=None, reservation=None)
+    # The executor builds the call exactly so: the submit string, then the GPU part.
+    return get_submit_command(job, params, settings=settings) + set_gres_string(job)
+
+
+def test_plugin_builds_gpu_and_cpu_sbatch_calls():
+    gpu = shlex.split(_sbatch_call(gpu=8, mem_mb=64000, runtime=720, cpus_per_gpu=8))
+    assert "--gpus=8" in gpu
+    assert gpu[gpu.index("--mem") + 1] == "64000"
+    assert gpu[gpu.index("-t") + 1] == "720"
+    assert "--cpus-per-gpu=8" in gpu
+    # One task: torchrun starts the per-GPU processes itself.
+    assert not any(arg.startswith("--ntasks") for arg in gpu)
+    assert gpu[gpu.index("-A") + 1] == "proj" and gpu[gpu.index("-p") + 1] == "gpu"
+
+    # The --gres spelling and a GPU model, for sites that want them.
+    assert "--gres=gpu:a100:4" in _sbatch_call(gres="gpu:a100:4", mem_mb=1000)
+    assert "--gpus=a100:2" in _sbatch_call(gpu=2, gpu_model="a100")
+
+    cpu = shlex.split(_sbatch_call(threads=4, mem_mb=8000, runtime=60))
+    assert "--ntasks=1" in cpu and "--cpus-per-task=4" in cpu
+    assert not any(arg.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for arg in cpu)
+    assert cpu[cpu.index("--mem") + 1] == "8000" and cpu[cpu.index("-t") + 1] == "60"
+
+
+# A throwaway workflow whose rule names match the profile's set-resources.
+# `train` asks for its GPUs itself, as the real rule does from the model size.
+PROFILE_WORKFLOW = """
+rule all:
+    input: "train.done", "eval_loss.done", "fit_loss.done"
+
+rule train:
+    output: "train.done"
+    threads: 2
+    resources: gpu=8
+    shell: "touch {output}"
+
+rule eval_loss:
+    output: "eval_loss.done"
+    shell: "touch {output}"
+
+rule fit_loss:
+    output: "fit_loss.done"
+    threads: 2
+    shell: "touch {output}"
+"""
+
+FAKE_COMMANDS = {
+    # Records each call (one file per call: the plugin submits from two
+    # threads at once) without the --wrap payload, then refuses it.
+    "sbatch": """#!/usr/bin/env bash
+args=()
+for a in "$@"; do case "$a" in --wrap=*) ;; *) args+=("$a") ;; esac; done
+printf '%q ' "${args[@]}" > "$(mktemp "$SBATCH_CALLS/call.XXXXXX")"
+echo "sbatch: error: refused by the test" >&2
+exit 1
+""",
+    "sinfo": "#!/bin/sh\nprintf 'PARTITION\\ngpu*\\ncpu\\n'\n",
+    "squeue": "#!/bin/sh\nexit 0\n",
+    "sacct": "#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2\nexit 1\n",
+    "scontrol": "#!/bin/sh\necho 'MinJobAge               = 300 sec'\n",
+    "scancel": "#!/bin/sh\nexit 0\n",
+}
+
+
+def _snakemake(workdir: Path, *args: str, env: dict, timeout: int) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), *args]
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_profile_sbatch_calls_grow_with_attempt(tmp_path):
+    fakebin = tmp_path / "bin"
+    fakebin.mkdir()
+    for name, body in FAKE_COMMANDS.items():
+        path = fakebin / name
+        path.write_text(body)
+        path.chmod(0o755)
+    (tmp_path / "Snakefile").write_text(PROFILE_WORKFLOW)
+    calls_dir = tmp_path / "sbatch_calls"
+    calls_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
+    env.update(PATH=f"{fakebin}{os.pathsep}{env.get('PATH', '')}", SBATCH_CALLS=str(calls_dir))
+
+    # No job ever runs, so status checks are moot; a short first delay only
+    # keeps Snakemake from sleeping 40 s at shutdown.
+    result = _snakemake(
+        tmp_path,
+        "--slurm-init-seconds-before-status-checks", "1",
+        "--seconds-between-status-checks", "1",
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode != 0, "every sbatch call is refused, so the run must fail"
+    calls = [shlex.split(path.read_text()) for path in calls_dir.iterdir()]
+
+    def flag(call, name):
+        return call[call.index(name) + 1]
+
+    def calls_of(rule):
+        """The rule's sbatch calls, in attempt order (memory grows with the attempt)."""
+        mine = [c for c in calls if flag(c, "--comment") == f"rule_{rule}"]
+        return sorted(mine, key=lambda c: int(flag(c, "--mem")))
+
+    # Profile: retries 2, i.e. three attempts per job, resources x1, x2, x3.
+    train = calls_of("train")
+    assert len(train) == 3, result.stderr[-3000:]
+    assert [flag(c, "--mem") for c in train] == ["64000", "128000", "192000"]
+    assert [flag(c, "-t") for c in train] == ["720", "1440", "2160"]
+    for call in train:
+        assert "--gpus=8" in call  # the rule's own gpu passes through untouched
+        assert "--cpus-per-gpu=8" in call
+        assert flag(call, "-p") == "gpu"  # the cluster's default partition (sinfo's '*')
+
+    eval_loss = calls_of("eval_loss")
+    assert len(eval_loss) == 3
+    assert all("--gpus=1" in c for c in eval_loss)
+    assert [flag(c, "--mem") for c in eval_loss] == ["32000", "64000", "96000"]
+
+    fit_loss = calls_of("fit_loss")
+    assert len(fit_loss) == 3
+    for call in fit_loss:
+        assert not any(arg.startswith(("--gpus", "--gres", "--cpus-per-gpu")) for arg in call)
+        assert "--ntasks=1" in call and "--cpus-per-task=4" in call
+    assert [flag(c, "-t") for c in fit_loss] == ["60", "120", "180"]
+
+
+# ---------------------------------------------------------------------------
+# A real one-node cluster.
+
+CLUSTER_DIR = Path(os.environ.get("LMSCALE_SLURM_DIR", "/tmp/lmscale-slurm"))
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    missing = [b for b in ("slurmctld", "slurmd", "munged", "sbatch", "squeue", "srun") if not shutil.which(b)]
+    if missing:
+        pytest.skip(f"SLURM/MUNGE not installed (missing {', '.join(missing)}); run tests/slurm/install.sh")
+    if os.geteuid() != 0:
+        pytest.skip("the one-node test cluster needs root (slurmd runs jobs as their owner)")
+    start = subprocess.run(
+        ["bash", str(SLURM_TESTS / "start_cluster.sh"), str(CLUSTER_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if start.returncode != 0:
+        pytest.skip(f"the one-node SLURM cluster could not start here:\n{start.stdout}{start.stderr}"[-2000:])
+    started_here = "already running" not in start.stdout
+    conf = CLUSTER_DIR.resolve() / "slurm.conf"
+    yield conf
+    if started_here:
+        subprocess.run(["bash", str(SLURM_TESTS / "stop_cluster.sh"), str(CLUSTER_DIR)], timeout=60)
+
+
+CLUSTER_WORKFLOW = """
+rule all:
+    input: "counted.txt"
+
+rule hello:
+    output: "hello.txt"
+    resources: mem_mb=500
+    shell: "echo job=$SLURM_JOB_ID host=$(hostname) > {output}"
+
+rule count:
+    input: "hello.txt"
+    output: "counted.txt"
+    threads: 2
+    resources: mem_mb=500
+    shell: "wc -l < {input} > {output}; echo job=$SLURM_JOB_ID cpus=$SLURM_CPUS_PER_TASK >> {output}"
+"""
+
+
+def test_workflow_runs_on_one_node_cluster(slurm_cluster, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
+    env["SLURM_CONF"] = str(slurm_cluster)
+
+    probe = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "-o", str(tmp_path / "probe.out"), "--wrap", "hostname"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+
+    (tmp_path / "Snakefile").write_text(CLUSTER_WORKFLOW)
+    # The profile's 40 s first status check suits a real cluster, not a test.
+    # The plugin waits init, init+10, init+20, ... s between checks until a job
+    # finishes; each job here takes ~10-15 s (Snakemake starts inside it), so
+    # init=5 sees it finished at the second check (20 s).
+    result = _snakemake(
+        tmp_path,
+        "--slurm-init-seconds-before-status-checks", "5",
+        "--seconds-between-status-checks", "1",
+        env=env,
+        timeout=150,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "has been submitted with SLURM jobid" in output
+
+    hello = (tmp_path / "hello.txt").read_text()
+    counted = (tmp_path / "counted.txt").read_text().splitlines()
+    jobs = re.findall(r"job=(\d+)", hello + "\n".join(counted))
+    assert len(jobs) == 2 and jobs[0] != jobs[1], "each rule ran as its own SLURM job"
+    assert counted[0].strip() == "1"
+    assert "cpus=2" in counted[1]  # threads became --cpus-per-task
+    # squeue (no accounting database) saw both jobs finish.
+    states = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "-j", ",".join(jobs), "-o", "%T"],
+        env=env, capture_output=True, text=True, timeout=30,
+    ).stdout.split()
+    assert states == ["COMPLETED", "COMPLETED"], states
