@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTBEDS = Path(os.environ.get("LMSCALE_TESTBEDS", REPO.parent / "shared" / "testbeds"))
 
 
-def testbed_or_skip(name: str) -> Path:
+def shared_testbed(name: str) -> Path:
     path = SHARED_TESTBEDS / name
     if not path.is_dir():
         pytest.skip(f"the published testbed {name} is not at {path} (set LMSCALE_TESTBEDS to its parent folder)")
@@ -20,9 +20,9 @@ def testbed_or_skip(name: str) -> Path:
 
 @pytest.fixture
 def gadre2024() -> Path:
-    return testbed_or_skip("gadre2024")
+    return shared_testbed("gadre2024")
 
 
 @pytest.fixture
 def chinchilla_epoch2024() -> Path:
-    return testbed_or_skip("chinchilla_epoch2024")
+    return shared_testbed("chinchilla_epoch2024")

@@ -1,0 +1,110 @@
+"""The analysis half on the paper's released testbed, through the real workflow:
+the 17 tasks at t = 10, Table 6's laws, Figure 1's relative errors, the heatmaps,
+and reruns limited to what is stale."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import shared_testbed
+from tests.workflow import REPO, planned_jobs, snakemake
+
+pytestmark = [pytest.mark.slow, pytest.mark.testbed]
+
+PAPER_17_TASKS = {
+    "arc_easy", "bigbench_cs_algorithms", "bigbench_dyck_languages", "bigbench_novel_concepts",
+    "bigbench_operators", "bigbench_qa_wikidata", "boolq", "commonsense_qa", "copa", "coqa", "hellaswag",
+    "hellaswag_zeroshot", "lambada_openai", "piqa", "pubmed_qa_labeled", "squad", "winograd",
+}
+DATASETS = ["c4_original", "rpj", "rw_original"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    testbed = shared_testbed("gadre2024")
+    workdir = tmp_path_factory.mktemp("gadre2024")
+    args = ["--configfile", str(REPO / "configs" / "gadre2024.yaml"), "--config", f"testbed_path={testbed}"]
+    snakemake(workdir, *args)
+    return workdir, args, workdir / "results" / "gadre2024"
+
+
+def test_threshold_10_keeps_the_papers_17_tasks(study):
+    _, _, results = study
+    selection = json.loads((results / "laws" / "tasks_t10.json").read_text())
+    assert set(selection["tasks"]) == PAPER_17_TASKS
+    assert len(selection["margins"]) == 46
+
+
+def test_redpajama_laws_match_table_6(study):
+    _, _, results = study
+    loss_law = json.loads((results / "laws/rpj/c4_val/loss_law.json").read_text())
+    error_law = json.loads((results / "laws/rpj/c4_val/error_law_t10.json").read_text())
+    assert round(loss_law["E"], 2) == 1.84
+    assert round(loss_law["a"]) == 212
+    assert round(loss_law["b"]) == 367
+    assert round(loss_law["eta"], 3) == 0.136
+    assert round(error_law["eps"], 3) == 0.857
+    assert round(error_law["k"], 2) == 2.21
+    assert round(error_law["gamma"], 3) == 0.715
+    for law, names in ((loss_law, "E a b eta"), (error_law, "eps k gamma")):
+        for name in names.split():
+            low, high = law["intervals"][name]
+            assert low <= law[name] <= high
+
+
+def test_every_dataset_has_both_laws(study):
+    _, _, results = study
+    for dataset in DATASETS:
+        loss_law = json.loads((results / f"laws/{dataset}/c4_val/loss_law.json").read_text())
+        assert {"E", "a", "b", "eta"} <= set(loss_law)
+        assert len(loss_law["fit_set"]) == 5
+        error_law = json.loads((results / f"laws/{dataset}/c4_val/error_law_t10.json").read_text())
+        assert {"eps", "k", "gamma"} <= set(error_law)
+        assert len(error_law["fit_set"]) == 6
+
+
+def test_predictions_reproduce_figure_1(study):
+    _, _, results = study
+    table = pd.read_csv(results / "predictions/rpj/c4_val_t10.csv")
+    for column in ["model", "size", "N", "M", "D", "C", "loss", "loss_pred", "loss_rel_err", "err", "err_pred",
+                   "err_rel_err", "in_loss_fit", "in_error_fit"]:
+        assert column in table.columns
+    by_run = table.set_index(["size", "M"])
+    assert round(100 * by_run.loc[("1.4B", 640.0), "loss_rel_err"], 1) == 0.7
+    assert round(100 * by_run.loc[("6.9B", 20.0), "loss_rel_err"], 1) == 0.7
+    assert round(100 * by_run.loc[("1.4B", 640.0), "err_rel_err"], 1) == 3.6
+    assert round(100 * by_run.loc[("6.9B", 20.0), "err_rel_err"], 2) == 0.05
+    assert by_run["in_loss_fit"].sum() == 5 and by_run["in_error_fit"].sum() == 6
+    targets = table[table["target"]]
+    assert set(targets["model"]) == {"70B", "6.9B_M320"}
+    assert targets["loss"].isna().all() and targets["loss_pred"].notna().all()
+    assert (targets["loss_pred_lo"] <= targets["loss_pred"]).all()
+    assert (targets["loss_pred"] <= targets["loss_pred_hi"]).all()
+
+
+def test_heatmaps_exist_for_every_dataset(study):
+    _, _, results = study
+    for dataset in DATASETS:
+        for name in ("loss_heatmap", "error_heatmap_t10", "loss_vs_compute", "error_vs_loss_t10"):
+            for ext in ("png", "pdf"):
+                assert (results / f"figures/{dataset}/c4_val/{name}.{ext}").stat().st_size > 5000
+
+
+def test_rerun_does_only_what_is_stale(study):
+    workdir, args, _ = study
+    assert planned_jobs(workdir, *args) == {}
+    planned = planned_jobs(workdir, *args, "threshold=20")
+    assert planned == {
+        "select_tasks": 1, "fit_error": 3, "predict": 3, "error_heatmap": 3, "error_vs_loss": 3, "all": 1,
+    }
+    preset = yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text())
+    preset["figures"]["heatmap_max_percent"] = 10
+    restyled = workdir / "restyled.yaml"
+    restyled.write_text(yaml.safe_dump(preset))
+    assert planned_jobs(workdir, "--configfile", str(restyled), *args[2:]) == {
+        "loss_heatmap": 3, "error_heatmap": 3, "all": 1,
+    }

@@ -1,0 +1,115 @@
+"""Importing published results: the paper's release and tidy tables, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from lmscale import fit_loss, importer, select, testbed
+
+pytestmark = pytest.mark.testbed
+
+RUNS = ["rpj-d=96_l=8_h=4-1.0", "rpj-d=512_l=8_h=4-1.0", "rpj-d=576_l=24_h=8-1.0", "rpj-d=1024_l=24_h=8-1.0",
+        "rpj-d=96_l=8_h=4-16.0"]
+
+
+@pytest.fixture
+def small_release(gadre2024, tmp_path):
+    """Five runs of the release in a scratch folder, to be damaged by the tests."""
+    for folder in ("models", "evals"):
+        (tmp_path / folder).mkdir()
+    for run in RUNS:
+        shutil.copy(gadre2024 / "models" / f"{run}.json", tmp_path / "models")
+        shutil.copy(gadre2024 / "evals" / f"evaluation_{run}_heavy.json", tmp_path / "evals")
+    shutil.copy(gadre2024 / "eval_metadata.csv", tmp_path)
+    return tmp_path
+
+
+def test_valset_names_follow_the_release():
+    assert importer.valset_name("training/eval_data/c4_val/shard-{0000000..0000010}.tar") == "c4_val"
+    assert importer.valset_name("x/val_tok_mult/paloma_ptb/00000001.tar") == "paloma_ptb"
+    assert importer.valset_name("x/val_tok_mult/de-en/val_de-en_100.tar") == "val_de-en_100"
+
+
+def test_release_imports_as_tidy_tables(small_release):
+    loss, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"], {"d=96_l=8_h=4": "0.011B"})
+    assert loss["model"].nunique() == 5
+    assert loss["valset"].nunique() == 8
+    assert len(tasks) == 5 * 46
+    tiny = loss[(loss["size"] == "0.011B") & (loss["valset"] == "c4_val")].set_index("M")
+    assert tiny.loc[320.0, "D"] / tiny.loc[320.0, "N"] == pytest.approx(320, rel=1e-3)
+    assert tiny.loc[320.0, "C"] == pytest.approx(6 * tiny.loc[320.0, "N"] * tiny.loc[320.0, "D"])
+    assert (tasks["random_baseline"].between(0, 1)).all()
+
+
+def test_missing_eval_file_is_named(small_release):
+    (small_release / "evals" / f"evaluation_{RUNS[0]}_heavy.json").unlink()
+    with pytest.raises(FileNotFoundError, match=f"evaluation_{RUNS[0]}_heavy.json"):
+        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+
+
+def test_model_without_the_chosen_valset_is_named(small_release):
+    with pytest.raises(ValueError, match=r"has no loss for validation set 'paloma_wikitext'"):
+        importer.import_gadre2024(small_release, ["rpj"], ["paloma_wikitext"])
+
+
+def test_task_missing_from_metadata_is_named(small_release):
+    metadata = pd.read_csv(small_release / "eval_metadata.csv")
+    metadata[metadata["Eval Task"] != "copa"].to_csv(small_release / "eval_metadata.csv", index=False)
+    with pytest.raises(ValueError, match=r"task 'copa' is missing from .*eval_metadata.csv"):
+        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+
+
+def test_missing_field_is_named(small_release):
+    path = small_release / "models" / f"{RUNS[1]}.json"
+    record = json.loads(path.read_text())
+    del record["hyperparameters"]["tokens"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"missing field 'hyperparameters.tokens'"):
+        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+
+
+def test_tidy_tables_from_elsewhere_give_the_same_law(small_release, tmp_path):
+    labels = {"d=96_l=8_h=4": "s", "d=512_l=8_h=4": "m", "d=576_l=24_h=8": "l", "d=1024_l=24_h=8": "xl"}
+    loss, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"], labels)
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    # A lab's own table: only the required columns, M and C left to be derived.
+    loss[["model", "dataset", "size", "N", "D", "valset", "loss"]].to_csv(lab / "loss.csv", index=False)
+    reloaded, no_tasks = importer.import_tables(lab, ["rpj"], ["c4_val"])
+    assert no_tasks is None
+    points = [("s", 20), ("m", 20), ("l", 20), ("xl", 20), ("s", 320)]
+    direct = fit_loss.fit_loss(loss, "rpj", "c4_val", points, bootstrap_samples=0)
+    via_tables = fit_loss.fit_loss(reloaded, "rpj", "c4_val", points, bootstrap_samples=0)
+    for name in ("E", "a", "b", "eta"):
+        assert via_tables[name] == pytest.approx(direct[name], rel=1e-9)
+    tasks[["model", "dataset", "task", "acc", "random_baseline"]].to_csv(lab / "tasks.csv", index=False)
+    _, reloaded_tasks = importer.import_tables(lab, ["rpj"], ["c4_val"])
+    assert len(reloaded_tasks) == len(tasks) and reloaded_tasks["N"].notna().all()
+
+
+def test_fit_set_point_without_a_run_is_named(small_release):
+    loss, _ = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+    with pytest.raises(ValueError, match=r"no run of size 'd=96_l=8_h=4' at M = 640"):
+        fit_loss.fit_loss(loss, "rpj", "c4_val", [("d=96_l=8_h=4", 640)], bootstrap_samples=0)
+
+
+def test_selection_margin_and_unknown_reference_size(small_release):
+    _, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+    margins = select.task_margins(tasks, "d=576_l=24_h=8")
+    ref = tasks[(tasks["size"] == "d=576_l=24_h=8") & (tasks["task"] == "piqa")].iloc[0]
+    assert margins["piqa"] == pytest.approx(100 * (ref["acc"] - ref["random_baseline"]))
+    kept = select.select_tasks(tasks, "d=576_l=24_h=8", 10)["tasks"]
+    assert all(margins[t] >= 10 for t in kept) and all(margins[t] < 10 for t in set(margins.index) - set(kept))
+    with pytest.raises(ValueError, match=r"reference size '0.154B'"):
+        select.select_tasks(tasks, "0.154B", 10)
+
+
+def test_average_error_refuses_models_missing_tasks(small_release):
+    _, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+    tasks = tasks[~((tasks["model"] == RUNS[0]) & (tasks["task"] == "copa"))]
+    with pytest.raises(ValueError, match=f"model '{RUNS[0]}' .* 45 of the 46 tasks"):
+        testbed.average_error(tasks)
