@@ -5,14 +5,16 @@ from lmscale import config as study_config
 
 RESULTS = f"results/{config['study']}"
 LOGS = f"{RESULTS}/logs"
+# Every rule runs the `lmscale` command; with --software-deployment-method conda, from this environment.
+ENV = "../../envs/lmscale.yaml"
 
 # One run of the grid is "{size}_M{mult}" under its dataset.
-MODEL_DIR = RESULTS + "/models/{dataset}/{size}_M{mult}"
-RUN_JSON = MODEL_DIR + "/run.json"
-LOSS_EVAL = RESULTS + "/eval/loss/{dataset}/{size}_M{mult}/{valset}.json"
-TASK_EVAL = RESULTS + "/eval/tasks/{dataset}/{size}_M{mult}.json"
-LOSS_TABLE = RESULTS + "/testbed/loss.csv"
-TASK_TABLE = RESULTS + "/testbed/tasks.csv"
+MODEL_DIR = f"{RESULTS}/models/{{dataset}}/{{size}}_M{{mult}}"
+RUN_JSON = f"{MODEL_DIR}/run.json"
+LOSS_EVAL = f"{RESULTS}/eval/loss/{{dataset}}/{{size}}_M{{mult}}/{{valset}}.json"
+TASK_EVAL = f"{RESULTS}/eval/tasks/{{dataset}}/{{size}}_M{{mult}}.json"
+LOSS_TABLE = f"{RESULTS}/testbed/loss.csv"
+TASK_TABLE = f"{RESULTS}/testbed/tasks.csv"
 
 
 wildcard_constraints:
@@ -47,7 +49,7 @@ def expand_runs(pattern, **extra):
 
 
 def threshold_tag():
-    return "t" + study_config.format_multiplier(config["threshold"])
+    return f"t{study_config.format_multiplier(config['threshold'])}"
 
 
 def analysis_datasets():
@@ -70,4 +72,54 @@ def analysis_targets():
 
 
 def all_targets():
-    return analysis_targets() + figure_targets()
+    return [*analysis_targets(), *figure_targets()]
+
+
+# ---- laws ----
+
+FIT = {"form": "gadre", "method": "least_squares", "huber_delta": 1e-3, "bootstrap": 200, "seed": 0}
+FIT.update(config.get("fit", {}))
+LAWS = f"{RESULTS}/laws/{{dataset}}/{{valset}}"
+
+
+def error_fit_tasks(wildcards):
+    """The selection file for a threshold task set; nothing for the all-task average."""
+    if wildcards.taskset == "all":
+        return []
+    return f"{RESULTS}/laws/tasks_{wildcards.taskset}.json"
+
+
+# ---- figures ----
+
+FIGURE_SETTINGS = {"formats": ["png", "pdf"], "dpi": 150, "heatmap_max_percent": 20}
+FIGURE_SETTINGS.update(config.get("figures", {}))
+FIGURE_DIR = f"{RESULTS}/figures/{{dataset}}/{{valset}}"
+
+
+def figure_files(name):
+    """The figure in every configured format; the PNG goes into the report."""
+    files = []
+    for ext in FIGURE_SETTINGS["formats"]:
+        path = f"{FIGURE_DIR}/{name}.{ext}"
+        if ext == "png":
+            path = report(
+                path,
+                caption=f"../report/{name.split('_t{t}')[0]}.rst",
+                category="{dataset}",
+                subcategory="{valset}",
+                labels={"figure": name.replace("_t{t}", ""), "dataset": "{dataset}", "valset": "{valset}"},
+            )
+        files.append(path)
+    return files
+
+
+def figure_targets():
+    t = threshold_tag()
+    names = ["loss_heatmap", "loss_vs_compute", f"error_heatmap_{t}", f"error_vs_loss_{t}"]
+    return [
+        f"{RESULTS}/figures/{dataset}/{valset}/{name}.{ext}"
+        for dataset in analysis_datasets()
+        for valset in config["valsets"]
+        for name in names
+        for ext in FIGURE_SETTINGS["formats"]
+    ]

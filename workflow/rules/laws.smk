@@ -1,19 +1,18 @@
 # Task selection, the loss and error laws, and the chained predictions.
 
-FIT = {"form": "gadre", "method": "least_squares", "huber_delta": 1e-3, "bootstrap": 200, "seed": 0}
-FIT.update(config.get("fit", {}))
-LAWS = RESULTS + "/laws/{dataset}/{valset}"
 
 
 rule select_tasks:
     input:
         tasks=TASK_TABLE,
     output:
-        RESULTS + "/laws/tasks_t{t}.json",
+        f"{RESULTS}/laws/tasks_t{{t}}.json",
     params:
         reference_size=config["reference_size"],
+    conda:
+        ENV
     log:
-        LOGS + "/select_tasks_t{t}.log",
+        f"{LOGS}/select_tasks_t{{t}}.log",
     shell:
         "lmscale select-tasks --tasks-table {input.tasks} --reference-size {params.reference_size:q}"
         " --threshold {wildcards.t} --out {output} > {log} 2>&1"
@@ -23,7 +22,7 @@ rule fit_loss:
     input:
         loss=LOSS_TABLE,
     output:
-        LAWS + "/loss_law.json",
+        f"{LAWS}/loss_law.json",
     params:
         fit_set=study_config.to_json(config["loss_fit_set"]),
         form=FIT["form"],
@@ -31,20 +30,15 @@ rule fit_loss:
         huber_delta=FIT["huber_delta"],
         bootstrap=FIT["bootstrap"],
         seed=FIT["seed"],
+    conda:
+        ENV
     log:
-        LOGS + "/fit_loss/{dataset}/{valset}.log",
+        f"{LOGS}/fit_loss/{{dataset}}/{{valset}}.log",
     shell:
         "lmscale fit-loss --loss-table {input.loss} --dataset {wildcards.dataset}"
         " --valset {wildcards.valset} --fit-set {params.fit_set:q} --form {params.form}"
         " --method {params.method} --huber-delta {params.huber_delta}"
         " --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
-
-
-def error_fit_tasks(wildcards):
-    """The selection file for a threshold task set; nothing for the all-task average."""
-    if wildcards.taskset == "all":
-        return []
-    return RESULTS + f"/laws/tasks_{wildcards.taskset}.json"
 
 
 rule fit_error:
@@ -53,14 +47,16 @@ rule fit_error:
         tasks=TASK_TABLE,
         selection=error_fit_tasks,
     output:
-        LAWS + "/error_law_{taskset}.json",
+        f"{LAWS}/error_law_{{taskset}}.json",
     params:
         fit_set=study_config.to_json(config["loss_fit_set"] + config.get("error_fit_extra", [])),
         tasks=lambda w, input: "--all-tasks" if w.taskset == "all" else f"--selection {input.selection}",
         bootstrap=FIT["bootstrap"],
         seed=FIT["seed"],
+    conda:
+        ENV
     log:
-        LOGS + "/fit_error/{dataset}/{valset}_{taskset}.log",
+        f"{LOGS}/fit_error/{{dataset}}/{{valset}}_{{taskset}}.log",
     shell:
         "lmscale fit-error --loss-table {input.loss} --tasks-table {input.tasks}"
         " --dataset {wildcards.dataset} --valset {wildcards.valset} --fit-set {params.fit_set:q}"
@@ -71,15 +67,17 @@ rule predict:
     input:
         loss=LOSS_TABLE,
         tasks=TASK_TABLE,
-        loss_law=LAWS + "/loss_law.json",
-        error_law=LAWS + "/error_law_t{t}.json",
-        error_law_all=LAWS + "/error_law_all.json",
+        loss_law=f"{LAWS}/loss_law.json",
+        error_law=f"{LAWS}/error_law_t{{t}}.json",
+        error_law_all=f"{LAWS}/error_law_all.json",
     output:
-        RESULTS + "/predictions/{dataset}/{valset}_t{t}.csv",
+        f"{RESULTS}/predictions/{{dataset}}/{{valset}}_t{{t}}.csv",
     params:
         targets=study_config.to_json(config.get("targets", [])),
+    conda:
+        ENV
     log:
-        LOGS + "/predict/{dataset}/{valset}_t{t}.log",
+        f"{LOGS}/predict/{{dataset}}/{{valset}}_t{{t}}.log",
     shell:
         "lmscale predict --loss-table {input.loss} --tasks-table {input.tasks}"
         " --loss-law {input.loss_law} --error-law {input.error_law} --error-law-all {input.error_law_all}"

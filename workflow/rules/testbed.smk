@@ -14,6 +14,8 @@ if trains_models():
         output:
             loss=LOSS_TABLE,
             tasks=TASK_TABLE,
+        conda:
+            ENV
         log:
             f"{LOGS}/collect.log",
         shell:
@@ -33,6 +35,8 @@ else:
             datasets=analysis_datasets(),
             valsets=config["valsets"],
             size_labels=study_config.to_json(config.get("size_labels", {})),
+        conda:
+            ENV
         log:
             f"{LOGS}/import_testbed.log",
         shell:
