@@ -1,9 +1,10 @@
 """Downstream accuracy of one model through lm-eval, fully offline.
 
 One model, many tasks: the checkpoint is loaded once into lm-eval's `hf`
-backend and every task runs through `lm_eval.simple_evaluate` on its own, so a
-task that fails (a dataset missing from the cache, a metric it lacks) is
-recorded under `failed` and the other tasks keep their results.
+backend and the tasks run through `lm_eval.simple_evaluate`, one call per
+shot count. A call that fails is repeated task by task, so a task that fails
+(a dataset missing from the cache, a metric it lacks) is recorded under
+`failed` and the other tasks keep their results.
 
 Two suites, chosen by the config's `tasks.suite`:
 - `offline` (the embedded default): the generated local suite
@@ -112,6 +113,24 @@ def local_tasks_of_table(table: str | Path) -> list[str]:
     ]
 
 
+def tasks_to_generate(tasks_config: dict) -> list[str]:
+    """The local tasks whose data the study needs, after `include` and `exclude`.
+
+    Read before any suite exists (by the workflow, to plan the task_suite job),
+    so a typo in `include` fails at once, naming the closest task.
+    """
+    suite = tasks_config.get("suite", "offline")
+    if suite == "offline":
+        names = task_suite.offline_suite()
+        specs = [TaskSpec(name, name, 0, 0.0, "") for name in names]
+    elif suite == "llm_foundry_46":
+        specs = table_specs(tasks_config["table"])
+    else:
+        raise ValueError(f"unknown tasks.suite {suite!r}; choose one of {', '.join(SUITES)}")
+    chosen = select_specs(specs, tasks_config.get("include"), tasks_config.get("exclude"))
+    return [spec.lm_eval_task for spec in chosen if spec.lm_eval_task in task_suite.GENERATED_TASKS]
+
+
 def select_specs(specs: list[TaskSpec], include: list[str] | None, exclude: list[str] | None) -> list[TaskSpec]:
     """`include` (all when empty) minus `exclude`; an unknown name fails, with the closest ones."""
     known = [spec.name for spec in specs]
@@ -203,6 +222,24 @@ def accuracy_of(task_results: dict) -> tuple[str, float, float]:
     )
 
 
+def run_details(output: dict, spec: TaskSpec) -> dict:
+    """Shots, kind and number of documents lm-eval actually used for one task.
+
+    A group such as mmlu reports these per subtask only; they share shots and kind.
+    """
+    name = spec.lm_eval_task
+    members = [name] if name in output.get("configs", {}) else output.get("group_subtasks", {}).get(name, [])
+    configs = [output["configs"][member] for member in members if member in output.get("configs", {})]
+    samples = output.get("n-samples", {})
+    num_docs = sum(samples.get(member, {}).get("effective", 0) for member in members)
+    num_fewshot = configs[0].get("num_fewshot") if configs else None
+    return {
+        "num_fewshot": int(spec.num_fewshot if num_fewshot is None else num_fewshot),
+        "kind": (configs[0].get("output_type") if configs else None) or spec.kind,
+        "num_docs": int(num_docs),
+    }
+
+
 def load_model(model_dir: str | Path, batch_size: int, device: str):
     """The checkpoint in lm-eval's `hf` backend, from its folder only."""
     from lm_eval.models.huggingface import HFLM
@@ -219,6 +256,25 @@ def load_model(model_dir: str | Path, batch_size: int, device: str):
     )
 
 
+def batches(specs: list[TaskSpec]) -> list[list[TaskSpec]]:
+    """Specs grouped for one `simple_evaluate` call each: the same shots, no name twice.
+
+    Each call costs seconds of lm-eval's own bookkeeping (it probes the
+    environment with `pip list`), so the tasks share calls wherever they can.
+    """
+    groups: list[list[TaskSpec]] = []
+    for spec in specs:
+        for group in groups:
+            if group[0].num_fewshot == spec.num_fewshot and all(
+                other.lm_eval_task != spec.lm_eval_task for other in group
+            ):
+                group.append(spec)
+                break
+        else:
+            groups.append([spec])
+    return groups
+
+
 def evaluate_model(
     model_dir: str | Path,
     specs: list[TaskSpec],
@@ -230,7 +286,8 @@ def evaluate_model(
 ) -> dict:
     """Accuracy and standard error of one model on every task of `specs`.
 
-    Returns {"tasks": {name: {...}}, "failed": {name: message}}.
+    Returns {"tasks": {name: {...}}, "failed": {name: message}}. A call that
+    fails is repeated task by task, so one broken task loses only itself.
     """
     set_offline()
     needs_builtin = any(
@@ -244,43 +301,64 @@ def evaluate_model(
     lm = load_model(model_dir, batch_size, device)
     results: dict[str, dict] = {}
     failed: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir:
-        for spec in specs:
-            started = time.perf_counter()
-            local = local_task_config(suite_dir, spec.lm_eval_task, cache_dir) if suite_dir else None
+
+    def run(batch: list[TaskSpec], cache_dir: str) -> None:
+        """One simple_evaluate call; raises if lm-eval does."""
+        local = {spec.name: local_task_config(suite_dir, spec.lm_eval_task, cache_dir) if suite_dir else None
+                 for spec in batch}
+        output = simple_evaluate(
+            model=lm,
+            tasks=[local[spec.name] or spec.lm_eval_task for spec in batch],
+            num_fewshot=batch[0].num_fewshot,
+            task_manager=manager,
+            limit=limit,
+            bootstrap_iters=1000,
+            log_samples=False,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
+        for spec in batch:
             try:
-                output = simple_evaluate(
-                    model=lm,
-                    tasks=[local if local is not None else spec.lm_eval_task],
-                    num_fewshot=spec.num_fewshot,
-                    task_manager=manager,
-                    limit=limit,
-                    bootstrap_iters=1000,
-                    log_samples=False,
-                    random_seed=seed,
-                    numpy_random_seed=seed,
-                    torch_random_seed=seed,
-                    fewshot_random_seed=seed,
-                )
                 metric, value, stderr = accuracy_of(output["results"][spec.lm_eval_task])
-            except Exception as error:  # noqa: BLE001 (one task's failure must not lose the others)
-                log.exception("task %s failed", spec.name)
+            except (KeyError, ValueError) as error:
                 failed[spec.name] = f"{type(error).__name__}: {error}"
+                log.error("task %s: %s", spec.name, failed[spec.name])
                 continue
-            task_config = output.get("configs", {}).get(spec.lm_eval_task, {})
             results[spec.name] = {
                 "acc": value,
                 "acc_stderr": stderr,
                 "random_baseline": spec.random_baseline,
-                "num_fewshot": int(task_config.get("num_fewshot", spec.num_fewshot) or 0),
-                "kind": task_config.get("output_type", spec.kind) or spec.kind,
+                **run_details(output, spec),
                 "metric": metric,
                 "lm_eval_task": spec.lm_eval_task,
-                "num_docs": int(output.get("n-samples", {}).get(spec.lm_eval_task, {}).get("effective", 0)),
-                "seconds": round(time.perf_counter() - started, 2),
             }
             log.info("%s: %s = %.4f +- %.4f", spec.name, metric, value, stderr)
-    return {"tasks": results, "failed": failed}
+
+    def attempt(batch: list[TaskSpec], cache_dir: str) -> bool:
+        try:
+            run(batch, cache_dir)
+            return True
+        except Exception as error:  # noqa: BLE001 (one task's failure must not lose the others)
+            if len(batch) == 1:
+                log.exception("task %s failed", batch[0].name)
+                failed[batch[0].name] = f"{type(error).__name__}: {error}"
+            else:
+                names = ", ".join(spec.name for spec in batch)
+                log.warning("lm-eval failed on one of %s; evaluating them one by one", names, exc_info=True)
+            return False
+
+    with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir:
+        for batch in batches(specs):
+            if not attempt(batch, cache_dir) and len(batch) > 1:
+                for spec in batch:
+                    attempt([spec], cache_dir)
+    order = [spec.name for spec in specs]
+    return {
+        "tasks": {name: results[name] for name in order if name in results},
+        "failed": {name: failed[name] for name in order if name in failed},
+    }
 
 
 # ---------------------------------------------------------------- CLI

@@ -26,6 +26,7 @@ The YAML names its data relative to its own folder; `eval_tasks` resolves them.
 
 from __future__ import annotations
 
+import difflib
 import json
 import keyword
 import logging
@@ -113,7 +114,8 @@ def code_lines(documents: list[str], context_lines: int) -> list[CodeLine]:
 
 # Lexical tokens of a line: identifiers and numbers, or single punctuation marks.
 LEXEME = re.compile(r"\w+|[^\w\s]")
-CLOSING = {")": "(", "]": "[", "}": "{"}
+CLOSER_OF = {"(": ")", "[": "]", "{": "}"}
+CLOSERS = ")]}"
 
 
 def next_line_choice(lines: list[CodeLine], rng: random.Random, n: int) -> Iterator[Document]:
@@ -189,11 +191,11 @@ def mismatch_closing_bracket(line: str, rng: random.Random) -> str | None:
 
     Same length as the real line, so only the bracket structure tells them apart.
     """
-    positions = [i for i, ch in enumerate(line) if ch in CLOSING]
+    positions = [i for i, ch in enumerate(line) if ch in CLOSERS]
     if not positions:
         return None
     i = rng.choice(positions)
-    wrong = rng.choice([ch for ch in CLOSING if ch != line[i]])
+    wrong = rng.choice([ch for ch in CLOSERS if ch != line[i]])
     return line[:i] + wrong + line[i + 1 :]
 
 
@@ -238,7 +240,7 @@ def nested_expression(rng: random.Random, depth: int) -> tuple[str, list[str]]:
             text += rng.choice(NAMES) + "["
         else:
             text += opener
-        closers.insert(0, {"(": ")", "[": "]", "{": "}"}[opener])
+        closers.insert(0, CLOSER_OF[opener])
         if rng.random() < 0.6:
             text += rng.choice(NAMES) + (": " if opener == "{" else ", ")
     text += rng.choice(NAMES)
@@ -249,7 +251,7 @@ def bracket_next(rng: random.Random, n: int) -> Iterator[Document]:
     """Dyck-like multiple choice: which bracket closes next."""
     for _ in range(n):
         prefix, closers = nested_expression(rng, rng.randint(2, 5))
-        choices = [")", "]", "}"]
+        choices = list(CLOSERS)
         yield {"context": "x = " + prefix, "choices": choices, "label": choices.index(closers[0])}
 
 
@@ -302,8 +304,9 @@ def simple_arithmetic(spaces: bool) -> Callable[[random.Random, int], Iterator[D
 
 # ---------------------------------------------------------------- the suite
 
-# Task name -> (generator, reads held-out text). The YAML of the same name in
-# workflow/tasks/ says how lm-eval scores it; this says where its documents come from.
+# Task name -> the generator of its documents: text tasks draw from the held-out
+# lines, symbolic ones from the random stream alone. The YAML of the same name in
+# workflow/tasks/ says how lm-eval scores them; these say where the documents come from.
 TEXT_TASKS: dict[str, Callable[[list[CodeLine], random.Random, int], Iterator[Document]]] = {
     "code_next_line": next_line_choice,
     "code_line_cloze": last_token_cloze,
@@ -350,8 +353,7 @@ def task_seed(seed: int, name: str) -> int:
 
 
 def unknown_tasks_message(unknown: list[str], known: list[str]) -> str:
-    import difflib
-
+    """'unknown task 'x' (closest: y, z)': the names a typo most likely meant."""
     parts = []
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
@@ -381,15 +383,14 @@ def generate_task(
     else:
         documents = list(SYMBOLIC_TASKS[name](rng, wanted))
     # Too few documents and accuracy is noise; the error law would fit noise.
-    minimum = min(size, 20) + min(fewshot_pool, 5)
+    minimum = min(size, 20) + fewshot_pool
     if len(documents) < minimum:
         raise ValueError(
             f"task {name!r} found only {len(documents)} documents in the held-out text "
             f"(needs at least {minimum}); give the corpus a larger validation split "
-            f"or leave {name!r} out of tasks.include"
+            f"or leave {name!r} out with tasks.exclude"
         )
-    pool = min(fewshot_pool, len(documents) // 5)
-    return documents[pool:], documents[:pool]
+    return documents[fewshot_pool:], documents[:fewshot_pool]
 
 
 def write_suite(
@@ -425,6 +426,12 @@ def write_suite(
     entries = []
     for name in tasks:
         definition = task_definition(name)
+        shots = int(definition.get("num_fewshot", 0))
+        if fewshot_pool < shots:
+            raise ValueError(
+                f"task {name!r} is {shots}-shot but tasks.fewshot_pool is {fewshot_pool}: "
+                f"set fewshot_pool to at least {shots}"
+            )
         test, train = generate_task(name, random.Random(task_seed(seed, name)), size, fewshot_pool, lines)
         write_jsonl(out_dir / name / "test.jsonl", test)
         write_jsonl(out_dir / name / "train.jsonl", train)
@@ -434,7 +441,7 @@ def write_suite(
             {
                 "task": name,
                 "kind": definition["output_type"],
-                "num_fewshot": int(definition.get("num_fewshot", 0)),
+                "num_fewshot": shots,
                 "random_baseline": float(metadata["random_baseline"]),
                 "category": metadata.get("category", ""),
                 "in_the_manner_of": metadata.get("in_the_manner_of", ""),

@@ -1,0 +1,157 @@
+"""The generated offline task suite: deterministic, well-formed, honest about chance."""
+
+from __future__ import annotations
+
+import json
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmscale import cli, task_suite
+
+# Held-out "Python source" for the text tasks: a few modules of the interpreter's own library.
+HELDOUT_MODULES = ["textwrap.py", "json/encoder.py", "json/decoder.py", "shlex.py", "fnmatch.py", "glob.py",
+                   "bisect.py", "heapq.py", "string.py", "colorsys.py", "numbers.py", "queue.py", "sched.py"]
+
+
+def write_heldout(path: Path) -> Path:
+    library = Path(sysconfig.get_paths()["stdlib"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        for module in HELDOUT_MODULES:
+            handle.write(json.dumps({"text": (library / module).read_text()}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory) -> Path:
+    return write_heldout(tmp_path_factory.mktemp("data") / "validation.jsonl")
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory, heldout) -> Path:
+    out = tmp_path_factory.mktemp("suite")
+    task_suite.write_suite(out, heldout=heldout, seed=0, size=60, fewshot_pool=10)
+    return out
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_offline_suite_covers_the_papers_kinds_and_categories():
+    names = task_suite.offline_suite()
+    assert len(names) >= 8
+    definitions = [task_suite.task_definition(name) for name in names]
+    assert {d["output_type"] for d in definitions} == {"multiple_choice", "loglikelihood", "generate_until"}
+    manners = {d["metadata"]["in_the_manner_of"] for d in definitions}
+    assert {"hellaswag", "lambada_openai", "blimp", "bigbench_dyck_languages",
+            "simple_arithmetic", "bigbench_repeat_copy_logic"} <= manners
+    for definition in definitions:
+        assert definition["task"] in task_suite.GENERATED_TASKS
+        assert 0 <= definition["metadata"]["random_baseline"] < 1
+        assert isinstance(definition["num_fewshot"], int)
+
+
+def test_suite_is_deterministic(tmp_path, heldout, suite):
+    again = tmp_path / "again"
+    task_suite.write_suite(again, heldout=heldout, seed=0, size=60, fewshot_pool=10)
+    for name in task_suite.offline_suite():
+        for split in ("test", "train"):
+            assert (again / name / f"{split}.jsonl").read_bytes() == (suite / name / f"{split}.jsonl").read_bytes()
+    other = tmp_path / "other"
+    task_suite.write_suite(other, tasks=["code_next_line"], heldout=heldout, seed=1, size=60, fewshot_pool=10)
+    assert (other / "code_next_line" / "test.jsonl").read_bytes() != (suite / "code_next_line" / "test.jsonl").read_bytes()
+
+
+def test_manifest_matches_documents(suite):
+    manifest = task_suite.read_manifest(suite)
+    assert [entry["task"] for entry in manifest["tasks"]] == task_suite.offline_suite()
+    for entry in manifest["tasks"]:
+        test = read_jsonl(suite / entry["task"] / "test.jsonl")
+        train = read_jsonl(suite / entry["task"] / "train.jsonl")
+        assert len(test) == entry["num_docs"] == 60
+        assert len(train) == entry["num_fewshot_docs"] == 10
+        assert (suite / f"{entry['task']}.yaml").exists()
+        if entry["kind"] == "multiple_choice":
+            # The declared baseline is chance: one over the number of choices.
+            for doc in test:
+                assert 0 <= doc["label"] < len(doc["choices"])
+                assert entry["random_baseline"] == pytest.approx(1 / len(doc["choices"]), abs=1e-3)
+        else:
+            assert entry["random_baseline"] == 0
+            assert all(doc["target"] for doc in test)
+
+
+def test_text_tasks_read_as_intended(suite):
+    for doc in read_jsonl(suite / "code_swap_pairs" / "test.jsonl"):
+        real, corrupted = doc["choices"][doc["label"]], doc["choices"][1 - doc["label"]]
+        assert sorted(real) == sorted(corrupted) and real != corrupted  # same characters, other order
+    for doc in read_jsonl(suite / "code_bracket_pairs" / "test.jsonl"):
+        real, corrupted = doc["choices"][doc["label"]], doc["choices"][1 - doc["label"]]
+        differences = [(a, b) for a, b in zip(real, corrupted) if a != b]
+        assert len(real) == len(corrupted) and len(differences) == 1
+        assert all(ch in ")]}" for ch in differences[0])
+    for doc in read_jsonl(suite / "code_line_cloze" / "test.jsonl"):
+        assert doc["target"].isidentifier() and doc["target"] in doc["context"]
+    for doc in read_jsonl(suite / "code_next_line" / "test.jsonl"):
+        assert len(set(doc["choices"])) == 4 and doc["context"].endswith("\n")
+
+
+def test_symbolic_answers_are_right(suite):
+    for doc in read_jsonl(suite / "doctest_addition" / "test.jsonl"):
+        assert str(eval(doc["context"].removeprefix(">>> "))) == doc["target"]
+    for doc in read_jsonl(suite / "string_repetition" / "test.jsonl"):
+        assert repr(eval(doc["context"].removeprefix(">>> "))) == doc["target"]
+    for doc in read_jsonl(suite / "doctest_comparison" / "test.jsonl"):
+        assert str(eval(doc["context"].removeprefix(">>> "))) == doc["choices"][doc["label"]]
+    for doc in read_jsonl(suite / "bracket_completion" / "test.jsonl"):
+        closed = doc["context"] + doc["target"]
+        depth = 0
+        for ch in closed:
+            depth += ch in "([{"
+            depth -= ch in ")]}"
+            assert depth >= 0
+        assert depth == 0
+
+
+def test_simple_arithmetic_tasks_for_the_paper_table(tmp_path):
+    manifest = task_suite.write_suite(
+        tmp_path, tasks=["simple_arithmetic_nospaces", "simple_arithmetic_withspaces"], size=50, fewshot_pool=10
+    )
+    assert [e["num_fewshot"] for e in manifest["tasks"]] == [10, 10]
+    for doc in read_jsonl(tmp_path / "simple_arithmetic_withspaces" / "test.jsonl"):
+        assert " " in doc["context"] and str(eval(doc["context"][:-1])) == doc["target"]
+    for doc in read_jsonl(tmp_path / "simple_arithmetic_nospaces" / "test.jsonl"):
+        assert " " not in doc["context"]
+
+
+def test_yaml_names_its_data_relative_to_itself(suite):
+    definition = yaml.safe_load((suite / "code_next_line.yaml").read_text())
+    for file in definition["dataset_kwargs"]["data_files"].values():
+        assert not Path(file).is_absolute() and (suite / file).exists()
+
+
+def test_unknown_task_names_the_closest(tmp_path, heldout):
+    with pytest.raises(ValueError, match="code_next_line"):
+        task_suite.write_suite(tmp_path, tasks=["code_next_lines"], heldout=heldout)
+
+
+def test_missing_heldout_is_a_clean_error(tmp_path, caplog):
+    status = cli.main(["task-suite", "--out", str(tmp_path / "s"), "--heldout", str(tmp_path / "none.jsonl")])
+    assert status == 1
+    assert "none.jsonl" in caplog.text and "corpus" in caplog.text
+
+
+def test_too_little_text_fails_with_the_fix(tmp_path):
+    heldout = tmp_path / "tiny.jsonl"
+    heldout.write_text(json.dumps({"text": "import os\nprint(os.getcwd())\n"}) + "\n")
+    with pytest.raises(ValueError, match="larger validation split"):
+        task_suite.write_suite(tmp_path / "s", tasks=["code_next_line"], heldout=heldout)
+
+
+def test_fewshot_pool_must_hold_the_shots(tmp_path):
+    with pytest.raises(ValueError, match="fewshot_pool to at least 10"):
+        task_suite.write_suite(tmp_path, tasks=["simple_arithmetic_nospaces"], size=20, fewshot_pool=5)
