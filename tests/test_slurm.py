@@ -85,7 +85,8 @@ def test_plugin_builds_gpu_and_cpu_sbatch_calls():
 
 
 # A throwaway workflow whose rule names match the profile's set-resources.
-# `train` asks for its GPUs itself, as the real rule does from the model size.
+# `train` asks for its GPUs, memory and wall time itself, growing with the
+# attempt, as the real rule does from the model size (lmscale.resources).
 PROFILE_WORKFLOW = """
 rule all:
     input: "train.done", "eval_loss.done", "fit_loss.done"
@@ -93,7 +94,10 @@ rule all:
 rule train:
     output: "train.done"
     threads: 2
-    resources: gpu=8
+    resources:
+        gpu=8,
+        mem_mb=lambda w, attempt: 64000 * attempt,
+        runtime=lambda w, attempt: 720 * attempt,
     shell: "touch {output}"
 
 rule eval_loss:
@@ -168,7 +172,7 @@ def test_profile_sbatch_calls_grow_with_attempt(tmp_path):
     assert [flag(c, "--mem") for c in train] == ["64000", "128000", "192000"]
     assert [flag(c, "-t") for c in train] == ["720", "1440", "2160"]
     for call in train:
-        assert "--gpus=8" in call  # the rule's own gpu passes through untouched
+        assert "--gpus=8" in call  # the rule's own gpu, mem_mb and runtime pass through untouched
         assert "--cpus-per-gpu=8" in call
         assert flag(call, "-p") == "gpu"  # the cluster's default partition (sinfo's '*')
 

@@ -2,6 +2,7 @@
 import json
 
 from lmscale import config as study_config
+from lmscale import resources as job_resources
 
 RESULTS = f"results/{config['study']}"
 LOGS = f"{RESULTS}/logs"

@@ -1,0 +1,155 @@
+"""Cluster resources of a training job: GPUs, host memory and wall time.
+
+A pure function of the model's shape, the run's token budget D = M x N and the
+attempt, so that the `train` rule can ask SLURM (or a workstation's scheduler)
+for what a run needs, and for more on every retry.
+
+Assumptions, stated once:
+- compute per training token is 6 N + 6 x depth x context x width FLOPs
+  (weights, forward and backward, plus the attention scores; Kaplan et al.
+  2020, Hoffmann et al. 2022 appendix F), N counting every parameter;
+- a GPU sustains PEAK_FLOPS_PER_GPU x MFU: an A100's 312 TFLOP/s dense bf16 at
+  30% model-FLOPs utilisation, about 94 TFLOP/s; several GPUs in one job scale
+  perfectly (data parallel); on the CPU one thread sustains CPU_FLOPS_PER_THREAD;
+- host memory (what `sbatch --mem` limits; weights and optimizer state live on
+  the GPUs) holds a base for Python, torch and the data loader, one process per
+  GPU with its CUDA context and an fp32 copy of the weights, and one full
+  checkpoint (fp32 weights + two AdamW moments = 16 bytes per parameter);
+- the estimate is multiplied by SAFETY and STARTUP_MINUTES added before the
+  attempt multiplies it: attempt k asks for k times attempt 1.
+
+A size may replace either estimate in the config (`sizes.<label>.mem_mb`,
+`sizes.<label>.runtime`, the values of attempt 1); the attempt still scales
+them. `gpus` comes from the size, else the `train` block (0: a CPU job).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+PEAK_FLOPS_PER_GPU = 312e12  # A100, dense bf16
+MFU = 0.30  # model-FLOPs utilisation assumed for every size
+CPU_FLOPS_PER_THREAD = 2e10  # fp32 training on one core, roughly
+SAFETY = 1.5  # runtime margin over the estimate
+STARTUP_MINUTES = 15  # imports, mapping the token stream, the final save and checkpoints
+
+BASE_HOST_MB = 8192  # Python, torch, data loader of a GPU job
+PER_GPU_HOST_MB = 4096  # one process per GPU: CUDA context, pinned buffers
+CPU_BASE_HOST_MB = 2048  # a CPU job: Python and torch
+BYTES_PER_PARAMETER_CHECKPOINT = 16  # fp32 weights + AdamW's two moments, gathered on the host to save
+BYTES_PER_PARAMETER_PER_GPU = 4  # each process builds the fp32 model on the host first
+MB = 2**20
+
+# GPT-NeoX-20B's tokenizer as open_lm pads it (50277 tokens rounded up to a
+# multiple of 128): the vocabulary assumed when the config does not fix one.
+DEFAULT_VOCAB_SIZE = 50432
+
+# Keys of a size's config that are resources, not part of the model or its training.
+RESOURCE_KEYS = ("gpus", "mem_mb", "runtime")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What one training run costs: parameters, tokens, FLOPs and time at the assumed throughput."""
+
+    N: int
+    D: int
+    steps: int
+    flops: float
+    gpus: int
+    seconds: float  # at the assumed throughput, before SAFETY and STARTUP_MINUTES
+    host_mb: int  # host memory, before rounding and the attempt
+
+
+def parameter_count(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> int:
+    """N of a size, embeddings included, as lmscale.model builds it (Qwen3: SwiGLU, QK-norm, no biases).
+
+    Per block: q, k, v, o projections (4 width^2 with heads x head_dim =
+    width; key/value heads shrink k and v), the SwiGLU MLP (3 width x
+    mlp_width), two RMSNorm gains (2 width) and the per-head QK-norm gains
+    (2 head_dim); then the final norm, the input embedding and, unless tied,
+    the output head.
+    """
+    width, depth, heads = size_config["width"], size_config["depth"], size_config["heads"]
+    head_dim = width // heads
+    kv_width = (size_config.get("kv_heads") or heads) * head_dim
+    block = (2 * width * width + 2 * width * kv_width + 3 * width * size_config["mlp_width"]
+             + 2 * width + 2 * head_dim)
+    embeddings = vocab_size * width * (1 if size_config.get("tie_embeddings", False) else 2)
+    return depth * block + width + embeddings
+
+
+def flops_per_token(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> float:
+    """Training FLOPs per token: 6 N plus the attention scores, 6 x depth x context x width."""
+    n = parameter_count(size_config, vocab_size)
+    return 6.0 * n + 6.0 * size_config["depth"] * size_config["context"] * size_config["width"]
+
+
+def _setting(key: str, size_config: dict, train_config: dict, default):
+    """A size's own value, else the train block's, else the default (the workflow's override order)."""
+    if size_config.get(key) is not None:
+        return size_config[key]
+    if train_config.get(key) is not None:
+        return train_config[key]
+    return default
+
+
+def estimate(size_config: dict, multiplier: float, train_config: dict,
+             vocab_size: int = DEFAULT_VOCAB_SIZE) -> Estimate:
+    """N, D (M x N rounded to whole steps, as lmscale.train plans it), FLOPs, seconds and host memory."""
+    if multiplier <= 0:
+        raise ValueError(f"token multiplier must be positive, got {multiplier!r}")
+    n = parameter_count(size_config, vocab_size)
+    batch = int(_setting("batch_size", size_config, train_config, 32))
+    micro = int(_setting("micro_batch_size", size_config, train_config, batch))
+    context = size_config["context"]
+    tokens_per_step = batch * context
+    steps = max(1, round(round(multiplier * n) / tokens_per_step))
+    d = steps * tokens_per_step
+    flops = flops_per_token(size_config, vocab_size) * d
+    gpus = int(_setting("gpus", size_config, train_config, 0))
+    threads = int(_setting("threads", {}, train_config, 1))
+    if gpus > 0:
+        seconds = flops / (gpus * PEAK_FLOPS_PER_GPU * MFU)
+        host = (BASE_HOST_MB * MB + gpus * (PER_GPU_HOST_MB * MB + BYTES_PER_PARAMETER_PER_GPU * n)
+                + BYTES_PER_PARAMETER_CHECKPOINT * n)
+    else:
+        seconds = flops / (threads * CPU_FLOPS_PER_THREAD)
+        # On the CPU the activations live in host memory too: per sequence of a
+        # micro-batch, about 34 x width bytes per token and block (fp32, saved for
+        # backward) plus the logits and their gradient (3 x vocab x 4 bytes per token).
+        activations = micro * context * (34 * size_config["width"] * size_config["depth"] + 12 * vocab_size)
+        host = CPU_BASE_HOST_MB * MB + (BYTES_PER_PARAMETER_CHECKPOINT + 4) * n + activations
+    return Estimate(N=n, D=d, steps=steps, flops=flops, gpus=gpus, seconds=seconds, host_mb=math.ceil(host / MB))
+
+
+def training_resources(size_config: dict, multiplier: float, train_config: dict, attempt: int = 1,
+                       vocab_size: int = DEFAULT_VOCAB_SIZE) -> dict:
+    """{gpu, mem_mb, runtime} of a training job on its `attempt` (1, 2, ...): attempt k asks k times attempt 1.
+
+    mem_mb is rounded up to a multiple of 1024 MB, runtime (minutes) to a
+    multiple of 10; a size's `mem_mb` or `runtime` replaces the estimate.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt!r}")
+    cost = estimate(size_config, multiplier, train_config, vocab_size)
+    mem_mb = size_config.get("mem_mb") or 1024 * math.ceil(cost.host_mb / 1024)
+    runtime = size_config.get("runtime") or 10 * math.ceil(
+        (STARTUP_MINUTES + SAFETY * cost.seconds / 60) / 10
+    )
+    return {"gpu": cost.gpus, "mem_mb": int(mem_mb) * attempt, "runtime": int(runtime) * attempt}
+
+
+def study_vocab_size(config: dict) -> int:
+    """The vocabulary a study's models will have: a BPE's configured size, else DEFAULT_VOCAB_SIZE."""
+    tokenizer = config.get("tokenizer", {})
+    if tokenizer.get("kind", "bpe") == "bpe":
+        return int(tokenizer.get("vocab_size") or 8192)
+    return DEFAULT_VOCAB_SIZE
+
+
+def train_job(config: dict, size: str, multiplier, attempt: int = 1) -> dict:
+    """`training_resources` of one run of a study's grid, as the `train` rule asks for them."""
+    return training_resources(config["sizes"][size], float(multiplier), config.get("train", {}), attempt,
+                              vocab_size=study_vocab_size(config))

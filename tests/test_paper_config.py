@@ -1,0 +1,385 @@
+"""configs/paper.yaml (the paper's 104-model testbed, retrained on a cluster) and lmscale.resources.
+
+- the preset against the published release: the same 104 runs, shapes whose N
+  matches the release's, the release's batch sizes, warmups and learning rates;
+- `snakemake -n --profile profiles/slurm` plans it offline, calling no SLURM
+  command that needs a cluster: 104 training jobs (34 C4, 35 RedPajama, 35
+  RefinedWeb) and their 104 loss and 104 task evaluations;
+- the sbatch call of a 1.4B training job asks for the GPUs, memory and wall
+  time lmscale.resources promises, doubled on the second attempt (against fake
+  SLURM commands that record each call and refuse it);
+- unit tests of lmscale.resources.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import re
+import shlex
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmscale import config as study_config
+from lmscale import resources
+from tests.workflow import REPO, snakemake
+
+PAPER = REPO / "configs" / "paper.yaml"
+PROFILE = REPO / "profiles" / "slurm"
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def paper_config() -> dict:
+    """configs/paper.yaml as the Snakefile sees it: validated, schema defaults filled in."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(PAPER.read_text())
+    validate(config, str(SCHEMA))
+    return config
+
+
+def release_runs(testbed: Path) -> list[dict]:
+    """Each released model as {dataset, size (paper label), M, hyperparameters, args}."""
+    labels = yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text())["size_labels"]
+    runs = []
+    for path in sorted((testbed / "models").glob("*.json")):
+        record = json.loads(path.read_text())
+        hp = record["hyperparameters"]
+        arch = Path(hp["model"]).stem
+        runs.append({"dataset": record["dataset_name"], "size": labels[arch], "arch": arch,
+                     "M": 20 * hp["chinchilla_multiplier"], "hp": hp, "args": record.get("open_lm_args", [])})
+    return runs
+
+
+# ---- the preset against the release -------------------------------------------------
+
+
+def test_paper_grid_is_the_releases_104_runs(gadre2024):
+    planned = {(r.dataset, r.size, r.multiplier) for r in study_config.training_runs(paper_config())}
+    released = {(r["dataset"], r["size"], float(r["M"])) for r in release_runs(gadre2024)}
+    assert len(planned) == 104
+    assert planned - released == set(), "runs the paper did not train"
+    assert released - planned == set(), "released runs missing from the grid"
+
+
+def test_paper_grid_counts_per_dataset():
+    runs = study_config.training_runs(paper_config())
+    assert Counter(r.dataset for r in runs) == {"c4_original": 34, "rpj": 35, "rw_original": 35}
+    # The one omission: 0.411B at M = 640 on C4.
+    assert ("c4_original", "0.411B", 640.0) not in {(r.dataset, r.size, r.multiplier) for r in runs}
+
+
+def test_paper_sizes_match_the_release(gadre2024):
+    sizes = paper_config()["sizes"]
+    for run in release_runs(gadre2024):
+        size, hp = sizes[run["size"]], run["hp"]
+        arch = run["arch"]
+        if arch.startswith("d="):
+            width, depth, heads = (int(part.split("=")[1]) for part in arch.split("_"))
+            assert (size["width"], size["depth"], size["heads"]) == (width, depth, heads), arch
+        # open_lm's SwiGLU width.
+        assert size["mlp_width"] == 256 * math.ceil((2 * 4 * size["width"] / 3) / 256)
+        assert size["context"] == 2048
+        assert size["warmup"] == hp["warmup"] and size["lr"] == pytest.approx(hp["lr"]), run
+        # The 6.9B record's global_bs field reads 1; its open_lm arguments say 2048.
+        batch = hp["global_bs"] if hp["global_bs"] > 1 else int(run["args"][run["args"].index("--global-batch-size") + 1])
+        assert size["batch_size"] == batch, run
+        assert size.get("weight_decay", 0.033) == pytest.approx(hp["wd"]), run
+        # N: at open_lm's padded vocabulary ours counts the per-head QK-norm gains
+        # (2 x head_dim per block) that the release does not; at the GPT-NeoX
+        # tokenizer's own 50,277 tokens it is at most 0.3% below.
+        head_dim = size["width"] // size["heads"]
+        assert resources.parameter_count(size, 50432) - hp["params"] == 2 * head_dim * size["depth"], arch
+        assert resources.parameter_count(size, 50277) / hp["params"] == pytest.approx(1, abs=3e-3)
+
+
+def test_paper_analysis_keys_match_the_published_import():
+    paper, published = paper_config(), yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text())
+    for key in ("valsets", "threshold", "reference_size", "loss_fit_set", "error_fit_extra", "targets"):
+        assert paper[key] == published[key], key
+    assert list(paper["datasets"]) == list(published["datasets"])
+    assert set(published["size_labels"].values()) == set(paper["sizes"])
+    assert paper["tasks"]["suite"] == "llm_foundry_46"
+
+
+# ---- the dry run through the SLURM profile -------------------------------------------
+
+# Stand-ins for the SLURM commands: each records its call, then refuses (sbatch)
+# or answers as an idle cluster would.
+FAKE_SLURM = {
+    "sbatch": 'echo "sbatch: error: refused by the test" >&2; exit 1',
+    "sinfo": "printf 'PARTITION\\ngpu*\\ncpu\\n'",
+    "squeue": "exit 0",
+    "sacct": "echo 'Slurm accounting storage is disabled' >&2; exit 1",
+    "scontrol": "echo 'MinJobAge               = 300 sec'",
+    "scancel": "exit 0",
+    "srun": "exit 1",
+}
+
+
+def fake_slurm(folder: Path) -> tuple[Path, Path]:
+    """A bin folder of fake SLURM commands and the folder where each call is recorded (one file per call)."""
+    bin_dir, calls = folder / "bin", folder / "calls"
+    bin_dir.mkdir(parents=True)
+    calls.mkdir()
+    for name, body in FAKE_SLURM.items():
+        script = bin_dir / name
+        script.write_text(
+            "#!/usr/bin/env bash\n"
+            "args=()\n"
+            'for a in "$@"; do case "$a" in --wrap=*) ;; *) args+=("$a") ;; esac; done\n'
+            f'printf \'%q \' {name} "${{args[@]}}" > "$(mktemp "{calls}/call.XXXXXX")"\n'
+            f"{body}\n"
+        )
+        script.chmod(0o755)
+    return bin_dir, calls
+
+
+def recorded_calls(calls: Path) -> list[list[str]]:
+    return [shlex.split(path.read_text()) for path in sorted(calls.iterdir())]
+
+
+def planned_job_wildcards(output: str) -> dict[str, list[dict]]:
+    """Rule -> the wildcards of each job a dry run lists (its `rule X:` blocks)."""
+    jobs: dict[str, list[dict]] = {}
+    rule = None
+    for line in output.splitlines():
+        match = re.match(r"^(?:local)?rule (\w+):$", line)
+        if match:
+            rule = match.group(1)
+            jobs.setdefault(rule, [])
+            continue
+        match = re.match(r"^\s+(wildcards|resources): (.*)$", line)
+        if match and rule:
+            fields = dict(item.split("=", 1) for item in match.group(2).split(", "))
+            if match.group(1) == "wildcards":
+                jobs[rule].append(fields)
+            elif jobs[rule]:
+                jobs[rule][-1]["_resources"] = fields
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def paper_dry_run(tmp_path_factory):
+    """`snakemake -n --profile profiles/slurm --configfile configs/paper.yaml`, once: output, seconds, SLURM calls."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the slurm profile needs the executor plugin")
+    scratch = tmp_path_factory.mktemp("paper_dry_run")
+    bin_dir, calls = fake_slurm(scratch / "slurm")
+    workdir = scratch / "work"
+    workdir.mkdir()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
+        for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
+            env.delenv(name)
+        start = time.perf_counter()
+        result = snakemake(workdir, "--profile", str(PROFILE), "--configfile", str(PAPER), "--dry-run")
+        seconds = time.perf_counter() - start
+    print(f"\ndry run of configs/paper.yaml through profiles/slurm: {seconds:.1f} s")
+    return result.stdout + result.stderr, seconds, recorded_calls(calls)
+
+
+@pytest.mark.slow
+def test_paper_dry_run_plans_104_runs_and_their_evaluations(paper_dry_run):
+    output, seconds, _ = paper_dry_run
+    jobs = planned_job_wildcards(output)
+    train = jobs["train"]
+    print(f"planned: {len(train)} train, {len(jobs.get('eval_loss', []))} eval_loss, "
+          f"{len(jobs.get('eval_tasks', []))} eval_tasks jobs in {seconds:.1f} s")
+    assert Counter(job["dataset"] for job in train) == {"c4_original": 34, "rpj": 35, "rw_original": 35}
+    runs = {(job["dataset"], job["size"], float(job["mult"])) for job in train}
+    assert len(runs) == 104
+    assert runs == {(r.dataset, r.size, r.multiplier) for r in study_config.training_runs(paper_config())}
+    for rule in ("eval_loss", "eval_tasks"):
+        evaluated = {(job["dataset"], job["size"], float(job["mult"])) for job in jobs[rule]}
+        assert len(jobs[rule]) == 104 and evaluated == runs, rule
+    # The data stages: three corpora, six validation sets, one pretrained tokenizer.
+    assert len(jobs["corpus"]) == 3 and len(jobs["corpus_valset"]) == 6
+    assert "tokenizer" in jobs
+
+
+@pytest.mark.slow
+def test_paper_dry_run_needs_no_cluster(paper_dry_run):
+    """Planning asks SLURM nothing: no sbatch, squeue, sacct, sinfo or srun call.
+
+    The executor plugin runs `scontrol show config` (MinJobAge, for its status
+    command's help text) when it builds its options, with a 10 s timeout and
+    any failure ignored; that is the only call allowed.
+    """
+    _, _, calls = paper_dry_run
+    assert [call for call in calls if call[0] != "scontrol"] == []
+    assert all(call[:3] == ["scontrol", "show", "config"] for call in calls)
+
+
+@pytest.mark.slow
+def test_paper_dry_run_shows_the_promised_training_resources(paper_dry_run):
+    output, _, _ = paper_dry_run
+    config = paper_config()
+    for job in planned_job_wildcards(output)["train"]:
+        promised = resources.train_job(config, job["size"], job["mult"], attempt=1)
+        shown = job["_resources"]
+        assert int(shown["gpu"]) == promised["gpu"] == config["sizes"][job["size"]]["gpus"]
+        assert int(shown["mem_mb"]) == promised["mem_mb"] and int(shown["runtime"]) == promised["runtime"]
+        assert shown["cpus_per_gpu"] == "8"
+
+
+@pytest.mark.slow
+def test_1_4b_training_job_asks_slurm_for_what_resources_promise(tmp_path, monkeypatch):
+    """The sbatch calls of one 1.4B run, three attempts (the profile's retries: 2): --gpus, --mem, -t."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the slurm profile needs the executor plugin")
+    bin_dir, calls = fake_slurm(tmp_path / "slurm")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
+    for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
+        monkeypatch.delenv(name)
+    workdir = tmp_path / "work"
+    # The run's inputs exist, so the training job is the only one submitted.
+    for path in ("results/paper/tokens/c4_original/train.bin", "results/paper/tokenizer/tokenizer.json"):
+        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / path).touch()
+    result = snakemake(
+        workdir, "--profile", str(PROFILE), "--configfile", str(PAPER),
+        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+        "results/paper/models/c4_original/1.4B_M20/run.json",
+        check=False,
+    )
+    assert result.returncode != 0, "every sbatch call is refused, so the run must fail"
+    sbatch = [call for call in recorded_calls(calls) if call[0] == "sbatch"]
+
+    def flag(call, name):
+        return call[call.index(name) + 1]
+
+    assert len(sbatch) == 3, (result.stdout + result.stderr)[-3000:]
+    assert {flag(call, "--comment") for call in sbatch} == {"rule_train_wildcards_c4_original_1.4B_20"}
+    sbatch.sort(key=lambda call: int(flag(call, "--mem")))
+    config = paper_config()
+    promised = [resources.train_job(config, "1.4B", 20, attempt) for attempt in (1, 2, 3)]
+    for call, want in zip(sbatch, promised):
+        assert f"--gpus={config['sizes']['1.4B']['gpus']}" in call and "--gpus=8" in call
+        assert int(flag(call, "--mem")) == want["mem_mb"]
+        assert int(flag(call, "-t")) == want["runtime"]
+        assert "--cpus-per-gpu=8" in call
+    first, second = sbatch[0], sbatch[1]
+    assert int(flag(second, "--mem")) == 2 * int(flag(first, "--mem"))
+    assert int(flag(second, "-t")) == 2 * int(flag(first, "-t"))
+    print(f"\n1.4B M=20 sbatch, attempt 1: --gpus=8 --mem {flag(first, '--mem')} -t {flag(first, '-t')}")
+
+
+# ---- lmscale.resources ---------------------------------------------------------------
+
+SMALL = {"width": 64, "depth": 2, "heads": 4, "mlp_width": 192, "context": 128}
+
+
+@pytest.mark.parametrize("shape", [
+    SMALL,
+    SMALL | {"kv_heads": 2},
+    SMALL | {"tie_embeddings": True},
+    {"width": 96, "depth": 8, "heads": 4, "mlp_width": 256, "context": 2048},
+])
+def test_parameter_count_is_the_models(shape):
+    pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from transformers import Qwen3ForCausalLM
+
+    from lmscale.model import Shape, build_config, parameter_counts
+
+    with torch.device("meta"):
+        model = Qwen3ForCausalLM(build_config(Shape.from_config("s", shape), 1000, 0))
+    assert resources.parameter_count(shape, 1000) == parameter_counts(model)["N"]
+
+
+def test_resources_scale_with_attempt():
+    size = paper_config()["sizes"]["1.4B"]
+    first = resources.training_resources(size, 20, {}, attempt=1)
+    for attempt in (2, 3):
+        later = resources.training_resources(size, 20, {}, attempt=attempt)
+        assert later["gpu"] == first["gpu"] == 8
+        assert later["mem_mb"] == attempt * first["mem_mb"]
+        assert later["runtime"] == attempt * first["runtime"]
+    with pytest.raises(ValueError, match="attempt"):
+        resources.training_resources(size, 20, {}, attempt=0)
+
+
+def test_resources_grow_with_size_and_tokens():
+    sizes = paper_config()["sizes"]
+    labels = ["0.011B", "0.079B", "0.154B", "0.411B", "1.4B", "6.9B"]
+    memory = [resources.training_resources(sizes[s], 20, {})["mem_mb"] for s in labels]
+    assert memory == sorted(memory) and memory[0] < memory[-1]
+    # Runtime grows with N x D per GPU: with M, and with size at a fixed GPU count.
+    for label in labels:
+        runtimes = [resources.training_resources(sizes[label], m, {})["runtime"] for m in (5, 20, 80, 640)]
+        assert runtimes == sorted(runtimes) and runtimes[0] < runtimes[-1], label
+    same_gpus = [resources.training_resources(sizes[s], 20, {})["runtime"] for s in ("0.411B", "1.4B", "6.9B")]
+    assert same_gpus == sorted(same_gpus)
+
+
+def test_runtime_follows_the_stated_throughput():
+    size = paper_config()["sizes"]["1.4B"]
+    cost = resources.estimate(size, 20, {})
+    n = resources.parameter_count(size)
+    assert cost.N == n
+    tokens_per_step = size["batch_size"] * size["context"]
+    assert cost.D % tokens_per_step == 0 and abs(cost.D - 20 * n) <= tokens_per_step / 2
+    per_token = 6 * n + 6 * size["depth"] * size["context"] * size["width"]
+    assert cost.flops == pytest.approx(per_token * cost.D)
+    seconds = cost.flops / (8 * resources.PEAK_FLOPS_PER_GPU * resources.MFU)
+    assert cost.seconds == pytest.approx(seconds)
+    minutes = resources.STARTUP_MINUTES + resources.SAFETY * seconds / 60
+    runtime = resources.training_resources(size, 20, {})["runtime"]
+    assert minutes <= runtime < minutes + 10 and runtime % 10 == 0
+    print(f"\n1.4B at M = 20: N = {n:,}, D = {cost.D:,}, {cost.flops:.3g} FLOPs, "
+          f"{seconds / 86400:.1f} days on 8 GPUs at the assumed throughput; runtime {runtime} min")
+
+
+def test_host_memory_holds_a_checkpoint_and_a_process_per_gpu():
+    size = paper_config()["sizes"]["6.9B"]
+    n = resources.parameter_count(size)
+    mem_mb = resources.training_resources(size, 20, {})["mem_mb"]
+    assert mem_mb * 2**20 >= 16 * n + 8 * 4 * n  # checkpoint + eight fp32 copies
+    assert mem_mb % 1024 == 0
+
+
+def test_size_overrides_replace_the_estimate_and_still_scale():
+    size = paper_config()["sizes"]["6.9B"] | {"mem_mb": 500000, "runtime": 2880}
+    assert resources.training_resources(size, 20, {}, attempt=1) == {"gpu": 8, "mem_mb": 500000, "runtime": 2880}
+    assert resources.training_resources(size, 20, {}, attempt=2) == {"gpu": 8, "mem_mb": 1000000, "runtime": 5760}
+
+
+def test_schema_accepts_size_resource_overrides():
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(PAPER.read_text())
+    config["sizes"]["1.4B"] |= {"mem_mb": 200000, "runtime": 2880}
+    validate(copy.deepcopy(config), str(SCHEMA))
+    config["sizes"]["1.4B"]["runtime"] = 0
+    with pytest.raises(Exception):
+        validate(config, str(SCHEMA))
+
+
+def test_cpu_jobs_of_the_smoke_study_are_small():
+    config = paper_config_like(REPO / "configs" / "smoke.yaml")
+    for size in config["sizes"]:
+        got = resources.train_job(config, size, 10, attempt=1)
+        assert got["gpu"] == 0
+        assert got["mem_mb"] <= 4096
+        assert resources.STARTUP_MINUTES <= got["runtime"] <= 30
+    assert resources.study_vocab_size(config) == 512
+    assert resources.study_vocab_size(paper_config()) == resources.DEFAULT_VOCAB_SIZE
+
+
+def test_gpu_count_falls_back_to_the_train_block():
+    assert resources.training_resources(SMALL, 5, {"gpus": 2})["gpu"] == 2
+    assert resources.training_resources(SMALL | {"gpus": 1}, 5, {"gpus": 2})["gpu"] == 1
+    assert resources.training_resources(SMALL, 5, {})["gpu"] == 0
+
+
+def paper_config_like(path: Path) -> dict:
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(path.read_text())
+    validate(config, str(SCHEMA))
+    return config
