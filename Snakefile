@@ -11,7 +11,8 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Fills in the schema's defaults: the schema is the one place a default is written.
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 
 report: "workflow/report/workflow.rst"
 

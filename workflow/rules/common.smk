@@ -78,8 +78,8 @@ def all_targets():
 
 # ---- laws ----
 
-FIT = {"form": "gadre", "method": "least_squares", "huber_delta": 1e-3, "bootstrap": 200, "seed": 0}
-FIT.update(config.get("fit", {}))
+# The schema's defaults are filled in by `validate`, so every key below is present.
+FIT = config["fit"]
 LAWS = f"{RESULTS}/laws/{{dataset}}/{{valset}}"
 
 
@@ -92,8 +92,7 @@ def error_fit_tasks(wildcards):
 
 # ---- figures ----
 
-FIGURE_SETTINGS = {"formats": ["png", "pdf"], "dpi": 150, "heatmap_max_percent": 20}
-FIGURE_SETTINGS.update(config.get("figures", {}))
+FIGURE_SETTINGS = config["figures"]
 FIGURE_DIR = f"{RESULTS}/figures/{{dataset}}/{{valset}}"
 
 
