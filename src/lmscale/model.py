@@ -8,7 +8,7 @@ lm-eval's `hf` backend with no custom code.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Shape:
     def from_config(cls, label: str, size: dict) -> "Shape":
         known = {f.name for f in fields(cls)}
         shape = cls(**{key: value for key, value in size.items() if key in known})
+        shape = replace(shape, rope_theta=float(shape.rope_theta))  # 10000 and 10000.0: one setting
         if shape.width % shape.heads:
             raise ValueError(f"size {label}: width {shape.width} is not divisible by heads {shape.heads}")
         if shape.heads % (shape.kv_heads or shape.heads):

@@ -9,7 +9,6 @@ reads and the train stage copies beside every model, so that
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 from pathlib import Path

@@ -47,10 +47,10 @@ def tokenize_split(split_jsonl: str | Path, tokenizer_dir: str | Path, out_bin: 
     dtype = token_dtype(vocab_size)
     out_bin = Path(out_bin)
     n_tokens = n_documents = 0
-    total_bytes = Path(split_jsonl).stat().st_size
+    with open(split_jsonl, "rb") as lines:
+        total_documents = sum(1 for _ in lines)
     with atomic_writer(out_bin, "wb") as handle, tqdm(
-        total=total_bytes, unit="B", unit_scale=True, desc=f"tokenize {Path(split_jsonl).name}",
-        mininterval=2.0,
+        total=total_documents, unit="doc", desc=f"tokenize {split_jsonl}", mininterval=2.0,
     ) as progress:
         for batch in _batches(read_texts(split_jsonl), BATCH_DOCUMENTS):
             encodings = tokenizer.encode_batch(batch, add_special_tokens=False)
@@ -59,7 +59,7 @@ def tokenize_split(split_jsonl: str | Path, tokenizer_dir: str | Path, out_bin: 
             chunk.tofile(handle)
             n_tokens += len(chunk)
             n_documents += len(batch)
-            progress.update(sum(len(t.encode("utf-8")) for t in batch))
+            progress.update(len(batch))
     if n_documents == 0:
         raise ValueError(f"{split_jsonl} has no documents; the corpus stage wrote an empty split")
     summary = {

@@ -1,0 +1,133 @@
+"""Eval-loss stage: a model's mean per-token loss on validation sets.
+
+The model is loaded the way anyone else would load it,
+`AutoModelForCausalLM.from_pretrained(model_dir)`, so the number measured is
+the number a user of the checkpoint gets. Each validation set contributes a
+fixed prefix of its token stream (`tokens` tokens, the same for every model),
+cut into sequences of the model's context; the loss is the mean over all
+predicted tokens, and its 95% interval comes from the spread of the
+per-sequence means (sequences, not tokens, are the roughly independent units).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lmscale.corpus import atomic_write_json
+from lmscale.tokens import open_tokens
+
+log = logging.getLogger(__name__)
+
+Z_95 = 1.959963984540054
+
+
+def evaluation_windows(tokens: np.ndarray, context: int, max_tokens: int) -> np.ndarray:
+    """Sequences of context + 1 tokens covering the first `max_tokens` predicted tokens of a stream."""
+    sequences = min(max_tokens, len(tokens) - 1) // context
+    if sequences < 1:
+        raise ValueError(f"validation stream has {len(tokens)} tokens, fewer than one sequence of {context + 1}")
+    starts = np.arange(sequences) * context
+    return np.stack([tokens[s : s + context + 1] for s in starts]).astype(np.int64)
+
+
+def sequence_losses(model, windows: np.ndarray, batch_size: int = 32, device: str = "cpu") -> np.ndarray:
+    """Mean token cross-entropy of each window (fp32 on CPU, bf16 autocast on GPU)."""
+    import torch
+    import torch.nn.functional as F
+
+    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+                if torch.device(device).type == "cuda" else None)
+    losses = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(windows), batch_size):
+            batch = torch.from_numpy(windows[start : start + batch_size]).to(device)
+            if autocast is not None:
+                with autocast:
+                    logits = model(input_ids=batch[:, :-1]).logits
+            else:
+                logits = model(input_ids=batch[:, :-1]).logits
+            token_losses = F.cross_entropy(
+                logits.float().transpose(1, 2), batch[:, 1:], reduction="none"
+            )
+            losses.append(token_losses.mean(dim=1).cpu().numpy())
+    return np.concatenate(losses).astype(np.float64)
+
+
+def summarize(losses: np.ndarray) -> dict:
+    """Mean loss and a normal 95% interval over sequences (equal lengths: the token mean)."""
+    mean = float(losses.mean())
+    half = Z_95 * float(losses.std(ddof=1)) / math.sqrt(len(losses)) if len(losses) > 1 else float("nan")
+    return {"loss": mean, "loss_lo": mean - half, "loss_hi": mean + half}
+
+
+def load_model(model_dir: str | Path, device: str = "cpu"):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return model.to(device)
+
+
+def evaluate(model_dir: str | Path, valsets: dict, outputs: dict, threads: int = 1,
+             batch_size: int = 32, device: str = "auto") -> dict:
+    """Loss of one model on each validation set.
+
+    `valsets` maps a name to {"tokens_path": ..., "tokens": max tokens}; `outputs`
+    maps the same names to the JSON each result goes to. One process serves all
+    sets because loading torch and transformers costs more than a small eval.
+    """
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    run = json.loads((Path(model_dir) / "run.json").read_text())
+    model = load_model(model_dir, device)
+    context = model.config.max_position_embeddings
+    results = {}
+    for name, valset in valsets.items():
+        tokens, summary = open_tokens(valset["tokens_path"])
+        windows = evaluation_windows(tokens, context, int(valset["tokens"]))
+        losses = sequence_losses(model, windows, batch_size, device)
+        result = {
+            "model": run["model"], "dataset": run["dataset"], "size": run["size"],
+            "N": run["N"], "D": run["D"], "M": run["M"], "valset": name,
+            **summarize(losses),
+            "tokens": int(windows.shape[0] * context), "sequences": int(windows.shape[0]),
+            "context": context, "stream_tokens": summary["tokens"],
+        }
+        if int(valset["tokens"]) > len(tokens) - 1:
+            log.warning("%s: asked for %d tokens but the stream has %d; evaluated %d",
+                        name, valset["tokens"], len(tokens), result["tokens"])
+        atomic_write_json(outputs[name], result)
+        log.info("%s/%s on %s: loss %.4f [%.4f, %.4f] over %d tokens", run["dataset"], run["model"], name,
+                 result["loss"], result["loss_lo"], result["loss_hi"], result["tokens"])
+        results[name] = result
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model folder (Hugging Face format, with run.json)")
+    parser.add_argument("--valsets", required=True,
+                        help='JSON: {name: {"tokens_path": .bin, "tokens": max tokens}}')
+    parser.add_argument("--out", nargs="+", required=True, help="name=path.json for each validation set")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+
+
+def main(args: argparse.Namespace) -> int:
+    valsets = json.loads(args.valsets)
+    outputs = dict(item.split("=", 1) for item in args.out)
+    missing = set(valsets) - set(outputs)
+    if missing:
+        raise ValueError(f"no --out path for validation set(s) {', '.join(sorted(missing))}; give name=path.json")
+    evaluate(args.model, valsets, outputs, args.threads, args.batch_size, args.device)
+    return 0

@@ -1,0 +1,137 @@
+"""Corpus, tokenizer and token streams: deterministic splits, sources, and flat memmaps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lmscale import corpus, tokens
+from lmscale.tokenizer import END_OF_TEXT, end_of_text_id, train_bpe
+
+SMALL_STDLIB = {"source": "stdlib", "max_bytes": 400_000}
+
+
+@pytest.fixture(scope="module")
+def stdlib_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus") / "stdlib"
+    manifest = corpus.write_corpus(SMALL_STDLIB, out, validation_fraction=0.1)
+    return out, manifest
+
+
+def read_ids(path):
+    return [json.loads(line)["id"] for line in open(path)]
+
+
+def test_stdlib_corpus_is_deterministic_and_split_by_path(stdlib_corpus, tmp_path):
+    out, manifest = stdlib_corpus
+    again = corpus.write_corpus(SMALL_STDLIB, tmp_path / "again", validation_fraction=0.1)
+    assert again["sha256"] == manifest["sha256"]
+    assert (tmp_path / "again" / "train.jsonl").read_bytes() == (out / "train.jsonl").read_bytes()
+
+    train, validation = read_ids(out / "train.jsonl"), read_ids(out / "validation.jsonl")
+    assert train == sorted(train) and validation == sorted(validation)
+    assert not set(train) & set(validation)
+    assert all(corpus.split_of(i, 0.1) == "validation" for i in validation)
+    assert manifest["documents"] == len(train) + len(validation)
+    assert 0 < manifest["bytes"] <= SMALL_STDLIB["max_bytes"]
+    assert manifest["splits"]["validation"]["documents"] == len(validation) > 0
+    # The out-of-distribution prose and the test suites stay out of the training corpus.
+    assert not any(i.startswith(("pydoc_data/", "test/")) for i in train + validation)
+
+
+def test_split_depends_on_the_id_only():
+    ids = [f"pkg/module_{i}.py" for i in range(4000)]
+    held_out = [i for i in ids if corpus.split_of(i, 0.05) == "validation"]
+    assert 0.03 < len(held_out) / len(ids) < 0.07
+    assert held_out == [i for i in ids if corpus.split_of(i, 0.05) == "validation"]
+
+
+def test_pydoc_topics_is_english_prose(tmp_path):
+    manifest = corpus.write_corpus({"source": "pydoc_topics"}, tmp_path, splits=("validation",))
+    assert manifest["documents"] > 50
+    texts = list(corpus.read_texts(tmp_path / "validation.jsonl"))
+    assert any("statement" in t for t in texts)
+    assert not (tmp_path / "train.jsonl").exists()
+
+
+def test_local_sources_text_jsonl_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.txt").write_text("plain text document\n")
+    with open(tmp_path / "b.jsonl", "w") as handle:
+        for i in range(3):
+            handle.write(json.dumps({"content": f"record {i}"}) + "\n")
+    pq.write_table(pa.table({"content": ["row zero", "row one"]}), tmp_path / "c.parquet")
+
+    docs = list(corpus.documents({"source": "local", "paths": [str(tmp_path / "a.txt")]}))
+    assert [d["text"] for d in docs] == ["plain text document\n"]
+    docs = list(corpus.documents({"source": "local", "paths": [str(tmp_path / "*.jsonl"), str(tmp_path / "*.parquet")],
+                                  "text_field": "content"}))
+    assert [d["text"] for d in docs] == ["record 0", "record 1", "record 2", "row zero", "row one"]
+    with pytest.raises(ValueError, match="text field 'text'"):
+        list(corpus.documents({"source": "local", "paths": [str(tmp_path / "b.jsonl")]}))
+    with pytest.raises(FileNotFoundError, match="matches no files"):
+        list(corpus.documents({"source": "local", "paths": [str(tmp_path / "missing*.txt")]}))
+
+
+def test_unknown_source_names_the_choices():
+    with pytest.raises(ValueError, match="stdlib, pydoc_topics, local, hf"):
+        list(corpus.documents({"source": "nope"}))
+
+
+def test_bpe_tokenizer_and_token_stream(stdlib_corpus, tmp_path):
+    out, manifest = stdlib_corpus
+    tokenizer_dir = train_bpe(out / "train.jsonl", tmp_path / "tokenizer", vocab_size=320)
+    eot = end_of_text_id(tokenizer_dir)
+
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(tokenizer_dir)
+    assert hf.eos_token == END_OF_TEXT and hf.convert_tokens_to_ids(END_OF_TEXT) == eot
+
+    summary = tokens.tokenize_split(out / "validation.jsonl", tokenizer_dir, tmp_path / "val.bin", threads=2)
+    stream, again = tokens.open_tokens(tmp_path / "val.bin")
+    assert stream.dtype == np.uint16 and summary == again
+    assert summary["tokens"] == len(stream)
+    assert summary["documents"] == manifest["splits"]["validation"]["documents"]
+    # Every document ends with the end-of-text token, and the stream decodes back to the text.
+    assert int((stream == eot).sum()) == summary["documents"] and stream[-1] == eot
+    first_end = int(np.argmax(stream == eot))
+    first_text = next(corpus.read_texts(out / "validation.jsonl"))
+    assert hf.decode(stream[:first_end].tolist()) == first_text
+
+
+def test_token_dtype_widens_for_large_vocabularies():
+    assert tokens.token_dtype(50_257) == np.uint16
+    assert tokens.token_dtype(2**16) == np.uint16
+    assert tokens.token_dtype(2**16 + 1) == np.uint32
+
+
+def test_hf_source_streams_by_name_config_split(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name, config, split, streaming):
+        calls.append((name, config, split, streaming))
+        return iter([{"text": f"web page {i}"} for i in range(10)])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    source = {"source": "hf", "name": "allenai/c4", "config": "en", "split": "validation", "max_documents": 3}
+    docs = list(corpus.documents(source))
+    assert calls == [("allenai/c4", "en", "validation", True)]
+    assert [d["text"] for d in docs] == ["web page 0", "web page 1", "web page 2"]
+    assert docs[0]["id"] == "allenai/c4/en/validation/0"
+
+
+def test_pretrained_tokenizer_from_a_local_folder(stdlib_corpus, tmp_path):
+    from lmscale.tokenizer import fetch_pretrained
+
+    out, _ = stdlib_corpus
+    trained = train_bpe(out / "train.jsonl", tmp_path / "bpe", vocab_size=300)
+    copied = fetch_pretrained(str(trained), tmp_path / "copy")
+    assert end_of_text_id(copied) == end_of_text_id(trained)
+    assert (copied / "tokenizer.json").exists()

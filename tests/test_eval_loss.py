@@ -1,0 +1,221 @@
+"""The smoke testbed through real Snakemake: loss trends, offline Hugging Face checkpoints, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lmscale import eval_loss
+from lmscale.config import run_name, training_runs
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "smoke.yaml"
+RUN_KEYS = {"model", "dataset", "size", "N", "N_non_embedding", "D", "M", "M_actual", "C", "steps", "batch_size",
+            "context", "tokens_per_step", "epochs", "wall_seconds", "tokens_per_second", "flops_per_second",
+            "resumed_from_step"}
+LOSS_KEYS = {"model", "dataset", "size", "valset", "loss", "loss_lo", "loss_hi", "tokens", "sequences"}
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, configfile: Path, targets: list[str], *extra: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(workdir), "--cores", "2", "--configfile", str(configfile), *extra]
+
+
+def offline_env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> dict:
+    """Every loss eval of the smoke grid, produced by `snakemake --cores 2` from nothing."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    config = yaml.safe_load(SMOKE.read_text())
+    results = workdir / "results" / config["study"]
+    runs = training_runs(config)
+    # Targets relative to the working directory, as the rules spell their outputs.
+    targets = [
+        f"results/{config['study']}/eval/loss/{run.dataset}/{run.name}/{valset}.json"
+        for run in runs for valset in config["validation_sets"]
+    ]
+    started = time.monotonic()
+    done = subprocess.run(snakemake(workdir, SMOKE, targets), capture_output=True, text=True,
+                          env=offline_env(), timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return {"workdir": workdir, "config": config, "results": results, "runs": runs,
+            "seconds": time.monotonic() - started}
+
+
+def losses(smoke: dict, valset: str) -> dict:
+    table = {}
+    for run in smoke["runs"]:
+        path = smoke["results"] / "eval" / "loss" / run.dataset / run.name / f"{valset}.json"
+        table[(run.size, run.multiplier)] = json.loads(path.read_text())
+    return table
+
+
+def test_smoke_grid_records(smoke):
+    print(f"smoke training and loss evals: {smoke['seconds']:.0f} s")
+    for run in smoke["runs"]:
+        model_dir = smoke["results"] / "models" / run.dataset / run.name
+        record = json.loads((model_dir / "run.json").read_text())
+        assert RUN_KEYS <= set(record)
+        assert record["C"] == 6 * record["N"] * record["D"]
+        assert record["D"] == record["steps"] * record["tokens_per_step"]
+        assert abs(record["M_actual"] - run.multiplier) * record["N"] <= record["tokens_per_step"] / 2
+        assert record["N_non_embedding"] < record["N"] and record["epochs"] < 1
+        log = [json.loads(line) for line in open(model_dir / "train_log.jsonl")]
+        assert log[-1]["step"] == record["steps"] and log[-1]["loss"] < log[0]["loss"]
+        for valset in smoke["config"]["validation_sets"]:
+            result = losses(smoke, valset)[(run.size, run.multiplier)]
+            assert LOSS_KEYS <= set(result)
+            assert result["loss_lo"] < result["loss"] < result["loss_hi"]
+            assert result["model"] == run.name and result["valset"] == valset
+
+
+def test_loss_falls_with_N_and_with_M(smoke):
+    sizes = list(smoke["config"]["sizes"])
+    multipliers = sorted({run.multiplier for run in smoke["runs"]})
+    for valset in smoke["config"]["validation_sets"]:
+        table = {key: value["loss"] for key, value in losses(smoke, valset).items()}
+        print(valset, {f"{s}_M{m:g}": round(v, 4) for (s, m), v in table.items()})
+        for m in multipliers:
+            along_n = [table[(size, m)] for size in sizes]
+            assert along_n == sorted(along_n, reverse=True), (valset, m, along_n)
+        for size in sizes:
+            along_m = [table[(size, m)] for m in multipliers]
+            assert along_m == sorted(along_m, reverse=True), (valset, size, along_m)
+
+
+# Run in a fresh interpreter with the hub switched off, as a user of the checkpoints would.
+RECOMPUTE = r"""
+import json, sys
+import numpy as np, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+torch.set_num_threads(1)
+out = []
+for model_dir, streams in json.loads(sys.argv[1]):
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    context = model.config.max_position_embeddings
+    for stream, n_tokens in streams:
+        summary = json.load(open(stream[:-4] + ".json"))
+        tokens = np.memmap(stream, dtype=summary["dtype"], mode="r")
+        sequences = min(n_tokens, len(tokens) - 1) // context
+        windows = torch.tensor(np.stack([tokens[i * context : i * context + context + 1]
+                                         for i in range(sequences)]).astype(np.int64))
+        with torch.no_grad():
+            # transformers computes the loss itself (its own shift, reduction and fp32 upcast):
+            # an independent path to the number the workflow wrote.
+            loss = sum(model(input_ids=w[:, :-1], labels=w[:, :-1], shift_labels=w[:, 1:].contiguous()).loss.item()
+                       * len(w) for w in windows.split(128)) / sequences
+        out.append({"loss": loss, "eos": [tokenizer.eos_token_id, model.config.eos_token_id],
+                    "text": tokenizer.decode(windows[0, :20].tolist()), "class": type(model).__name__})
+print(json.dumps(out))
+"""
+
+
+def test_every_checkpoint_loads_offline_and_reproduces_its_loss(smoke):
+    """AutoModelForCausalLM and AutoTokenizer load every model offline; transformers' loss matches the eval."""
+    config, results = smoke["config"], smoke["results"]
+    jobs, expected = [], []
+    for run in smoke["runs"]:
+        streams = []
+        for valset, entry in config["validation_sets"].items():
+            stream = (results / "tokens" / entry["dataset"] / "validation.bin" if entry.get("dataset")
+                      else results / "tokens" / "valsets" / valset / "validation.bin")
+            streams.append([str(stream), entry["tokens"]])
+            expected.append((run.name, valset, losses(smoke, valset)[(run.size, run.multiplier)]["loss"]))
+        jobs.append([str(results / "models" / run.dataset / run.name), streams])
+    done = subprocess.run([sys.executable, "-c", RECOMPUTE, json.dumps(jobs)], capture_output=True, text=True,
+                          env=offline_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    recomputed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(recomputed) == len(expected)
+    for (model, valset, want), got in zip(expected, recomputed):
+        assert got["class"] == "Qwen3ForCausalLM" and got["eos"][0] == got["eos"][1] is not None
+        assert got["text"]
+        assert got["loss"] == pytest.approx(want, abs=1e-4), (model, valset)
+
+
+def training_processes(marker: str) -> list[int]:
+    """Pids whose command line mentions `marker` (a run's checkpoint folder)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke, tmp_path):
+    """Kill Snakemake and its training job mid-run; `--rerun-incomplete` resumes and ends where a clean run ends."""
+    from lmscale.train import OPERATIONAL_KEYS, train
+
+    workdir, results = smoke["workdir"], smoke["results"]
+    config = yaml.safe_load(SMOKE.read_text())
+    config["grid"].append({"sizes": ["s1"], "multipliers": [15]})
+    config["train"]["checkpoint_every"] = 10  # operational: retrains none of the smoke runs
+    configfile = tmp_path / "resume.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    name = run_name("s1", 15)
+    targets = [f"results/{config['study']}/eval/loss/stdlib/{name}/{valset}.json" for valset in config["validation_sets"]]
+    checkpoints = results / "checkpoints" / "stdlib" / name
+
+    process = subprocess.Popen(snakemake(workdir, configfile, targets), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True, env=offline_env())
+    deadline = time.monotonic() + 600
+    while not any(int(p.stem.split("_")[1]) >= 60 for p in checkpoints.glob("step_*.pt")):
+        assert process.poll() is None, "snakemake ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint past step 60 in time"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    for pid in training_processes(str(checkpoints)):  # a job that left the process group
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert not training_processes(str(checkpoints))
+    killed_at = max(int(p.stem.split("_")[1]) for p in checkpoints.glob("step_*.pt"))
+    model_dir = results / "models" / "stdlib" / name
+    assert not (model_dir / "run.json").exists()
+
+    subprocess.run(snakemake(workdir, configfile, targets, "--unlock"), capture_output=True, env=offline_env())
+    rerun = subprocess.run(snakemake(workdir, configfile, targets, "--rerun-incomplete"), capture_output=True,
+                           text=True, env=offline_env(), timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    train_log = (results / "logs" / "train" / "stdlib" / f"{name}.log").read_text()
+    assert f"resumed from checkpoint at step {killed_at} of" in train_log
+    record = json.loads((model_dir / "run.json").read_text())
+    assert record["resumed_from_step"] == killed_at
+
+    # The same run, uninterrupted, outside Snakemake.
+    reference = train(
+        tokens_path=results / "tokens" / "stdlib" / "train.bin", tokenizer_dir=results / "tokenizer",
+        out_dir=tmp_path / "reference", checkpoint_dir=tmp_path / "checkpoints", dataset="stdlib", size="s1",
+        multiplier=15, size_config=config["sizes"]["s1"],
+        train_config={k: v for k, v in config["train"].items() if k not in OPERATIONAL_KEYS},
+        threads=1, device="cpu",
+    )
+    assert reference["fingerprint"] == record["fingerprint"] and reference["resumed_from_step"] is None
+    valsets = {
+        valset: {"tokens_path": str(results / "tokens" / (f"{entry['dataset']}/validation.bin" if entry.get("dataset")
+                                                          else f"valsets/{valset}/validation.bin")),
+                 "tokens": entry["tokens"]}
+        for valset, entry in config["validation_sets"].items()
+    }
+    expected = eval_loss.evaluate(tmp_path / "reference", valsets,
+                                  {v: tmp_path / f"{v}.json" for v in valsets}, device="cpu")
+    for valset in valsets:
+        resumed = json.loads((results / "eval" / "loss" / "stdlib" / name / f"{valset}.json").read_text())
+        assert abs(resumed["loss"] - expected[valset]["loss"]) < 1e-4, (valset, resumed["loss"], expected[valset]["loss"])

@@ -1,0 +1,179 @@
+"""Training: budget, schedule, replayable data order, refusal of short corpora, and resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmscale import corpus, eval_loss, train
+from lmscale.tokenizer import train_bpe
+from lmscale.tokens import tokenize_split
+
+# About 7.8k parameters; at M = 10 that is ~300 steps of 256 tokens, a few seconds on one core.
+TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 32, "context": 32, "tie_embeddings": True,
+        "batch_size": 8, "lr": 0.01, "warmup": 5}
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory) -> Path:
+    """A small stdlib corpus, its BPE and both token streams, built through the library."""
+    root = tmp_path_factory.mktemp("train")
+    corpus.write_corpus({"source": "stdlib", "max_bytes": 500_000}, root / "data", validation_fraction=0.1)
+    train_bpe(root / "data" / "train.jsonl", root / "tokenizer", vocab_size=320)
+    for split in ("train", "validation"):
+        tokenize_split(root / "data" / f"{split}.jsonl", root / "tokenizer", root / "tokens" / f"{split}.bin")
+    return root
+
+
+def lmscale_command() -> list[str]:
+    return [shutil.which("lmscale")] if shutil.which("lmscale") else [sys.executable, "-m", "lmscale.cli"]
+
+
+def train_command(root: Path, name: str, multiplier: float, train_config: dict | None = None) -> list[str]:
+    return lmscale_command() + [
+        "train", "--tokens", str(root / "tokens" / "train.bin"), "--tokenizer", str(root / "tokenizer"),
+        "--out-dir", str(root / "models" / name), "--checkpoint-dir", str(root / "checkpoints" / name),
+        "--dataset", "stdlib", "--size", "tiny", "--multiplier", str(multiplier),
+        "--size-config", json.dumps(TINY), "--train-config", json.dumps(train_config or {}),
+        "--threads", "1", "--device", "cpu", "--checkpoint-every", "25", "--log-every", "5",
+    ]
+
+
+def heldout_loss(root: Path, model_dir: Path) -> float:
+    valsets = {"heldout": {"tokens_path": str(root / "tokens" / "validation.bin"), "tokens": 8192}}
+    out = {"heldout": model_dir / "heldout.json"}
+    return eval_loss.evaluate(model_dir, valsets, out, device="cpu")["heldout"]["loss"]
+
+
+# ---- pure pieces ---------------------------------------------------------------------------------
+
+
+def test_budget_rounds_D_to_whole_steps():
+    budget = train.Budget.plan({"N": 10_000, "N_non_embedding": 4_000}, 20, batch_size=8, context=32)
+    assert budget.D_target == 200_000
+    assert budget.steps == round(200_000 / 256) and budget.D == budget.steps * 256
+    assert abs(budget.D - budget.D_target) <= 128
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    hp = train.Hyperparameters(lr=3e-3, lr_floor=3e-5)
+    lrs = [train.learning_rate(step, 200, hp, warmup=20) for step in range(200)]
+    assert lrs[0] == pytest.approx(3e-3 / 20) and lrs[19] == pytest.approx(3e-3)
+    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:]))
+    assert lrs[-1] == pytest.approx(3e-5, rel=0.02)
+
+
+def test_hyperparameters_default_to_the_paper_and_sizes_override_train():
+    hp = train.Hyperparameters.resolve({"lr": 1e-2, "width": 8}, {"lr": 5e-3, "weight_decay": 0.1, "threads": 2})
+    assert (hp.lr, hp.weight_decay, hp.z_loss, hp.lr_floor, hp.beta2) == (1e-2, 0.1, 1e-4, 3e-5, 0.95)
+
+
+def test_data_order_is_a_function_of_the_step():
+    stream = np.arange(1001, dtype=np.uint16)
+    order = train.SequenceOrder(stream, context=10, seed=3)
+    assert order.sequences == 100
+    first = [order.batch(step, 8) for step in range(30)]
+    replay = train.SequenceOrder(stream, context=10, seed=3)
+    # Any step alone, in any order, gives the same batch as the uninterrupted walk.
+    for step in (29, 4, 17, 0):
+        np.testing.assert_array_equal(replay.batch(step, 8), first[step])
+    # Windows hold context + 1 consecutive tokens, and one epoch visits every sequence once.
+    assert all(np.all(np.diff(row) == 1) for batch in first for row in batch)
+    epoch = np.concatenate([b[:, 0] for b in first])[:100] // 10
+    assert sorted(epoch.tolist()) == list(range(100))
+    assert not np.array_equal(train.SequenceOrder(stream, 10, seed=4).batch(0, 8), first[0])
+
+
+def test_repeating_data_is_refused_unless_allowed():
+    budget = train.Budget.plan({"N": 10_000, "N_non_embedding": 4_000}, 20, batch_size=8, context=32)
+    with pytest.raises(ValueError) as error:
+        train.check_enough_data("stdlib/tiny_M20", budget, usable_tokens=150_000, repeat_data=False)
+    message = str(error.value)
+    assert "stdlib/tiny_M20" in message and f"{budget.D:,}" in message and "150,000" in message
+    assert train.check_enough_data("stdlib/tiny_M20", budget, 150_000, repeat_data=True) == budget.D / 150_000
+
+
+# ---- real runs -------------------------------------------------------------------------------------
+
+
+def test_too_little_data_fails_before_training(streams):
+    train_tokens = json.loads((streams / "tokens" / "train.json").read_text())["tokens"]
+    result = subprocess.run(train_command(streams, "greedy", 10_000), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "run stdlib/tiny_M10000 needs D = " in result.stderr
+    usable = (train_tokens - 1) // TINY["context"] * TINY["context"]
+    assert f"train split has only {usable:,}" in result.stderr
+    assert "repeat_data" in result.stderr and "Traceback" not in result.stderr
+    assert not (streams / "models" / "greedy").exists()
+    assert not list((streams / "checkpoints" / "greedy").glob("*.pt"))
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(streams):
+    # The uninterrupted reference, in this process.
+    reference = train.train(
+        tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
+        out_dir=streams / "models" / "reference", checkpoint_dir=streams / "checkpoints" / "reference",
+        dataset="stdlib", size="tiny", multiplier=10, size_config=TINY, train_config={},
+        threads=1, device="cpu", checkpoint_every=25, log_every=5,
+    )
+    assert reference["resumed_from_step"] is None and reference["steps"] > 200
+    assert not (streams / "checkpoints" / "reference").exists()  # removed once the run is whole
+
+    # The same run through the CLI, killed with SIGKILL once it has checkpointed past step 100.
+    checkpoints = streams / "checkpoints" / "killed"
+    process = subprocess.Popen(train_command(streams, "killed", 10), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not any(int(p.stem.split("_")[1]) >= 100 for p in checkpoints.glob("step_*.pt")):
+        assert process.poll() is None, "the run ended before it could be killed; lower checkpoint_every"
+        assert time.monotonic() < deadline, "no checkpoint past step 100 within 300 s"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (streams / "models" / "killed" / "run.json").exists()
+    newest = max(int(p.stem.split("_")[1]) for p in checkpoints.glob("step_*.pt"))
+
+    rerun = subprocess.run(train_command(streams, "killed", 10), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"resumed from checkpoint at step {newest} of {reference['steps']}" in rerun.stderr
+    resumed = json.loads((streams / "models" / "killed" / "run.json").read_text())
+    assert resumed["resumed_from_step"] == newest
+    for key in ("N", "D", "steps", "C", "fingerprint"):
+        assert resumed[key] == reference[key]
+
+    # The log continues without a gap or a repeat, and the final loss is the uninterrupted one.
+    log = [json.loads(line) for line in open(streams / "models" / "killed" / "train_log.jsonl")]
+    reference_log = [json.loads(line) for line in open(streams / "models" / "reference" / "train_log.jsonl")]
+    assert [r["step"] for r in log] == [r["step"] for r in reference_log]
+    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in reference_log], abs=1e-5)
+    killed_loss = heldout_loss(streams, streams / "models" / "killed")
+    reference_loss = heldout_loss(streams, streams / "models" / "reference")
+    assert math.isfinite(reference_loss)
+    assert abs(killed_loss - reference_loss) < 1e-4, (killed_loss, reference_loss)
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(streams, caplog):
+    """A stale checkpoint (the config changed since) must not leak into a new run."""
+    config = {"seed": 1}
+    kwargs = dict(tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
+                  checkpoint_dir=streams / "checkpoints" / "stale", dataset="stdlib", size="tiny",
+                  multiplier=1, size_config=TINY, threads=1, device="cpu", checkpoint_every=5,
+                  keep_checkpoints=True)
+    first = train.train(out_dir=streams / "models" / "stale_a", train_config=config, **kwargs)
+    assert list((streams / "checkpoints" / "stale").glob("step_*.pt"))
+    with caplog.at_level("WARNING"):
+        second = train.train(out_dir=streams / "models" / "stale_b", train_config={"seed": 2}, **kwargs)
+    assert second["resumed_from_step"] is None and first["fingerprint"] != second["fingerprint"]
+    assert "belongs to other settings" in caplog.text
