@@ -1,7 +1,9 @@
 # Paths, wildcard constraints and the small input functions the rules share.
-import json
+import os
 
 from lmscale import config as study_config
+from lmscale import eval_tasks as task_evaluation
+from lmscale import task_suite as offline_task_suite
 from lmscale import resources as job_resources
 
 RESULTS = f"results/{config['study']}"
@@ -123,3 +125,107 @@ def figure_targets():
         for name in names
         for ext in FIGURE_SETTINGS["formats"]
     ]
+
+
+# ---- data: corpus splits, tokenizer, token streams ----
+#   data/{dataset}/{train,validation}.jsonl      a training dataset's splits
+#   data/valsets/{valset}/validation.jsonl       a validation set with a source of its own
+#   tokenizer/tokenizer.json                     (Hugging Face tokenizer folder)
+#   tokens/<same path as the split>.bin + .json  flat token streams
+
+DATA = f"{RESULTS}/data"
+TOKENIZER_DIR = f"{RESULTS}/tokenizer"
+TOKENIZER = f"{TOKENIZER_DIR}/tokenizer.json"
+TOKENS = f"{RESULTS}/tokens"
+# Validation sets with a source of their own live apart from the training datasets.
+VALSET_SPLIT = "valsets/{valset}/validation"
+
+# Data jobs are short and everything waits on them: run them before any training job.
+DATA_PRIORITY = 50
+
+# Keys of a dataset entry that are not part of where its text comes from.
+SPLIT_KEYS = ("validation_fraction", "tokens", "dataset")
+
+
+def text_source(entry):
+    """A `datasets` or `validation_sets` entry as the corpus stage's source JSON."""
+    return study_config.to_json({k: v for k, v in entry.items() if k not in SPLIT_KEYS})
+
+
+def valset_stream(valset):
+    """The token stream of a validation set, relative to TOKENS: a dataset's held-out split or its own."""
+    entry = config["validation_sets"][valset]
+    if entry.get("dataset"):
+        if entry["dataset"] not in config["datasets"]:
+            raise ValueError(
+                f"validation set {valset!r} names dataset {entry['dataset']!r}, which is not under `datasets`"
+            )
+        return f"{entry['dataset']}/validation"
+    return VALSET_SPLIT.format(valset=valset)
+
+
+def tokenizer_training_split():
+    """The train split a BPE tokenizer learns from; none for a pretrained tokenizer."""
+    if config["tokenizer"]["kind"] != "bpe":
+        return []
+    return f"{DATA}/{config['tokenizer']['dataset'] or analysis_datasets()[0]}/train.jsonl"
+
+
+# ---- validation loss ----
+
+VALIDATION_SETS = list(config["validation_sets"])
+
+
+def loss_eval_valsets():
+    """Each validation set's token stream and token count, as the eval-loss command's JSON."""
+    return study_config.to_json({
+        valset: {
+            "tokens_path": f"{TOKENS}/{valset_stream(valset)}.bin",
+            "tokens": config["validation_sets"][valset]["tokens"],
+        }
+        for valset in VALIDATION_SETS
+    })
+
+
+# ---- downstream tasks ----
+
+TASK_SUITE = f"{RESULTS}/tasks/suite"
+
+
+def tasks_config():
+    """The config's `tasks` section, its table found from any working directory."""
+    section = config["tasks"]
+    return section | {"table": repository_path(section["table"])}
+
+
+def repository_path(path):
+    """A relative path as given if it exists there, else inside the repository (--directory runs)."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    in_repository = os.path.join(workflow.basedir, path)
+    return in_repository if os.path.exists(in_repository) else path
+
+
+def local_tasks():
+    """The tasks whose data this study generates: the offline suite, or the table's own YAMLs."""
+    return task_evaluation.tasks_to_generate(tasks_config())
+
+
+def heldout_split():
+    """The held-out text the text tasks are cut from, if the suite has any."""
+    if not any(name in offline_task_suite.TEXT_TASKS for name in local_tasks()):
+        return []
+    dataset = tasks_config()["heldout_dataset"] or analysis_datasets()[0]
+    return f"{DATA}/{dataset}/validation.jsonl"
+
+
+def task_table_input():
+    section = tasks_config()
+    return section["table"] if section["suite"] == "llm_foundry_46" else []
+
+
+def task_selection():
+    """The part of the `tasks` section that decides which tasks run, as one JSON string."""
+    section = tasks_config()
+    keys = ["suite", "include", "exclude"] + (["table"] if section["suite"] == "llm_foundry_46" else [])
+    return study_config.to_json({key: section[key] for key in keys})

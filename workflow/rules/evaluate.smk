@@ -2,36 +2,24 @@
 # One job per model writes one JSON per set: loading torch and transformers takes
 # longer than a small evaluation, so a job per (model, set) would mostly wait on imports.
 
-VALIDATION_SETS = list(config.get("validation_sets", {}))
-
-
-def loss_eval_valsets(wildcards=None):
-    """Each validation set's token stream and token count, as the eval-loss command's JSON."""
-    return study_config.to_json({
-        valset: {
-            "tokens_path": f"{TOKENS}/{valset_stream(valset)}.bin",
-            "tokens": config["validation_sets"][valset].get("tokens", 65536),
-        }
-        for valset in VALIDATION_SETS
-    })
-
-
 # A study that imports a published testbed has no validation sets of its own: no rule then.
 if VALIDATION_SETS:
 
     rule eval_loss:
         input:
             run=RUN_JSON,
-            weights=MODEL_DIR + "/model.safetensors",
+            weights=f"{MODEL_DIR}/model.safetensors",
             streams=[f"{TOKENS}/{valset_stream(valset)}.bin" for valset in VALIDATION_SETS],
         output:
             expand(LOSS_EVAL, valset=VALIDATION_SETS, allow_missing=True),
         params:
             valsets=loss_eval_valsets(),
-            model_dir=MODEL_DIR,
+            model_dir=lambda w, input: os.path.dirname(input.run),
             out=lambda w, output: " ".join(f"{valset}={path}" for valset, path in zip(VALIDATION_SETS, output)),
+        conda:
+            ENV
         log:
-            LOGS + "/eval_loss/{dataset}/{size}_M{mult}.log",
+            f"{LOGS}/eval_loss/{{dataset}}/{{size}}_M{{mult}}.log",
         threads: 1
         shell:
             "lmscale eval-loss --model {params.model_dir} --valsets {params.valsets:q}"
