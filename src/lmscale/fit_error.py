@@ -55,15 +55,7 @@ def fit_error(
         "dataset": dataset,
         "valset": valset,
         "tasks": sorted(task_names) if task_names is not None else sorted(tasks["task"].unique()),
-        **params,
-        "params": params,
-        "intervals": {p: laws.interval([fit[p] for fit in resampled]) for p in laws.ERROR_PARAMS},
-        "bootstrap": {
-            "requested": bootstrap_samples,
-            "kept": len(resampled),
-            "seed": seed,
-            "samples": [[fit[p] for p in laws.ERROR_PARAMS] for fit in resampled],
-        },
+        **laws.fitted_law(params, laws.ERROR_PARAMS, resampled, bootstrap_samples, seed),
         "rmse": float(np.sqrt(np.mean((predicted - err) ** 2))),
         "fit_set": [
             {"model": m, "size": s, "M": mult, "loss": l, "err": e, "err_pred": float(p)}

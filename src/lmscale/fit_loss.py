@@ -55,15 +55,7 @@ def fit_loss(
         "valset": valset,
         "form": form,
         "method": method,
-        **params,
-        "params": params,
-        "intervals": {p: laws.interval([fit[p] for fit in resampled]) for p in law_form.params},
-        "bootstrap": {
-            "requested": bootstrap_samples,
-            "kept": len(resampled),
-            "seed": seed,
-            "samples": [[fit[p] for p in law_form.params] for fit in resampled],
-        },
+        **laws.fitted_law(params, law_form.params, resampled, bootstrap_samples, seed),
         "rmse": float(np.sqrt(np.mean((predicted - L) ** 2))),
         "fit_set": [
             {"model": m, "size": s, "N": n, "D": d, "M": mult, "loss": l, "loss_pred": float(p)}

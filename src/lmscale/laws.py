@@ -288,6 +288,22 @@ def bootstrap(
     return fits
 
 
+def fitted_law(params: dict, names, refits: list[dict], requested: int, seed: int) -> dict:
+    """A law as it is written to JSON: its parameters (also at top level), their 95% bootstrap
+    intervals, and every refit, from which predictions get their intervals."""
+    return {
+        **params,
+        "params": params,
+        "intervals": {p: interval([fit[p] for fit in refits]) for p in names},
+        "bootstrap": {
+            "requested": requested,
+            "kept": len(refits),
+            "seed": seed,
+            "samples": [[fit[p] for p in names] for fit in refits],
+        },
+    }
+
+
 def interval(values, level: float = 0.95) -> list[float]:
     """Central percentile interval; [nan, nan] with no values."""
     values = np.asarray(values, float)

@@ -9,6 +9,13 @@ checkpoints live outside them (`results/<study>/checkpoints/...`). A rerun
 of a killed job continues from the newest checkpoint whose fingerprint
 matches the run's settings, and ends exactly where an uninterrupted run ends:
 the batch of every step is a function of the step alone.
+
+Runs too large for one GPU run under `torchrun`, one process per GPU
+(`lmscale.distributed`): every step's global batch is the one-process batch,
+split across processes; gradients are averaged (DDP, or FSDP2 when the
+training state must be sharded). Only rank 0 writes the log, the checkpoints
+(full, unsharded: any process count resumes them) and the final model; every
+rank reads the checkpoint rank 0 chose.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmscale import distributed
 from lmscale.config import run_name, to_json
 from lmscale.corpus import atomic_write_json, atomic_writer
 from lmscale.model import Shape, build_config, build_model, parameter_counts
@@ -76,8 +84,10 @@ class Hyperparameters:
 
 # Keys of the `train` block that change no trained weight: they are command-line
 # options, not rule params, so that changing them never retrains the grid.
+# `processes` (CPU runs: gloo processes under torchrun; GPU runs take one per GPU) and
+# `parallel` (auto, ddp, fsdp) choose how a run is split, not what it computes.
 OPERATIONAL_KEYS = {"log_every": 10, "checkpoint_every": 100, "threads": 1, "device": "auto",
-                    "gpus": 0, "keep_checkpoints": False}
+                    "gpus": 0, "keep_checkpoints": False, "processes": 1, "parallel": "auto"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,11 @@ def make_optimizer(model, hp: Hyperparameters):
 # ---- checkpoints ---------------------------------------------------------------------
 
 
+# Version of the checkpoint layout: full (unsharded) weights and optimizer state keyed
+# by parameter name, so that a run resumes under any number of processes.
+CHECKPOINT_FORMAT = 2
+
+
 def fingerprint(payload: dict) -> str:
     return hashlib.sha256(to_json(payload).encode()).hexdigest()[:16]
 
@@ -214,13 +229,18 @@ def save_checkpoint(checkpoint_dir: Path, state: dict, keep: int = 2) -> Path:
     return path
 
 
-def load_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> dict | None:
-    """The newest readable checkpoint of this very run, or None to start fresh."""
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint, memory-mapped: processes reading the same file share its pages."""
     import torch
 
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+
+
+def find_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> tuple[Path, dict] | None:
+    """The newest readable checkpoint of this very run and its state, or None to start fresh."""
     for path in checkpoint_paths(checkpoint_dir):
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = read_checkpoint(path)
         except Exception as error:  # a checkpoint from a crashed disk: try the one before
             log.warning("cannot read checkpoint %s (%s); trying an older one", path, error)
             continue
@@ -228,8 +248,18 @@ def load_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> dict | N
             log.warning("checkpoint %s belongs to other settings (fingerprint %s, expected %s); starting fresh",
                         path, state.get("fingerprint"), expected_fingerprint)
             return None
-        return state
+        if state.get("format") != CHECKPOINT_FORMAT:
+            log.warning("checkpoint %s has layout %s, not %s; starting fresh", path, state.get("format"),
+                        CHECKPOINT_FORMAT)
+            return None
+        return path, state
     return None
+
+
+def load_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> dict | None:
+    """The newest readable checkpoint of this very run, or None to start fresh."""
+    found = find_checkpoint(checkpoint_dir, expected_fingerprint)
+    return found[1] if found else None
 
 
 def rng_state() -> dict:
@@ -287,8 +317,13 @@ def train(
     log_every: int = 10,
     checkpoint_every: int = 100,
     keep_checkpoints: bool = False,
+    parallel: str = "auto",
 ) -> dict:
-    """Train one run of the grid and save it in Hugging Face format; return its run.json record."""
+    """Train one run of the grid and save it in Hugging Face format; return its run.json record.
+
+    Under torchrun every process calls this; rank 0 alone writes files and returns the record
+    (other ranks return it too, unwritten).
+    """
     import torch
     from tqdm import tqdm
 
@@ -311,17 +346,42 @@ def train(
     order = SequenceOrder(tokens, shape.context, hp.seed)
     epochs = check_enough_data(run, budget, order.usable_tokens, hp.repeat_data)
     warmup = min(hp.warmup, budget.steps // 2)
+
+    context = distributed.Context.start(device)
+    try:
+        return _train(context, run=run, shape=shape, hp=hp, micro=micro, stream=stream, counts=counts,
+                      budget=budget, order=order, epochs=epochs, warmup=warmup, tokenizer_dir=tokenizer_dir,
+                      out_dir=out_dir, checkpoint_dir=checkpoint_dir, dataset=dataset, size=size,
+                      multiplier=multiplier, log_every=log_every, checkpoint_every=checkpoint_every,
+                      keep_checkpoints=keep_checkpoints, parallel=parallel, tqdm=tqdm)
+    finally:
+        context.close()
+
+
+def _train(context, *, run, shape, hp, micro, stream, counts, budget, order, epochs, warmup, tokenizer_dir,
+           out_dir, checkpoint_dir, dataset, size, multiplier, log_every, checkpoint_every, keep_checkpoints,
+           parallel, tqdm) -> dict:
+    import torch
+
+    main = context.is_main
+    if not main:  # one voice: the other ranks only warn
+        logging.getLogger("lmscale").setLevel(logging.WARNING)
     if warmup != hp.warmup:
         log.warning("%s: warmup %d is more than half of its %d steps; using %d", run, hp.warmup, budget.steps, warmup)
+    rows = context.local_rows(hp.batch_size)  # this process's share of every global batch
+    local_micro = min(micro, rows.stop - rows.start)
 
-    device = pick_device(device)
+    device = context.device
     autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16)
                 if device.type == "cuda" else nullcontext())
-    model = build_model(shape, stream["vocab_size"], stream["end_of_text_id"], hp.seed).to(device)
-    optimizer = make_optimizer(model, hp)
+    mode = distributed.choose_parallel(parallel, counts["N"], context)
+    core = build_model(shape, stream["vocab_size"], stream["end_of_text_id"], hp.seed).to(device)
+    model = distributed.wrap(core, mode, context)
+    optimizer = make_optimizer(model, hp)  # after sharding: FSDP2 replaces the parameters
 
     checkpoint_dir = Path(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
     log_path = checkpoint_dir / "train_log.jsonl"
     settings = {
         "run": run, "shape": shape.as_dict(), "multiplier": multiplier, "steps": budget.steps,
@@ -330,43 +390,55 @@ def train(
     }
     run_fingerprint = fingerprint(settings)
     start_step, wall_before, resumed_from = 0, 0.0, None
-    state = load_checkpoint(checkpoint_dir, run_fingerprint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+    # Rank 0 chooses the checkpoint (or a fresh start); every rank reads the one it chose.
+    found = find_checkpoint(checkpoint_dir, run_fingerprint) if main else None
+    chosen = context.broadcast(str(found[0]) if found else None)
+    if chosen is not None:
+        state = found[1] if main else read_checkpoint(Path(chosen))
+        distributed.load_full_state(model, optimizer, state["model"], state["optimizer"])
         set_rng_state(state["rng"])
         start_step = resumed_from = state["step"]
         wall_before = state["wall_seconds"]
-        truncate_log(log_path, start_step)
+        del state, found
+        if main:
+            truncate_log(log_path, start_step)
         log.info("%s: resumed from checkpoint at step %d of %d", run, start_step, budget.steps)
-    else:
+    elif main:
         for stale in checkpoint_paths(checkpoint_dir):
             stale.unlink()
         log_path.unlink(missing_ok=True)
         log.info("%s: fresh start", run)
+    split = f", {context.world} processes ({mode})" if context.distributed else ""
     log.info("%s: N = %s (non-embedding %s), D = %s in %d steps of %d tokens (M = %g, target %s), "
-             "%.2f epochs, device %s", run, f"{budget.N:,}", f"{budget.N_non_embedding:,}", f"{budget.D:,}",
-             budget.steps, budget.tokens_per_step, multiplier, f"{budget.D_target:,}", epochs, device)
+             "%.2f epochs, device %s%s", run, f"{budget.N:,}", f"{budget.N_non_embedding:,}", f"{budget.D:,}",
+             budget.steps, budget.tokens_per_step, multiplier, f"{budget.D_target:,}", epochs, device, split)
 
     model.train()
     started = time.perf_counter()
     interval_start, interval_losses, step_loss = started, [], float("nan")
-    progress = tqdm(total=budget.steps, initial=start_step, desc=run, unit="step", mininterval=5.0)
-    with open(log_path, "a") as log_file:
+    progress = tqdm(total=budget.steps, initial=start_step, desc=run, unit="step", mininterval=5.0,
+                    disable=not main)
+    with (open(log_path, "a") if main else nullcontext()) as log_file:
         for step in range(start_step, budget.steps):
             lr = learning_rate(step, budget.steps, hp, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-            batch = torch.from_numpy(order.batch(step, hp.batch_size)).to(device)
-            step_loss = 0.0
-            for micro_batch in batch.split(micro):
-                with autocast:
-                    logits = model(input_ids=micro_batch[:, :-1]).logits
-                cross_entropy, z = loss_terms(logits, micro_batch[:, 1:], hp.z_loss)
-                ((cross_entropy + z) * len(micro_batch) / hp.batch_size).backward()
-                step_loss += cross_entropy.item() * len(micro_batch) / hp.batch_size
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
+            batch = torch.from_numpy(order.batch(step, hp.batch_size)[rows]).to(device)
+            micro_batches = batch.split(local_micro)
+            # Each process weighs its sequences as a share of the global batch; the gradient
+            # average over processes (x 1/world) is undone by the factor world.
+            scale = context.world / hp.batch_size
+            loss_sum = torch.zeros((), device=device)
+            for index, micro_batch in enumerate(micro_batches):
+                with distributed.gradient_sync(model, mode, sync=index == len(micro_batches) - 1):
+                    with autocast:
+                        logits = model(input_ids=micro_batch[:, :-1]).logits
+                    cross_entropy, z = loss_terms(logits, micro_batch[:, 1:], hp.z_loss)
+                    ((cross_entropy + z) * len(micro_batch) * scale).backward()
+                loss_sum += cross_entropy.detach() * len(micro_batch) / hp.batch_size
+            step_loss = context.sum(loss_sum).item()
+            grad_norm = distributed.grad_norm_value(torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
@@ -377,21 +449,25 @@ def train(
                 now = time.perf_counter()
                 record = {
                     "step": done, "loss": float(np.mean(interval_losses)), "lr": lr,
-                    "grad_norm": float(grad_norm), "tokens": done * budget.tokens_per_step,
+                    "grad_norm": grad_norm, "tokens": done * budget.tokens_per_step,
                     "tokens_per_second": len(interval_losses) * budget.tokens_per_step / (now - interval_start),
                     "wall_seconds": wall_before + now - started,
                 }
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
+                if main:
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
                 progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.2e}", refresh=False)
                 interval_start, interval_losses = now, []
             if done % checkpoint_every == 0 and done < budget.steps:
-                log_file.flush()
-                save_checkpoint(checkpoint_dir, {
-                    "step": done, "fingerprint": run_fingerprint, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "rng": rng_state(),
-                    "wall_seconds": wall_before + time.perf_counter() - started,
-                })
+                model_state, optimizer_state = distributed.full_state(model, optimizer)  # every rank: a collective
+                if main:
+                    log_file.flush()
+                    save_checkpoint(checkpoint_dir, {
+                        "step": done, "fingerprint": run_fingerprint, "format": CHECKPOINT_FORMAT,
+                        "model": model_state, "optimizer": optimizer_state, "rng": rng_state(),
+                        "wall_seconds": wall_before + time.perf_counter() - started,
+                    })
+                del model_state, optimizer_state
     progress.close()
     wall = wall_before + time.perf_counter() - started
 
@@ -405,17 +481,25 @@ def train(
         "train_tokens_available": order.usable_tokens, "warmup_steps": warmup,
         "wall_seconds": wall, "tokens_per_second": budget.D / wall,
         "flops_per_second": 6 * budget.N * budget.D / wall,
-        "resumed_from_step": resumed_from, "device": str(device),
+        "resumed_from_step": resumed_from, "device": str(device.type),
+        "processes": context.world, "parallel": mode,
         "shape": shape.as_dict(), "hyperparameters": asdict(hp), "fingerprint": run_fingerprint,
-        "architecture": type(model).__name__,
+        "architecture": type(core).__name__,
     }
-    save_model(model, tokenizer_dir, out_dir)
-    shutil.copyfile(log_path, Path(out_dir) / "train_log.jsonl")
-    atomic_write_json(Path(out_dir) / "run.json", record)  # last: its presence means the run is whole
-    if not keep_checkpoints:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    log.info("%s: done in %.1f s, %.0f tokens/s, %.3g FLOP/s, final train loss %.4f",
-             run, wall, record["tokens_per_second"], record["flops_per_second"], step_loss)
+    if mode == "fsdp":  # gather the shards (every rank), then rank 0 saves an unsharded copy
+        weights = distributed.full_model_state(model)
+        if main:
+            core = build_model(shape, stream["vocab_size"], stream["end_of_text_id"], hp.seed)
+            core.load_state_dict(weights)
+        del weights
+    if main:
+        save_model(core, tokenizer_dir, out_dir)
+        shutil.copyfile(log_path, Path(out_dir) / "train_log.jsonl")
+        atomic_write_json(Path(out_dir) / "run.json", record)  # last: its presence means the run is whole
+        if not keep_checkpoints:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        log.info("%s: done in %.1f s, %.0f tokens/s, %.3g FLOP/s, final train loss %.4f",
+                 run, wall, record["tokens_per_second"], record["flops_per_second"], step_loss)
     return record
 
 
@@ -449,6 +533,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=OPERATIONAL_KEYS["checkpoint_every"],
                         help="steps per checkpoint")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoints after the run ends")
+    parser.add_argument("--parallel", default=OPERATIONAL_KEYS["parallel"], choices=distributed.PARALLEL_MODES,
+                        help="under torchrun: ddp, fsdp, or auto (fsdp when the training state crowds one GPU)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -458,5 +544,6 @@ def main(args: argparse.Namespace) -> int:
         multiplier=args.multiplier, size_config=json.loads(args.size_config),
         train_config=json.loads(args.train_config), threads=args.threads, device=args.device,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+        parallel=args.parallel,
     )
     return 0
