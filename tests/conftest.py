@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+import yaml
+
+from lmscale.config import training_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTBEDS = Path(os.environ.get("LMSCALE_TESTBEDS", REPO.parent / "shared" / "testbeds"))
@@ -26,3 +30,18 @@ def gadre2024() -> Path:
 @pytest.fixture
 def chinchilla_epoch2024() -> Path:
     return shared_testbed("chinchilla_epoch2024")
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> dict:
+    """The smoke study (configs/smoke.yaml) run whole by `snakemake --cores 2` from nothing, once per session."""
+    from tests.workflow import snakemake
+
+    workdir = tmp_path_factory.mktemp("smoke")
+    configfile = REPO / "configs" / "smoke.yaml"
+    config = yaml.safe_load(configfile.read_text())
+    started = time.monotonic()
+    snakemake(workdir, "--configfile", str(configfile))
+    return {"workdir": workdir, "configfile": configfile, "config": config,
+            "results": workdir / "results" / config["study"], "runs": training_runs(config),
+            "seconds": time.monotonic() - started}

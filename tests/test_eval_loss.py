@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,10 +13,9 @@ import pytest
 import yaml
 
 from lmscale import eval_loss
-from lmscale.config import run_name, training_runs
+from lmscale.config import run_name
+from tests.workflow import OFFLINE_ENV, snakemake_command
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "configs" / "smoke.yaml"
 RUN_KEYS = {"model", "dataset", "size", "N", "N_non_embedding", "D", "M", "M_actual", "C", "steps", "batch_size",
             "context", "tokens_per_step", "epochs", "wall_seconds", "tokens_per_second", "flops_per_second",
             "resumed_from_step"}
@@ -26,47 +24,18 @@ LOSS_KEYS = {"model", "dataset", "size", "valset", "loss", "loss_lo", "loss_hi",
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, configfile: Path, targets: list[str], *extra: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"),
-            "--directory", str(workdir), "--cores", "2", "--configfile", str(configfile), *extra]
-
-
-def offline_env() -> dict:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> dict:
-    """Every loss eval of the smoke grid, produced by `snakemake --cores 2` from nothing."""
-    workdir = tmp_path_factory.mktemp("smoke")
-    config = yaml.safe_load(SMOKE.read_text())
-    results = workdir / "results" / config["study"]
-    runs = training_runs(config)
-    # Targets relative to the working directory, as the rules spell their outputs.
-    targets = [
-        f"results/{config['study']}/eval/loss/{run.dataset}/{run.name}/{valset}.json"
-        for run in runs for valset in config["validation_sets"]
-    ]
-    started = time.monotonic()
-    done = subprocess.run(snakemake(workdir, SMOKE, targets), capture_output=True, text=True,
-                          env=offline_env(), timeout=900)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return {"workdir": workdir, "config": config, "results": results, "runs": runs,
-            "seconds": time.monotonic() - started}
-
-
-def losses(smoke: dict, valset: str) -> dict:
+def losses(smoke_study: dict, valset: str) -> dict:
     table = {}
-    for run in smoke["runs"]:
-        path = smoke["results"] / "eval" / "loss" / run.dataset / run.name / f"{valset}.json"
+    for run in smoke_study["runs"]:
+        path = smoke_study["results"] / "eval" / "loss" / run.dataset / run.name / f"{valset}.json"
         table[(run.size, run.multiplier)] = json.loads(path.read_text())
     return table
 
 
-def test_smoke_grid_records(smoke):
-    print(f"smoke training and loss evals: {smoke['seconds']:.0f} s")
-    for run in smoke["runs"]:
-        model_dir = smoke["results"] / "models" / run.dataset / run.name
+def test_smoke_grid_records(smoke_study):
+    print(f"the whole smoke study: {smoke_study['seconds']:.0f} s")
+    for run in smoke_study["runs"]:
+        model_dir = smoke_study["results"] / "models" / run.dataset / run.name
         record = json.loads((model_dir / "run.json").read_text())
         assert RUN_KEYS <= set(record)
         assert record["C"] == 6 * record["N"] * record["D"]
@@ -75,18 +44,18 @@ def test_smoke_grid_records(smoke):
         assert record["N_non_embedding"] < record["N"] and record["epochs"] < 1
         log = [json.loads(line) for line in open(model_dir / "train_log.jsonl")]
         assert log[-1]["step"] == record["steps"] and log[-1]["loss"] < log[0]["loss"]
-        for valset in smoke["config"]["validation_sets"]:
-            result = losses(smoke, valset)[(run.size, run.multiplier)]
+        for valset in smoke_study["config"]["validation_sets"]:
+            result = losses(smoke_study, valset)[(run.size, run.multiplier)]
             assert LOSS_KEYS <= set(result)
             assert result["loss_lo"] < result["loss"] < result["loss_hi"]
             assert result["model"] == run.name and result["valset"] == valset
 
 
-def test_loss_falls_with_N_and_with_M(smoke):
-    sizes = list(smoke["config"]["sizes"])
-    multipliers = sorted({run.multiplier for run in smoke["runs"]})
-    for valset in smoke["config"]["validation_sets"]:
-        table = {key: value["loss"] for key, value in losses(smoke, valset).items()}
+def test_loss_falls_with_N_and_with_M(smoke_study):
+    sizes = list(smoke_study["config"]["sizes"])
+    multipliers = sorted({run.multiplier for run in smoke_study["runs"]})
+    for valset in smoke_study["config"]["validation_sets"]:
+        table = {key: value["loss"] for key, value in losses(smoke_study, valset).items()}
         print(valset, {f"{s}_M{m:g}": round(v, 4) for (s, m), v in table.items()})
         for m in multipliers:
             along_n = [table[(size, m)] for size in sizes]
@@ -124,20 +93,20 @@ print(json.dumps(out))
 """
 
 
-def test_every_checkpoint_loads_offline_and_reproduces_its_loss(smoke):
+def test_every_checkpoint_loads_offline_and_reproduces_its_loss(smoke_study):
     """AutoModelForCausalLM and AutoTokenizer load every model offline; transformers' loss matches the eval."""
-    config, results = smoke["config"], smoke["results"]
+    config, results = smoke_study["config"], smoke_study["results"]
     jobs, expected = [], []
-    for run in smoke["runs"]:
+    for run in smoke_study["runs"]:
         streams = []
         for valset, entry in config["validation_sets"].items():
             stream = (results / "tokens" / entry["dataset"] / "validation.bin" if entry.get("dataset")
                       else results / "tokens" / "valsets" / valset / "validation.bin")
             streams.append([str(stream), entry["tokens"]])
-            expected.append((run.name, valset, losses(smoke, valset)[(run.size, run.multiplier)]["loss"]))
+            expected.append((run.name, valset, losses(smoke_study, valset)[(run.size, run.multiplier)]["loss"]))
         jobs.append([str(results / "models" / run.dataset / run.name), streams])
     done = subprocess.run([sys.executable, "-c", RECOMPUTE, json.dumps(jobs)], capture_output=True, text=True,
-                          env=offline_env(), timeout=600)
+                          env=OFFLINE_ENV, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     recomputed = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(recomputed) == len(expected)
@@ -159,12 +128,12 @@ def training_processes(marker: str) -> list[int]:
     return pids
 
 
-def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke, tmp_path):
+def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_path):
     """Kill Snakemake and its training job mid-run; `--rerun-incomplete` resumes and ends where a clean run ends."""
     from lmscale.train import OPERATIONAL_KEYS, train
 
-    workdir, results = smoke["workdir"], smoke["results"]
-    config = yaml.safe_load(SMOKE.read_text())
+    workdir, results = smoke_study["workdir"], smoke_study["results"]
+    config = yaml.safe_load(smoke_study["configfile"].read_text())
     config["grid"].append({"sizes": ["s1"], "multipliers": [15]})
     config["train"]["checkpoint_every"] = 10  # operational: retrains none of the smoke runs
     configfile = tmp_path / "resume.yaml"
@@ -173,8 +142,8 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke, tmp_path):
     targets = [f"results/{config['study']}/eval/loss/stdlib/{name}/{valset}.json" for valset in config["validation_sets"]]
     checkpoints = results / "checkpoints" / "stdlib" / name
 
-    process = subprocess.Popen(snakemake(workdir, configfile, targets), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True, env=offline_env())
+    process = subprocess.Popen(snakemake_command(workdir, "--configfile", str(configfile), *targets), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True, env=OFFLINE_ENV)
     deadline = time.monotonic() + 600
     while not any(int(p.stem.split("_")[1]) >= 60 for p in checkpoints.glob("step_*.pt")):
         assert process.poll() is None, "snakemake ended before it could be killed"
@@ -190,9 +159,9 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke, tmp_path):
     model_dir = results / "models" / "stdlib" / name
     assert not (model_dir / "run.json").exists()
 
-    subprocess.run(snakemake(workdir, configfile, targets, "--unlock"), capture_output=True, env=offline_env())
-    rerun = subprocess.run(snakemake(workdir, configfile, targets, "--rerun-incomplete"), capture_output=True,
-                           text=True, env=offline_env(), timeout=900)
+    subprocess.run(snakemake_command(workdir, "--configfile", str(configfile), *targets, "--unlock"), capture_output=True, env=OFFLINE_ENV)
+    rerun = subprocess.run(snakemake_command(workdir, "--configfile", str(configfile), *targets, "--rerun-incomplete"), capture_output=True,
+                           text=True, env=OFFLINE_ENV, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     train_log = (results / "logs" / "train" / "stdlib" / f"{name}.log").read_text()
     assert f"resumed from checkpoint at step {killed_at} of" in train_log

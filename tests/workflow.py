@@ -1,7 +1,8 @@
-"""Running the real Snakemake workflow from tests, in a scratch working directory."""
+"""Running the real Snakemake workflow from tests, in a scratch working directory, offline."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -9,12 +10,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Nothing in a test may reach a hub: a model or dataset that is not local is an error.
+OFFLINE_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
     """`snakemake` on the repository's Snakefile with outputs under `workdir`."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True)
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+            "--directory", str(workdir), "--cores", "2", *args]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
+    result = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, env=OFFLINE_ENV,
+                            timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
