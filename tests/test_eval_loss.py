@@ -15,7 +15,7 @@ import yaml
 
 from lmscale import eval_loss
 from lmscale.config import run_name
-from tests.workflow import OFFLINE_ENV, snakemake_command
+from tests.workflow import offline_env, snakemake_command
 
 RUN_KEYS = {"model", "dataset", "size", "N", "N_non_embedding", "D", "M", "M_actual", "C", "steps", "batch_size",
             "context", "tokens_per_step", "epochs", "wall_seconds", "tokens_per_second", "flops_per_second",
@@ -107,7 +107,7 @@ def test_every_checkpoint_loads_offline_and_reproduces_its_loss(smoke_study):
             expected.append((run.name, valset, losses(smoke_study, valset)[(run.size, run.multiplier)]["loss"]))
         jobs.append([str(results / "models" / run.dataset / run.name), streams])
     done = subprocess.run([sys.executable, "-c", RECOMPUTE, json.dumps(jobs)], capture_output=True, text=True,
-                          env=OFFLINE_ENV, timeout=600)
+                          env=offline_env(), timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     recomputed = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(recomputed) == len(expected)
@@ -144,7 +144,7 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
     checkpoints = results / "checkpoints" / "stdlib" / name
 
     process = subprocess.Popen(snakemake_command(workdir, "--configfile", str(configfile), *targets), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True, env=OFFLINE_ENV)
+                               stderr=subprocess.DEVNULL, start_new_session=True, env=offline_env())
     deadline = time.monotonic() + 600
     while not any(int(p.stem.split("_")[1]) >= 60 for p in checkpoints.glob("step_*.pt")):
         assert process.poll() is None, "snakemake ended before it could be killed"
@@ -160,9 +160,9 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
     model_dir = results / "models" / "stdlib" / name
     assert not (model_dir / "run.json").exists()
 
-    subprocess.run(snakemake_command(workdir, "--configfile", str(configfile), *targets, "--unlock"), capture_output=True, env=OFFLINE_ENV)
+    subprocess.run(snakemake_command(workdir, "--configfile", str(configfile), *targets, "--unlock"), capture_output=True, env=offline_env())
     rerun = subprocess.run(snakemake_command(workdir, "--configfile", str(configfile), *targets, "--rerun-incomplete"), capture_output=True,
-                           text=True, env=OFFLINE_ENV, timeout=900)
+                           text=True, env=offline_env(), timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     train_log = (results / "logs" / "train" / "stdlib" / f"{name}.log").read_text()
     assert f"resumed from checkpoint at step {killed_at} of" in train_log

@@ -7,7 +7,9 @@ Three levels, cheapest first:
   retried and the calls show resources growing with `attempt`;
 - the same profile against a real one-node cluster (slurmctld + slurmd +
   munged started by tests/slurm/start_cluster.sh); skipped when SLURM is not
-  installed (tests/slurm/install.sh) or its daemons cannot start here.
+  installed (tests/slurm/install.sh) or its daemons cannot start here;
+- the smoke study itself (shrunk: 3 runs) through the profile on that cluster,
+  down to the loss table.
 """
 
 from __future__ import annotations
@@ -273,3 +275,79 @@ def test_workflow_runs_on_one_node_cluster(slurm_cluster, tmp_path):
         env=env, capture_output=True, text=True, timeout=30,
     ).stdout.split()
     assert states == ["COMPLETED", "COMPLETED"], states
+
+
+# ---------------------------------------------------------------------------
+# The smoke study itself, through the profile, on the one-node cluster.
+
+# The smoke preset, shrunk to fit a CI budget: one multiplier (3 runs), less text,
+# a small task suite; the target is the loss table, so the laws are not fitted.
+SMOKE_TARGET = "results/smoke/testbed/loss.csv"
+# Small rules share SLURM jobs (each job pays ~10-15 s for Snakemake to start in it):
+# the data stages form one job, every evaluation and the table another; each
+# training run keeps a job of its own, as on a real cluster.
+SMOKE_GROUPS = {"corpus": "data", "corpus_valset": "data", "tokenizer": "data", "tokenize": "data",
+                "task_suite": "data", "eval_loss": "evals", "eval_tasks": "evals", "collect": "evals"}
+
+
+def smoke_config(path: Path) -> Path:
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    config["datasets"]["stdlib"]["max_bytes"] = 1_500_000
+    for valset in config["validation_sets"].values():
+        valset["tokens"] = 16384
+    config["grid"] = [{"sizes": ["s1", "s2", "s3"], "multipliers": [5]}]
+    config["loss_fit_set"] = [{"size": size, "M": 5} for size in ("s1", "s2", "s3")]
+    config["tasks"].update(size=20, fewshot_pool=5)
+    config["fit"]["bootstrap"] = 0
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_smoke_study_runs_on_one_node_cluster(slurm_cluster, tmp_path):
+    import csv
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SRUN_"))}
+    env["SLURM_CONF"] = str(slurm_cluster)
+    started = time.monotonic()
+    result = _snakemake(
+        tmp_path,
+        "--snakefile", str(REPO / "Snakefile"), "--configfile", str(smoke_config(tmp_path / "smoke.yaml")),
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--seconds-between-status-checks", "1",
+        # The test node has no GPU: the evaluations run on its CPUs (this replaces the
+        # profile's set-resources, whose GPU-sized memory the node does not have either).
+        "--set-resources", "eval_loss:gpu=0", "eval_tasks:gpu=0",
+        "--groups", *(f"{rule}={group}" for rule, group in SMOKE_GROUPS.items()),
+        # A group job asks for what its jobs would use at once, within these bounds (the node's).
+        "--cores", "2", "--resources", "mem_mb=16000",
+        "--", SMOKE_TARGET,
+        env=env,
+        timeout=600,
+    )
+    wall = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    print(f"smoke study through profiles/slurm: {wall:.0f} s")
+
+    # One SLURM job for the data, one per training run, one for the evaluations and the table.
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(\w+?)[/_]", output)
+    kinds = sorted(kind for _, kind in submitted)
+    assert kinds == ["group", "group", "rule", "rule", "rule"], submitted
+    states = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "-j", ",".join(job for job, _ in submitted), "-o", "%T"],
+        env=env, capture_output=True, text=True, timeout=30,
+    ).stdout.split()
+    assert states == ["COMPLETED"] * 5, states
+
+    with open(tmp_path / SMOKE_TARGET) as handle:
+        rows = list(csv.DictReader(handle))
+    pairs = sorted((row["model"], row["valset"]) for row in rows)
+    assert pairs == sorted((f"{size}_M5", valset) for size in ("s1", "s2", "s3")
+                           for valset in ("stdlib_heldout", "pydoc_prose"))
+    assert all(0 < float(row["loss"]) < 10 for row in rows)
+    for size in ("s1", "s2", "s3"):
+        run = (tmp_path / "results" / "smoke" / "models" / "stdlib" / f"{size}_M5" / "run.json").read_text()
+        assert '"processes": 1' in run

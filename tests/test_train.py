@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -177,3 +178,53 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(streams, caplog):
         second = train.train(out_dir=streams / "models" / "stale_b", train_config={"seed": 2}, **kwargs)
     assert second["resumed_from_step"] is None and first["fingerprint"] != second["fingerprint"]
     assert "belongs to other settings" in caplog.text
+
+
+# ---- the launcher the train rule picks ------------------------------------------------------------
+
+
+def test_train_rule_launches_torchrun_from_the_gpu_resource(tmp_path):
+    """One process up to one GPU; torchrun with one process per granted GPU; train.processes on the CPU.
+
+    The dry run prints each train job's shell command with its resources filled in (s3 asks for
+    8 GPUs, capped at the 2 that `--resources gpu=2` declares); each command then runs against
+    fake `lmscale` and `torchrun` commands that record how they were called.
+    """
+    import yaml
+
+    from tests.workflow import REPO, snakemake
+
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    config["sizes"]["s2"]["gpus"] = 1
+    config["sizes"]["s3"]["gpus"] = 8
+    config["train"]["processes"] = 2
+    config["grid"] = [{"sizes": ["s1", "s2", "s3"], "multipliers": [5]}]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--dry-run", "--printshellcmds",
+                       "--resources", "gpu=2", "--", "results/smoke/testbed/loss.csv")
+    commands = [line.split(":", 1)[1] for line in result.stdout.splitlines()
+                if line.startswith("Shell command:") and '"$@" train ' in line]
+    assert len(commands) == 3, result.stdout[-3000:]
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("lmscale", "torchrun"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" > "$CALLS/$$"\n')
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (tmp_path / "results" / "smoke" / "logs" / "train" / "stdlib").mkdir(parents=True)
+    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls)}
+    for command in commands:
+        subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, env=env, check=True)
+    calls = [path.read_text() for path in calls.iterdir()]
+    launched = {re.search(r"--size (\S+)", call).group(1): call.split(" train ")[0] for call in calls}
+    # Operational options arrive as flags (from job resources, so changing them retrains nothing);
+    # --threads is the job's, shared by its processes.
+    assert all("--threads 2 --device auto --parallel auto --log-every 10 --checkpoint-every 50" in call
+               for call in calls), calls
+    assert launched == {
+        "s1": "torchrun --standalone --nproc-per-node 2 -m lmscale.cli",  # CPU: train.processes gloo processes
+        "s2": "lmscale",  # one GPU: one process
+        "s3": "torchrun --standalone --nproc-per-node 2 -m lmscale.cli",  # 8 GPUs asked, 2 granted
+    }

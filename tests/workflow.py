@@ -10,8 +10,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Nothing in a test may reach a hub: a model or dataset that is not local is an error.
-OFFLINE_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+def offline_env() -> dict:
+    """The environment as it is now (tests may change PATH), with every hub switched off:
+    a model or dataset that is not local is an error."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
@@ -21,7 +23,7 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
-    result = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, env=OFFLINE_ENV,
+    result = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, env=offline_env(),
                             timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")

@@ -94,9 +94,7 @@ class Context:
 
         owns = not dist.is_initialized()
         if owns:
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            kwargs = {"device_id": device} if device.type == "cuda" else {}
-            dist.init_process_group(backend=backend, **kwargs)
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         return cls(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank,
                    device=device, owns_group=owns)
 
@@ -191,7 +189,10 @@ def wrap(model, parallel: str, context: Context):
         device_ids = [context.device] if context.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
     if parallel == "fsdp":
-        from torch.distributed.fsdp import fully_shard
+        try:
+            from torch.distributed.fsdp import fully_shard
+        except ImportError:  # torch < 2.6
+            from torch.distributed._composable.fsdp import fully_shard
 
         # One unit per decoder layer, then the root (embeddings, final norm, head:
         # kept together, so tied embeddings stay one parameter).

@@ -293,14 +293,6 @@ def truncate_log(log_path: Path, step: int) -> None:
 # ---- the run ------------------------------------------------------------------------------
 
 
-def pick_device(name: str = "auto"):
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def train(
     *,
     tokens_path: str | Path,
@@ -329,7 +321,8 @@ def train(
 
     multiplier = float(multiplier)
     run = f"{dataset}/{run_name(size, multiplier)}"
-    torch.set_num_threads(max(1, threads))
+    # `threads` are the job's: under torchrun, shared among its processes.
+    torch.set_num_threads(max(1, threads // int(os.environ.get("WORLD_SIZE", "1"))))
     shape = Shape.from_config(size, size_config)
     hp = Hyperparameters.resolve(size_config, train_config)
     micro = hp.micro_batch_size or hp.batch_size
@@ -366,7 +359,7 @@ def _train(context, *, run, shape, hp, micro, stream, counts, budget, order, epo
     main = context.is_main
     if not main:  # one voice: the other ranks only warn
         logging.getLogger("lmscale").setLevel(logging.WARNING)
-    if warmup != hp.warmup:
+    if warmup != hp.warmup and main:
         log.warning("%s: warmup %d is more than half of its %d steps; using %d", run, hp.warmup, budget.steps, warmup)
     rows = context.local_rows(hp.batch_size)  # this process's share of every global batch
     local_micro = min(micro, rows.stop - rows.start)
@@ -527,7 +520,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--multiplier", type=float, required=True, help="token multiplier M (D = M x N)")
     parser.add_argument("--size-config", required=True, help="the size's shape and hyperparameters, as JSON")
     parser.add_argument("--train-config", default="{}", help="the `train` block, as JSON")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of the job; under torchrun, divided among its processes")
     parser.add_argument("--device", default=os.environ.get("LMSCALE_DEVICE", "auto"), help="auto, cpu or cuda")
     parser.add_argument("--log-every", type=int, default=OPERATIONAL_KEYS["log_every"], help="steps per log line")
     parser.add_argument("--checkpoint-every", type=int, default=OPERATIONAL_KEYS["checkpoint_every"],

@@ -3,54 +3,73 @@
 # job's outputs before rerunning it, and a killed run must find its checkpoints.
 from lmscale.train import OPERATIONAL_KEYS
 
-CHECKPOINTS = RESULTS + "/checkpoints/{dataset}/{size}_M{mult}"
+CHECKPOINTS = f"{RESULTS}/checkpoints/{{dataset}}/{{size}}_M{{mult}}"
 
 # The `train` block splits in two: hyperparameters (rule params, so that a change
 # retrains what it affects) and operational options such as checkpoint_every,
-# which change no result and are given on the command line through TRAIN_OPTIONS
-# (a rule's shell template is part of what Snakemake compares; this dict is not).
+# which change no result. Those reach the command as job resources
+# (`cpu_processes`, `train_options`): neither a param nor part of the shell
+# template, both of which Snakemake compares to decide what to rerun.
 TRAIN_OPTIONS = OPERATIONAL_KEYS | {
     k: v for k, v in config.get("train", {}).items() if k in OPERATIONAL_KEYS
 }
 TRAIN_HYPERPARAMETERS = {
     k: v for k, v in config.get("train", {}).items() if k not in OPERATIONAL_KEYS
 }
-KEEP_CHECKPOINTS = "--keep-checkpoints" if TRAIN_OPTIONS["keep_checkpoints"] else ""
+TRAIN_FLAGS = (
+    f"--device {TRAIN_OPTIONS['device']} --parallel {TRAIN_OPTIONS['parallel']}"
+    f" --log-every {TRAIN_OPTIONS['log_every']} --checkpoint-every {TRAIN_OPTIONS['checkpoint_every']}"
+    + (" --keep-checkpoints" if TRAIN_OPTIONS["keep_checkpoints"] else "")
+)
 
 
-def train_gpus(wildcards):
-    """GPUs of a training job: the size's own `gpus`, else the `train` block's (0 on CPU)."""
-    return config["sizes"][wildcards.size].get("gpus", TRAIN_OPTIONS["gpus"])
+# The launcher follows the job's `gpu` resource, as the scheduler granted it (the
+# local profile caps it at the machine's GPUs): up to one GPU, `lmscale train`
+# itself; beyond, `torchrun` with one process per GPU (NCCL). A CPU job (gpu 0)
+# runs `train.processes` gloo processes (`cpu_processes`), one by default.
+# lmscale.distributed.launcher is the same choice in Python.
+LAUNCH = (
+    "P={resources.gpu}; [ $P -ge 1 ] || P={resources.cpu_processes};"
+    " if [ $P -gt 1 ]; then set -- torchrun --standalone --nproc-per-node $P -m lmscale.cli;"
+    " else set -- lmscale; fi; "
+)
 
 
 rule train:
     input:
-        tokens=TOKENS + "/{dataset}/train.bin",
+        tokens=f"{TOKENS}/{{dataset}}/train.bin",
         tokenizer=TOKENIZER,
     output:
         run=RUN_JSON,
-        weights=MODEL_DIR + "/model.safetensors",
-        model_config=MODEL_DIR + "/config.json",
-        train_log=MODEL_DIR + "/train_log.jsonl",
+        weights=f"{MODEL_DIR}/model.safetensors",
+        model_config=f"{MODEL_DIR}/config.json",
+        train_log=f"{MODEL_DIR}/train_log.jsonl",
     params:
-        size=lambda w: study_config.to_json({k: v for k, v in config["sizes"][w.size].items() if k != "gpus"}),
+        size=lambda w: study_config.to_json(
+            {k: v for k, v in config["sizes"][w.size].items() if k not in job_resources.RESOURCE_KEYS}
+        ),
         train=study_config.to_json(TRAIN_HYPERPARAMETERS),
-        out_dir=MODEL_DIR,
+        out_dir=lambda w, output: os.path.dirname(output.run),
         checkpoints=CHECKPOINTS,
-        tokenizer_dir=TOKENIZER_DIR,
+        tokenizer_dir=lambda w, input: os.path.dirname(input.tokenizer),
+    conda:
+        ENV
     log:
-        LOGS + "/train/{dataset}/{size}_M{mult}.log",
-    threads: TRAIN_OPTIONS["threads"]
+        f"{LOGS}/train/{{dataset}}/{{size}}_M{{mult}}.log",
+    # The whole job's threads: per process times the CPU processes (the command divides
+    # them among its processes). GPU jobs take their CPUs from cpus_per_gpu in the profile.
+    threads: TRAIN_OPTIONS["threads"] * TRAIN_OPTIONS["processes"]
     resources:
-        gpu=train_gpus,
+        # GPUs: the size's own `gpus`, else the `train` block's (0: a CPU job).
+        gpu=lambda w: config["sizes"][w.size].get("gpus", TRAIN_OPTIONS["gpus"]),
         # Host memory (MB) and wall time (minutes) from the shape and D = M x N, times the attempt.
         mem_mb=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt)["mem_mb"],
         runtime=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt)["runtime"],
+        cpu_processes=TRAIN_OPTIONS["processes"],
+        train_options=TRAIN_FLAGS,
     shell:
-        "lmscale train --tokens {input.tokens} --tokenizer {params.tokenizer_dir}"
+        LAUNCH + '"$@" train --tokens {input.tokens} --tokenizer {params.tokenizer_dir}'
         " --dataset {wildcards.dataset} --size {wildcards.size} --multiplier {wildcards.mult}"
         " --size-config {params.size:q} --train-config {params.train:q}"
-        " --out-dir {params.out_dir} --checkpoint-dir {params.checkpoints} --threads {threads}"
-        " --device {TRAIN_OPTIONS[device]} --log-every {TRAIN_OPTIONS[log_every]}"
-        " --checkpoint-every {TRAIN_OPTIONS[checkpoint_every]}"
-        " {KEEP_CHECKPOINTS} > {log} 2>&1"
+        " --out-dir {params.out_dir} --checkpoint-dir {params.checkpoints}"
+        " --threads {threads} {resources.train_options} > {log} 2>&1"

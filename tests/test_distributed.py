@@ -1,0 +1,183 @@
+"""Training under torchrun: two gloo processes on the CPU reproduce one process, and resume after SIGKILL.
+
+The slow tests launch `torchrun --standalone --nproc-per-node 2 -m lmscale.cli train`
+exactly as the `train` rule does for a two-GPU job, on the CPU (gloo).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lmscale import distributed, train
+from tests.test_train import TINY, heldout_loss, streams, train_command  # noqa: F401 (streams: a fixture)
+
+# The tiny model at a gentler learning rate: at lr 0.01 its loss spikes early and
+# rounding differences (the gradient summed in another order) grow past 1e-3;
+# here one and two processes stay within ~1e-4 of each other.
+SIZE = TINY | {"lr": 0.003}
+MULTIPLIER = 10  # ~300 steps
+
+
+def torchrun_command(root: Path, name: str, *extra: str, multiplier: float = MULTIPLIER) -> list[str]:
+    """`torchrun ... -m lmscale.cli train ...` on two processes, torchrun run by this Python."""
+    launch = distributed.launcher(2)
+    assert launch[0] == "torchrun"
+    command = train_command(root, name, multiplier)
+    command[command.index("--size-config") + 1] = json.dumps(SIZE)
+    return [sys.executable, "-m", "torch.distributed.run", *launch[1:], *command[command.index("train"):], *extra]
+
+
+def read_log(model_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in open(model_dir / "train_log.jsonl")]
+
+
+# ---- pure pieces -----------------------------------------------------------------------------------
+
+
+def test_launcher_is_lmscale_for_one_process_and_torchrun_for_more():
+    assert distributed.launcher(0) == distributed.launcher(1) == ["lmscale"]
+    assert distributed.launcher(4) == ["torchrun", "--standalone", "--nproc-per-node", "4", "-m", "lmscale.cli"]
+
+
+def test_the_global_batch_splits_into_equal_contiguous_slices():
+    contexts = [distributed.Context(rank=rank, world=4) for rank in range(4)]
+    slices = [context.local_rows(32) for context in contexts]
+    assert [list(range(32))[s] for s in slices] == [list(range(8 * r, 8 * r + 8)) for r in range(4)]
+    with pytest.raises(ValueError, match="batch_size 30 does not split evenly across 4 processes"):
+        contexts[0].local_rows(30)
+    assert distributed.Context().local_rows(30) == slice(0, 30)
+
+
+def test_parallel_mode_is_none_alone_and_ddp_on_the_cpu_unless_asked():
+    import torch
+
+    alone, pair = distributed.Context(device=torch.device("cpu")), distributed.Context(world=2, device=torch.device("cpu"))
+    assert distributed.choose_parallel("fsdp", 10**9, alone) == "none"
+    assert distributed.choose_parallel("auto", 10**9, pair) == "ddp"
+    assert distributed.choose_parallel("fsdp", 10, pair) == "fsdp"
+    with pytest.raises(ValueError, match="parallel must be one of auto, ddp, fsdp"):
+        distributed.choose_parallel("zero3", 10, pair)
+
+
+# ---- real runs --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def references(streams):  # noqa: F811 (the imported fixture)
+    """The one-process run (in this process) and the uninterrupted two-process run (torchrun, gloo)."""
+    one = train.train(
+        tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
+        out_dir=streams / "models" / "one", checkpoint_dir=streams / "checkpoints" / "one",
+        dataset="stdlib", size="tiny", multiplier=MULTIPLIER, size_config=SIZE, train_config={},
+        threads=1, device="cpu", checkpoint_every=25, log_every=5,
+    )
+    started = time.monotonic()
+    result = subprocess.run(torchrun_command(streams, "two"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((streams / "models" / "two" / "run.json").read_text())
+    print(f"one process: {one['wall_seconds']:.1f} s of training; two processes: {two['wall_seconds']:.1f} s "
+          f"of training, {time.monotonic() - started:.1f} s with torchrun's start-up")
+    return {"one": one, "two": two, "two_stderr": result.stderr}
+
+
+@pytest.mark.slow
+def test_two_processes_reproduce_one_process(streams, references):  # noqa: F811
+    one, two = references["one"], references["two"]
+    assert (two["processes"], two["parallel"], one["processes"], one["parallel"]) == (2, "ddp", 1, "none")
+    for key in ("N", "D", "steps", "C", "tokens_per_step", "fingerprint", "device"):
+        assert two[key] == one[key], key
+    # Rank 0 alone speaks and writes: one start line, the same files as the one-process run.
+    assert references["two_stderr"].count("stdlib/tiny_M10: fresh start") == 1
+    assert sorted(p.name for p in (streams / "models" / "two").iterdir()) == \
+        sorted(p.name for p in (streams / "models" / "one").iterdir())
+    assert not (streams / "checkpoints" / "two").exists()
+
+    log_one, log_two = read_log(streams / "models" / "one"), read_log(streams / "models" / "two")
+    assert [r["step"] for r in log_two] == [r["step"] for r in log_one]
+    # Same sequences per step: the first steps agree to rounding, before chaos can amplify it.
+    assert log_two[0]["loss"] == pytest.approx(log_one[0]["loss"], abs=1e-5)
+    loss_one = heldout_loss(streams, streams / "models" / "one")
+    loss_two = heldout_loss(streams, streams / "models" / "two")
+    print(f"held-out loss: one process {loss_one:.6f}, two processes {loss_two:.6f}, "
+          f"difference {abs(loss_two - loss_one):.2e}; final train loss {log_one[-1]['loss']:.6f} vs "
+          f"{log_two[-1]['loss']:.6f}")
+    assert abs(loss_two - loss_one) < 1e-3, (loss_one, loss_two)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_two_process_run_killed_with_sigkill_resumes_and_matches(streams, references):  # noqa: F811
+    reference = references["two"]
+    checkpoints = streams / "checkpoints" / "killed"
+    half = reference["steps"] // 2
+    process = subprocess.Popen(torchrun_command(streams, "killed"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not any(int(p.stem.split("_")[1]) >= half for p in checkpoints.glob("step_*.pt")):
+        assert process.poll() is None, "the run ended before it could be killed; lower checkpoint_every"
+        assert time.monotonic() < deadline, f"no checkpoint past step {half} within 300 s"
+        time.sleep(0.05)
+    workers = [int(pid) for pid in Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()]
+    assert len(workers) == 2, workers
+    os.killpg(process.pid, signal.SIGKILL)  # torchrun's group; its workers sit in sessions of their own
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    # The workers die with torchrun (parent-death signal), so none writes beside the rerun.
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "torchrun's workers outlived it"
+        time.sleep(0.05)
+    assert not (streams / "models" / "killed" / "run.json").exists()
+    newest = max(int(p.stem.split("_")[1]) for p in checkpoints.glob("step_*.pt"))
+
+    rerun = subprocess.run(torchrun_command(streams, "killed"), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"resumed from checkpoint at step {newest} of {reference['steps']}" in rerun.stderr
+    resumed = json.loads((streams / "models" / "killed" / "run.json").read_text())
+    assert resumed["resumed_from_step"] == newest and resumed["processes"] == 2
+    for key in ("N", "D", "steps", "C", "fingerprint"):
+        assert resumed[key] == reference[key]
+
+    log, reference_log = read_log(streams / "models" / "killed"), read_log(streams / "models" / "two")
+    assert [r["step"] for r in log] == [r["step"] for r in reference_log]
+    assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in reference_log], abs=1e-5)
+    killed_loss = heldout_loss(streams, streams / "models" / "killed")
+    reference_loss = heldout_loss(streams, streams / "models" / "two")
+    assert abs(killed_loss - reference_loss) < 1e-4, (killed_loss, reference_loss)
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_cpu_processes_matches_one_process(streams):  # noqa: F811
+    """FSDP2 `fully_shard` over gloo: sharded weights and optimizer state, the same run (shorter: M = 4)."""
+    one = train.train(
+        tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
+        out_dir=streams / "models" / "one_M4", checkpoint_dir=streams / "checkpoints" / "one_M4",
+        dataset="stdlib", size="tiny", multiplier=4, size_config=SIZE, train_config={},
+        threads=1, device="cpu", checkpoint_every=25, log_every=5,
+    )
+    result = subprocess.run(torchrun_command(streams, "fsdp", "--parallel", "fsdp", multiplier=4),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((streams / "models" / "fsdp" / "run.json").read_text())
+    assert (record["processes"], record["parallel"]) == (2, "fsdp")
+    assert record["fingerprint"] == one["fingerprint"]
+    # The saved model is whole (gathered from the shards): it loads and evaluates like the one-process model.
+    loss_one = heldout_loss(streams, streams / "models" / "one_M4")
+    loss_fsdp = heldout_loss(streams, streams / "models" / "fsdp")
+    print(f"held-out loss at M = 4: one process {loss_one:.6f}, FSDP on two {loss_fsdp:.6f}")
+    assert abs(loss_fsdp - loss_one) < 1e-3, (loss_one, loss_fsdp)
