@@ -143,7 +143,7 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
     targets = [f"results/{config['study']}/eval/loss/stdlib/{name}/{valset}.json" for valset in config["validation_sets"]]
     checkpoints = results / "checkpoints" / "stdlib" / name
 
-    process = subprocess.Popen(snakemake_command(workdir, "--configfile", str(configfile), *targets), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(snakemake_command(workdir, *targets, "--configfile", str(configfile)), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True, env=offline_env())
     deadline = time.monotonic() + 600
     while not any(int(p.stem.split("_")[1]) >= 60 for p in checkpoints.glob("step_*.pt")):
@@ -160,8 +160,8 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
     model_dir = results / "models" / "stdlib" / name
     assert not (model_dir / "run.json").exists()
 
-    subprocess.run(snakemake_command(workdir, "--configfile", str(configfile), *targets, "--unlock"), capture_output=True, env=offline_env())
-    rerun = subprocess.run(snakemake_command(workdir, "--configfile", str(configfile), *targets, "--rerun-incomplete"), capture_output=True,
+    subprocess.run(snakemake_command(workdir, *targets, "--unlock", "--configfile", str(configfile)), capture_output=True, env=offline_env())
+    rerun = subprocess.run(snakemake_command(workdir, *targets, "--rerun-incomplete", "--configfile", str(configfile)), capture_output=True,
                            text=True, env=offline_env(), timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     train_log = (results / "logs" / "train" / "stdlib" / f"{name}.log").read_text()

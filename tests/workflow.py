@@ -17,7 +17,9 @@ def offline_env() -> dict:
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
-    """`snakemake` on the repository's Snakefile with outputs under `workdir`."""
+    """`snakemake` on the repository's Snakefile with outputs under `workdir`.
+
+    Targets go before `--configfile`, which takes every word after it as a file."""
     return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
             "--directory", str(workdir), "--cores", "2", *args]
 
