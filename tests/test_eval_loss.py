@@ -15,7 +15,7 @@ import yaml
 
 from lmscale import eval_loss
 from lmscale.config import run_name
-from tests.workflow import offline_env, snakemake_command
+from tests.workflow import kill_once_checkpointed, offline_env, snakemake_command
 
 RUN_KEYS = {"model", "dataset", "size", "N", "N_non_embedding", "D", "M", "M_actual", "C", "steps", "batch_size",
             "context", "tokens_per_step", "epochs", "wall_seconds", "tokens_per_second", "flops_per_second",
@@ -145,13 +145,7 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
 
     process = subprocess.Popen(snakemake_command(workdir, *targets, "--configfile", str(configfile)), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True, env=offline_env())
-    deadline = time.monotonic() + 600
-    while not any(int(p.stem.split("_")[1]) >= 60 for p in checkpoints.glob("step_*.pt")):
-        assert process.poll() is None, "snakemake ended before it could be killed"
-        assert time.monotonic() < deadline, "no checkpoint past step 60 in time"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_once_checkpointed(process, checkpoints, 60, 600)
     for pid in training_processes(str(checkpoints)):  # a job that left the process group
         os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)

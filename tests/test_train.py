@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 from lmscale import corpus, eval_loss, train
 from lmscale.tokenizer import train_bpe
 from lmscale.tokens import tokenize_split
+from tests.workflow import kill_once_checkpointed
 
 # About 7.8k parameters; at M = 10 that is ~300 steps of 256 tokens, a few seconds on one core.
 TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 32, "context": 32, "tie_embeddings": True,
@@ -135,13 +135,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(streams):
     checkpoints = streams / "checkpoints" / "killed"
     process = subprocess.Popen(train_command(streams, "killed", 10), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not any(int(p.stem.split("_")[1]) >= 100 for p in checkpoints.glob("step_*.pt")):
-        assert process.poll() is None, "the run ended before it could be killed; lower checkpoint_every"
-        assert time.monotonic() < deadline, "no checkpoint past step 100 within 300 s"
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_once_checkpointed(process, checkpoints, 100, 300)
     assert process.returncode == -signal.SIGKILL
     assert not (streams / "models" / "killed" / "run.json").exists()
     newest = max(int(p.stem.split("_")[1]) for p in checkpoints.glob("step_*.pt"))
@@ -192,7 +186,7 @@ def test_train_rule_launches_torchrun_from_the_gpu_resource(tmp_path):
     """
     import yaml
 
-    from tests.workflow import REPO, snakemake
+    from tests.workflow import kill_once_checkpointed, REPO, snakemake
 
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     config["sizes"]["s2"]["gpus"] = 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,3 +49,14 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
         if match.group(1) != "total":
             counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+def kill_once_checkpointed(process: subprocess.Popen, checkpoints: Path, step: int, seconds: float) -> None:
+    """SIGKILL `process`'s whole group once a checkpoint at or past `step` exists in `checkpoints`."""
+    deadline = time.monotonic() + seconds
+    while not any(int(p.stem.split("_")[1]) >= step for p in checkpoints.glob("step_*.pt")):
+        assert process.poll() is None, "the run ended before it could be killed; lower checkpoint_every"
+        assert time.monotonic() < deadline, f"no checkpoint past step {step} within {seconds} s"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
