@@ -7,6 +7,8 @@ Run once, from the repository root, after the data stages of the default study e
     python docs/sweep.py --phase b8        # batch 8
     python docs/sweep.py --phase b4        # batch 4 at the small sizes
     python docs/sweep.py --phase b4check   # batch 4 at the other loss-fit points
+    python docs/sweep.py --phase steps     # N without embeddings: batch per size at M = 20
+    python docs/sweep.py --phase stepscheck  # s1 over-trained at its chosen batch
 
 Each phase appends its runs to docs/sweep.csv; a run whose model and loss already exist
 under results/mini/sweep/ is read, not retrained. docs/sweep.md holds the table and the
@@ -86,10 +88,28 @@ PHASES = {
         (["s1"], [160], [4], [1e-2]),
         (["s4"], [20], [4], [1e-2]),
     ],
+    # N without embeddings (D = M x N shrinks 1.2x to 2.2x): the first full run at batch 8 left
+    # s1 at M = 20 with 132 steps, far above the trend. Batch per size, around ~500+ steps at M = 20.
+    "steps": [
+        (["s1", "s2"], [20], [2, 4, 8], [1e-2]),
+        (["s1"], [20], [2], [5e-3]),
+        (["s3", "s4"], [20], [4, 8, 16], [1e-2]),
+        (["s5", "s6"], [20], [8, 16, 32], [1e-2]),
+        # The best batch was the smallest tried at s1 and s3: one smaller.
+        (["s1"], [20], [1], [1e-2]),
+        (["s3"], [20], [2], [1e-2]),
+    ],
+    # The over-trained loss-fit point and the held-out s1 run at s1's chosen batch, to check the
+    # chosen settings' loss law before the full run.
+    "stepscheck": [
+        (["s1"], [160, 320], [2], [1e-2]),
+    ],
 }
+# Phases that count N without the embeddings (train.count_embeddings: false), as the default does.
+NON_EMBEDDING_PHASES = {"steps", "stepscheck"}
 
 
-def warmup_for(size: str, batch_size: int) -> int:
+def warmup_for(size: str, batch_size: int, count_embeddings: bool = True) -> int:
     """About 10% of the M = 20 run's steps, at least 10."""
     from lmscale.model import Shape, build_config, parameter_counts
     import torch
@@ -97,19 +117,21 @@ def warmup_for(size: str, batch_size: int) -> int:
 
     shape = Shape.from_config(size, {**SHAPES[size], **COMMON})
     with torch.device("meta"):
-        n = parameter_counts(Qwen3ForCausalLM(build_config(shape, 512, 0)))["N"]
+        counts = parameter_counts(Qwen3ForCausalLM(build_config(shape, 512, 0)))
+    n = counts["N"] if count_embeddings else counts["N_non_embedding"]
     steps = 20 * n / (batch_size * COMMON["context"])
     return max(10, int(round(steps / 10, -1)))
 
 
-def run_one(size: str, mult: float, batch: int, lr: float, warmup: int) -> dict:
-    name = f"{size}_M{mult:g}_b{batch}_lr{lr:g}"
+def run_one(size: str, mult: float, batch: int, lr: float, warmup: int, count_embeddings: bool = True) -> dict:
+    name = f"{size}_M{mult:g}_b{batch}_lr{lr:g}" + ("" if count_embeddings else "_ne")
     out = SWEEP / "models" / name
-    record = {"size": size, "M": mult, "batch_size": batch, "lr": lr, "warmup": warmup, "run": name}
+    record = {"size": size, "M": mult, "batch_size": batch, "lr": lr, "warmup": warmup, "run": name,
+              "count_embeddings": count_embeddings}
     loss_json = SWEEP / "eval" / f"{name}.json"
     if not loss_json.exists() and not (out / "run.json").exists():
         size_config = {**SHAPES[size], **COMMON}
-        train_config = {"batch_size": batch, "lr": lr, "warmup": warmup}
+        train_config = {"batch_size": batch, "lr": lr, "warmup": warmup, "count_embeddings": count_embeddings}
         subprocess.run(
             ["lmscale", "train", "--tokens", str(TOKENS / "train.bin"), "--tokenizer", str(TOKENIZER),
              "--out-dir", str(out), "--checkpoint-dir", str(SWEEP / "checkpoints" / name),
@@ -139,9 +161,10 @@ def run_one(size: str, mult: float, batch: int, lr: float, warmup: int) -> dict:
 
 def sweep(phase: str, jobs: int) -> None:
     plan = []
+    count_embeddings = phase not in NON_EMBEDDING_PHASES
     for sizes, mults, batches, lrs in PHASES[phase]:
         for size, mult, batch, lr in itertools.product(sizes, mults, batches, lrs):
-            plan.append((size, mult, batch, lr, warmup_for(size, batch)))
+            plan.append((size, mult, batch, lr, warmup_for(size, batch, count_embeddings), count_embeddings))
     # Longest runs first, so the two workers finish together.
     plan = list(dict.fromkeys(plan))
     plan.sort(key=lambda p: -p[1] * {"s1": 1, "s2": 2, "s3": 3, "s4": 4, "s5": 6, "s6": 14, "s6_d4": 18}[p[0]] / p[2] ** 0.3)

@@ -79,11 +79,28 @@ def test_predictions_reproduce_figure_1(study):
     assert round(100 * by_run.loc[("1.4B", 640.0), "err_rel_err"], 1) == 3.6
     assert round(100 * by_run.loc[("6.9B", 20.0), "err_rel_err"], 2) == 0.05
     assert by_run["in_loss_fit"].sum() == 5 and by_run["in_error_fit"].sum() == 6
+    assert set(table.loc[table["held_out"], "model"]) == set(table.loc[
+        table["size"].eq("1.4B") & table["M"].eq(640) | table["size"].eq("6.9B") & table["M"].eq(20), "model"])
+    assert table["held_out"].sum() == 2
     targets = table[table["target"]]
     assert set(targets["model"]) == {"70B", "6.9B_M320"}
     assert targets["loss"].isna().all() and targets["loss_pred"].notna().all()
     assert (targets["loss_pred_lo"] <= targets["loss_pred"]).all()
     assert (targets["loss_pred"] <= targets["loss_pred_hi"]).all()
+
+
+def test_a_held_out_run_in_a_fit_set_is_refused(study):
+    from lmscale import predict, testbed
+
+    _, _, results = study
+    laws = results / "laws" / "rpj" / "c4_val"
+    with pytest.raises(ValueError, match=r"held-out run 0.079B at M = 20 is in a fit set"):
+        predict.predict(
+            testbed.read_loss_table(results / "testbed/loss.csv"), testbed.read_task_table(results / "testbed/tasks.csv"),
+            *(json.loads((laws / name).read_text()) for name in ("loss_law.json", "error_law_t10.json",
+                                                                  "error_law_all.json")),
+            "rpj", "c4_val", held_out=[{"size": "0.079B", "M": 20}],
+        )
 
 
 def test_heatmaps_exist_for_every_dataset(study):

@@ -335,6 +335,25 @@ def test_runtime_follows_the_stated_throughput():
           f"{seconds / 86400:.1f} days on 8 GPUs at the assumed throughput; runtime {runtime} min")
 
 
+@pytest.mark.parametrize("count_embeddings", [True, False])
+def test_estimate_plans_the_D_that_training_plans(count_embeddings):
+    pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from transformers import Qwen3ForCausalLM
+
+    from lmscale.model import Shape, build_config, parameter_counts
+    from lmscale.train import Budget
+
+    shape = SMALL | {"tie_embeddings": True}
+    train_config = {"batch_size": 8, "count_embeddings": count_embeddings}
+    with torch.device("meta"):
+        counts = parameter_counts(Qwen3ForCausalLM(build_config(Shape.from_config("s", shape), 1000, 0)))
+    budget = Budget.plan(counts, 20, 8, shape["context"], count_embeddings)
+    cost = resources.estimate(shape, 20, train_config, vocab_size=1000)
+    assert (cost.D, cost.steps) == (budget.D, budget.steps)
+    assert cost.N == counts["N"]  # memory and FLOPs follow every parameter, whatever N counts
+
+
 def test_host_memory_holds_a_checkpoint_and_a_process_per_gpu():
     size = paper_config()["sizes"]["6.9B"]
     n = resources.parameter_count(size)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import yaml
 
 from lmscale.task_suite import offline_suite
-from tests.workflow import planned_jobs, snakemake
+from tests.workflow import planned_jobs, planned_wildcards, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -44,3 +45,31 @@ def test_second_run_has_nothing_to_do_and_lint_is_clean(smoke_study):
     assert planned_jobs(smoke_study["workdir"], *args) == {}
     lint = snakemake(smoke_study["workdir"], "--lint", *args, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_rerun_does_only_what_is_stale(smoke_study):
+    """A new multiplier trains only its runs; a new t redoes selection, error law, predictions and
+    figures; a plot setting redraws only the figures it touches."""
+    workdir, config = smoke_study["workdir"], smoke_study["config"]
+    args = ["--configfile", str(smoke_study["configfile"])]
+
+    grown = {**config, "grid": [*config["grid"], {"sizes": ["s1"], "multipliers": [20]}]}
+    grown_file = workdir / "grown.yaml"
+    grown_file.write_text(yaml.safe_dump(grown))
+    planned = planned_jobs(workdir, "--configfile", str(grown_file))
+    assert planned["train"] == planned["eval_loss"] == planned["eval_tasks"] == 1
+    assert not {"corpus", "tokenizer", "tokenize", "task_suite"} & set(planned)
+    assert planned_wildcards(workdir, "train", "--configfile", str(grown_file)) == [
+        {"dataset": "stdlib", "size": "s1", "mult": "20"}
+    ]
+
+    assert planned_jobs(workdir, *args, "--config", f"threshold={config['threshold'] + 5}") == {
+        "select_tasks": 1, "fit_error": 1, "predict": 1, "error_heatmap": 1, "error_vs_loss": 1, "all": 1,
+    }
+
+    restyled = {**config, "figures": {"heatmap_max_percent": 7}}
+    restyled_file = workdir / "restyled.yaml"
+    restyled_file.write_text(yaml.safe_dump(restyled))
+    assert planned_jobs(workdir, "--configfile", str(restyled_file)) == {
+        "loss_heatmap": 1, "error_heatmap": 1, "all": 1,
+    }

@@ -66,6 +66,13 @@ def test_budget_rounds_D_to_whole_steps():
     assert abs(budget.D - budget.D_target) <= 128
 
 
+def test_budget_counts_N_without_embeddings_when_asked():
+    counts = {"N": 10_000, "N_non_embedding": 4_000}
+    budget = train.Budget.plan(counts, 20, batch_size=8, context=32, count_embeddings=False)
+    assert (budget.N, budget.N_total, budget.N_non_embedding) == (4_000, 10_000, 4_000)
+    assert budget.D_target == 80_000 and abs(budget.D - 80_000) <= 128
+
+
 def test_schedule_warms_up_then_decays_to_the_floor():
     hp = train.Hyperparameters(lr=3e-3, lr_floor=3e-5)
     lrs = [train.learning_rate(step, 200, hp, warmup=20) for step in range(200)]

@@ -51,6 +51,21 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return counts
 
 
+def planned_wildcards(workdir: Path, rule: str, *args: str) -> list[dict[str, str]]:
+    """The wildcards of every job of `rule` that a dry run would execute."""
+    result = snakemake(workdir, "--dry-run", *args)
+    jobs, current = [], None
+    for line in (result.stdout + result.stderr).splitlines():
+        header = re.match(r"^(?:local)?rule (\S+):$", line.strip())
+        if header:
+            current = header.group(1)
+        elif current == rule and line.strip().startswith("wildcards:"):
+            pairs = line.strip().removeprefix("wildcards:").split(",")
+            jobs.append(dict(pair.strip().split("=", 1) for pair in pairs))
+            current = None
+    return jobs
+
+
 def kill_once_checkpointed(process: subprocess.Popen, checkpoints: Path, step: int, seconds: float) -> None:
     """SIGKILL `process`'s whole group once a checkpoint at or past `step` exists in `checkpoints`."""
     deadline = time.monotonic() + seconds

@@ -275,6 +275,23 @@ def batches(specs: list[TaskSpec]) -> list[list[TaskSpec]]:
     return groups
 
 
+class TruncationCounter(logging.Filter):
+    """Counts, and keeps out of the log, lm-eval's warning per request cut to fit the context:
+    on a 128-token model it is one line per request, thousands per model."""
+
+    MARK = "exceeds model's maximum length"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.MARK in record.getMessage():
+            self.count += 1
+            return False
+        return True
+
+
 def evaluate_model(
     model_dir: str | Path,
     specs: list[TaskSpec],
@@ -349,11 +366,20 @@ def evaluate_model(
                 log.warning("lm-eval failed on one of %s; evaluating them one by one", names, exc_info=True)
             return False
 
-    with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir:
-        for batch in batches(specs):
-            if not attempt(batch, cache_dir) and len(batch) > 1:
-                for spec in batch:
-                    attempt([spec], cache_dir)
+    truncated = TruncationCounter()
+    hf_log = logging.getLogger("lm_eval.models.huggingface")
+    hf_log.addFilter(truncated)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir:
+            for batch in batches(specs):
+                if not attempt(batch, cache_dir) and len(batch) > 1:
+                    for spec in batch:
+                        attempt([spec], cache_dir)
+    finally:
+        hf_log.removeFilter(truncated)
+    if truncated.count:
+        log.info("%d requests were longer than the model's context and lost their leftmost tokens "
+                 "(lm-eval truncates from the left)", truncated.count)
     order = [spec.name for spec in specs]
     return {
         "tasks": {name: results[name] for name in order if name in results},

@@ -110,17 +110,22 @@ def grid(start_grid: dict[str, Sequence[float]], names: Sequence[str]) -> list[t
 
 
 def least_squares(
-    function: Callable, x, y, starts: Sequence[Sequence[float]]
+    function: Callable, x, y, starts: Sequence[Sequence[float]], nonnegative: bool = False
 ) -> tuple[np.ndarray, float]:
-    """Levenberg-Marquardt from every start; the parameters with the smallest squared residual."""
+    """Least squares from every start; the parameters with the smallest squared residual.
+
+    Levenberg-Marquardt (the paper's), or, with `nonnegative`, the trust-region reflective
+    method with every parameter kept at or above zero.
+    """
     y = np.asarray(y, float)
+    options = {"bounds": (0.0, np.inf), "method": "trf"} if nonnegative else {"method": "lm"}
     best, best_sse = None, np.inf
     for start in starts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             try:
-                popt, _ = curve_fit(function, x, y, p0=list(start), method="lm", maxfev=10000)
+                popt, _ = curve_fit(function, x, y, p0=list(start), maxfev=10000, **options)
             except (RuntimeError, ValueError):
                 continue
             sse = float(np.sum((function(x, *popt) - y) ** 2))
@@ -230,9 +235,10 @@ def fit_loss_law(
     """
     form = loss_form(form_name)
     N, D, L = (np.asarray(v, float) for v in (N, D, L))
-    if method == "least_squares":
+    if method in ("least_squares", "nonnegative_least_squares"):
         grid_starts = starts if starts is not None else grid(form.start_grid, form.params)
-        popt, _ = least_squares(lambda x, *p: form.of_N_D(x[0], x[1], *p), np.vstack([N, D]), L, grid_starts)
+        popt, _ = least_squares(lambda x, *p: form.of_N_D(x[0], x[1], *p), np.vstack([N, D]), L, grid_starts,
+                                nonnegative=method == "nonnegative_least_squares")
         return dict(zip(form.params, map(float, popt)))
     if method == "huber":
         tied = form.name == "gadre"
@@ -245,7 +251,7 @@ def fit_loss_law(
             # A = a 6^-eta and B = b 6^-eta, back in the paper's parameters.
             return {"E": float(E), "a": float(A * 6**eta), "b": float(B * 6**eta), "eta": float(eta)}
         return {"E": float(E), "A": float(A), "B": float(B), "alpha": float(alpha), "beta": float(beta)}
-    raise ValueError(f"unknown fitting method {method!r}; choose least_squares or huber")
+    raise ValueError(f"unknown fitting method {method!r}; choose least_squares, nonnegative_least_squares or huber")
 
 
 def fit_error_law(L, err, starts: Sequence[Sequence[float]] | None = None) -> dict:

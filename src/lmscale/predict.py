@@ -90,6 +90,22 @@ def add_error_predictions(
     return table
 
 
+def mark_held_out(table: pd.DataFrame, held_out: list[dict]) -> pd.DataFrame:
+    """Column `held_out`: the trained runs kept out of every fit set to test the chained prediction."""
+    table = table.assign(held_out=False)
+    for point in held_out:
+        rows = (table["size"] == str(point["size"])) & np.isclose(table["M"], float(point["M"])) & ~table["target"]
+        if not rows.any():  # e.g. a published testbed where only one dataset has the run
+            log.warning("held-out run %s at M = %g is not in this testbed (%s): nothing to flag",
+                        point["size"], float(point["M"]), ", ".join(sorted(set(table["dataset"]))))
+            continue
+        if (table.loc[rows, "in_loss_fit"] | table.loc[rows, "in_error_fit"]).any():
+            raise ValueError(f"held-out run {point['size']} at M = {point['M']:g} is in a fit set: "
+                             "drop it from `held_out`, or from `loss_fit_set` / `error_fit_extra`")
+        table.loc[rows, "held_out"] = True
+    return table
+
+
 def predict(
     loss: pd.DataFrame,
     tasks: pd.DataFrame,
@@ -99,14 +115,16 @@ def predict(
     dataset: str,
     valset: str,
     targets: list[dict] = (),
+    held_out: list[dict] = (),
 ) -> pd.DataFrame:
     table, loss_samples = loss_predictions(loss, loss_law, dataset, valset, targets)
     table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_selected, "err")
     table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_all, "err_all")
     error_fit_models = {p["model"] for p in error_law_selected["fit_set"]}
     table["in_error_fit"] = table["model"].isin(error_fit_models) & ~table["target"]
-    leading = ["model", "dataset", "size", "N", "M", "D", "C", "target", "loss", "loss_pred", "loss_rel_err",
-               "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
+    table = mark_held_out(table, list(held_out))
+    leading = ["model", "dataset", "size", "N", "M", "D", "C", "target", "held_out", "loss", "loss_pred",
+               "loss_rel_err", "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
     return table[leading + [c for c in table.columns if c not in leading]].sort_values(["target", "N", "M"])
 
 
@@ -123,6 +141,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--valset", required=True)
     parser.add_argument("--targets", default="[]", help='JSON list of {"name", "N", "M"}')
+    parser.add_argument("--held-out", default="[]", help='JSON list of {"size", "M"}: trained runs held out')
     parser.add_argument("--out", required=True)
 
 
@@ -136,6 +155,7 @@ def main(args) -> None:
         args.dataset,
         args.valset,
         json.loads(args.targets),
+        json.loads(args.held_out),
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
@@ -143,3 +163,7 @@ def main(args) -> None:
     log.info("predicted %d models and %d targets; median relative error: loss %.2f%%, error %.2f%%",
              len(measured), int(table["target"].sum()), 100 * measured["loss_rel_err"].median(),
              100 * measured["err_rel_err"].median())
+    for row in table[table["held_out"]].itertuples():
+        log.info("held out %s: loss %.4f predicted %.4f (%.2f%%), average error %.4f predicted %.4f (%.2f%%)",
+                 row.model, row.loss, row.loss_pred, 100 * row.loss_rel_err, row.err, row.err_pred,
+                 100 * row.err_rel_err)

@@ -76,8 +76,12 @@ def parameter_count(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> 
     kv_width = (size_config.get("kv_heads") or heads) * head_dim
     block = (2 * width * width + 2 * width * kv_width + 3 * width * size_config["mlp_width"]
              + 2 * width + 2 * head_dim)
-    embeddings = vocab_size * width * (1 if size_config.get("tie_embeddings", False) else 2)
-    return depth * block + width + embeddings
+    return depth * block + width + embedding_count(size_config, vocab_size)
+
+
+def embedding_count(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> int:
+    """The embedding parameters: the input embedding and, unless tied, the output head."""
+    return vocab_size * size_config["width"] * (1 if size_config.get("tie_embeddings", False) else 2)
 
 
 def flops_per_token(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> float:
@@ -97,7 +101,8 @@ def _setting(key: str, size_config: dict, train_config: dict, default):
 
 def estimate(size_config: dict, multiplier: float, train_config: dict,
              vocab_size: int = DEFAULT_VOCAB_SIZE) -> Estimate:
-    """N, D (M x N rounded to whole steps, as lmscale.train plans it), FLOPs, seconds and host memory."""
+    """N (every parameter), D (M x the counted N, rounded to whole steps, as lmscale.train plans it),
+    FLOPs, seconds and host memory."""
     if multiplier <= 0:
         raise ValueError(f"token multiplier must be positive, got {multiplier!r}")
     n = parameter_count(size_config, vocab_size)
@@ -105,7 +110,9 @@ def estimate(size_config: dict, multiplier: float, train_config: dict,
     micro = int(_setting("micro_batch_size", size_config, train_config, batch))
     context = size_config["context"]
     tokens_per_step = batch * context
-    steps = max(1, round(round(multiplier * n) / tokens_per_step))
+    counted = n if _setting("count_embeddings", size_config, train_config, True) else n - embedding_count(
+        size_config, vocab_size)
+    steps = max(1, round(round(multiplier * counted) / tokens_per_step))
     d = steps * tokens_per_step
     flops = flops_per_token(size_config, vocab_size) * d
     gpus = int(_setting("gpus", size_config, train_config, 0))
@@ -153,3 +160,10 @@ def train_job(config: dict, size: str, multiplier, attempt: int = 1) -> dict:
     """`training_resources` of one run of a study's grid, as the `train` rule asks for them."""
     return training_resources(config["sizes"][size], float(multiplier), config.get("train", {}), attempt,
                               vocab_size=study_vocab_size(config))
+
+
+def train_priority(config: dict, size: str, multiplier) -> int:
+    """Scheduling priority of a training job: larger for more FLOPs, so that the longest runs
+    start first and the study does not wait at its end on one long run started last."""
+    cost = estimate(config["sizes"][size], float(multiplier), config.get("train", {}), study_vocab_size(config))
+    return round(100 * math.log10(cost.flops))

@@ -70,6 +70,10 @@ class Hyperparameters:
     grad_clip: float = 1.0
     seed: int = 0  # initial weights and data order
     repeat_data: bool = False  # allow D beyond the train split (epochs > 1)
+    # The N of D = M x N (and of C = 6 N D): every parameter (the paper), or without the
+    # embeddings (Kaplan et al. 2020), which draws cleaner laws where the embedding is a
+    # large share of a small model.
+    count_embeddings: bool = True
 
     @classmethod
     def resolve(cls, size: dict, train: dict) -> "Hyperparameters":
@@ -92,9 +96,13 @@ OPERATIONAL_KEYS = {"log_every": 10, "checkpoint_every": 100, "threads": 1, "dev
 
 @dataclass(frozen=True)
 class Budget:
-    """The token budget of a run: D = M x N, rounded to whole optimizer steps."""
+    """The token budget of a run: D = M x N, rounded to whole optimizer steps.
+
+    N is the counted parameters (`count_embeddings`): every parameter, or the non-embedding ones.
+    """
 
     N: int
+    N_total: int
     N_non_embedding: int
     M: float
     D_target: int  # M x N before rounding
@@ -106,11 +114,13 @@ class Budget:
         return self.steps * self.tokens_per_step
 
     @classmethod
-    def plan(cls, counts: dict, multiplier: float, batch_size: int, context: int) -> "Budget":
+    def plan(cls, counts: dict, multiplier: float, batch_size: int, context: int,
+             count_embeddings: bool = True) -> "Budget":
         tokens_per_step = batch_size * context
-        target = round(multiplier * counts["N"])
+        n = counts["N"] if count_embeddings else counts["N_non_embedding"]
+        target = round(multiplier * n)
         steps = max(1, round(target / tokens_per_step))
-        return cls(counts["N"], counts["N_non_embedding"], multiplier, target, steps, tokens_per_step)
+        return cls(n, counts["N"], counts["N_non_embedding"], multiplier, target, steps, tokens_per_step)
 
 
 def check_enough_data(run: str, budget: Budget, usable_tokens: int, repeat_data: bool) -> float:
@@ -180,11 +190,11 @@ def learning_rate(step: int, steps: int, hp: Hyperparameters, warmup: int) -> fl
 
 def loss_terms(logits, targets, z_loss: float):
     """Mean token cross-entropy and the z-loss, z_loss x mean(log Z^2), which keeps logits from drifting."""
-    import torch.nn.functional as F
-
     logits = logits.float().reshape(-1, logits.shape[-1])
-    cross_entropy = F.cross_entropy(logits, targets.reshape(-1))
-    z = z_loss * logits.logsumexp(dim=-1).pow(2).mean()
+    # One log-partition serves both terms: cross-entropy is log Z minus the target's logit.
+    log_z = logits.logsumexp(dim=-1)
+    cross_entropy = (log_z - logits.gather(1, targets.reshape(-1, 1)).squeeze(1)).mean()
+    z = z_loss * log_z.pow(2).mean()
     return cross_entropy, z
 
 
@@ -335,7 +345,7 @@ def train(
         from transformers import Qwen3ForCausalLM
 
         counts = parameter_counts(Qwen3ForCausalLM(build_config(shape, stream["vocab_size"], stream["end_of_text_id"])))
-    budget = Budget.plan(counts, multiplier, hp.batch_size, shape.context)
+    budget = Budget.plan(counts, multiplier, hp.batch_size, shape.context, hp.count_embeddings)
     order = SequenceOrder(tokens, shape.context, hp.seed)
     epochs = check_enough_data(run, budget, order.usable_tokens, hp.repeat_data)
     warmup = min(hp.warmup, budget.steps // 2)
@@ -402,8 +412,9 @@ def _train(context, *, run, shape, hp, micro, stream, counts, budget, order, epo
         log_path.unlink(missing_ok=True)
         log.info("%s: fresh start", run)
     split = f", {context.world} processes ({mode})" if context.distributed else ""
-    log.info("%s: N = %s (non-embedding %s), D = %s in %d steps of %d tokens (M = %g, target %s), "
-             "%.2f epochs, device %s%s", run, f"{budget.N:,}", f"{budget.N_non_embedding:,}", f"{budget.D:,}",
+    log.info("%s: N = %s (of %s parameters, %s without embeddings), D = %s in %d steps of %d tokens "
+             "(M = %g, target %s), %.2f epochs, device %s%s", run, f"{budget.N:,}", f"{budget.N_total:,}",
+             f"{budget.N_non_embedding:,}", f"{budget.D:,}",
              budget.steps, budget.tokens_per_step, multiplier, f"{budget.D_target:,}", epochs, device, split)
 
     model.train()
@@ -466,7 +477,8 @@ def _train(context, *, run, shape, hp, micro, stream, counts, budget, order, epo
 
     record = {
         "model": run_name(size, multiplier), "dataset": dataset, "size": size,
-        "N": budget.N, "N_non_embedding": budget.N_non_embedding,
+        "N": budget.N, "N_total": budget.N_total, "N_non_embedding": budget.N_non_embedding,
+        "count_embeddings": hp.count_embeddings,
         "D": budget.D, "D_target": budget.D_target, "D_rounding": budget.D - budget.D_target,
         "M": multiplier, "M_actual": budget.D / budget.N, "C": 6 * budget.N * budget.D,
         "steps": budget.steps, "batch_size": hp.batch_size, "context": shape.context,

@@ -74,6 +74,7 @@ rule predict:
         f"{RESULTS}/predictions/{{dataset}}/{{valset}}_t{{t}}.csv",
     params:
         targets=study_config.to_json(config.get("targets", [])),
+        held_out=study_config.to_json(config.get("held_out", [])),
     conda:
         ENV
     log:
@@ -82,4 +83,4 @@ rule predict:
         "lmscale predict --loss-table {input.loss} --tasks-table {input.tasks}"
         " --loss-law {input.loss_law} --error-law {input.error_law} --error-law-all {input.error_law_all}"
         " --dataset {wildcards.dataset} --valset {wildcards.valset} --targets {params.targets:q}"
-        " --out {output} > {log} 2>&1"
+        " --held-out {params.held_out:q} --out {output} > {log} 2>&1"

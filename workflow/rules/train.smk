@@ -59,6 +59,8 @@ rule train:
     # The whole job's threads: per process times the CPU processes (the command divides
     # them among its processes). GPU jobs take their CPUs from cpus_per_gpu in the profile.
     threads: TRAIN_OPTIONS["threads"] * TRAIN_OPTIONS["processes"]
+    # Longest runs first (estimated FLOPs), so the last job to start is a short one.
+    priority: lambda w: job_resources.train_priority(config, w.size, w.mult)
     resources:
         # GPUs: the size's own `gpus`, else the `train` block's (0: a CPU job).
         gpu=lambda w: config["sizes"][w.size].get("gpus", TRAIN_OPTIONS["gpus"]),
