@@ -9,6 +9,7 @@ Run once, from the repository root, after the data stages of the default study e
     python docs/sweep.py --phase b4check   # batch 4 at the other loss-fit points
     python docs/sweep.py --phase steps     # N without embeddings: batch per size at M = 20
     python docs/sweep.py --phase stepscheck  # s1 over-trained at its chosen batch
+    python docs/sweep.py --phase s2check   # s2 over-trained at its chosen batch
 
 Each phase appends its runs to docs/sweep.csv; a run whose model and loss already exist
 under results/mini/sweep/ is read, not retrained. docs/sweep.md holds the table and the
@@ -104,9 +105,13 @@ PHASES = {
     "stepscheck": [
         (["s1"], [160, 320], [2], [1e-2]),
     ],
+    # s2 over-trained at its chosen batch: could s2, not s1, be the smallest fit size?
+    "s2check": [
+        (["s2"], [160, 320], [4], [1e-2]),
+    ],
 }
 # Phases that count N without the embeddings (train.count_embeddings: false), as the default does.
-NON_EMBEDDING_PHASES = {"steps", "stepscheck"}
+NON_EMBEDDING_PHASES = {"steps", "stepscheck", "s2check"}
 
 
 def warmup_for(size: str, batch_size: int, count_embeddings: bool = True) -> int:

@@ -5,6 +5,7 @@ and average error vs loss with the fitted error law (Figures 1 right, 3)."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from lmscale import laws, testbed  # noqa: E402
-from lmscale.predict import loss_predictions, read_json  # noqa: E402
+from lmscale.predict import loss_predictions, mark_held_out, read_json  # noqa: E402
+
+HELD_OUT_COLOUR = "#d62728"  # held-out runs: red outlines in every figure
 
 FIGURES = ("loss-heatmap", "error-heatmap", "loss-vs-compute", "error-vs-loss")
 
@@ -26,7 +29,8 @@ def _size_order(table: pd.DataFrame) -> list[str]:
 
 
 def heatmap_panel(ax, table: pd.DataFrame, value: str, fit_column: str, max_percent: float, title: str):
-    """Relative error in percent by size (rows, largest at the top) and M (columns); fit cells boxed."""
+    """Relative error in percent by size (rows, largest at the top) and M (columns); fit cells
+    boxed in blue, held-out runs in dashed red."""
     measured = table[table[value].notna() & ~table["target"]]
     sizes = _size_order(measured)[::-1]
     percent = measured.assign(percent=100 * measured[value]).pivot_table(
@@ -37,20 +41,22 @@ def heatmap_panel(ax, table: pd.DataFrame, value: str, fit_column: str, max_perc
         cbar_kws={"label": "relative error (%)"}, linewidths=0.5, linecolor="white", annot_kws={"size": 7},
     )
     ax.set_xticklabels([f"{m:g}" for m in percent.columns])
-    fit = measured[measured[fit_column]]
-    for size, multiplier in zip(fit["size"], fit["M"]):
-        row, column = sizes.index(size), list(percent.columns).index(multiplier)
-        ax.add_patch(plt.Rectangle((column, row), 1, 1, fill=False, edgecolor="#1f77b4", linewidth=2.5))
+    for marked, style in ((measured[fit_column], {"edgecolor": "#1f77b4"}),
+                          (measured["held_out"], {"edgecolor": HELD_OUT_COLOUR, "linestyle": "--"})):
+        for size, multiplier in zip(measured.loc[marked, "size"], measured.loc[marked, "M"]):
+            row, column = sizes.index(size), list(percent.columns).index(multiplier)
+            ax.add_patch(plt.Rectangle((column, row), 1, 1, fill=False, linewidth=2.5, **style))
     ax.set_xlabel("token multiplier M")
     ax.set_ylabel("model size N")
     ax.set_title(title)
 
 
-def loss_heatmap(loss_table, loss_law, dataset, valset, max_percent):
+def loss_heatmap(loss_table, loss_law, dataset, valset, max_percent, held_out=()):
     table, _ = loss_predictions(testbed.read_loss_table(loss_table), read_json(loss_law), dataset, valset)
+    table = mark_held_out(table, list(held_out))
     figure, ax = plt.subplots(figsize=(7, 4))
     heatmap_panel(ax, table, "loss_rel_err", "in_loss_fit", max_percent,
-                  f"Loss relative error, {dataset} ({valset}); boxed: fit set")
+                  f"Loss relative error, {dataset} ({valset}); boxed: fit set, dashed: held out")
     return figure
 
 
@@ -58,9 +64,9 @@ def error_heatmap(predictions, dataset, valset, max_percent):
     table = pd.read_csv(predictions)
     figure, axes = plt.subplots(1, 2, figsize=(13, 4))
     heatmap_panel(axes[0], table, "err_rel_err", "in_error_fit", max_percent,
-                  f"Average error, selected tasks, {dataset}; boxed: fit set")
+                  f"Average error, selected tasks, {dataset}; boxed: fit set, dashed: held out")
     heatmap_panel(axes[1], table, "err_all_rel_err", "in_error_fit", max_percent,
-                  f"Average error, all tasks, {dataset}; boxed: fit set")
+                  f"Average error, all tasks, {dataset}; boxed: fit set, dashed: held out")
     return figure
 
 
@@ -70,9 +76,15 @@ def multiplier_palette(multipliers) -> dict:
     return dict(zip(multipliers, sns.color_palette("viridis", len(multipliers))))
 
 
-def loss_vs_compute(loss_table, loss_law, dataset, valset):
+def edge_colours(points: pd.DataFrame, fit_column: str) -> np.ndarray:
+    """Marker outlines: black for the fit set, red for held-out runs, none otherwise."""
+    return np.where(points[fit_column], "black", np.where(points["held_out"], HELD_OUT_COLOUR, "none"))
+
+
+def loss_vs_compute(loss_table, loss_law, dataset, valset, held_out=()):
     law = read_json(loss_law)
     table, _ = loss_predictions(testbed.read_loss_table(loss_table), law, dataset, valset)
+    table = mark_held_out(table, list(held_out))
     table = table[~table["target"]]
     palette = multiplier_palette(table["M"])
     form = laws.loss_form(law["form"])
@@ -84,12 +96,12 @@ def loss_vs_compute(loss_table, loss_law, dataset, valset):
         ax.plot(compute_range, form.predict(law["params"], N, multiplier * N), color=colour, lw=1)
         points = table[table["M"] == multiplier]
         ax.scatter(points["C"], points["loss"], color=colour, label=f"M = {multiplier:g}", s=22,
-                   edgecolor=np.where(points["in_loss_fit"], "black", "none"), linewidth=1.2, zorder=3)
+                   edgecolor=edge_colours(points, "in_loss_fit"), linewidth=1.2, zorder=3)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("compute C = 6ND (FLOPs)")
     ax.set_ylabel(f"loss on {valset}")
-    ax.set_title(f"{dataset}: fitted loss law per M (black edge: fit set)")
+    ax.set_title(f"{dataset}: fitted loss law per M (black edge: fit set, red: held out)")
     ax.legend(fontsize=7, ncol=2)
     return figure
 
@@ -109,10 +121,10 @@ def error_vs_loss(predictions, error_law, error_law_all, dataset, valset):
         for multiplier, colour in palette.items():
             points = table[table["M"] == multiplier]
             ax.scatter(points["loss"], points[column], color=colour, label=f"M = {multiplier:g}", s=22,
-                       edgecolor=np.where(points["in_error_fit"], "black", "none"), linewidth=1.2, zorder=3)
+                       edgecolor=edge_colours(points, "in_error_fit"), linewidth=1.2, zorder=3)
         ax.set_xlabel(f"loss on {valset}")
         ax.set_ylabel("average top-1 error")
-        ax.set_title(f"{dataset}: {title} ({len(law['tasks'])}); black edge: fit set")
+        ax.set_title(f"{dataset}: {title} ({len(law['tasks'])}); black edge: fit set, red: held out")
     axes[1].legend(fontsize=7, ncol=2, loc="lower right")
     return figure
 
@@ -135,6 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--error-law")
     parser.add_argument("--error-law-all")
     parser.add_argument("--max-percent", type=float, default=20.0, help="heatmap colour saturates here")
+    parser.add_argument("--held-out", default="[]", help='JSON list of {"size", "M"}: trained runs held out')
     parser.add_argument("--dpi", type=int, default=150)
     parser.add_argument("--out", nargs="+", required=True, help="one file per format (.png, .pdf, .svg)")
 
@@ -142,11 +155,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args) -> None:
     sns.set_theme(style="whitegrid", context="paper")
     if args.kind == "loss-heatmap":
-        figure = loss_heatmap(args.loss_table, args.loss_law, args.dataset, args.valset, args.max_percent)
+        figure = loss_heatmap(args.loss_table, args.loss_law, args.dataset, args.valset, args.max_percent,
+                              json.loads(args.held_out))
     elif args.kind == "error-heatmap":
         figure = error_heatmap(args.predictions, args.dataset, args.valset, args.max_percent)
     elif args.kind == "loss-vs-compute":
-        figure = loss_vs_compute(args.loss_table, args.loss_law, args.dataset, args.valset)
+        figure = loss_vs_compute(args.loss_table, args.loss_law, args.dataset, args.valset, json.loads(args.held_out))
     else:
         figure = error_vs_loss(args.predictions, args.error_law, args.error_law_all, args.dataset, args.valset)
     save(figure, args.out, args.dpi)

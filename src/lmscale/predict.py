@@ -99,7 +99,8 @@ def mark_held_out(table: pd.DataFrame, held_out: list[dict]) -> pd.DataFrame:
             log.warning("held-out run %s at M = %g is not in this testbed (%s): nothing to flag",
                         point["size"], float(point["M"]), ", ".join(sorted(set(table["dataset"]))))
             continue
-        if (table.loc[rows, "in_loss_fit"] | table.loc[rows, "in_error_fit"]).any():
+        fit_columns = [c for c in ("in_loss_fit", "in_error_fit") if c in table.columns]
+        if table.loc[rows, fit_columns].any(axis=None):
             raise ValueError(f"held-out run {point['size']} at M = {point['M']:g} is in a fit set: "
                              "drop it from `held_out`, or from `loss_fit_set` / `error_fit_extra`")
         table.loc[rows, "held_out"] = True

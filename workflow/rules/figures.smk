@@ -9,6 +9,7 @@ rule loss_heatmap:
     params:
         max_percent=FIGURE_SETTINGS["heatmap_max_percent"],
         dpi=FIGURE_SETTINGS["dpi"],
+        held_out=study_config.to_json(config.get("held_out", [])),
     conda:
         ENV
     log:
@@ -16,7 +17,7 @@ rule loss_heatmap:
     shell:
         "lmscale figure loss-heatmap --dataset {wildcards.dataset} --valset {wildcards.valset}"
         " --loss-table {input.loss} --loss-law {input.law} --max-percent {params.max_percent}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        " --held-out {params.held_out:q} --dpi {params.dpi} --out {output} > {log} 2>&1"
 
 
 rule loss_vs_compute:
@@ -27,13 +28,15 @@ rule loss_vs_compute:
         figure_files("loss_vs_compute"),
     params:
         dpi=FIGURE_SETTINGS["dpi"],
+        held_out=study_config.to_json(config.get("held_out", [])),
     conda:
         ENV
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/loss_vs_compute.log",
     shell:
         "lmscale figure loss-vs-compute --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --loss-table {input.loss} --loss-law {input.law} --dpi {params.dpi} --out {output} > {log} 2>&1"
+        " --loss-table {input.loss} --loss-law {input.law} --held-out {params.held_out:q}"
+        " --dpi {params.dpi} --out {output} > {log} 2>&1"
 
 
 rule error_heatmap:
