@@ -31,6 +31,8 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator
 
+from lmscale.files import atomic_write_json, atomic_writer
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation")
@@ -215,32 +217,6 @@ def read_texts(path: str | Path) -> Iterator[str]:
 
 
 # ---- atomic files (shared by the training stages) ------------------------------
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | Path, mode: str = "w"):
-    """Open a temporary file beside `path`; rename it over `path` only when the block succeeds.
-
-    A job killed mid-write then leaves the old file or none, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_json(path: str | Path, payload) -> None:
-    with atomic_writer(path) as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
 
 
 # ---- helpers -----------------------------------------------------------------

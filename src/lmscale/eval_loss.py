@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmscale.corpus import atomic_write_json
+from lmscale.files import atomic_write_json
 from lmscale.tokens import open_tokens
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lmscale.corpus import atomic_write_json, atomic_writer, read_texts
+from lmscale.corpus import read_texts
+from lmscale.files import atomic_write_json, atomic_writer
 
 log = logging.getLogger(__name__)
 

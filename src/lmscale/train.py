@@ -37,7 +37,7 @@ import numpy as np
 
 from lmscale import distributed
 from lmscale.config import run_name, to_json
-from lmscale.corpus import atomic_write_json, atomic_writer
+from lmscale.files import atomic_write_json, atomic_writer
 from lmscale.model import Shape, build_config, build_model, parameter_counts
 from lmscale.tokens import open_tokens
 

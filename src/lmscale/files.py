@@ -1,0 +1,34 @@
+"""Writing results so that a killed job leaves the old file or none, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: str = "w"):
+    """Open a temporary file beside `path`; rename it over `path` only when the block succeeds.
+
+    A job killed mid-write then leaves the old file or none, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_json(path: str | Path, payload) -> None:
+    with atomic_writer(path) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.write("\n")
