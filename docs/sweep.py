@@ -10,6 +10,7 @@ Run once, from the repository root, after the data stages of the default study e
     python docs/sweep.py --phase steps     # N without embeddings: batch per size at M = 20
     python docs/sweep.py --phase stepscheck  # s1 over-trained at its chosen batch
     python docs/sweep.py --phase s2check   # s2 over-trained at its chosen batch
+    python docs/sweep.py --phase context32 # diagnostic: s3-s6 at context 32
 
 Each phase appends its runs to docs/sweep.csv; a run whose model and loss already exist
 under results/mini/sweep/ is read, not retrained. docs/sweep.md holds the table and the
@@ -109,33 +110,46 @@ PHASES = {
     "s2check": [
         (["s2"], [160, 320], [4], [1e-2]),
     ],
+    # A diagnostic, not a candidate default: does s6 beat the trend of s3-s5 because a context of
+    # 128 tokens of code rewards copying from the context? The same sizes, tokens per step and
+    # steps at context 32 (batch x 4).
+    "context32": [
+        (["s3"], [20], [16], [1e-2]),
+        (["s4", "s5"], [20], [32], [1e-2]),
+        (["s6"], [20], [64], [1e-2]),
+    ],
 }
+# Shape settings a phase changes for every size.
+PHASE_COMMON = {"context32": {"context": 32}}
 # Phases that count N without the embeddings (train.count_embeddings: false), as the default does.
-NON_EMBEDDING_PHASES = {"steps", "stepscheck", "s2check"}
+NON_EMBEDDING_PHASES = {"steps", "stepscheck", "s2check", "context32"}
 
 
-def warmup_for(size: str, batch_size: int, count_embeddings: bool = True) -> int:
+def warmup_for(size: str, batch_size: int, count_embeddings: bool = True, common: dict = COMMON) -> int:
     """About 10% of the M = 20 run's steps, at least 10."""
     from lmscale.model import Shape, build_config, parameter_counts
     import torch
     from transformers import Qwen3ForCausalLM
 
-    shape = Shape.from_config(size, {**SHAPES[size], **COMMON})
+    shape = Shape.from_config(size, {**SHAPES[size], **common})
     with torch.device("meta"):
         counts = parameter_counts(Qwen3ForCausalLM(build_config(shape, 512, 0)))
     n = counts["N"] if count_embeddings else counts["N_non_embedding"]
-    steps = 20 * n / (batch_size * COMMON["context"])
+    steps = 20 * n / (batch_size * common["context"])
     return max(10, int(round(steps / 10, -1)))
 
 
-def run_one(size: str, mult: float, batch: int, lr: float, warmup: int, count_embeddings: bool = True) -> dict:
-    name = f"{size}_M{mult:g}_b{batch}_lr{lr:g}" + ("" if count_embeddings else "_ne")
+def run_one(size: str, mult: float, batch: int, lr: float, warmup: int, count_embeddings: bool = True,
+            context: int = COMMON["context"]) -> dict:
+    name = (f"{size}_M{mult:g}_b{batch}_lr{lr:g}" + ("" if count_embeddings else "_ne")
+            + ("" if context == COMMON["context"] else f"_c{context}"))
+    common = {**COMMON, "context": context}
     out = SWEEP / "models" / name
     record = {"size": size, "M": mult, "batch_size": batch, "lr": lr, "warmup": warmup, "run": name,
-              "count_embeddings": count_embeddings}
+              "count_embeddings": count_embeddings, "context": context}
     loss_json = SWEEP / "eval" / f"{name}.json"
     if not loss_json.exists() and not (out / "run.json").exists():
-        size_config = {**SHAPES[size], **COMMON}
+        size_config = {**SHAPES[size], **common}
         train_config = {"batch_size": batch, "lr": lr, "warmup": warmup, "count_embeddings": count_embeddings}
         subprocess.run(
             ["lmscale", "train", "--tokens", str(TOKENS / "train.bin"), "--tokenizer", str(TOKENIZER),
@@ -169,7 +183,9 @@ def sweep(phase: str, jobs: int) -> None:
     count_embeddings = phase not in NON_EMBEDDING_PHASES
     for sizes, mults, batches, lrs in PHASES[phase]:
         for size, mult, batch, lr in itertools.product(sizes, mults, batches, lrs):
-            plan.append((size, mult, batch, lr, warmup_for(size, batch, count_embeddings), count_embeddings))
+            common = {**COMMON, **PHASE_COMMON.get(phase, {})}
+            plan.append((size, mult, batch, lr, warmup_for(size, batch, count_embeddings, common), count_embeddings,
+                         common["context"]))
     # Longest runs first, so the two workers finish together.
     plan = list(dict.fromkeys(plan))
     plan.sort(key=lambda p: -p[1] * {"s1": 1, "s2": 2, "s3": 3, "s4": 4, "s5": 6, "s6": 14, "s6_d4": 18}[p[0]] / p[2] ** 0.3)
