@@ -46,7 +46,7 @@ TOKENS = RESULTS / "tokens" / "stdlib"
 TOKENIZER = RESULTS / "tokenizer"
 OUT_CSV = ROOT / "docs" / "sweep.csv"
 
-# Candidate shapes (vocab 512, tied embeddings, context 128); N from `lmscale.model.parameter_counts`.
+# Candidate shapes (vocab 512, tied embeddings, context 128); N from `lmscale.resources.parameter_count`, as the model builds it.
 SHAPES = {
     "s1": {"width": 16, "depth": 2, "heads": 2, "mlp_width": 48},    # N 14,960
     "s2": {"width": 24, "depth": 2, "heads": 2, "mlp_width": 64},    # N 26,280
@@ -127,14 +127,12 @@ NON_EMBEDDING_PHASES = {"steps", "stepscheck", "s2check", "context32"}
 
 def warmup_for(size: str, batch_size: int, count_embeddings: bool = True, common: dict = COMMON) -> int:
     """About 10% of the M = 20 run's steps, at least 10."""
-    from lmscale.model import Shape, build_config, parameter_counts
-    import torch
-    from transformers import Qwen3ForCausalLM
+    from lmscale.resources import embedding_count, parameter_count
 
-    shape = Shape.from_config(size, {**SHAPES[size], **common})
-    with torch.device("meta"):
-        counts = parameter_counts(Qwen3ForCausalLM(build_config(shape, 512, 0)))
-    n = counts["N"] if count_embeddings else counts["N_non_embedding"]
+    shape = {**SHAPES[size], **common}
+    n = parameter_count(shape, 512)
+    if not count_embeddings:
+        n -= embedding_count(shape, 512)
     steps = 20 * n / (batch_size * common["context"])
     return max(10, int(round(steps / 10, -1)))
 

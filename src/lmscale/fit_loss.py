@@ -82,8 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--valset", required=True)
     parser.add_argument("--fit-set", required=True, help='JSON list of {"size": ..., "M": ...}')
     parser.add_argument("--form", default="gadre", choices=sorted(laws.LOSS_FORMS))
-    parser.add_argument("--method", default="least_squares",
-                        choices=["least_squares", "nonnegative_least_squares", "huber"])
+    parser.add_argument("--method", default="least_squares", choices=laws.LOSS_FIT_METHODS)
     parser.add_argument("--huber-delta", type=float, default=1e-3)
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples for intervals (0: none)")
     parser.add_argument("--seed", type=int, default=0)

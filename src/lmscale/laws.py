@@ -219,6 +219,11 @@ def _to_huber_start(form: LossForm, params: dict) -> tuple[float, ...]:
 # ---------------------------------------------------------------- fitting a loss law
 
 
+# How a loss law can be fitted: the paper's least squares, the same with every parameter kept
+# at or above zero, and Huber loss on log L.
+LOSS_FIT_METHODS = ("least_squares", "nonnegative_least_squares", "huber")
+
+
 def fit_loss_law(
     form_name: str,
     N,
@@ -251,7 +256,7 @@ def fit_loss_law(
             # A = a 6^-eta and B = b 6^-eta, back in the paper's parameters.
             return {"E": float(E), "a": float(A * 6**eta), "b": float(B * 6**eta), "eta": float(eta)}
         return {"E": float(E), "A": float(A), "B": float(B), "alpha": float(alpha), "beta": float(beta)}
-    raise ValueError(f"unknown fitting method {method!r}; choose least_squares, nonnegative_least_squares or huber")
+    raise ValueError(f"unknown fitting method {method!r}; choose one of {', '.join(LOSS_FIT_METHODS)}")
 
 
 def fit_error_law(L, err, starts: Sequence[Sequence[float]] | None = None) -> dict:

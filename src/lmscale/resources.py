@@ -109,11 +109,13 @@ def estimate(size_config: dict, multiplier: float, train_config: dict,
     batch = int(_setting("batch_size", size_config, train_config, 32))
     micro = int(_setting("micro_batch_size", size_config, train_config, batch))
     context = size_config["context"]
-    tokens_per_step = batch * context
-    counted = n if _setting("count_embeddings", size_config, train_config, True) else n - embedding_count(
-        size_config, vocab_size)
-    steps = max(1, round(round(multiplier * counted) / tokens_per_step))
-    d = steps * tokens_per_step
+    # D exactly as training plans it (lmscale.train imports nothing heavy at module level).
+    from lmscale.train import Budget
+
+    counts = {"N": n, "N_non_embedding": n - embedding_count(size_config, vocab_size)}
+    budget = Budget.plan(counts, multiplier, batch, context,
+                         bool(_setting("count_embeddings", size_config, train_config, True)))
+    steps, d = budget.steps, budget.D
     flops = flops_per_token(size_config, vocab_size) * d
     gpus = int(_setting("gpus", size_config, train_config, 0))
     threads = int(_setting("threads", {}, train_config, 1))
