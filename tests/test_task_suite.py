@@ -98,6 +98,16 @@ def test_text_tasks_read_as_intended(suite):
         assert doc["target"].isidentifier() and doc["target"] in doc["context"]
     for doc in read_jsonl(suite / "code_next_line" / "test.jsonl"):
         assert len(set(doc["choices"])) == 4 and doc["context"].endswith("\n")
+    for doc in read_jsonl(suite / "code_name_swap_pairs" / "test.jsonl"):
+        real, corrupted = doc["choices"][doc["label"]], doc["choices"][1 - doc["label"]]
+        assert sorted(real) == sorted(corrupted) and real != corrupted
+        assert sorted(task_suite.names_in(real)) == sorted(task_suite.names_in(corrupted))  # names moved, not changed
+    for doc in read_jsonl(suite / "code_name_choice" / "test.jsonl"):
+        # Every choice is a name the context uses: only the line tells the answer apart.
+        context_names = task_suite.names_in(doc["context"])
+        assert len(set(doc["choices"])) == 4 and all(choice in context_names for choice in doc["choices"])
+    for doc in read_jsonl(suite / "code_swap_pairs" / "test.jsonl") + read_jsonl(suite / "code_next_line" / "test.jsonl"):
+        assert doc["context"].strip()  # lm-eval cannot score after a context of blank lines
 
 
 def test_symbolic_answers_are_right(suite):
@@ -155,3 +165,41 @@ def test_too_little_text_fails_with_the_fix(tmp_path):
 def test_fewshot_pool_must_hold_the_shots(tmp_path):
     with pytest.raises(ValueError, match="fewshot_pool to at least 10"):
         task_suite.write_suite(tmp_path, tasks=["simple_arithmetic_nospaces"], size=20, fewshot_pool=5)
+
+
+def test_answers_fit_half_the_models_context(tmp_path, heldout, suite):
+    """A short-context model can score every document: lm-eval asserts on a continuation
+    longer than the context, and failed the whole task for the models that met one."""
+    from transformers import AutoTokenizer
+
+    from lmscale.tokenizer import train_bpe
+
+    tokenizer_dir = train_bpe(heldout, tmp_path / "tokenizer", vocab_size=300)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    def longest_answer(folder: Path, name: str) -> int:
+        delimiter = task_suite.task_definition(name).get("target_delimiter", " ")
+        return max(
+            len(tokenizer(delimiter + answer, add_special_tokens=False)["input_ids"])
+            for split in ("test", "train")
+            for doc in read_jsonl(folder / name / f"{split}.jsonl")
+            for answer in task_suite.answers(doc)
+        )
+
+    names = ["code_next_line", "code_swap_pairs", "bracket_next"]
+    manifest = task_suite.write_suite(tmp_path / "short", tasks=names, heldout=heldout, seed=0, size=60,
+                                      fewshot_pool=10, tokenizer=tokenizer_dir, context=32)
+    assert manifest["max_answer_tokens"] == 16
+    assert [entry["num_docs"] for entry in manifest["tasks"]] == [60, 60, 60]
+    for name in names:
+        assert longest_answer(tmp_path / "short", name) <= 16
+    # Whole lines of code do not fit unfiltered; one-character brackets always do, so their
+    # documents are the unfiltered suite's, draw for draw.
+    assert longest_answer(suite, "code_next_line") > 16
+    assert (tmp_path / "short" / "bracket_next" / "test.jsonl").read_bytes() == (
+        suite / "bracket_next" / "test.jsonl").read_bytes()
+
+
+def test_context_needs_the_tokenizer(tmp_path, heldout):
+    with pytest.raises(ValueError, match="--tokenizer and --context"):
+        task_suite.write_suite(tmp_path, tasks=["bracket_next"], context=32)

@@ -27,6 +27,7 @@ The YAML names its data relative to its own folder; `eval_tasks` resolves them.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import keyword
 import logging
@@ -108,6 +109,8 @@ def code_lines(documents: list[str], context_lines: int) -> list[CodeLine]:
             if sum(len(row) for row in before) > 600:
                 continue  # keep contexts short: the suite must run in a minute on 2 cores
             context = "".join(row + "\n" for row in before)
+            if not context.strip():
+                continue  # lm-eval moves trailing whitespace to the answer and cannot score an empty context
             lines.append(CodeLine(index, context, rows[position]))
     return lines
 
@@ -169,6 +172,58 @@ def last_token_cloze(lines: list[CodeLine], rng: random.Random, n: int) -> Itera
         n -= 1
         if n == 0:
             return
+
+
+IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+
+
+def names_in(text: str) -> list[str]:
+    """The distinct identifiers of a text that are not keywords, in order of first use."""
+    return list(dict.fromkeys(m.group() for m in IDENTIFIER.finditer(text) if not keyword.iskeyword(m.group())))
+
+
+def name_choice(lines: list[CodeLine], rng: random.Random, n: int) -> Iterator[Document]:
+    """Cloze as multiple choice: which of four names from the context ends the line.
+
+    The distractors are other names the context uses, of about the answer's length, so
+    neither "seen before" nor "short" singles out the answer: the model must read the
+    line. Graded where the greedy cloze is all or nothing.
+    """
+    for item in rng.sample(range(len(lines)), len(lines)):
+        line = lines[item]
+        match = re.search(r"(?<![\w.])([A-Za-z_]\w*)$", line.line.rstrip())
+        if not match:
+            continue
+        word = match.group(1)
+        prefix = line.line.rstrip()[: match.start(1)]
+        context_names = names_in(line.context)
+        if keyword.iskeyword(word) or word not in context_names or not prefix.strip():
+            continue
+        others = sorted((name for name in context_names if name != word), key=lambda name: abs(len(name) - len(word)))
+        if len(others) < 3:
+            continue
+        distractors = rng.sample(others[:6], 3)
+        label = rng.randrange(4)
+        choices = distractors[:label] + [word] + distractors[label:]
+        yield {"context": line.context + prefix, "choices": choices, "label": label}
+        n -= 1
+        if n == 0:
+            return
+
+
+def swap_two_names(line: str, rng: random.Random) -> str | None:
+    """The line with two different names trading places (one use of each).
+
+    The result usually still parses, so only what the names mean tells the lines apart.
+    """
+    spans = [m.span() for m in IDENTIFIER.finditer(line) if not keyword.iskeyword(m.group())]
+    pairs = [(i, j) for i in range(len(spans)) for j in range(i + 1, len(spans))
+             if line[slice(*spans[i])] != line[slice(*spans[j])]]
+    if not pairs:
+        return None
+    i, j = rng.choice(pairs)
+    (a0, a1), (b0, b1) = spans[i], spans[j]
+    return line[:a0] + line[b0:b1] + line[a1:b0] + line[a0:a1] + line[b1:]
 
 
 def swap_adjacent_lexemes(line: str, rng: random.Random) -> str | None:
@@ -312,6 +367,8 @@ TEXT_TASKS: dict[str, Callable[[list[CodeLine], random.Random, int], Iterator[Do
     "code_line_cloze": last_token_cloze,
     "code_swap_pairs": minimal_pairs(swap_adjacent_lexemes),
     "code_bracket_pairs": minimal_pairs(mismatch_closing_bracket),
+    "code_name_choice": name_choice,
+    "code_name_swap_pairs": minimal_pairs(swap_two_names),
 }
 SYMBOLIC_TASKS: dict[str, Callable[[random.Random, int], Iterator[Document]]] = {
     "bracket_next": bracket_next,
@@ -369,26 +426,65 @@ def write_jsonl(path: Path, documents: list[Document]) -> None:
             handle.write(json.dumps(document, sort_keys=True) + "\n")
 
 
+def answers(document: Document) -> list[str]:
+    """What lm-eval scores as the continuation: every choice, or the target."""
+    return document["choices"] if "choices" in document else [document["target"]]
+
+
+def token_counter(tokenizer_dir: str | Path) -> Callable[[str], int]:
+    """Tokens of a text under the study's tokenizer, as lm-eval's Hugging Face backend encodes it."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def answer_fits(count_tokens: Callable[[str], int], delimiter: str, max_tokens: int) -> Callable[[Document], bool]:
+    """Whether every answer of a document takes at most `max_tokens` tokens.
+
+    lm-eval moves the context's trailing whitespace into the continuation, so it counts too.
+    """
+
+    def fits(document: Document) -> bool:
+        context = document["context"]
+        moved = context[len(context.rstrip()):]
+        return all(count_tokens(moved + delimiter + answer) <= max_tokens for answer in answers(document))
+
+    return fits
+
+
 def generate_task(
     name: str,
     rng: random.Random,
     size: int,
     fewshot_pool: int,
     lines: list[CodeLine] | None,
+    keep: Callable[[Document], bool] | None = None,
 ) -> tuple[list[Document], list[Document]]:
-    """(test, train) documents of one task; train is the few-shot pool."""
+    """(test, train) documents of one task; train is the few-shot pool.
+
+    `keep` passes over documents the models could not score (answers longer than
+    their context); the generators draw lazily, so with nothing passed over the
+    documents are those an unfiltered suite gets.
+    """
     wanted = size + fewshot_pool
+    # Enough draws for the wanted documents even if most are passed over; text tasks
+    # stop anyway when the held-out lines run out.
+    draws = wanted if keep is None else 50 * wanted
     if name in TEXT_TASKS:
-        documents = list(TEXT_TASKS[name](lines or [], rng, wanted))
+        stream = TEXT_TASKS[name](lines or [], rng, draws)
     else:
-        documents = list(SYMBOLIC_TASKS[name](rng, wanted))
+        stream = SYMBOLIC_TASKS[name](rng, draws)
+    documents = list(itertools.islice(filter(keep, stream) if keep else stream, wanted))
     # Too few documents and accuracy is noise; the error law would fit noise.
     minimum = min(size, 20) + fewshot_pool
     if len(documents) < minimum:
+        where = "in the held-out text" if name in TEXT_TASKS else "from its generator"
+        fitting = " whose answers fit half the models' context" if keep else ""
         raise ValueError(
-            f"task {name!r} found only {len(documents)} documents in the held-out text "
-            f"(needs at least {minimum}); give the corpus a larger validation split "
-            f"or leave {name!r} out with tasks.exclude"
+            f"task {name!r} found only {len(documents)} documents{fitting} {where} "
+            f"(needs at least {minimum}); give the corpus a larger validation split, "
+            f"the models a longer context, or leave {name!r} out with tasks.exclude"
         )
     return documents[fewshot_pool:], documents[:fewshot_pool]
 
@@ -401,11 +497,21 @@ def write_suite(
     size: int = 150,
     fewshot_pool: int = 20,
     context_lines: int = 4,
+    tokenizer: str | Path | None = None,
+    context: int | None = None,
 ) -> dict:
     """Write the data and YAML of `tasks` (default: the offline suite) to `out_dir`.
 
+    With `tokenizer` and `context` (the shortest context of the study's models), a
+    document is kept only if each of its answers takes at most half the context:
+    lm-eval cannot score a continuation longer than the context, and an answer
+    that fills it leaves nothing to condition on.
     Returns the manifest, which is also written to `out_dir/suite.json`.
     """
+    if (tokenizer is None) != (context is None):
+        raise ValueError("pass both --tokenizer and --context (the models' shortest context), or neither")
+    max_answer_tokens = context // 2 if context is not None else None
+    count_tokens = token_counter(tokenizer) if tokenizer is not None else None
     tasks = list(tasks) if tasks is not None else offline_suite()
     unknown = [name for name in tasks if name not in GENERATED_TASKS]
     if unknown:
@@ -432,7 +538,10 @@ def write_suite(
                 f"task {name!r} is {shots}-shot but tasks.fewshot_pool is {fewshot_pool}: "
                 f"set fewshot_pool to at least {shots}"
             )
-        test, train = generate_task(name, random.Random(task_seed(seed, name)), size, fewshot_pool, lines)
+        keep = None
+        if count_tokens is not None:
+            keep = answer_fits(count_tokens, definition.get("target_delimiter", " "), max_answer_tokens)
+        test, train = generate_task(name, random.Random(task_seed(seed, name)), size, fewshot_pool, lines, keep)
         write_jsonl(out_dir / name / "test.jsonl", test)
         write_jsonl(out_dir / name / "train.jsonl", train)
         shutil.copyfile(task_yaml(name), out_dir / f"{name}.yaml")
@@ -456,6 +565,7 @@ def write_suite(
         "size": size,
         "fewshot_pool": fewshot_pool,
         "context_lines": context_lines,
+        "max_answer_tokens": max_answer_tokens,
         "tasks": entries,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -486,6 +596,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=150, help="evaluated documents per task (at most)")
     parser.add_argument("--fewshot-pool", type=int, default=20, help="documents set aside for few-shot examples")
     parser.add_argument("--context-lines", type=int, default=4, help="lines of code before each text question")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder of the models (with --context)")
+    parser.add_argument(
+        "--context", type=int, default=None,
+        help="the models' shortest context in tokens: keep only documents whose answers take at most half of it",
+    )
 
 
 def main(args) -> int:
@@ -498,6 +613,8 @@ def main(args) -> int:
         size=args.size,
         fewshot_pool=args.fewshot_pool,
         context_lines=args.context_lines,
+        tokenizer=args.tokenizer,
+        context=args.context,
     )
     log.info("wrote %d tasks to %s", len(manifest["tasks"]), args.out)
     return 0

@@ -211,6 +211,11 @@ def local_tasks():
     return task_evaluation.tasks_to_generate(tasks_config())
 
 
+def shortest_context():
+    """The shortest context among the trained models: every task answer must fit in it."""
+    return min(config["sizes"][size]["context"] for size in {run.size for run in training_runs()})
+
+
 def heldout_split():
     """The held-out text the text tasks are cut from, if the suite has any."""
     if not any(name in offline_task_suite.TEXT_TASKS for name in local_tasks()):

@@ -5,6 +5,7 @@ rule task_suite:
     input:
         heldout=heldout_split(),
         definitions=[str(offline_task_suite.task_yaml(name)) for name in local_tasks()],
+        tokenizer=TOKENIZER,
     output:
         directory(TASK_SUITE),
     params:
@@ -14,6 +15,8 @@ rule task_suite:
         size=tasks_config()["size"],
         fewshot_pool=tasks_config()["fewshot_pool"],
         context_lines=tasks_config()["context_lines"],
+        context=lambda w: shortest_context(),
+        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
     conda:
         ENV
     log:
@@ -24,7 +27,8 @@ rule task_suite:
     shell:
         "lmscale task-suite --out {output} --tasks {params.tasks:q} {params.heldout}"
         " --seed {params.seed} --size {params.size} --fewshot-pool {params.fewshot_pool}"
-        " --context-lines {params.context_lines} > {log} 2>&1"
+        " --context-lines {params.context_lines} --tokenizer {params.tokenizer:q} --context {params.context}"
+        " > {log} 2>&1"
 
 
 rule eval_tasks:
