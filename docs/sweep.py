@@ -57,6 +57,10 @@ SHAPES = {
     # A first candidate for the largest size, dropped as too slow for the 20-minute
     # budget on a shared CPU (4.4k tokens/s); its two runs still inform s6's learning rate.
     "s6_d4": {"width": 64, "depth": 4, "heads": 4, "mlp_width": 192},  # N 246,464
+    # Two-layer, two-head shapes for the larger sizes (context 32): one family with s1-s3.
+    "w48": {"width": 48, "depth": 2, "heads": 2, "mlp_width": 144},   # N 84,816 (60,240 without embeddings)
+    "w56": {"width": 56, "depth": 2, "heads": 2, "mlp_width": 168},   # N 110,600 (81,928)
+    "w80": {"width": 80, "depth": 2, "heads": 2, "mlp_width": 240},   # N 207,920 (166,960)
 }
 COMMON = {"context": 128, "tie_embeddings": True}
 
@@ -118,11 +122,25 @@ PHASES = {
         (["s4", "s5"], [20], [32], [1e-2]),
         (["s6"], [20], [64], [1e-2]),
     ],
+    # Context 32 as the default: batch per size again (sequences of 32 tokens), and the smallest
+    # size over-trained at its two best batches.
+    "c32batch": [
+        (["s1", "s2"], [20], [4, 8, 16], [1e-2]),
+        (["s3", "s4"], [20], [8, 16, 32], [1e-2]),
+        (["s5"], [20], [16, 32], [1e-2]),
+        (["s1"], [160, 320], [4, 8], [1e-2]),
+    ],
+    # The first context-32 run's loss fell faster per unit of ln N from s3 (two layers) on to the
+    # three-layer sizes than within s1-s3: the larger sizes as two-layer shapes instead.
+    "depth2": [
+        (["w80"], [20], [32], [1e-2]),
+        (["w48", "w56"], [20], [16], [1e-2]),
+    ],
 }
 # Shape settings a phase changes for every size.
-PHASE_COMMON = {"context32": {"context": 32}}
+PHASE_COMMON = {"context32": {"context": 32}, "c32batch": {"context": 32}, "depth2": {"context": 32}}
 # Phases that count N without the embeddings (train.count_embeddings: false), as the default does.
-NON_EMBEDDING_PHASES = {"steps", "stepscheck", "s2check", "context32"}
+NON_EMBEDDING_PHASES = {"steps", "stepscheck", "s2check", "context32", "c32batch", "depth2"}
 
 
 def warmup_for(size: str, batch_size: int, count_embeddings: bool = True, common: dict = COMMON) -> int:
@@ -186,7 +204,7 @@ def sweep(phase: str, jobs: int) -> None:
                          common["context"]))
     # Longest runs first, so the two workers finish together.
     plan = list(dict.fromkeys(plan))
-    plan.sort(key=lambda p: -p[1] * {"s1": 1, "s2": 2, "s3": 3, "s4": 4, "s5": 6, "s6": 14, "s6_d4": 18}[p[0]] / p[2] ** 0.3)
+    plan.sort(key=lambda p: -p[1] * {"s1": 1, "s2": 2, "s3": 3, "s4": 4, "s5": 6, "s6": 14, "s6_d4": 18, "w48": 6, "w56": 8, "w80": 16}[p[0]] / p[2] ** 0.3)
     started = time.time()
     with ThreadPoolExecutor(jobs) as pool:
         records = list(pool.map(lambda p: run_one(*p), plan))
