@@ -213,3 +213,17 @@ def test_tasks_to_generate_follow_the_selection():
     assert eval_tasks.tasks_to_generate({"suite": "llm_foundry_46", "table": TABLE, "include": ["copa"]}) == []
     with pytest.raises(ValueError, match="closest: bracket_next"):
         eval_tasks.tasks_to_generate({"suite": "offline", "include": ["bracket_nxt"]})
+
+
+def test_a_suite_generated_without_the_excluded_tasks_evaluates(tmp_path):
+    """The workflow generates only what include and exclude leave, then evaluates with the same
+    section: an excluded task the suite lacks is expected, an included one it lacks is stale."""
+    section = {"suite": "offline", "exclude": ["string_repetition"]}
+    suite = tmp_path / "suite"
+    task_suite.write_suite(suite, tasks=["bracket_next", "doctest_comparison"], size=20, fewshot_pool=5)
+    specs = eval_tasks.task_specs(section, suite)
+    assert [spec.name for spec in specs] == ["bracket_next", "doctest_comparison"]
+    with pytest.raises(ValueError, match="regenerate"):
+        eval_tasks.task_specs({"suite": "offline", "include": ["bracket_next", "code_next_line"]}, suite)
+    with pytest.raises(ValueError, match="closest: string_repetition"):
+        eval_tasks.task_specs({"suite": "offline", "exclude": ["string_repetitio"]}, suite)

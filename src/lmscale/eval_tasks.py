@@ -131,9 +131,16 @@ def tasks_to_generate(tasks_config: dict) -> list[str]:
     return [spec.lm_eval_task for spec in chosen if spec.lm_eval_task in task_suite.GENERATED_TASKS]
 
 
-def select_specs(specs: list[TaskSpec], include: list[str] | None, exclude: list[str] | None) -> list[TaskSpec]:
-    """`include` (all when empty) minus `exclude`; an unknown name fails, with the closest ones."""
-    known = [spec.name for spec in specs]
+def select_specs(specs: list[TaskSpec], include: list[str] | None, exclude: list[str] | None,
+                 known: list[str] | None = None) -> list[TaskSpec]:
+    """`include` (all when empty) minus `exclude`; an unknown name fails, with the closest ones.
+
+    `known` are the names the config may mention (default: the specs'). A generated suite
+    holds only the tasks left after include and exclude, so an excluded task it lacks is
+    fine; an included one it lacks means the suite is stale.
+    """
+    present = [spec.name for spec in specs]
+    known = present if known is None else known
     asked = list(include or []) + list(exclude or [])
     unknown = [name for name in asked if name not in known]
     if unknown:
@@ -141,6 +148,12 @@ def select_specs(specs: list[TaskSpec], include: list[str] | None, exclude: list
             task_suite.unknown_tasks_message(unknown, known)
             + " in tasks.include/tasks.exclude; the suite has: "
             + ", ".join(known)
+        )
+    missing = [name for name in include or [] if name not in present]
+    if missing:
+        raise ValueError(
+            f"tasks.include names {', '.join(missing)}, which the generated suite lacks; "
+            f"regenerate it with `lmscale task-suite --tasks ...` (the workflow does so when include changes)"
         )
     chosen = [spec for spec in specs if not include or spec.name in include]
     return [spec for spec in chosen if spec.name not in (exclude or [])]
@@ -152,7 +165,8 @@ def task_specs(tasks_config: dict, suite_dir: str | Path | None) -> list[TaskSpe
     if suite == "offline":
         if suite_dir is None:
             raise ValueError("the offline suite needs --suite, the folder `lmscale task-suite` wrote")
-        specs = offline_specs(suite_dir)
+        return select_specs(offline_specs(suite_dir), tasks_config.get("include"), tasks_config.get("exclude"),
+                            known=task_suite.offline_suite())
     elif suite == "llm_foundry_46":
         if not tasks_config.get("table"):
             raise ValueError("tasks.suite llm_foundry_46 needs tasks.table (configs/tasks/llm_foundry_46.csv)")
