@@ -11,6 +11,8 @@ Run once, from the repository root, after the data stages of the default study e
     python docs/sweep.py --phase stepscheck  # s1 over-trained at its chosen batch
     python docs/sweep.py --phase s2check   # s2 over-trained at its chosen batch
     python docs/sweep.py --phase context32 # diagnostic: s3-s6 at context 32
+    python docs/sweep.py --phase c32batch  # context 32 (the default since): batch per size again
+    python docs/sweep.py --phase depth2    # the larger sizes as two-layer shapes (s4-s6 of the default)
 
 Each phase appends its runs to docs/sweep.csv; a run whose model and loss already exist
 under results/mini/sweep/ is read, not retrained. docs/sweep.md holds the table and the
