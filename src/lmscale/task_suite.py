@@ -151,30 +151,34 @@ def next_line_choice(lines: list[CodeLine], rng: random.Random, n: int) -> Itera
             return
 
 
+IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+LAST_IDENTIFIER = re.compile(IDENTIFIER.pattern + "$")
+
+
+def lines_ending_in_a_name(lines: list[CodeLine], rng: random.Random) -> Iterator[tuple[CodeLine, str, str]]:
+    """The lines that end in a name, in random order: (line, the line up to its last name, that name)."""
+    for item in rng.sample(range(len(lines)), len(lines)):
+        stripped = lines[item].line.rstrip()
+        match = LAST_IDENTIFIER.search(stripped)
+        if match:
+            yield lines[item], stripped[: match.start()], match.group()
+
+
 def last_token_cloze(lines: list[CodeLine], rng: random.Random, n: int) -> Iterator[Document]:
     """LAMBADA-like: the last identifier of a line, one the context already used.
 
     As in LAMBADA, the target is predictable from the passage, not from the
     line alone: a model that tracks names across lines gets it right.
     """
-    for item in rng.sample(range(len(lines)), len(lines)):
-        line = lines[item]
-        match = re.search(r"(?<![\w.])([A-Za-z_]\w*)$", line.line.rstrip())
-        if not match:
-            continue
-        word = match.group(1)
+    for line, prefix, word in lines_ending_in_a_name(lines, rng):
         if len(word) < 3 or keyword.iskeyword(word) or not re.search(rf"\b{word}\b", line.context):
             continue
-        prefix = line.line.rstrip()[: match.start(1)]
         if not prefix.strip():
             continue  # a line that is only the name gives nothing to read
         yield {"context": line.context + prefix, "target": word}
         n -= 1
         if n == 0:
             return
-
-
-IDENTIFIER = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 
 
 def names_in(text: str) -> list[str]:
@@ -189,13 +193,7 @@ def name_choice(lines: list[CodeLine], rng: random.Random, n: int) -> Iterator[D
     neither "seen before" nor "short" singles out the answer: the model must read the
     line. Graded where the greedy cloze is all or nothing.
     """
-    for item in rng.sample(range(len(lines)), len(lines)):
-        line = lines[item]
-        match = re.search(r"(?<![\w.])([A-Za-z_]\w*)$", line.line.rstrip())
-        if not match:
-            continue
-        word = match.group(1)
-        prefix = line.line.rstrip()[: match.start(1)]
+    for line, prefix, word in lines_ending_in_a_name(lines, rng):
         context_names = names_in(line.context)
         if keyword.iskeyword(word) or word not in context_names or not prefix.strip():
             continue
