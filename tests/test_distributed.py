@@ -20,8 +20,7 @@ from lmscale import distributed, train
 from tests.test_train import TINY, heldout_loss, streams, train_command  # noqa: F401 (streams: a fixture)
 
 # The tiny model at a gentler learning rate: at lr 0.01 its loss spikes early and
-# rounding differences (the gradient summed in another order) grow past 1e-3;
-# here one and two processes stay within ~1e-4 of each other.
+# rounding differences (the gradient summed in another order) grow fastest.
 SIZE = TINY | {"lr": 0.003}
 MULTIPLIER = 10  # ~300 steps
 
@@ -72,20 +71,21 @@ def test_parallel_mode_is_none_alone_and_ddp_on_the_cpu_unless_asked():
 
 @pytest.fixture(scope="module")
 def references(streams):  # noqa: F811 (the imported fixture)
-    """The one-process run (in this process) and the uninterrupted two-process run (torchrun, gloo)."""
-    one = train.train(
+    """The one-process run (in this process), the same with another seed (the yardstick of what
+    differs between two trainings), and the uninterrupted two-process run (torchrun, gloo)."""
+    one, other_seed = (train.train(
         tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
-        out_dir=streams / "models" / "one", checkpoint_dir=streams / "checkpoints" / "one",
-        dataset="stdlib", size="tiny", multiplier=MULTIPLIER, size_config=SIZE, train_config={},
+        out_dir=streams / "models" / name, checkpoint_dir=streams / "checkpoints" / name,
+        dataset="stdlib", size="tiny", multiplier=MULTIPLIER, size_config=SIZE, train_config={"seed": seed},
         threads=1, device="cpu", checkpoint_every=25, log_every=5,
-    )
+    ) for name, seed in (("one", 0), ("other_seed", 1)))
     started = time.monotonic()
     result = subprocess.run(torchrun_command(streams, "two"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     two = json.loads((streams / "models" / "two" / "run.json").read_text())
     print(f"one process: {one['wall_seconds']:.1f} s of training; two processes: {two['wall_seconds']:.1f} s "
           f"of training, {time.monotonic() - started:.1f} s with torchrun's start-up")
-    return {"one": one, "two": two, "two_stderr": result.stderr}
+    return {"one": one, "other_seed": other_seed, "two": two, "two_stderr": result.stderr}
 
 
 @pytest.mark.slow
@@ -102,14 +102,21 @@ def test_two_processes_reproduce_one_process(streams, references):  # noqa: F811
 
     log_one, log_two = read_log(streams / "models" / "one"), read_log(streams / "models" / "two")
     assert [r["step"] for r in log_two] == [r["step"] for r in log_one]
-    # Same sequences per step: the first steps agree to rounding, before chaos can amplify it.
-    assert log_two[0]["loss"] == pytest.approx(log_one[0]["loss"], abs=1e-5)
-    loss_one = heldout_loss(streams, streams / "models" / "one")
-    loss_two = heldout_loss(streams, streams / "models" / "two")
+    # Same sequences and the same update per step: the first 45 steps agree to rounding
+    # (a gradient summed instead of averaged, or a rank reading the other's rows, would not).
+    early = [r["step"] for r in log_one if r["step"] <= 45]
+    assert len(early) == 9
+    for first, second in zip(log_one[:len(early)], log_two[:len(early)]):
+        assert second["loss"] == pytest.approx(first["loss"], abs=1e-5), first["step"]
+    # After that, rounding differences grow chaotically (by how much depends on the CPU: 1e-4
+    # on one machine, 1e-3 on another: 0.13 of the gap to another seed); the end must still be
+    # closer than half that gap.
+    loss_one, loss_two, loss_other_seed = (
+        heldout_loss(streams, streams / "models" / name) for name in ("one", "two", "other_seed"))
     print(f"held-out loss: one process {loss_one:.6f}, two processes {loss_two:.6f}, "
-          f"difference {abs(loss_two - loss_one):.2e}; final train loss {log_one[-1]['loss']:.6f} vs "
-          f"{log_two[-1]['loss']:.6f}")
-    assert abs(loss_two - loss_one) < 1e-3, (loss_one, loss_two)
+          f"difference {abs(loss_two - loss_one):.2e}; another seed {loss_other_seed:.6f}, "
+          f"difference {abs(loss_other_seed - loss_one):.2e}")
+    assert abs(loss_two - loss_one) < 0.5 * abs(loss_other_seed - loss_one), (loss_one, loss_two, loss_other_seed)
 
 
 def _alive(pid: int) -> bool:
