@@ -156,11 +156,12 @@ LAST_IDENTIFIER = re.compile(IDENTIFIER.pattern + "$")
 
 
 def lines_ending_in_a_name(lines: list[CodeLine], rng: random.Random) -> Iterator[tuple[CodeLine, str, str]]:
-    """The lines that end in a name, in random order: (line, the line up to its last name, that name)."""
+    """The lines that end in a name (not a keyword), in random order: (line, the line up to
+    that name, the name). A line that is only the name gives nothing to read and is skipped."""
     for item in rng.sample(range(len(lines)), len(lines)):
         stripped = lines[item].line.rstrip()
         match = LAST_IDENTIFIER.search(stripped)
-        if match:
+        if match and not keyword.iskeyword(match.group()) and stripped[: match.start()].strip():
             yield lines[item], stripped[: match.start()], match.group()
 
 
@@ -171,10 +172,8 @@ def last_token_cloze(lines: list[CodeLine], rng: random.Random, n: int) -> Itera
     line alone: a model that tracks names across lines gets it right.
     """
     for line, prefix, word in lines_ending_in_a_name(lines, rng):
-        if len(word) < 3 or keyword.iskeyword(word) or not re.search(rf"\b{word}\b", line.context):
+        if len(word) < 3 or not re.search(rf"\b{word}\b", line.context):
             continue
-        if not prefix.strip():
-            continue  # a line that is only the name gives nothing to read
         yield {"context": line.context + prefix, "target": word}
         n -= 1
         if n == 0:
@@ -195,7 +194,7 @@ def name_choice(lines: list[CodeLine], rng: random.Random, n: int) -> Iterator[D
     """
     for line, prefix, word in lines_ending_in_a_name(lines, rng):
         context_names = names_in(line.context)
-        if keyword.iskeyword(word) or word not in context_names or not prefix.strip():
+        if word not in context_names:
             continue
         others = sorted((name for name in context_names if name != word), key=lambda name: abs(len(name) - len(word)))
         if len(others) < 3:
