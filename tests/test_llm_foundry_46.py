@@ -16,7 +16,6 @@ from lmscale import task_suite
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "configs" / "tasks" / "llm_foundry_46.csv"
-PUBLISHED = REPO.parent / "shared" / "testbeds" / "gadre2024"
 MATCHES = {"same", "variant", "local", "none"}
 
 
@@ -58,13 +57,12 @@ def test_the_mappings_the_paper_names(rows):
 
 
 @pytest.mark.testbed
-@pytest.mark.skipif(not PUBLISHED.exists(), reason="the published testbed is not beside the project")
-def test_tasks_shots_and_baselines_are_the_papers(rows):
+def test_tasks_shots_and_baselines_are_the_papers(rows, gadre2024):
     tasks = set()
-    for path in (PUBLISHED / "evals").glob("*.json"):
+    for path in (gadre2024 / "evals").glob("*.json"):
         tasks |= set(json.loads(path.read_text())["eval_metrics"]["icl"])
     assert {row["task"] for row in rows} == tasks
-    with open(PUBLISHED / "eval_metadata.csv", newline="") as handle:
+    with open(gadre2024 / "eval_metadata.csv", newline="") as handle:
         metadata = {row["Eval Task"]: row for row in csv.DictReader(handle)}
     for row in rows:
         paper = metadata[row["task"]]
