@@ -227,3 +227,33 @@ def test_a_suite_generated_without_the_excluded_tasks_evaluates(tmp_path):
         eval_tasks.task_specs({"suite": "offline", "include": ["bracket_next", "code_next_line"]}, suite)
     with pytest.raises(ValueError, match="closest: string_repetition"):
         eval_tasks.task_specs({"suite": "offline", "exclude": ["string_repetitio"]}, suite)
+
+
+def test_a_task_scores_the_same_beside_tasks_that_share_its_text(study, tmp_path):
+    """lm-eval's one-token logits cache runs one forward pass for requests whose context and
+    continuation but the last token coincide, and reads the shorter continuation's
+    log-likelihood at the longer one's leading positions. Tasks cut from the same held-out
+    lines meet that case (a name after a line's prefix; the whole line after the context):
+    code_name_choice scored 0.673 beside the other tasks and 0.691 alone in the default study."""
+    suite = tmp_path / "suite"
+    shutil.copytree(study["suite"], suite)
+    choice_docs = [json.loads(line) for line in (suite / "code_name_choice" / "test.jsonl").open()]
+    # For every name-choice question, a minimal pair over the same line: the real line (its
+    # prefix and the answer) against the prefix and a distractor.
+    pairs = []
+    for doc in choice_docs:
+        head, _, prefix = doc["context"].rpartition("\n")
+        real = prefix + doc["choices"][doc["label"]]
+        other = prefix + doc["choices"][(doc["label"] + 1) % len(doc["choices"])]
+        pairs.append({"context": head + "\n", "choices": [real, other], "label": 0})
+    (suite / "code_name_swap_pairs" / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+
+    def accuracy(include: list[str]) -> float:
+        specs = eval_tasks.task_specs({"suite": "offline", "include": include}, suite)
+        result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=suite, batch_size=8)
+        assert result["failed"] == {}
+        return result["tasks"]["code_name_choice"]["acc"]
+
+    alone = accuracy(["code_name_choice"])
+    assert alone == pytest.approx(direct_choice_accuracy(study["model"], choice_docs), abs=1e-9)
+    assert accuracy(["code_name_choice", "code_name_swap_pairs"]) == alone
