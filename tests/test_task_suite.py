@@ -106,6 +106,10 @@ def test_text_tasks_read_as_intended(suite):
         # Every choice is a name the context uses: only the line tells the answer apart.
         context_names = task_suite.names_in(doc["context"])
         assert len(set(doc["choices"])) == 4 and all(choice in context_names for choice in doc["choices"])
+    for doc in read_jsonl(suite / "code_next_lexeme" / "test.jsonl"):
+        # One lexeme with the spaces before it, after a prefix of its line that is not blank.
+        assert task_suite.LEXEME.fullmatch(doc["target"].lstrip())
+        assert doc["context"] == doc["context"].rstrip() and doc["context"].rpartition("\n")[2].strip()
     for doc in read_jsonl(suite / "code_swap_pairs" / "test.jsonl") + read_jsonl(suite / "code_next_line" / "test.jsonl"):
         assert doc["context"].strip()  # lm-eval cannot score after a context of blank lines
 
@@ -203,3 +207,35 @@ def test_answers_fit_half_the_models_context(tmp_path, heldout, suite):
 def test_context_needs_the_tokenizer(tmp_path, heldout):
     with pytest.raises(ValueError, match="--tokenizer and --context"):
         task_suite.write_suite(tmp_path, tasks=["bracket_next"], context=32)
+
+
+def test_answers_are_scored_as_written(tmp_path, heldout, suite):
+    """lm-eval splits context and answer after encoding them together; where a token spans
+    the boundary (`)` then `:`) it scores other tokens than the answer's, or none and asserts.
+    The suite keeps only documents that lm-eval's own split scores as written."""
+    from types import SimpleNamespace
+
+    from lm_eval.api.model import TemplateLM
+    from transformers import AutoTokenizer
+
+    from lmscale.tokenizer import train_bpe
+
+    tokenizer_dir = train_bpe(heldout, tmp_path / "tokenizer", vocab_size=300)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    # lm-eval's own pair encoding, as its causal Hugging Face backend runs it.
+    lm = SimpleNamespace(tok_encode=encode, backend="causal")
+
+    def scored_as_written(doc: dict) -> bool:
+        for answer in task_suite.answers(doc):
+            _, continuation = TemplateLM._encode_pair(lm, doc["context"], answer)
+            if continuation != encode(doc["context"][len(doc["context"].rstrip()):] + answer):
+                return False
+        return True
+
+    unfiltered = read_jsonl(suite / "code_next_lexeme" / "test.jsonl")
+    assert not all(map(scored_as_written, unfiltered))  # the boundary case occurs in real code
+    task_suite.write_suite(tmp_path / "short", tasks=["code_next_lexeme"], heldout=heldout, seed=0, size=60,
+                           fewshot_pool=10, tokenizer=tokenizer_dir, context=32)
+    for split in ("test", "train"):
+        assert all(map(scored_as_written, read_jsonl(tmp_path / "short" / "code_next_lexeme" / f"{split}.jsonl")))

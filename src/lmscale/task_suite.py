@@ -180,6 +180,27 @@ def last_token_cloze(lines: list[CodeLine], rng: random.Random, n: int) -> Itera
             return
 
 
+def next_lexeme_cloze(lines: list[CodeLine], rng: random.Random, n: int) -> Iterator[Document]:
+    """LAMBADA-like at any point of a line: the next lexeme (a name, number or punctuation
+    mark, with the spaces before it) after a random prefix of the line.
+
+    Where the other text tasks ask one kind of question, this one mixes easy ones (a closing
+    bracket, a colon) with hard ones (which attribute), so its accuracy grows gradually with
+    the model, in step with its loss, instead of saturating or jumping.
+    """
+    for item in rng.sample(range(len(lines)), len(lines)):
+        line = lines[item]
+        spans = [m.span() for m in LEXEME.finditer(line.line)]
+        if len(spans) < 2:
+            continue
+        i = rng.randrange(1, len(spans))
+        cut = spans[i - 1][1]
+        yield {"context": line.context + line.line[:cut], "target": line.line[cut : spans[i][1]]}
+        n -= 1
+        if n == 0:
+            return
+
+
 def names_in(text: str) -> list[str]:
     """The distinct identifiers of a text that are not keywords, in order of first use."""
     return list(dict.fromkeys(m.group() for m in IDENTIFIER.finditer(text) if not keyword.iskeyword(m.group())))
@@ -362,6 +383,7 @@ def simple_arithmetic(spaces: bool) -> Callable[[random.Random, int], Iterator[D
 TEXT_TASKS: dict[str, Callable[[list[CodeLine], random.Random, int], Iterator[Document]]] = {
     "code_next_line": next_line_choice,
     "code_line_cloze": last_token_cloze,
+    "code_next_lexeme": next_lexeme_cloze,
     "code_swap_pairs": minimal_pairs(swap_adjacent_lexemes),
     "code_bracket_pairs": minimal_pairs(mismatch_closing_bracket),
     "code_name_choice": name_choice,
@@ -428,26 +450,35 @@ def answers(document: Document) -> list[str]:
     return document["choices"] if "choices" in document else [document["target"]]
 
 
-def token_counter(tokenizer_dir: str | Path) -> Callable[[str], int]:
-    """Tokens of a text under the study's tokenizer, as lm-eval's Hugging Face backend encodes it."""
+def token_encoder(tokenizer_dir: str | Path) -> Callable[[str], list[int]]:
+    """Token ids of a text under the study's tokenizer, as lm-eval's Hugging Face backend encodes it."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def answer_fits(count_tokens: Callable[[str], int], delimiter: str, max_tokens: int) -> Callable[[Document], bool]:
-    """Whether every answer of a document takes at most `max_tokens` tokens.
+def answer_scorable(encode: Callable[[str], list[int]], delimiter: str, max_tokens: int) -> Callable[[Document], bool]:
+    """Whether lm-eval scores every answer of a document as written, in at most `max_tokens` tokens.
 
-    lm-eval moves the context's trailing whitespace into the continuation, so it counts too.
+    lm-eval (its causal `_encode_pair`) moves the context's trailing whitespace into the
+    continuation, encodes context and continuation together and takes as the continuation
+    whatever follows the context's own tokens. Where a token spans the boundary (`)` then
+    `:` may be one token) that is not the answer: it is empty, and lm-eval asserts, or it is
+    cut elsewhere, and the wrong tokens are scored.
     """
 
-    def fits(document: Document) -> bool:
-        context = document["context"]
-        moved = context[len(context.rstrip()):]
-        return all(count_tokens(moved + delimiter + answer) <= max_tokens for answer in answers(document))
+    def scorable(document: Document) -> bool:
+        context = document["context"].rstrip()
+        moved = document["context"][len(context):]
+        context_ids = encode(context)
+        for answer in answers(document):
+            whole = encode(context + moved + delimiter + answer)
+            if whole[: len(context_ids)] != context_ids or not 1 <= len(whole) - len(context_ids) <= max_tokens:
+                return False
+        return True
 
-    return fits
+    return scorable
 
 
 def generate_task(
@@ -461,7 +492,7 @@ def generate_task(
     """(test, train) documents of one task; train is the few-shot pool.
 
     `keep` passes over documents the models could not score (answers longer than
-    their context); the generators draw lazily, so with nothing passed over the
+    their context, or not cut where lm-eval cuts them); the generators draw lazily, so with nothing passed over the
     documents are those an unfiltered suite gets.
     """
     wanted = size + fewshot_pool
@@ -477,7 +508,7 @@ def generate_task(
     minimum = min(size, 20) + fewshot_pool
     if len(documents) < minimum:
         where = "in the held-out text" if name in TEXT_TASKS else "from its generator"
-        fitting = " whose answers fit half the models' context" if keep else ""
+        fitting = " whose answers lm-eval scores as written, in half the models' context" if keep else ""
         raise ValueError(
             f"task {name!r} found only {len(documents)} documents{fitting} {where} "
             f"(needs at least {minimum}); give the corpus a larger validation split, "
@@ -500,15 +531,15 @@ def write_suite(
     """Write the data and YAML of `tasks` (default: the offline suite) to `out_dir`.
 
     With `tokenizer` and `context` (the shortest context of the study's models), a
-    document is kept only if each of its answers takes at most half the context:
-    lm-eval cannot score a continuation longer than the context, and an answer
-    that fills it leaves nothing to condition on.
+    document is kept only if lm-eval scores each of its answers as written, in at most
+    half the context (`answer_scorable`): lm-eval cannot score a continuation longer
+    than the context, and an answer that fills it leaves nothing to condition on.
     Returns the manifest, which is also written to `out_dir/suite.json`.
     """
     if (tokenizer is None) != (context is None):
         raise ValueError("pass both --tokenizer and --context (the models' shortest context), or neither")
     max_answer_tokens = context // 2 if context is not None else None
-    count_tokens = token_counter(tokenizer) if tokenizer is not None else None
+    encode = token_encoder(tokenizer) if tokenizer is not None else None
     tasks = list(tasks) if tasks is not None else offline_suite()
     unknown = [name for name in tasks if name not in GENERATED_TASKS]
     if unknown:
@@ -536,8 +567,8 @@ def write_suite(
                 f"set fewshot_pool to at least {shots}"
             )
         keep = None
-        if count_tokens is not None:
-            keep = answer_fits(count_tokens, definition.get("target_delimiter", " "), max_answer_tokens)
+        if encode is not None:
+            keep = answer_scorable(encode, definition.get("target_delimiter", " "), max_answer_tokens)
         test, train = generate_task(name, random.Random(task_seed(seed, name)), size, fewshot_pool, lines, keep)
         write_jsonl(out_dir / name / "test.jsonl", test)
         write_jsonl(out_dir / name / "train.jsonl", train)
