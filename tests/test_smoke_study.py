@@ -60,7 +60,7 @@ def test_rerun_does_only_what_is_stale(smoke_study):
     assert planned["train"] == planned["eval_loss"] == planned["eval_tasks"] == 1
     assert not {"corpus", "tokenizer", "tokenize", "task_suite"} & set(planned)
     assert planned_wildcards(workdir, "train", "--configfile", str(grown_file)) == [
-        {"dataset": "stdlib", "size": "s1", "mult": "20"}
+        {"dataset": "stdlib", "size": "s1", "mult": "20", "replica": ""}  # the study's own seed
     ]
 
     assert planned_jobs(workdir, *args, "--config", f"threshold={config['threshold'] + 5}") == {
@@ -73,3 +73,41 @@ def test_rerun_does_only_what_is_stale(smoke_study):
     assert planned_jobs(workdir, "--configfile", str(restyled_file)) == {
         "loss_heatmap": 1, "error_heatmap": 1, "all": 1,
     }
+
+
+def test_replicate_seeds_train_only_the_fit_runs_again_and_the_laws_use_them(smoke_study, tmp_path):
+    """`replicate_seeds` trains each fit-set run once more per seed, leaves the study's own runs
+    alone, and fits both laws to every replicate."""
+    import json
+    import shutil
+
+    # A copy of the finished study (mtimes and Snakemake's records kept), so the other tests
+    # still see the study as the smoke config left it.
+    workdir = tmp_path / "smoke"
+    shutil.copytree(smoke_study["workdir"], workdir, symlinks=True)
+    config = {**smoke_study["config"], "replicate_seeds": [1]}
+    configfile = workdir / "replicated.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    fit_runs = sorted(f"{p['size']}_M{p['M']:g}" for p in config["loss_fit_set"] + config["error_fit_extra"])
+
+    planned = planned_jobs(workdir, "--configfile", str(configfile))
+    assert planned["train"] == planned["eval_loss"] == planned["eval_tasks"] == len(fit_runs)
+    assert sorted(f"{w['size']}_M{w['mult']}{w['replica']}" for w in
+                  planned_wildcards(workdir, "train", "--configfile", str(configfile))) == [
+        f"{run}_seed1" for run in fit_runs]
+
+    snakemake(workdir, "--configfile", str(configfile))
+    results = workdir / "results" / config["study"]
+    replicate = json.loads((results / "models" / "stdlib" / f"{fit_runs[0]}_seed1" / "run.json").read_text())
+    own = json.loads((results / "models" / "stdlib" / fit_runs[0] / "run.json").read_text())
+    assert replicate["seed"] == 1 and replicate["model"] == f"{fit_runs[0]}_seed1"
+    assert replicate["D"] == own["D"] and replicate["fingerprint"] != own["fingerprint"]
+    valset = config["valsets"][0]
+    loss_law = json.loads((results / "laws" / "stdlib" / valset / "loss_law.json").read_text())
+    assert sorted(point["model"] for point in loss_law["fit_set"]) == sorted(
+        fit_runs + [f"{run}_seed1" for run in fit_runs])
+    losses = {point["model"]: point["loss"] for point in loss_law["fit_set"]}
+    assert all(losses[run] != losses[f"{run}_seed1"] for run in fit_runs)  # another seed, another model
+    tasks = pd.read_csv(results / "testbed" / "tasks.csv")
+    assert {f"{run}_seed1" for run in fit_runs} <= set(tasks["model"])
+    assert planned_jobs(workdir, "--configfile", str(configfile)) == {}

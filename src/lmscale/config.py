@@ -30,22 +30,30 @@ def format_multiplier(multiplier: float) -> str:
     return f"{value:g}"
 
 
-def run_name(size: str, multiplier: float) -> str:
-    """The name of one training run: '{size}_M{multiplier}', as in the file layout."""
-    return f"{size}_M{format_multiplier(multiplier)}"
+def replicate_suffix(replicate_seed: int | None) -> str:
+    """'' for a run with the study's own seed, '_seed{k}' for its replicate with seed k."""
+    return "" if replicate_seed is None else f"_seed{int(replicate_seed)}"
+
+
+def run_name(size: str, multiplier: float, replicate_seed: int | None = None) -> str:
+    """The name of one training run: '{size}_M{multiplier}', as in the file layout; a
+    replicate trained with another seed adds '_seed{k}'."""
+    return f"{size}_M{format_multiplier(multiplier)}{replicate_suffix(replicate_seed)}"
 
 
 @dataclass(frozen=True)
 class Run:
-    """One model of the grid: a size trained on a dataset for M x N tokens."""
+    """One model of the grid: a size trained on a dataset for M x N tokens, with the study's
+    seed (`replicate_seed` None) or, to average out seed noise, another."""
 
     dataset: str
     size: str
     multiplier: float
+    replicate_seed: int | None = None
 
     @property
     def name(self) -> str:
-        return run_name(self.size, self.multiplier)
+        return run_name(self.size, self.multiplier, self.replicate_seed)
 
 
 def training_runs(config: dict) -> list[Run]:
@@ -79,8 +87,27 @@ def training_runs(config: dict) -> list[Run]:
             format_multiplier(multiplier)
             run = Run(dataset, size, float(multiplier))
             runs.setdefault((dataset, size, float(multiplier)), run)
+    for seed in replicate_seeds(config):
+        for size, multiplier in dict.fromkeys(error_fit_set(config)):
+            for dataset in datasets:
+                if (dataset, size, multiplier) in runs:
+                    runs.setdefault((dataset, size, multiplier, seed), Run(dataset, size, multiplier, seed))
     order = {size: i for i, size in enumerate(sizes)}
-    return sorted(runs.values(), key=lambda r: (r.dataset, order[r.size], r.multiplier))
+    return sorted(runs.values(), key=lambda r: (r.dataset, order[r.size], r.multiplier, r.replicate_seed or -1))
+
+
+def replicate_seeds(config: dict) -> list[int]:
+    """The seeds, besides `train.seed`, each fit-set run is trained with again."""
+    seeds = [int(seed) for seed in config.get("replicate_seeds", [])]
+    own = int(config.get("train", {}).get("seed", 0))
+    if own in seeds:
+        raise ConfigError(
+            f"replicate_seeds lists {own}, the study's own seed (train.seed): "
+            f"list only other seeds, e.g. {[seed for seed in range(own + 1, own + 3)]}"
+        )
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"replicate_seeds lists a seed twice: {seeds}")
+    return seeds
 
 
 def fit_points(points: Iterable[dict]) -> list[tuple[str, float]]:

@@ -427,6 +427,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
+def model_name(model_dir: str | Path, size: str, multiplier: float) -> str:
+    """The run's name from its run.json (a replicate's carries its seed), else '{size}_M{mult}'."""
+    run_json = Path(model_dir) / "run.json"
+    return json.loads(run_json.read_text())["model"] if run_json.exists() else run_name(size, multiplier)
+
+
 def main(args) -> int:
     tasks_config = json.loads(args.tasks_config)
     specs = task_specs(tasks_config, args.suite)
@@ -446,7 +452,7 @@ def main(args) -> int:
         limit=args.limit,
     )
     record = {
-        "model": run_name(args.size, args.mult),
+        "model": model_name(args.model, args.size, args.mult),
         "dataset": args.dataset,
         "size": args.size,
         "M": args.mult,

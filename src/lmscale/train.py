@@ -30,7 +30,7 @@ import random
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -330,11 +330,16 @@ def train(
     from tqdm import tqdm
 
     multiplier = float(multiplier)
-    run = f"{dataset}/{run_name(size, multiplier)}"
+    # A replicate of a fit run (`replicate_seeds` in the config) is this run with another seed.
+    replicate_seed = train_config.get("replicate_seed")
+    name = run_name(size, multiplier, replicate_seed)
+    run = f"{dataset}/{name}"
     # `threads` are the job's: under torchrun, shared among its processes.
     torch.set_num_threads(max(1, threads // int(os.environ.get("WORLD_SIZE", "1"))))
     shape = Shape.from_config(size, size_config)
     hp = Hyperparameters.resolve(size_config, train_config)
+    if replicate_seed is not None:
+        hp = replace(hp, seed=int(replicate_seed))
     micro = hp.micro_batch_size or hp.batch_size
     if hp.batch_size % micro:
         raise ValueError(f"size {size}: batch_size {hp.batch_size} is not a multiple of micro_batch_size {micro}")
@@ -352,7 +357,7 @@ def train(
 
     context = distributed.Context.start(device)
     try:
-        return _train(context, run=run, shape=shape, hp=hp, micro=micro, stream=stream, counts=counts,
+        return _train(context, name=name, run=run, shape=shape, hp=hp, micro=micro, stream=stream, counts=counts,
                       budget=budget, order=order, epochs=epochs, warmup=warmup, tokenizer_dir=tokenizer_dir,
                       out_dir=out_dir, checkpoint_dir=checkpoint_dir, dataset=dataset, size=size,
                       multiplier=multiplier, log_every=log_every, checkpoint_every=checkpoint_every,
@@ -361,7 +366,7 @@ def train(
         context.close()
 
 
-def _train(context, *, run, shape, hp, micro, stream, counts, budget, order, epochs, warmup, tokenizer_dir,
+def _train(context, *, name, run, shape, hp, micro, stream, counts, budget, order, epochs, warmup, tokenizer_dir,
            out_dir, checkpoint_dir, dataset, size, multiplier, log_every, checkpoint_every, keep_checkpoints,
            parallel, tqdm) -> dict:
     import torch
@@ -476,7 +481,7 @@ def _train(context, *, run, shape, hp, micro, stream, counts, budget, order, epo
     wall = wall_before + time.perf_counter() - started
 
     record = {
-        "model": run_name(size, multiplier), "dataset": dataset, "size": size,
+        "model": name, "dataset": dataset, "size": size, "seed": hp.seed,
         "N": budget.N, "N_total": budget.N_total, "N_non_embedding": budget.N_non_embedding,
         "count_embeddings": hp.count_embeddings,
         "D": budget.D, "D_target": budget.D_target, "D_rounding": budget.D - budget.D_target,
@@ -531,7 +536,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", required=True, help="size label")
     parser.add_argument("--multiplier", type=float, required=True, help="token multiplier M (D = M x N)")
     parser.add_argument("--size-config", required=True, help="the size's shape and hyperparameters, as JSON")
-    parser.add_argument("--train-config", default="{}", help="the `train` block, as JSON")
+    parser.add_argument("--train-config", default="{}",
+                        help="the `train` block, as JSON; with `replicate_seed` k, the replicate "
+                             "{size}_M{multiplier}_seed{k} trained with seed k")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of the job; under torchrun, divided among its processes")
     parser.add_argument("--device", default=os.environ.get("LMSCALE_DEVICE", "auto"), help="auto, cpu or cuda")

@@ -11,11 +11,13 @@ LOGS = f"{RESULTS}/logs"
 # Every rule runs the `lmscale` command; with --software-deployment-method conda, from this environment.
 ENV = "../../envs/lmscale.yaml"
 
-# One run of the grid is "{size}_M{mult}" under its dataset.
-MODEL_DIR = f"{RESULTS}/models/{{dataset}}/{{size}}_M{{mult}}"
+# One run of the grid is "{size}_M{mult}" under its dataset; a replicate trained with
+# another seed (`replicate_seeds`) is "{size}_M{mult}_seed{k}": {replica} is "" or "_seed{k}".
+RUN = "{size}_M{mult}{replica}"
+MODEL_DIR = f"{RESULTS}/models/{{dataset}}/{RUN}"
 RUN_JSON = f"{MODEL_DIR}/run.json"
-LOSS_EVAL = f"{RESULTS}/eval/loss/{{dataset}}/{{size}}_M{{mult}}/{{valset}}.json"
-TASK_EVAL = f"{RESULTS}/eval/tasks/{{dataset}}/{{size}}_M{{mult}}.json"
+LOSS_EVAL = f"{RESULTS}/eval/loss/{{dataset}}/{RUN}/{{valset}}.json"
+TASK_EVAL = f"{RESULTS}/eval/tasks/{{dataset}}/{RUN}.json"
 LOSS_TABLE = f"{RESULTS}/testbed/loss.csv"
 TASK_TABLE = f"{RESULTS}/testbed/tasks.csv"
 
@@ -24,6 +26,7 @@ wildcard_constraints:
     dataset=r"[^/]+",
     size=r"[^/]+",
     mult=r"[0-9]+(\.[0-9]+)?",
+    replica=r"(_seed[0-9]+)?",
     valset=r"[^/]+",
     t=r"[0-9]+(\.[0-9]+)?",
     taskset=r"t[0-9]+(\.[0-9]+)?|all",
@@ -45,6 +48,7 @@ def expand_runs(pattern, **extra):
             dataset=run.dataset,
             size=run.size,
             mult=study_config.format_multiplier(run.multiplier),
+            replica=study_config.replicate_suffix(run.replicate_seed),
             **extra,
         )
         for run in training_runs()

@@ -19,7 +19,7 @@ if VALIDATION_SETS:
         conda:
             ENV
         log:
-            f"{LOGS}/eval_loss/{{dataset}}/{{size}}_M{{mult}}.log",
+            f"{LOGS}/eval_loss/{{dataset}}/{RUN}.log",
         threads: 1
         shell:
             "lmscale eval-loss --model {params.model_dir} --valsets {params.valsets:q}"

@@ -47,7 +47,7 @@ rule eval_tasks:
     conda:
         ENV
     log:
-        f"{LOGS}/eval_tasks/{{dataset}}/{{size}}_M{{mult}}.log",
+        f"{LOGS}/eval_tasks/{{dataset}}/{RUN}.log",
     threads: tasks_config()["threads"]
     resources:
         mem_mb=4000,

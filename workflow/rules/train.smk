@@ -3,7 +3,7 @@
 # job's outputs before rerunning it, and a killed run must find its checkpoints.
 from lmscale.train import OPERATIONAL_KEYS
 
-CHECKPOINTS = f"{RESULTS}/checkpoints/{{dataset}}/{{size}}_M{{mult}}"
+CHECKPOINTS = f"{RESULTS}/checkpoints/{{dataset}}/{RUN}"
 
 # The `train` block splits in two: hyperparameters (rule params, so that a change
 # retrains what it affects) and operational options such as checkpoint_every,
@@ -48,14 +48,19 @@ rule train:
         size=lambda w: study_config.to_json(
             {k: v for k, v in config["sizes"][w.size].items() if k not in job_resources.RESOURCE_KEYS}
         ),
-        train=study_config.to_json(TRAIN_HYPERPARAMETERS),
+        # A replicate's seed rides in the train block, so that the study's own runs keep the
+        # params they were trained with.
+        train=lambda w: study_config.to_json(
+            {**TRAIN_HYPERPARAMETERS, "replicate_seed": int(w.replica[len("_seed"):])} if w.replica
+            else TRAIN_HYPERPARAMETERS
+        ),
         out_dir=lambda w, output: os.path.dirname(output.run),
         checkpoints=CHECKPOINTS,
         tokenizer_dir=lambda w, input: os.path.dirname(input.tokenizer),
     conda:
         ENV
     log:
-        f"{LOGS}/train/{{dataset}}/{{size}}_M{{mult}}.log",
+        f"{LOGS}/train/{{dataset}}/{RUN}.log",
     # The whole job's threads: per process times the CPU processes (the command divides
     # them among its processes). GPU jobs take their CPUs from cpus_per_gpu in the profile.
     threads: TRAIN_OPTIONS["threads"] * TRAIN_OPTIONS["processes"]
