@@ -25,11 +25,13 @@ def test_replicates_repeat_the_fit_runs_with_each_seed():
     assert replicates == sorted(f"{run}_seed{seed}" for run in ["s1_M20", "s2_M20", "s1_M80", "s3_M20"]
                                 for seed in (4, 7))
     assert {run.replicate_seed for run in runs if run.name in replicates} == {4, 7}
+    # Each run of the study, then its replicates: s1_M20, s1_M20_seed4, s1_M20_seed7, s1_M80, ...
+    assert names[1:4] == ["s1_M20", "s1_M20_seed4", "s1_M20_seed7"]
     assert all(run.replicate_seed is None for run in runs if run.name in single)
 
 
 def test_a_replicate_seed_must_differ_from_the_studys():
-    with pytest.raises(study_config.ConfigError, match="train.seed"):
+    with pytest.raises(study_config.ConfigError, match=r"train.seed.*e.g. \[4, 5\]"):
         study_config.training_runs({**GRID, "replicate_seeds": [3]})
     with pytest.raises(study_config.ConfigError, match="twice"):
         study_config.training_runs({**GRID, "replicate_seeds": [1, 1]})

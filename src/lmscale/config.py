@@ -93,7 +93,9 @@ def training_runs(config: dict) -> list[Run]:
                 if (dataset, size, multiplier) in runs:
                     runs.setdefault((dataset, size, multiplier, seed), Run(dataset, size, multiplier, seed))
     order = {size: i for i, size in enumerate(sizes)}
-    return sorted(runs.values(), key=lambda r: (r.dataset, order[r.size], r.multiplier, r.replicate_seed or -1))
+    # The study's own run first, then its replicates by seed.
+    return sorted(runs.values(), key=lambda r: (r.dataset, order[r.size], r.multiplier,
+                                                -1 if r.replicate_seed is None else r.replicate_seed))
 
 
 def replicate_seeds(config: dict) -> list[int]:
@@ -103,7 +105,7 @@ def replicate_seeds(config: dict) -> list[int]:
     if own in seeds:
         raise ConfigError(
             f"replicate_seeds lists {own}, the study's own seed (train.seed): "
-            f"list only other seeds, e.g. {[seed for seed in range(own + 1, own + 3)]}"
+            f"list only other seeds, e.g. {list(range(own + 1, own + 3))}"
         )
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"replicate_seeds lists a seed twice: {seeds}")
