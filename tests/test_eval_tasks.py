@@ -75,7 +75,9 @@ def study(tmp_path_factory) -> dict:
     texts = write_heldout(root / "validation.jsonl")
     model = build_checkpoint(root / "model", texts)
     suite = root / "suite"
-    task_suite.write_suite(suite, heldout=root / "validation.jsonl", seed=0, size=60, fewshot_pool=10)
+    # As the workflow generates it: with the model's tokenizer, so that lm-eval scores every answer as written.
+    task_suite.write_suite(suite, heldout=root / "validation.jsonl", seed=0, size=60, fewshot_pool=10,
+                           tokenizer=model, context=512)
     return {"root": root, "model": model, "suite": suite}
 
 

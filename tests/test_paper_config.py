@@ -254,7 +254,8 @@ def test_1_4b_training_job_asks_slurm_for_what_resources_promise(tmp_path, monke
         return call[call.index(name) + 1]
 
     assert len(sbatch) == 3, (result.stdout + result.stderr)[-3000:]
-    assert {flag(call, "--comment") for call in sbatch} == {"rule_train_wildcards_c4_original_1.4B_20"}
+    # The plugin joins the wildcards with "_": the study's own run has an empty {replica}.
+    assert {flag(call, "--comment") for call in sbatch} == {"rule_train_wildcards_c4_original_1.4B_20_"}
     sbatch.sort(key=lambda call: int(flag(call, "--mem")))
     config = paper_config()
     promised = [resources.train_job(config, "1.4B", 20, attempt) for attempt in (1, 2, 3)]

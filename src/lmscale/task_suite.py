@@ -624,7 +624,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=150, help="evaluated documents per task (at most)")
     parser.add_argument("--fewshot-pool", type=int, default=20, help="documents set aside for few-shot examples")
     parser.add_argument("--context-lines", type=int, default=4, help="lines of code before each text question")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer folder of the models (with --context)")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer folder of the models (with --context); without it, documents are not "
+                             "checked against lm-eval's split of context and answer, and some may fail to score")
     parser.add_argument(
         "--context", type=int, default=None,
         help="the models' shortest context in tokens: keep only documents whose answers take at most half of it",
