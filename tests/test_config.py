@@ -40,3 +40,4 @@ def test_a_replicate_seed_must_differ_from_the_studys():
 def test_run_names_carry_the_replicate_seed():
     assert study_config.run_name("s1", 20) == "s1_M20"
     assert study_config.run_name("s1", 2.5, 1) == "s1_M2.5_seed1"
+    assert [study_config.replicate_seed_of(study_config.replicate_suffix(seed)) for seed in (None, 0, 7)] == [None, 0, 7]

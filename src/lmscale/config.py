@@ -35,6 +35,11 @@ def replicate_suffix(replicate_seed: int | None) -> str:
     return "" if replicate_seed is None else f"_seed{int(replicate_seed)}"
 
 
+def replicate_seed_of(suffix: str) -> int | None:
+    """The seed of a replicate suffix ('_seed{k}' -> k; '' -> None), inverse of `replicate_suffix`."""
+    return int(suffix.removeprefix("_seed")) if suffix else None
+
+
 def run_name(size: str, multiplier: float, replicate_seed: int | None = None) -> str:
     """The name of one training run: '{size}_M{multiplier}', as in the file layout; a
     replicate trained with another seed adds '_seed{k}'."""

@@ -492,8 +492,8 @@ def generate_task(
     """(test, train) documents of one task; train is the few-shot pool.
 
     `keep` passes over documents the models could not score (answers longer than
-    their context, or not cut where lm-eval cuts them); the generators draw lazily, so with nothing passed over the
-    documents are those an unfiltered suite gets.
+    their context, or not cut where lm-eval cuts them); the generators draw lazily, so
+    with nothing passed over the documents are those an unfiltered suite gets.
     """
     wanted = size + fewshot_pool
     # Enough draws for the wanted documents even if most are passed over; text tasks

@@ -51,8 +51,8 @@ rule train:
         # A replicate's seed rides in the train block, so that the study's own runs keep the
         # params they were trained with.
         train=lambda w: study_config.to_json(
-            {**TRAIN_HYPERPARAMETERS, "replicate_seed": int(w.replica[len("_seed"):])} if w.replica
-            else TRAIN_HYPERPARAMETERS
+            {**TRAIN_HYPERPARAMETERS, "replicate_seed": study_config.replicate_seed_of(w.replica)}
+            if w.replica else TRAIN_HYPERPARAMETERS
         ),
         out_dir=lambda w, output: os.path.dirname(output.run),
         checkpoints=CHECKPOINTS,
