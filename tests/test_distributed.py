@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lmscale import distributed, train
-from tests.test_train import TINY, heldout_loss, streams, train_command  # noqa: F401 (streams: a fixture)
+from lmscale import distributed
+from tests.test_train import TINY, heldout_loss, streams, tiny, train_command, train_here  # noqa: F401 (streams: a fixture)
 
 # The tiny model at a gentler learning rate: at lr 0.01 its loss spikes early and
 # rounding differences (the gradient summed in another order) grow fastest.
@@ -25,13 +25,9 @@ SIZE = TINY | {"lr": 0.003}
 MULTIPLIER = 10  # ~300 steps
 
 
-def torchrun_command(root: Path, name: str, *extra: str, multiplier: float = MULTIPLIER) -> list[str]:
-    """`torchrun ... -m lmscale.cli train ...` on two processes, torchrun run by this Python."""
-    launch = distributed.launcher(2)
-    assert launch[0] == "torchrun"
-    command = train_command(root, name, multiplier)
-    command[command.index("--size-config") + 1] = json.dumps(SIZE)
-    return [sys.executable, "-m", "torch.distributed.run", *launch[1:], *command[command.index("train"):], *extra]
+def torchrun_command(root: Path, name: str, multiplier: float = MULTIPLIER, **options) -> list[str]:
+    """`lmscale train ...` of a CPU job with two processes: the command runs itself again under torchrun."""
+    return train_command(root, name, multiplier, tiny({"processes": 2, **options}, size=SIZE))
 
 
 def read_log(model_dir: Path) -> list[dict]:
@@ -43,7 +39,9 @@ def read_log(model_dir: Path) -> list[dict]:
 
 def test_launcher_is_lmscale_for_one_process_and_torchrun_for_more():
     assert distributed.launcher(0) == distributed.launcher(1) == ["lmscale"]
-    assert distributed.launcher(4) == ["torchrun", "--standalone", "--nproc-per-node", "4", "-m", "lmscale.cli"]
+    assert distributed.launcher(4) == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                       "--nproc-per-node", "4", "-m", "lmscale.cli"]
+    assert [distributed.process_count(gpus, 3) for gpus in (0, 1, 4)] == [3, 1, 4]
 
 
 def test_the_global_batch_splits_into_equal_contiguous_slices():
@@ -73,12 +71,8 @@ def test_parallel_mode_is_none_alone_and_ddp_on_the_cpu_unless_asked():
 def references(streams):  # noqa: F811 (the imported fixture)
     """The one-process run (in this process), the same with another seed (the yardstick of what
     differs between two trainings), and the uninterrupted two-process run (torchrun, gloo)."""
-    one, other_seed = (train.train(
-        tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
-        out_dir=streams / "models" / name, checkpoint_dir=streams / "checkpoints" / name,
-        dataset="stdlib", size="tiny", multiplier=MULTIPLIER, size_config=SIZE, train_config={"seed": seed},
-        threads=1, device="cpu", checkpoint_every=25, log_every=5,
-    ) for name, seed in (("one", 0), ("other_seed", 1)))
+    one, other_seed = (train_here(streams, name, MULTIPLIER, tiny({"seed": seed}, size=SIZE))
+                       for name, seed in (("one", 0), ("other_seed", 1)))
     started = time.monotonic()
     result = subprocess.run(torchrun_command(streams, "two"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -171,13 +165,8 @@ def test_two_process_run_killed_with_sigkill_resumes_and_matches(streams, refere
 @pytest.mark.slow
 def test_fsdp_on_two_cpu_processes_matches_one_process(streams):  # noqa: F811
     """FSDP2 `fully_shard` over gloo: sharded weights and optimizer state, the same run (shorter: M = 4)."""
-    one = train.train(
-        tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
-        out_dir=streams / "models" / "one_M4", checkpoint_dir=streams / "checkpoints" / "one_M4",
-        dataset="stdlib", size="tiny", multiplier=4, size_config=SIZE, train_config={},
-        threads=1, device="cpu", checkpoint_every=25, log_every=5,
-    )
-    result = subprocess.run(torchrun_command(streams, "fsdp", "--parallel", "fsdp", multiplier=4),
+    one = train_here(streams, "one_M4", 4, tiny(size=SIZE))
+    result = subprocess.run(torchrun_command(streams, "fsdp", 4, parallel="fsdp"),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((streams / "models" / "fsdp" / "run.json").read_text())

@@ -131,7 +131,9 @@ def training_processes(marker: str) -> list[int]:
 
 def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_path):
     """Kill Snakemake and its training job mid-run; `--rerun-incomplete` resumes and ends where a clean run ends."""
-    from lmscale.train import OPERATIONAL_KEYS, train
+    from lmscale.jobs import TrainJob, TrainOptions
+    from lmscale.train import Paths, train
+    from tests.workflow import validated_config
 
     workdir, results = smoke_study["workdir"], smoke_study["results"]
     config = yaml.safe_load(smoke_study["configfile"].read_text())
@@ -164,12 +166,11 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
     assert record["resumed_from_step"] == killed_at
 
     # The same run, uninterrupted, outside Snakemake.
+    validated = validated_config(config)
     reference = train(
-        tokens_path=results / "tokens" / "stdlib" / "train.bin", tokenizer_dir=results / "tokenizer",
-        out_dir=tmp_path / "reference", checkpoint_dir=tmp_path / "checkpoints", dataset="stdlib", size="s1",
-        multiplier=15, size_config=config["sizes"]["s1"],
-        train_config={k: v for k, v in config["train"].items() if k not in OPERATIONAL_KEYS},
-        threads=1, device="cpu",
+        TrainJob.from_config(validated, "stdlib", "s1", 15), TrainOptions.from_config(validated),
+        Paths(results / "tokens" / "stdlib" / "train.bin", results / "tokenizer", tmp_path / "reference",
+              tmp_path / "checkpoints"),
     )
     assert reference["fingerprint"] == record["fingerprint"] and reference["resumed_from_step"] is None
     valsets = {

@@ -16,11 +16,21 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 import pytest
 
 from lmscale import cli, eval_tasks, task_suite
+from lmscale.jobs import EvalTasksJob, EvalTasksOptions
+from tests.test_task_suite import write_suite
+from tests.workflow import validated_config
 
 TABLE = str(Path(__file__).resolve().parents[1] / "configs" / "tasks" / "llm_foundry_46.csv")
 
 HELDOUT_MODULES = ["textwrap.py", "json/encoder.py", "json/decoder.py", "shlex.py", "fnmatch.py", "glob.py",
                    "bisect.py", "heapq.py", "string.py", "colorsys.py", "numbers.py", "queue.py", "sched.py"]
+
+
+def job_arguments(selection: dict, dataset: str, size: str, mult: str) -> list[str]:
+    """--job and --options of eval-tasks for one model, as the workflow passes them."""
+    config = validated_config()
+    return ["--job", EvalTasksJob.from_config(config, selection, dataset, size, mult).to_json(),
+            "--options", EvalTasksOptions.from_config(config).to_json()]
 
 
 def write_heldout(path: Path) -> list[str]:
@@ -76,7 +86,7 @@ def study(tmp_path_factory) -> dict:
     model = build_checkpoint(root / "model", texts)
     suite = root / "suite"
     # As the workflow generates it: with the model's tokenizer, so that lm-eval scores every answer as written.
-    task_suite.write_suite(suite, heldout=root / "validation.jsonl", seed=0, size=60, fewshot_pool=10,
+    write_suite(suite, heldout=root / "validation.jsonl", seed=0, size=60, fewshot_pool=10,
                            tokenizer=model, context=512)
     return {"root": root, "model": model, "suite": suite}
 
@@ -128,9 +138,8 @@ def test_accuracy_matches_a_direct_computation(study):
 def test_unknown_task_fails_before_any_model_is_loaded(study, tmp_path, caplog):
     missing_model = tmp_path / "never-trained"
     status = cli.main([
-        "eval-tasks", "--model", str(missing_model), "--suite", str(study["suite"]),
-        "--tasks-config", json.dumps({"suite": "offline", "include": ["code_nxt_line", "bracket_next"]}),
-        "--out", str(tmp_path / "out.json"), "--dataset", "d", "--size", "s", "--mult", "20",
+        "eval-tasks", *job_arguments({"suite": "offline", "include": ["code_nxt_line", "bracket_next"]}, "d", "s", "20"),
+        "--model", str(missing_model), "--suite", str(study["suite"]), "--out", str(tmp_path / "out.json"),
     ])
     assert status == 1
     assert "code_nxt_line" in caplog.text and "closest: code_next_line" in caplog.text
@@ -175,8 +184,8 @@ def test_whole_suite_through_the_cli(study, tmp_path):
     out = tmp_path / "eval" / "tiny_M20.json"
     started = time.perf_counter()
     status = cli.main([
-        "eval-tasks", "--model", str(study["model"]), "--suite", str(study["suite"]),
-        "--out", str(out), "--dataset", "stdlib", "--size", "tiny", "--mult", "20", "--threads", "2",
+        "eval-tasks", *job_arguments({"suite": "offline", "include": [], "exclude": []}, "stdlib", "tiny", "20"),
+        "--model", str(study["model"]), "--suite", str(study["suite"]), "--out", str(out), "--threads", "2",
     ])
     seconds = time.perf_counter() - started
     assert status == 0
@@ -196,7 +205,7 @@ def test_whole_suite_through_the_cli(study, tmp_path):
 def test_paper_suite_offline_keeps_what_it_can(study, tmp_path):
     """lm-eval's own tasks need their datasets cached; a missing one is a failure, not a crash."""
     suite = tmp_path / "suite"
-    task_suite.write_suite(suite, tasks=eval_tasks.local_tasks_of_table(TABLE),
+    write_suite(suite, tasks=eval_tasks.local_tasks_of_table(TABLE),
                            size=20, fewshot_pool=10)
     specs = eval_tasks.task_specs(
         {"suite": "llm_foundry_46", "table": TABLE,
@@ -222,7 +231,7 @@ def test_a_suite_generated_without_the_excluded_tasks_evaluates(tmp_path):
     section: an excluded task the suite lacks is expected, an included one it lacks is stale."""
     section = {"suite": "offline", "exclude": ["string_repetition"]}
     suite = tmp_path / "suite"
-    task_suite.write_suite(suite, tasks=["bracket_next", "doctest_comparison"], size=20, fewshot_pool=5)
+    write_suite(suite, tasks=["bracket_next", "doctest_comparison"], size=20, fewshot_pool=5)
     specs = eval_tasks.task_specs(section, suite)
     assert [spec.name for spec in specs] == ["bracket_next", "doctest_comparison"]
     with pytest.raises(ValueError, match="regenerate"):

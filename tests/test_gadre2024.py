@@ -91,6 +91,7 @@ def test_predictions_reproduce_figure_1(study):
 
 def test_a_held_out_run_in_a_fit_set_is_refused(study):
     from lmscale import predict, testbed
+    from lmscale.jobs import Point, PredictJob
 
     _, _, results = study
     laws = results / "laws" / "rpj" / "c4_val"
@@ -99,7 +100,7 @@ def test_a_held_out_run_in_a_fit_set_is_refused(study):
             testbed.read_loss_table(results / "testbed/loss.csv"), testbed.read_task_table(results / "testbed/tasks.csv"),
             *(json.loads((laws / name).read_text()) for name in ("loss_law.json", "error_law_t10.json",
                                                                   "error_law_all.json")),
-            "rpj", "c4_val", held_out=[{"size": "0.079B", "M": 20}],
+            PredictJob("rpj", "c4_val", targets=[], held_out=[Point("0.079B", 20.0)]),
         )
 
 

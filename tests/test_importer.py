@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from lmscale import fit_loss, importer, select, testbed
+from lmscale.jobs import FitLossJob
+from tests.workflow import validated_config
 
 pytestmark = pytest.mark.testbed
 
@@ -26,6 +28,13 @@ def small_release(gadre2024, tmp_path):
         shutil.copy(gadre2024 / "evals" / f"evaluation_{run}_heavy.json", tmp_path / "evals")
     shutil.copy(gadre2024 / "eval_metadata.csv", tmp_path)
     return tmp_path
+
+
+def loss_fit(points: list[tuple[str, float]]) -> FitLossJob:
+    """The loss law of rpj on c4_val through `points`, the schema's fit settings but no bootstrap."""
+    config = validated_config({"fit": {"bootstrap": 0},
+                               "loss_fit_set": [{"size": size, "M": M} for size, M in points]})
+    return FitLossJob.from_config(config, "rpj", "c4_val")
 
 
 def test_valset_names_follow_the_release():
@@ -81,9 +90,9 @@ def test_tidy_tables_from_elsewhere_give_the_same_law(small_release, tmp_path):
     loss[["model", "dataset", "size", "N", "D", "valset", "loss"]].to_csv(lab / "loss.csv", index=False)
     reloaded, no_tasks = importer.import_tables(lab, ["rpj"], ["c4_val"])
     assert no_tasks is None
-    points = [("s", 20), ("m", 20), ("l", 20), ("xl", 20), ("s", 320)]
-    direct = fit_loss.fit_loss(loss, "rpj", "c4_val", points, bootstrap_samples=0)
-    via_tables = fit_loss.fit_loss(reloaded, "rpj", "c4_val", points, bootstrap_samples=0)
+    job = loss_fit([("s", 20), ("m", 20), ("l", 20), ("xl", 20), ("s", 320)])
+    direct = fit_loss.fit_loss(loss, job)
+    via_tables = fit_loss.fit_loss(reloaded, job)
     for name in ("E", "a", "b", "eta"):
         assert via_tables[name] == pytest.approx(direct[name], rel=1e-9)
     tasks[["model", "dataset", "task", "acc", "random_baseline"]].to_csv(lab / "tasks.csv", index=False)
@@ -94,7 +103,7 @@ def test_tidy_tables_from_elsewhere_give_the_same_law(small_release, tmp_path):
 def test_fit_set_point_without_a_run_is_named(small_release):
     loss, _ = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
     with pytest.raises(ValueError, match=r"no run of size 'd=96_l=8_h=4' at M = 640"):
-        fit_loss.fit_loss(loss, "rpj", "c4_val", [("d=96_l=8_h=4", 640)], bootstrap_samples=0)
+        fit_loss.fit_loss(loss, loss_fit([("d=96_l=8_h=4", 640)]))
 
 
 def test_selection_margin_and_unknown_reference_size(small_release):

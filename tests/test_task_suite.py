@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from lmscale import cli, task_suite
+from lmscale.jobs import TaskSuiteJob
+from tests.workflow import validated_config
 
 # Held-out "Python source" for the text tasks: a few modules of the interpreter's own library.
 HELDOUT_MODULES = ["textwrap.py", "json/encoder.py", "json/decoder.py", "shlex.py", "fnmatch.py", "glob.py",
@@ -25,6 +27,15 @@ def write_heldout(path: Path) -> Path:
     return path
 
 
+def write_suite(out: Path, tasks: list[str] | None = None, heldout: Path | None = None, tokenizer: Path | None = None,
+                context: int | None = None, **settings) -> dict:
+    """`tasks` (default: the offline suite) written as the workflow writes them, with the `tasks`
+    section's settings (the schema's, but for `settings`)."""
+    config = validated_config({"tasks": settings})
+    job = TaskSuiteJob.from_config(config, tasks if tasks is not None else task_suite.offline_suite(), context)
+    return task_suite.write_suite(out, job, heldout, tokenizer)
+
+
 @pytest.fixture(scope="module")
 def heldout(tmp_path_factory) -> Path:
     return write_heldout(tmp_path_factory.mktemp("data") / "validation.jsonl")
@@ -33,7 +44,7 @@ def heldout(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory, heldout) -> Path:
     out = tmp_path_factory.mktemp("suite")
-    task_suite.write_suite(out, heldout=heldout, seed=0, size=60, fewshot_pool=10)
+    write_suite(out, heldout=heldout, seed=0, size=60, fewshot_pool=10)
     return out
 
 
@@ -57,12 +68,12 @@ def test_offline_suite_covers_the_papers_kinds_and_categories():
 
 def test_suite_is_deterministic(tmp_path, heldout, suite):
     again = tmp_path / "again"
-    task_suite.write_suite(again, heldout=heldout, seed=0, size=60, fewshot_pool=10)
+    write_suite(again, heldout=heldout, seed=0, size=60, fewshot_pool=10)
     for name in task_suite.offline_suite():
         for split in ("test", "train"):
             assert (again / name / f"{split}.jsonl").read_bytes() == (suite / name / f"{split}.jsonl").read_bytes()
     other = tmp_path / "other"
-    task_suite.write_suite(other, tasks=["code_next_line"], heldout=heldout, seed=1, size=60, fewshot_pool=10)
+    write_suite(other, tasks=["code_next_line"], heldout=heldout, seed=1, size=60, fewshot_pool=10)
     assert (other / "code_next_line" / "test.jsonl").read_bytes() != (suite / "code_next_line" / "test.jsonl").read_bytes()
 
 
@@ -132,7 +143,7 @@ def test_symbolic_answers_are_right(suite):
 
 
 def test_simple_arithmetic_tasks_for_the_paper_table(tmp_path):
-    manifest = task_suite.write_suite(
+    manifest = write_suite(
         tmp_path, tasks=["simple_arithmetic_nospaces", "simple_arithmetic_withspaces"], size=50, fewshot_pool=10
     )
     assert [e["num_fewshot"] for e in manifest["tasks"]] == [10, 10]
@@ -150,11 +161,13 @@ def test_yaml_names_its_data_relative_to_itself(suite):
 
 def test_unknown_task_names_the_closest(tmp_path, heldout):
     with pytest.raises(ValueError, match="code_next_line"):
-        task_suite.write_suite(tmp_path, tasks=["code_next_lines"], heldout=heldout)
+        write_suite(tmp_path, tasks=["code_next_lines"], heldout=heldout)
 
 
 def test_missing_heldout_is_a_clean_error(tmp_path, caplog):
-    status = cli.main(["task-suite", "--out", str(tmp_path / "s"), "--heldout", str(tmp_path / "none.jsonl")])
+    job = TaskSuiteJob.from_config(validated_config(), task_suite.offline_suite(), None)
+    status = cli.main(["task-suite", "--job", job.to_json(), "--heldout", str(tmp_path / "none.jsonl"),
+                       "--out", str(tmp_path / "s")])
     assert status == 1
     assert "none.jsonl" in caplog.text and "corpus" in caplog.text
 
@@ -163,12 +176,12 @@ def test_too_little_text_fails_with_the_fix(tmp_path):
     heldout = tmp_path / "tiny.jsonl"
     heldout.write_text(json.dumps({"text": "import os\nprint(os.getcwd())\n"}) + "\n")
     with pytest.raises(ValueError, match="larger validation split"):
-        task_suite.write_suite(tmp_path / "s", tasks=["code_next_line"], heldout=heldout)
+        write_suite(tmp_path / "s", tasks=["code_next_line"], heldout=heldout)
 
 
 def test_fewshot_pool_must_hold_the_shots(tmp_path):
     with pytest.raises(ValueError, match="fewshot_pool to at least 10"):
-        task_suite.write_suite(tmp_path, tasks=["simple_arithmetic_nospaces"], size=20, fewshot_pool=5)
+        write_suite(tmp_path, tasks=["simple_arithmetic_nospaces"], size=20, fewshot_pool=5)
 
 
 def test_answers_fit_half_the_models_context(tmp_path, heldout, suite):
@@ -191,7 +204,7 @@ def test_answers_fit_half_the_models_context(tmp_path, heldout, suite):
         )
 
     names = ["code_next_line", "code_swap_pairs", "bracket_next"]
-    manifest = task_suite.write_suite(tmp_path / "short", tasks=names, heldout=heldout, seed=0, size=60,
+    manifest = write_suite(tmp_path / "short", tasks=names, heldout=heldout, seed=0, size=60,
                                       fewshot_pool=10, tokenizer=tokenizer_dir, context=32)
     assert manifest["max_answer_tokens"] == 16
     assert [entry["num_docs"] for entry in manifest["tasks"]] == [60, 60, 60]
@@ -206,7 +219,7 @@ def test_answers_fit_half_the_models_context(tmp_path, heldout, suite):
 
 def test_context_needs_the_tokenizer(tmp_path, heldout):
     with pytest.raises(ValueError, match="--tokenizer and --context"):
-        task_suite.write_suite(tmp_path, tasks=["bracket_next"], context=32)
+        write_suite(tmp_path, tasks=["bracket_next"], context=32)
 
 
 def test_answers_are_scored_as_written(tmp_path, heldout, suite):
@@ -235,7 +248,7 @@ def test_answers_are_scored_as_written(tmp_path, heldout, suite):
 
     unfiltered = read_jsonl(suite / "code_next_lexeme" / "test.jsonl")
     assert not all(map(scored_as_written, unfiltered))  # the boundary case occurs in real code
-    task_suite.write_suite(tmp_path / "short", tasks=["code_next_lexeme"], heldout=heldout, seed=0, size=60,
+    write_suite(tmp_path / "short", tasks=["code_next_lexeme"], heldout=heldout, seed=0, size=60,
                            fewshot_pool=10, tokenizer=tokenizer_dir, context=32)
     for split in ("test", "train"):
         assert all(map(scored_as_written, read_jsonl(tmp_path / "short" / "code_next_lexeme" / f"{split}.jsonl")))

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmscale import corpus, eval_loss, train
+from lmscale import corpus, distributed, eval_loss, train
+from lmscale.jobs import Hyperparameters, TrainJob, TrainOptions
 from lmscale.tokenizer import train_bpe
 from lmscale.tokens import tokenize_split
-from tests.workflow import kill_once_checkpointed
+from tests.workflow import kill_once_checkpointed, validated_config
 
 # About 7.8k parameters; at M = 10 that is ~300 steps of 256 tokens, a few seconds on one core.
 TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 32, "context": 32, "tie_embeddings": True,
@@ -40,14 +41,34 @@ def lmscale_command() -> list[str]:
     return [shutil.which("lmscale")] if shutil.which("lmscale") else [sys.executable, "-m", "lmscale.cli"]
 
 
-def train_command(root: Path, name: str, multiplier: float, train_config: dict | None = None) -> list[str]:
+def tiny(train_config: dict | None = None, size: dict = TINY) -> dict:
+    """A study of the tiny size, checkpointed every 25 steps on the CPU."""
+    return validated_config({"sizes": {"tiny": size}, "train": {"device": "cpu", "checkpoint_every": 25, "log_every": 5,
+                                                     **(train_config or {})}})
+
+
+def paths(root: Path, name: str) -> train.Paths:
+    return train.Paths(root / "tokens" / "train.bin", root / "tokenizer", root / "models" / name,
+                       root / "checkpoints" / name)
+
+
+def train_command(root: Path, name: str, multiplier: float, config: dict | None = None) -> list[str]:
+    """`lmscale train` of the tiny size, as the train rule runs it."""
+    config = config or tiny()
+    where = paths(root, name)
     return lmscale_command() + [
-        "train", "--tokens", str(root / "tokens" / "train.bin"), "--tokenizer", str(root / "tokenizer"),
-        "--out-dir", str(root / "models" / name), "--checkpoint-dir", str(root / "checkpoints" / name),
-        "--dataset", "stdlib", "--size", "tiny", "--multiplier", str(multiplier),
-        "--size-config", json.dumps(TINY), "--train-config", json.dumps(train_config or {}),
-        "--threads", "1", "--device", "cpu", "--checkpoint-every", "25", "--log-every", "5",
+        "train", "--job", TrainJob.from_config(config, "stdlib", "tiny", multiplier).to_json(),
+        "--options", TrainOptions.from_config(config).to_json(),
+        "--tokens", str(where.tokens), "--tokenizer", str(where.tokenizer), "--out-dir", str(where.out_dir),
+        "--checkpoint-dir", str(where.checkpoints), "--threads", str(config["train"]["threads"]),
     ]
+
+
+def train_here(root: Path, name: str, multiplier: float, config: dict | None = None) -> dict:
+    """The same run in this process."""
+    config = config or tiny()
+    return train.train(TrainJob.from_config(config, "stdlib", "tiny", multiplier), TrainOptions.from_config(config),
+                       paths(root, name), config["train"]["threads"])
 
 
 def heldout_loss(root: Path, model_dir: Path) -> float:
@@ -74,7 +95,7 @@ def test_budget_counts_N_without_embeddings_when_asked():
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
-    hp = train.Hyperparameters(lr=3e-3, lr_floor=3e-5)
+    hp = Hyperparameters.resolve({}, validated_config({"train": {"lr": 3e-3, "lr_floor": 3e-5}})["train"])
     lrs = [train.learning_rate(step, 200, hp, warmup=20) for step in range(200)]
     assert lrs[0] == pytest.approx(3e-3 / 20) and lrs[19] == pytest.approx(3e-3)
     assert all(a >= b for a, b in zip(lrs[19:], lrs[20:]))
@@ -82,7 +103,8 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 
 def test_hyperparameters_default_to_the_paper_and_sizes_override_train():
-    hp = train.Hyperparameters.resolve({"lr": 1e-2, "width": 8}, {"lr": 5e-3, "weight_decay": 0.1, "threads": 2})
+    train_block = validated_config({"train": {"lr": 5e-3, "weight_decay": 0.1, "threads": 2}})["train"]
+    hp = Hyperparameters.resolve({"lr": 1e-2, "width": 8}, train_block)
     assert (hp.lr, hp.weight_decay, hp.z_loss, hp.lr_floor, hp.beta2) == (1e-2, 0.1, 1e-4, 3e-5, 0.95)
 
 
@@ -129,12 +151,7 @@ def test_too_little_data_fails_before_training(streams):
 @pytest.mark.slow
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(streams):
     # The uninterrupted reference, in this process.
-    reference = train.train(
-        tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
-        out_dir=streams / "models" / "reference", checkpoint_dir=streams / "checkpoints" / "reference",
-        dataset="stdlib", size="tiny", multiplier=10, size_config=TINY, train_config={},
-        threads=1, device="cpu", checkpoint_every=25, log_every=5,
-    )
+    reference = train_here(streams, "reference", 10)
     assert reference["resumed_from_step"] is None and reference["steps"] > 200
     assert not (streams / "checkpoints" / "reference").exists()  # removed once the run is whole
 
@@ -168,32 +185,35 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(streams):
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(streams, caplog):
     """A stale checkpoint (the config changed since) must not leak into a new run."""
-    config = {"seed": 1}
-    kwargs = dict(tokens_path=streams / "tokens" / "train.bin", tokenizer_dir=streams / "tokenizer",
-                  checkpoint_dir=streams / "checkpoints" / "stale", dataset="stdlib", size="tiny",
-                  multiplier=1, size_config=TINY, threads=1, device="cpu", checkpoint_every=5,
-                  keep_checkpoints=True)
-    first = train.train(out_dir=streams / "models" / "stale_a", train_config=config, **kwargs)
+    def run(name: str, seed: int) -> dict:
+        config = tiny({"seed": seed, "checkpoint_every": 5, "keep_checkpoints": True})
+        where = train.Paths(streams / "tokens" / "train.bin", streams / "tokenizer", streams / "models" / name,
+                            streams / "checkpoints" / "stale")
+        return train.train(TrainJob.from_config(config, "stdlib", "tiny", 1), TrainOptions.from_config(config), where)
+
+    first = run("stale_a", 1)
     assert list((streams / "checkpoints" / "stale").glob("step_*.pt"))
     with caplog.at_level("WARNING"):
-        second = train.train(out_dir=streams / "models" / "stale_b", train_config={"seed": 2}, **kwargs)
+        second = run("stale_b", 2)
     assert second["resumed_from_step"] is None and first["fingerprint"] != second["fingerprint"]
     assert "belongs to other settings" in caplog.text
 
 
-# ---- the launcher the train rule picks ------------------------------------------------------------
+# ---- the launcher -----------------------------------------------------------------------------------
 
 
-def test_train_rule_launches_torchrun_from_the_gpu_resource(tmp_path):
+def test_train_jobs_launch_torchrun_from_the_gpus_they_are_granted(tmp_path):
     """One process up to one GPU; torchrun with one process per granted GPU; train.processes on the CPU.
 
-    The dry run prints each train job's shell command with its resources filled in (s3 asks for
-    8 GPUs, capped at the 2 that `--resources gpu=2` declares); each command then runs against
-    fake `lmscale` and `torchrun` commands that record how they were called.
+    The train rule hands every job the GPUs the scheduler granted it (s3 asks for 8, capped at
+    the 2 that `--resources gpu=2` declares) and its options; `lmscale train` chooses its launcher
+    from them (test_distributed runs the two-process case for real).
     """
+    import shlex
+
     import yaml
 
-    from tests.workflow import kill_once_checkpointed, REPO, snakemake
+    from tests.workflow import REPO, planned
 
     config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     config["sizes"]["s2"]["gpus"] = 1
@@ -201,31 +221,20 @@ def test_train_rule_launches_torchrun_from_the_gpu_resource(tmp_path):
     config["train"]["processes"] = 2
     config["grid"] = [{"sizes": ["s1", "s2", "s3"], "multipliers": [5]}]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--dry-run", "--printshellcmds",
-                       "--resources", "gpu=2", "--", "results/smoke/testbed/loss.csv")
-    commands = [line.split(":", 1)[1] for line in result.stdout.splitlines()
-                if line.startswith("Shell command:") and '"$@" train ' in line]
-    assert len(commands) == 3, result.stdout[-3000:]
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name in ("lmscale", "torchrun"):
-        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" > "$CALLS/$$"\n')
-        (bin_dir / name).chmod(0o755)
-    calls = tmp_path / "calls"
-    calls.mkdir()
-    (tmp_path / "results" / "smoke" / "logs" / "train" / "stdlib").mkdir(parents=True)
-    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls)}
-    for command in commands:
-        subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=tmp_path, env=env, check=True)
-    calls = [path.read_text() for path in calls.iterdir()]
-    launched = {re.search(r"--size (\S+)", call).group(1): call.split(" train ")[0] for call in calls}
-    # Operational options arrive as flags (from job resources, so changing them retrains nothing);
-    # --threads is the job's, shared by its processes.
-    assert all("--threads 2 --device auto --parallel auto --log-every 10 --checkpoint-every 50" in call
-               for call in calls), calls
+    jobs = [job for job in planned(tmp_path, "--resources", "gpu=2", "--configfile", str(tmp_path / "config.yaml"))
+            if job["rule"] == "train"]
+    launched = {}
+    for job in jobs:
+        argv = shlex.split(job["shellcmd"].split(" > ")[0])
+        flags = dict(zip(argv[2::2], argv[3::2]))
+        options = TrainOptions.from_json(flags["--options"])
+        assert flags["--threads"] == "2"  # the job's threads, shared by its processes
+        processes = distributed.process_count(int(flags["--gpus"]), options.processes)
+        launched[job["wildcards"]["size"]] = distributed.launcher(processes)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "lmscale.cli"]
     assert launched == {
-        "s1": "torchrun --standalone --nproc-per-node 2 -m lmscale.cli",  # CPU: train.processes gloo processes
-        "s2": "lmscale",  # one GPU: one process
-        "s3": "torchrun --standalone --nproc-per-node 2 -m lmscale.cli",  # 8 GPUs asked, 2 granted
+        "s1": torchrun,  # CPU: train.processes gloo processes
+        "s2": ["lmscale"],  # one GPU: one process
+        "s3": torchrun,  # 8 GPUs asked, 2 granted
     }

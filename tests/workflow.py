@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+def validated_config(overrides: dict | None = None) -> dict:
+    """A config as the workflow sees it: a minimal study with `overrides`, the schema's defaults
+    filled in by the validation the Snakefile runs (the schema is the one place a default is written)."""
+    import copy
+
+    from snakemake.utils import validate
+
+    config = {"study": "test", "datasets": {"stdlib": {}}, "valsets": ["heldout"], "threshold": 10,
+              "reference_size": "tiny", "loss_fit_set": [{"size": "tiny", "M": 10}],
+              **copy.deepcopy(overrides or {})}
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    return config
+
 
 def offline_env() -> dict:
     """The environment as it is now (tests may change PATH), with every hub switched off:
@@ -34,36 +49,52 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 12
     return result
 
 
+# Runs Snakemake's own command line in a fresh Python and keeps, of its log, the structured
+# record Snakemake emits for every job it schedules (the `job_info` event its logger plugins
+# read): rule, wildcards, resources and shell command, as JSON.
+PLAN = """
+import json, logging, sys
+jobs = []
+
+class Jobs(logging.Handler):
+    def emit(self, record):
+        if getattr(record, "event", None) == "job_info":
+            resources = {k: v for k, v in record.resources.items() if not k.startswith("_")}
+            jobs.append({"rule": record.rule_name, "wildcards": dict(record.wildcards or {}),
+                         "resources": resources, "threads": record.threads, "shellcmd": record.shellcmd})
+
+logging.getLogger("snakemake").addHandler(Jobs())
+from snakemake.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit as exit:
+    if exit.code:
+        raise
+with open(sys.argv[1], "w") as out:
+    json.dump(jobs, out)
+"""
+
+
+def planned(workdir: Path, *args: str) -> list[dict]:
+    """Every job a dry run would execute: {"rule", "wildcards", "resources", "threads", "shellcmd"}."""
+    out = workdir / f".planned_{os.getpid()}.json"
+    command = [sys.executable, "-c", PLAN, str(out), *snakemake_command(workdir, "--dry-run", *args)[3:]]
+    result = subprocess.run(command, capture_output=True, text=True, env=offline_env(), timeout=1200)
+    if result.returncode != 0:
+        raise AssertionError(f"dry run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    jobs = json.loads(out.read_text())
+    out.unlink()
+    return jobs
+
+
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Rule -> job count of what a dry run would execute (empty when nothing is to be done)."""
-    result = snakemake(workdir, "--dry-run", *args)
-    output = result.stdout + result.stderr
-    if "Nothing to be done" in output:
-        return {}
-    table = output.split("Job stats:")[1]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
+    return dict(Counter(job["rule"] for job in planned(workdir, *args)))
 
 
 def planned_wildcards(workdir: Path, rule: str, *args: str) -> list[dict[str, str]]:
     """The wildcards of every job of `rule` that a dry run would execute."""
-    result = snakemake(workdir, "--dry-run", *args)
-    jobs, current = [], None
-    for line in (result.stdout + result.stderr).splitlines():
-        header = re.match(r"^(?:local)?rule (\S+):$", line.strip())
-        if header:
-            current = header.group(1)
-        elif current == rule and line.strip().startswith("wildcards:"):
-            pairs = line.strip().removeprefix("wildcards:").split(",")
-            jobs.append(dict(pair.strip().split("=", 1) for pair in pairs))
-            current = None
-    return jobs
+    return [job["wildcards"] for job in planned(workdir, *args) if job["rule"] == rule]
 
 
 def kill_once_checkpointed(process: subprocess.Popen, checkpoints: Path, step: int, seconds: float) -> None:

@@ -2,7 +2,9 @@
 
 Each stage lives in its own module with `add_arguments(parser)` and
 `main(args)`. Only the chosen stage's module is imported, so the analysis
-commands start without loading torch.
+commands start without loading torch. A stage's command takes its job
+description as JSON (`--job`, lmscale.jobs), what changes no result
+(`--options`, `--threads`) and the paths it reads and writes.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     args.command = command
+    args.argv = argv  # the command as given, for a stage that runs itself again (under torchrun)
     try:
         result = module.main(args)
     except (ValueError, FileNotFoundError) as error:

@@ -15,8 +15,6 @@ from typing import Any, Iterable
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message says which and how to fix it."""

@@ -31,7 +31,9 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator
 
+from lmscale import jobs
 from lmscale.files import atomic_write_json, atomic_writer
+from lmscale.jobs import CorpusJob
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ def write_corpus(
     source: dict,
     out_dir: str | Path,
     splits: tuple[str, ...] = SPLITS,
-    validation_fraction: float = 0.05,
+    validation_fraction: float | None = None,
 ) -> dict:
     """Write `{split}.jsonl` for each split and `manifest.json` beside them; return the manifest.
 
@@ -172,7 +174,7 @@ def write_corpus(
     for split in splits:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; use train and/or validation")
-    if len(splits) == 2 and not 0 < validation_fraction < 1:
+    if len(splits) == 2 and (validation_fraction is None or not 0 < validation_fraction < 1):
         raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -214,9 +216,6 @@ def read_texts(path: str | Path) -> Iterator[str]:
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             yield json.loads(line)["text"]
-
-
-# ---- atomic files (shared by the training stages) ------------------------------
 
 
 # ---- helpers -----------------------------------------------------------------
@@ -270,13 +269,11 @@ def _cap_bytes(paths: list[Path], max_bytes: int | None, key) -> list[Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="the source as JSON, e.g. '{\"source\": \"stdlib\"}'")
+    jobs.add_argument(parser, CorpusJob)
     parser.add_argument("--out-dir", required=True, help="folder for {split}.jsonl and manifest.json")
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
-    parser.add_argument("--validation-fraction", type=float, default=0.05)
 
 
 def main(args: argparse.Namespace) -> int:
-    source = json.loads(args.source)
-    write_corpus(source, args.out_dir, tuple(args.splits), args.validation_fraction)
+    job = args.job
+    write_corpus(job.source, args.out_dir, tuple(job.splits), job.validation_fraction)
     return 0

@@ -1,9 +1,10 @@
 """Several processes for one training run: torchrun, DDP or FSDP, rank 0 writes.
 
 A run that needs several GPUs is started by `torchrun`, one process per GPU
-(the `train` rule picks the launcher from its `gpu` resource; on the CPU,
-`train.processes` asks for several gloo processes, which is how the tests run
-it). Each process calls `lmscale.train.train` as a single process would;
+(`relaunch`: `lmscale train` runs itself again under torchrun when the
+scheduler granted it several GPUs; on the CPU, `train.processes` asks for
+several gloo processes, which is how the tests run it). Each process calls
+`lmscale.train.train` as a single process would;
 this module is what differs:
 
 - `Context.start()` reads torchrun's environment (RANK, WORLD_SIZE,
@@ -45,13 +46,34 @@ FSDP_THRESHOLD = 0.5
 def launcher(processes: int) -> list[str]:
     """The command that starts `lmscale ...` on `processes` processes of this machine.
 
-    `lmscale` itself for one process; `torchrun --standalone` with one process per
-    GPU (or per gloo worker on the CPU) otherwise. The `train` rule spells the same
-    choice in its shell command.
+    `lmscale` itself for one process; torchrun (`torch.distributed.run --standalone`, by
+    this very interpreter) with one process per GPU (or per gloo worker on the CPU) otherwise.
     """
     if processes <= 1:
         return ["lmscale"]
-    return ["torchrun", "--standalone", "--nproc-per-node", str(processes), "-m", "lmscale.cli"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
+            "-m", "lmscale.cli"]
+
+
+def process_count(gpus: int, cpu_processes: int) -> int:
+    """A job's processes: one per GPU it was granted; on the CPU (no GPU), `cpu_processes`."""
+    return gpus if gpus >= 1 else cpu_processes
+
+
+def relaunch(processes: int, argv: list[str]) -> None:
+    """Replace this process by `argv` (`<stage> ...`) under torchrun when the job has several
+    processes and torchrun has not started it yet; return otherwise.
+
+    The one place the launcher is chosen: the `train` rule always runs `lmscale train` with
+    the GPUs the scheduler granted it.
+    """
+    if processes <= 1 or os.environ.get("TORCHELASTIC_RUN_ID"):
+        return
+    command = launcher(processes) + list(argv)
+    log.info("%d processes: %s", processes, " ".join(command[:-len(argv)] if argv else command))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
 
 
 @dataclass(frozen=True)

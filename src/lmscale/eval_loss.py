@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lmscale import jobs
 from lmscale.files import atomic_write_json
+from lmscale.jobs import EvalLossJob
 from lmscale.tokens import open_tokens
 
 log = logging.getLogger(__name__)
@@ -114,20 +116,20 @@ def evaluate(model_dir: str | Path, valsets: dict, outputs: dict, threads: int =
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, EvalLossJob)
     parser.add_argument("--model", required=True, help="model folder (Hugging Face format, with run.json)")
-    parser.add_argument("--valsets", required=True,
-                        help='JSON: {name: {"tokens_path": .bin, "tokens": max tokens}}')
-    parser.add_argument("--out", nargs="+", required=True, help="name=path.json for each validation set")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--streams", nargs="+", required=True,
+                        help="the token stream (.bin) of each validation set, in the job's order")
+    parser.add_argument("--out", nargs="+", required=True, help="the JSON of each validation set, in the job's order")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="auto")
 
 
 def main(args: argparse.Namespace) -> int:
-    valsets = json.loads(args.valsets)
-    outputs = dict(item.split("=", 1) for item in args.out)
-    missing = set(valsets) - set(outputs)
-    if missing:
-        raise ValueError(f"no --out path for validation set(s) {', '.join(sorted(missing))}; give name=path.json")
-    evaluate(args.model, valsets, outputs, args.threads, args.batch_size, args.device)
+    names = [valset.name for valset in args.job.valsets]
+    if not len(names) == len(args.streams) == len(args.out):
+        raise ValueError(f"the job names {len(names)} validation sets ({', '.join(names)}) but --streams gives "
+                         f"{len(args.streams)} and --out {len(args.out)}: one of each per set, in the job's order")
+    valsets = {valset.name: {"tokens_path": stream, "tokens": valset.tokens}
+               for valset, stream in zip(args.job.valsets, args.streams)}
+    evaluate(args.model, valsets, dict(zip(names, args.out)), args.threads)
     return 0

@@ -32,8 +32,10 @@ from pathlib import Path
 
 import yaml
 
-from lmscale import task_suite
+from lmscale import jobs, task_suite
 from lmscale.config import run_name
+from lmscale.files import atomic_write_json
+from lmscale.jobs import EvalTasksJob, EvalTasksOptions
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def table_specs(table: str | Path) -> list[TaskSpec]:
 
 
 def local_tasks_of_table(table: str | Path) -> list[str]:
-    """Table rows served by a YAML of our own in workflow/tasks/ (generated data)."""
+    """Table rows served by a YAML of our own in lmscale/tasks/ (generated data)."""
     return [
         spec.lm_eval_task
         for spec in table_specs(table)
@@ -410,20 +412,11 @@ def evaluate_model(
 
 
 def add_arguments(parser) -> None:
+    jobs.add_argument(parser, EvalTasksJob)
+    jobs.add_argument(parser, EvalTasksOptions, "--options")
     parser.add_argument("--model", required=True, help="the model's Hugging Face folder")
     parser.add_argument("--suite", default=None, help="folder of the generated local tasks (lmscale task-suite)")
-    parser.add_argument(
-        "--tasks-config",
-        default="{}",
-        help='the config\'s `tasks` section as JSON, e.g. {"suite": "offline", "include": []}',
-    )
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--size", required=True)
-    parser.add_argument("--mult", type=float, required=True, help="token multiplier M")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many documents per task")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -434,7 +427,8 @@ def model_name(model_dir: str | Path, size: str, multiplier: float) -> str:
 
 
 def main(args) -> int:
-    tasks_config = json.loads(args.tasks_config)
+    job = args.job
+    tasks_config = job.tasks
     specs = task_specs(tasks_config, args.suite)
     if not specs:
         raise ValueError("no tasks to evaluate: tasks.include/tasks.exclude leave none")
@@ -447,29 +441,25 @@ def main(args) -> int:
         args.model,
         specs,
         suite_dir=args.suite,
-        batch_size=args.batch_size,
-        device=args.device,
-        limit=args.limit,
+        batch_size=job.batch_size,
+        device=args.options.device,
+        limit=job.limit,
     )
     record = {
-        "model": model_name(args.model, args.size, args.mult),
-        "dataset": args.dataset,
-        "size": args.size,
-        "M": args.mult,
+        "model": model_name(args.model, job.size, job.multiplier),
+        "dataset": job.dataset,
+        "size": job.size,
+        "M": job.multiplier,
         "suite": tasks_config.get("suite", "offline"),
         **evaluation,
         "seconds": round(time.perf_counter() - started, 2),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    temporary.replace(out)
+    atomic_write_json(args.out, record)
     log.info(
         "%d tasks evaluated, %d failed, in %.1f s -> %s",
         len(record["tasks"]),
         len(record["failed"]),
         record["seconds"],
-        out,
+        args.out,
     )
     return 0

@@ -5,7 +5,7 @@ and average error vs loss with the fitted error law (Figures 1 right, 3)."""
 from __future__ import annotations
 
 import argparse
-import json
+from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
@@ -16,8 +16,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from lmscale import laws, testbed  # noqa: E402
-from lmscale.predict import loss_predictions, mark_held_out, read_json  # noqa: E402
+from lmscale import jobs, laws, testbed  # noqa: E402
+from lmscale.files import atomic_writer, read_json  # noqa: E402
+from lmscale.jobs import FigureJob  # noqa: E402
+from lmscale.predict import loss_predictions, mark_held_out  # noqa: E402
 
 HELD_OUT_COLOUR = "#d62728"  # held-out runs: red outlines in every figure
 
@@ -132,35 +134,33 @@ def error_vs_loss(predictions, error_law, error_law_all, dataset, valset):
 def save(figure, outputs: list[str], dpi: int) -> None:
     figure.tight_layout()
     for path in outputs:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=dpi)
+        with atomic_writer(path, "wb") as handle:
+            figure.savefig(handle, dpi=dpi, format=Path(path).suffix.lstrip("."))
     plt.close(figure)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=FIGURES)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--valset", required=True)
-    parser.add_argument("--loss-table")
-    parser.add_argument("--loss-law")
-    parser.add_argument("--predictions")
-    parser.add_argument("--error-law")
-    parser.add_argument("--error-law-all")
-    parser.add_argument("--max-percent", type=float, default=20.0, help="heatmap colour saturates here")
-    parser.add_argument("--held-out", default="[]", help='JSON list of {"size", "M"}: trained runs held out')
-    parser.add_argument("--dpi", type=int, default=150)
+    jobs.add_argument(parser, FigureJob)
+    parser.add_argument("--loss-table", help="loss-heatmap, loss-vs-compute")
+    parser.add_argument("--loss-law", help="loss-heatmap, loss-vs-compute")
+    parser.add_argument("--predictions", help="error-heatmap, error-vs-loss")
+    parser.add_argument("--error-law", help="error-vs-loss")
+    parser.add_argument("--error-law-all", help="error-vs-loss")
     parser.add_argument("--out", nargs="+", required=True, help="one file per format (.png, .pdf, .svg)")
 
 
 def main(args) -> None:
+    job = args.job
+    if job.kind not in FIGURES:
+        raise ValueError(f"unknown figure {job.kind!r}; one of {', '.join(FIGURES)}")
     sns.set_theme(style="whitegrid", context="paper")
-    if args.kind == "loss-heatmap":
-        figure = loss_heatmap(args.loss_table, args.loss_law, args.dataset, args.valset, args.max_percent,
-                              json.loads(args.held_out))
-    elif args.kind == "error-heatmap":
-        figure = error_heatmap(args.predictions, args.dataset, args.valset, args.max_percent)
-    elif args.kind == "loss-vs-compute":
-        figure = loss_vs_compute(args.loss_table, args.loss_law, args.dataset, args.valset, json.loads(args.held_out))
+    held_out = [asdict(point) for point in job.held_out or []]
+    if job.kind == "loss-heatmap":
+        figure = loss_heatmap(args.loss_table, args.loss_law, job.dataset, job.valset, job.max_percent, held_out)
+    elif job.kind == "error-heatmap":
+        figure = error_heatmap(args.predictions, job.dataset, job.valset, job.max_percent)
+    elif job.kind == "loss-vs-compute":
+        figure = loss_vs_compute(args.loss_table, args.loss_law, job.dataset, job.valset, held_out)
     else:
-        figure = error_vs_loss(args.predictions, args.error_law, args.error_law_all, args.dataset, args.valset)
-    save(figure, args.out, args.dpi)
+        figure = error_vs_loss(args.predictions, args.error_law, args.error_law_all, job.dataset, job.valset)
+    save(figure, args.out, job.dpi)

@@ -28,7 +28,17 @@ def atomic_writer(path: str | Path, mode: str = "w"):
             tmp.unlink()
 
 
-def atomic_write_json(path: str | Path, payload) -> None:
+def atomic_write_json(path: str | Path, payload, sort_keys: bool = True) -> None:
+    """Indented JSON; `sort_keys=False` keeps the payload's own key order (the laws, the task suite)."""
     with atomic_writer(path) as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
+        json.dump(payload, handle, indent=2, sort_keys=sort_keys)
         handle.write("\n")
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
+
+
+def atomic_copy(source: str | Path, path: str | Path) -> None:
+    with atomic_writer(path, "wb") as handle:
+        handle.write(Path(source).read_bytes())

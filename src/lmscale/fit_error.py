@@ -8,8 +8,10 @@ import logging
 import numpy as np
 import pandas as pd
 
-from lmscale import laws, testbed
-from lmscale.fit_loss import parse_points, write_json
+from lmscale import jobs, laws, testbed
+from lmscale.files import atomic_write_json
+from lmscale.fit_loss import fit_points
+from lmscale.jobs import FitErrorJob
 from lmscale.select import read_selection
 
 log = logging.getLogger(__name__)
@@ -24,16 +26,9 @@ def loss_and_error(
     return on_valset.merge(errors, on=["dataset", "model"], how="inner")
 
 
-def fit_error(
-    loss: pd.DataFrame,
-    tasks: pd.DataFrame,
-    dataset: str,
-    valset: str,
-    points: list[tuple[str, float]],
-    task_names: list[str] | None,
-    bootstrap_samples: int = 200,
-    seed: int = 0,
-) -> dict:
+def fit_error(loss: pd.DataFrame, tasks: pd.DataFrame, job: FitErrorJob, task_names: list[str] | None) -> dict:
+    dataset, valset, points = job.dataset, job.valset, fit_points(job.fit_set)
+    bootstrap_samples, seed = job.bootstrap, job.seed
     if tasks.empty:
         raise ValueError("the tasks table is empty: the error law needs downstream results (testbed/tasks.csv)")
     table = loss_and_error(loss, tasks, valset, task_names)
@@ -65,31 +60,20 @@ def fit_error(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, FitErrorJob)
     parser.add_argument("--loss-table", required=True)
     parser.add_argument("--tasks-table", required=True)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--valset", required=True)
-    parser.add_argument("--fit-set", required=True, help='JSON list of {"size": ..., "M": ...}')
-    tasks = parser.add_mutually_exclusive_group(required=True)
-    tasks.add_argument("--selection", help="tasks_t{t}.json: average over the selected tasks")
-    tasks.add_argument("--all-tasks", action="store_true", help="average over every task")
-    parser.add_argument("--bootstrap", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--selection", nargs="?", help="tasks_t{t}.json, the tasks averaged (a job without all_tasks)")
     parser.add_argument("--out", required=True)
 
 
 def main(args) -> None:
-    task_names = None if args.all_tasks else read_selection(args.selection)
-    law = fit_error(
-        testbed.read_loss_table(args.loss_table),
-        testbed.read_task_table(args.tasks_table),
-        args.dataset,
-        args.valset,
-        parse_points(args.fit_set),
-        task_names,
-        args.bootstrap,
-        args.seed,
-    )
-    log.info("error law on %s/%s over %d tasks: %s (rmse %.4g, %d bootstrap refits)", args.dataset,
-             args.valset, len(law["tasks"]), law["params"], law["rmse"], law["bootstrap"]["kept"])
-    write_json(law, args.out)
+    job = args.job
+    if job.all_tasks == (args.selection is not None):
+        raise ValueError("give --selection (tasks_t{t}.json) for a job over selected tasks, none for all_tasks")
+    task_names = None if job.all_tasks else read_selection(args.selection)
+    law = fit_error(testbed.read_loss_table(args.loss_table), testbed.read_task_table(args.tasks_table), job,
+                    task_names)
+    log.info("error law on %s/%s over %d tasks: %s (rmse %.4g, %d bootstrap refits)", job.dataset,
+             job.valset, len(law["tasks"]), law["params"], law["rmse"], law["bootstrap"]["kept"])
+    atomic_write_json(args.out, law, sort_keys=False)

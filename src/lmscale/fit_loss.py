@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lmscale import laws, testbed
+from lmscale import jobs, laws, testbed
+from lmscale.files import atomic_write_json
+from lmscale.jobs import FitLossJob
 
 log = logging.getLogger(__name__)
 
@@ -20,17 +20,9 @@ def fit_set_rows(loss: pd.DataFrame, dataset: str, valset: str, points) -> pd.Da
     return testbed.runs_at(on_valset, dataset, points, f"loss fit set on {valset}")
 
 
-def fit_loss(
-    loss: pd.DataFrame,
-    dataset: str,
-    valset: str,
-    points: list[tuple[str, float]],
-    form: str = "gadre",
-    method: str = "least_squares",
-    huber_delta: float = 1e-3,
-    bootstrap_samples: int = 200,
-    seed: int = 0,
-) -> dict:
+def fit_loss(loss: pd.DataFrame, job: FitLossJob) -> dict:
+    dataset, valset, points = job.dataset, job.valset, fit_points(job.fit_set)
+    form, method, huber_delta, bootstrap_samples, seed = job.form, job.method, job.huber_delta, job.bootstrap, job.seed
     rows = fit_set_rows(loss, dataset, valset, points)
     law_form = laws.loss_form(form)
     if len(rows) < len(law_form.params):
@@ -66,41 +58,20 @@ def fit_loss(
     }
 
 
-def parse_points(text: str) -> list[tuple[str, float]]:
-    """A fit set given as JSON: [{"size": ..., "M": ...}, ...]."""
-    return [(str(p["size"]), float(p["M"])) for p in json.loads(text)]
-
-
-def write_json(payload: dict, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+def fit_points(job_points) -> list[tuple[str, float]]:
+    """A job's fit set as (size, M) pairs."""
+    return [(point.size, point.M) for point in job_points]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, FitLossJob)
     parser.add_argument("--loss-table", required=True)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--valset", required=True)
-    parser.add_argument("--fit-set", required=True, help='JSON list of {"size": ..., "M": ...}')
-    parser.add_argument("--form", default="gadre", choices=sorted(laws.LOSS_FORMS))
-    parser.add_argument("--method", default="least_squares", choices=laws.LOSS_FIT_METHODS)
-    parser.add_argument("--huber-delta", type=float, default=1e-3)
-    parser.add_argument("--bootstrap", type=int, default=200, help="resamples for intervals (0: none)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
 
 
 def main(args) -> None:
-    law = fit_loss(
-        testbed.read_loss_table(args.loss_table),
-        args.dataset,
-        args.valset,
-        parse_points(args.fit_set),
-        args.form,
-        args.method,
-        args.huber_delta,
-        args.bootstrap,
-        args.seed,
-    )
+    job = args.job
+    law = fit_loss(testbed.read_loss_table(args.loss_table), job)
     log.info("%s %s law on %s/%s: %s (rmse %.4g, %d bootstrap refits)", law["form"], law["method"],
-             args.dataset, args.valset, law["params"], law["rmse"], law["bootstrap"]["kept"])
-    write_json(law, args.out)
+             job.dataset, job.valset, law["params"], law["rmse"], law["bootstrap"]["kept"])
+    atomic_write_json(args.out, law, sort_keys=False)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lmscale import testbed
+from lmscale import jobs, testbed
+from lmscale.jobs import ImportTestbedJob
 
 log = logging.getLogger(__name__)
 
@@ -154,20 +155,19 @@ def import_tables(folder, datasets: list[str], valsets: list[str]) -> tuple[pd.D
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["gadre2024", "tables"], required=True)
-    parser.add_argument("--path", required=True, help="folder of the published results")
-    parser.add_argument("--datasets", nargs="+", required=True)
-    parser.add_argument("--valsets", nargs="+", required=True, help="validation sets every model must have")
-    parser.add_argument("--size-labels", default="{}", help="JSON: architecture name -> size label (gadre2024)")
+    jobs.add_argument(parser, ImportTestbedJob)
     parser.add_argument("--loss-out", required=True)
     parser.add_argument("--tasks-out", required=True)
 
 
 def main(args) -> None:
-    if args.format == "gadre2024":
-        loss, tasks = import_gadre2024(args.path, args.datasets, args.valsets, json.loads(args.size_labels))
+    job = args.job
+    if job.format == "gadre2024":
+        loss, tasks = import_gadre2024(job.path, job.datasets, job.valsets, job.size_labels)
+    elif job.format == "tables":
+        loss, tasks = import_tables(job.path, job.datasets, job.valsets)
     else:
-        loss, tasks = import_tables(args.path, args.datasets, args.valsets)
+        raise ValueError(f"unknown testbed format {job.format!r}; gadre2024 or tables")
     testbed.write_tables(loss, tasks, args.loss_out, args.tasks_out)
     log.info("imported %d models (%d loss rows, %d task rows) from %s", loss["model"].nunique(), len(loss),
-             0 if tasks is None else len(tasks), args.path)
+             0 if tasks is None else len(tasks), job.path)

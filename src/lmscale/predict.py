@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import json
-from pathlib import Path
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
-from lmscale import laws, testbed
+from lmscale import jobs, laws, testbed
+from lmscale.files import read_json
+from lmscale.jobs import PredictJob
 from lmscale.fit_error import loss_and_error
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,10 @@ def predict(
     loss_law: dict,
     error_law_selected: dict,
     error_law_all: dict,
-    dataset: str,
-    valset: str,
-    targets: list[dict] = (),
-    held_out: list[dict] = (),
+    job: PredictJob,
 ) -> pd.DataFrame:
+    dataset, valset, targets = job.dataset, job.valset, job.targets
+    held_out = [asdict(point) for point in job.held_out]
     table, loss_samples = loss_predictions(loss, loss_law, dataset, valset, targets)
     table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_selected, "err")
     table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_all, "err_all")
@@ -129,37 +129,27 @@ def predict(
     return table[leading + [c for c in table.columns if c not in leading]].sort_values(["target", "N", "M"])
 
 
-def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, PredictJob)
     parser.add_argument("--loss-table", required=True)
     parser.add_argument("--tasks-table", required=True)
     parser.add_argument("--loss-law", required=True)
     parser.add_argument("--error-law", required=True, help="error law over the selected tasks")
     parser.add_argument("--error-law-all", required=True, help="error law over every task")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--valset", required=True)
-    parser.add_argument("--targets", default="[]", help='JSON list of {"name", "N", "M"}')
-    parser.add_argument("--held-out", default="[]", help='JSON list of {"size", "M"}: trained runs held out')
     parser.add_argument("--out", required=True)
 
 
 def main(args) -> None:
+    job = args.job
     table = predict(
         testbed.read_loss_table(args.loss_table),
         testbed.read_task_table(args.tasks_table),
         read_json(args.loss_law),
         read_json(args.error_law),
         read_json(args.error_law_all),
-        args.dataset,
-        args.valset,
-        json.loads(args.targets),
-        json.loads(args.held_out),
+        job,
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
+    testbed.write_csv(table, args.out)
     measured = table[~table["target"]]
     log.info("predicted %d models and %d targets; median relative error: loss %.2f%%, error %.2f%%",
              len(measured), int(table["target"].sum()), 100 * measured["loss_rel_err"].median(),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import json
-from pathlib import Path
 
 import pandas as pd
 
-from lmscale import testbed
+from lmscale import jobs, testbed
+from lmscale.files import atomic_write_json, read_json
+from lmscale.jobs import SelectTasksJob
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,18 @@ def select_tasks(tasks: pd.DataFrame, reference_size: str, threshold: float) -> 
 
 
 def read_selection(path) -> list[str]:
-    return json.loads(Path(path).read_text())["tasks"]
+    return read_json(path)["tasks"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, SelectTasksJob)
     parser.add_argument("--tasks-table", required=True)
-    parser.add_argument("--reference-size", required=True)
-    parser.add_argument("--threshold", type=float, required=True, help="accuracy points above chance")
     parser.add_argument("--out", required=True)
 
 
 def main(args) -> None:
-    selection = select_tasks(testbed.read_task_table(args.tasks_table), args.reference_size, args.threshold)
+    job = args.job
+    selection = select_tasks(testbed.read_task_table(args.tasks_table), job.reference_size, job.threshold)
     log.info("kept %d of %d tasks at t = %g: %s", len(selection["tasks"]), len(selection["margins"]),
-             args.threshold, ", ".join(selection["tasks"]))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(selection, indent=2) + "\n")
+             job.threshold, ", ".join(selection["tasks"]))
+    atomic_write_json(args.out, selection, sort_keys=False)

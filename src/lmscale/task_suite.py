@@ -3,7 +3,7 @@
 The paper measures downstream error on 46 public tasks; a miniature study on
 a laptop has no network and models too small for them. This module builds a
 stand-in suite that lm-eval runs like any other: the task definitions are the
-YAML files in `workflow/tasks/` (each declares its kind, shot count and random
+YAML files in `lmscale/tasks/`, package data (each declares its kind, shot count and random
 baseline), and this module writes their data, deterministically from a seed.
 
 Two families, so that the error law has both kinds of task the paper selects
@@ -18,7 +18,7 @@ between with its threshold t:
 
 Output layout of `write_suite(out_dir, ...)`:
     suite.json                 the manifest: every task's kind, baseline, shots, size
-    <task>.yaml                the lm-eval definition, copied from workflow/tasks/
+    <task>.yaml                the lm-eval definition, copied from lmscale/tasks/
     <task>/test.jsonl          the evaluated documents
     <task>/train.jsonl         the pool few-shot examples are drawn from
 The YAML names its data relative to its own folder; `eval_tasks` resolves them.
@@ -33,17 +33,23 @@ import keyword
 import logging
 import random
 import re
-import shutil
 import zlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterator
 
 import yaml
 
+from lmscale import jobs
+from lmscale.files import atomic_copy, atomic_write_json, atomic_writer
+from lmscale.jobs import TaskSuiteJob
+
 log = logging.getLogger(__name__)
 
-TASKS_DIR = Path(__file__).resolve().parents[2] / "workflow" / "tasks"
+# The lm-eval definitions of the local tasks ship inside the package, so that an installed
+# lmscale (not only a checkout) carries its suite, and a checkout's workflow uses its own.
+TASKS_DIR = Path(str(resources.files("lmscale") / "tasks"))
 MANIFEST = "suite.json"
 OFFLINE_TAG = "lmscale_offline"
 
@@ -379,7 +385,7 @@ def simple_arithmetic(spaces: bool) -> Callable[[random.Random, int], Iterator[D
 
 # Task name -> the generator of its documents: text tasks draw from the held-out
 # lines, symbolic ones from the random stream alone. The YAML of the same name in
-# workflow/tasks/ says how lm-eval scores them; these say where the documents come from.
+# lmscale/tasks/ says how lm-eval scores them; these say where the documents come from.
 TEXT_TASKS: dict[str, Callable[[list[CodeLine], random.Random, int], Iterator[Document]]] = {
     "code_next_line": next_line_choice,
     "code_line_cloze": last_token_cloze,
@@ -414,7 +420,7 @@ def task_definition(name: str) -> dict:
 
 
 def offline_suite() -> list[str]:
-    """The tasks of the embedded default, in the order of workflow/tasks/."""
+    """The tasks of the embedded default, in the order of lmscale/tasks/."""
     names = []
     for path in sorted(TASKS_DIR.glob("*.yaml")):
         definition = yaml.safe_load(path.read_text())
@@ -439,8 +445,7 @@ def unknown_tasks_message(unknown: list[str], known: list[str]) -> str:
 
 
 def write_jsonl(path: Path, documents: list[Document]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
+    with atomic_writer(path) as handle:
         for document in documents:
             handle.write(json.dumps(document, sort_keys=True) + "\n")
 
@@ -517,30 +522,22 @@ def generate_task(
     return documents[fewshot_pool:], documents[:fewshot_pool]
 
 
-def write_suite(
-    out_dir: str | Path,
-    tasks: list[str] | None = None,
-    heldout: str | Path | None = None,
-    seed: int = 0,
-    size: int = 150,
-    fewshot_pool: int = 20,
-    context_lines: int = 4,
-    tokenizer: str | Path | None = None,
-    context: int | None = None,
-) -> dict:
-    """Write the data and YAML of `tasks` (default: the offline suite) to `out_dir`.
+def write_suite(out_dir: str | Path, job: TaskSuiteJob, heldout: str | Path | None = None,
+                tokenizer: str | Path | None = None) -> dict:
+    """Write the data and YAML of the job's tasks to `out_dir`.
 
-    With `tokenizer` and `context` (the shortest context of the study's models), a
+    With `tokenizer` and the job's `context` (the shortest context of the study's models), a
     document is kept only if lm-eval scores each of its answers as written, in at most
     half the context (`answer_scorable`): lm-eval cannot score a continuation longer
     than the context, and an answer that fills it leaves nothing to condition on.
     Returns the manifest, which is also written to `out_dir/suite.json`.
     """
+    tasks, seed, size, fewshot_pool = job.tasks, job.seed, job.size, job.fewshot_pool
+    context_lines, context = job.context_lines, job.context
     if (tokenizer is None) != (context is None):
         raise ValueError("pass both --tokenizer and --context (the models' shortest context), or neither")
     max_answer_tokens = context // 2 if context is not None else None
     encode = token_encoder(tokenizer) if tokenizer is not None else None
-    tasks = list(tasks) if tasks is not None else offline_suite()
     unknown = [name for name in tasks if name not in GENERATED_TASKS]
     if unknown:
         raise ValueError(
@@ -572,7 +569,7 @@ def write_suite(
         test, train = generate_task(name, random.Random(task_seed(seed, name)), size, fewshot_pool, lines, keep)
         write_jsonl(out_dir / name / "test.jsonl", test)
         write_jsonl(out_dir / name / "train.jsonl", train)
-        shutil.copyfile(task_yaml(name), out_dir / f"{name}.yaml")
+        atomic_copy(task_yaml(name), out_dir / f"{name}.yaml")
         metadata = definition.get("metadata", {})
         entries.append(
             {
@@ -596,7 +593,7 @@ def write_suite(
         "max_answer_tokens": max_answer_tokens,
         "tasks": entries,
     }
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    atomic_write_json(out_dir / MANIFEST, manifest, sort_keys=False)
     return manifest
 
 
@@ -611,40 +608,17 @@ def read_manifest(suite_dir: str | Path) -> dict:
 
 
 def add_arguments(parser) -> None:
+    jobs.add_argument(parser, TaskSuiteJob)
+    parser.add_argument("--heldout", nargs="?",
+                        help="held-out JSONL split (a 'text' field per document) for the text tasks")
+    parser.add_argument("--tokenizer",
+                        help="tokenizer folder of the models (with the job's context): documents whose answers "
+                             "lm-eval would not score as written, in half the context, are passed over")
     parser.add_argument("--out", required=True, help="folder to write the suite to")
-    parser.add_argument(
-        "--heldout", default=None, help="held-out JSONL split (a 'text' field per document) for the text tasks"
-    )
-    parser.add_argument(
-        "--tasks",
-        default=None,
-        help="comma-separated local tasks to generate (default: the offline suite, tag lmscale_offline)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=150, help="evaluated documents per task (at most)")
-    parser.add_argument("--fewshot-pool", type=int, default=20, help="documents set aside for few-shot examples")
-    parser.add_argument("--context-lines", type=int, default=4, help="lines of code before each text question")
-    parser.add_argument("--tokenizer", default=None,
-                        help="tokenizer folder of the models (with --context); without it, documents are not "
-                             "checked against lm-eval's split of context and answer, and some may fail to score")
-    parser.add_argument(
-        "--context", type=int, default=None,
-        help="the models' shortest context in tokens: keep only documents whose answers take at most half of it",
-    )
 
 
 def main(args) -> int:
-    tasks = [name for name in args.tasks.split(",") if name] if args.tasks is not None else None
-    manifest = write_suite(
-        args.out,
-        tasks=tasks,
-        heldout=args.heldout,
-        seed=args.seed,
-        size=args.size,
-        fewshot_pool=args.fewshot_pool,
-        context_lines=args.context_lines,
-        tokenizer=args.tokenizer,
-        context=args.context,
-    )
+    job = args.job
+    manifest = write_suite(args.out, job, args.heldout, args.tokenizer)
     log.info("wrote %d tasks to %s", len(manifest["tasks"]), args.out)
     return 0

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lmscale.files import atomic_writer
+
 MODEL_COLUMNS = ["model", "dataset", "size", "N", "D", "M", "C"]
 LOSS_COLUMNS = MODEL_COLUMNS + ["valset", "loss", "loss_lo", "loss_hi"]
 TASK_COLUMNS = MODEL_COLUMNS + ["task", "acc", "random_baseline"]
@@ -68,10 +70,13 @@ def normalise_task_table(table: pd.DataFrame, source: str = "tasks table") -> pd
 
 
 def write_tables(loss: pd.DataFrame, tasks: pd.DataFrame | None, loss_path, tasks_path) -> None:
-    Path(loss_path).parent.mkdir(parents=True, exist_ok=True)
-    normalise_loss_table(loss).to_csv(loss_path, index=False)
-    tasks = pd.DataFrame(columns=TASK_COLUMNS) if tasks is None else normalise_task_table(tasks)
-    tasks.to_csv(tasks_path, index=False)
+    write_csv(normalise_loss_table(loss), loss_path)
+    write_csv(pd.DataFrame(columns=TASK_COLUMNS) if tasks is None else normalise_task_table(tasks), tasks_path)
+
+
+def write_csv(table: pd.DataFrame, path) -> None:
+    with atomic_writer(path) as handle:
+        table.to_csv(handle, index=False)
 
 
 def read_loss_table(path) -> pd.DataFrame:

@@ -13,7 +13,9 @@ import json
 import logging
 from pathlib import Path
 
+from lmscale import jobs
 from lmscale.corpus import read_texts
+from lmscale.jobs import TokenizerJob
 
 log = logging.getLogger(__name__)
 
@@ -98,22 +100,20 @@ def _capped(texts, max_bytes):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kind", choices=["bpe", "pretrained"], default="bpe")
-    parser.add_argument("--train", help="train split (JSONL) for a BPE tokenizer")
-    parser.add_argument("--vocab-size", type=int, default=8192)
-    parser.add_argument("--max-bytes", type=int, default=None, help="train the BPE on at most this much text")
-    parser.add_argument("--name", help="hub name or local path of a pretrained tokenizer")
-    parser.add_argument("--out-dir", required=True)
+    jobs.add_argument(parser, TokenizerJob)
+    parser.add_argument("--train", nargs="?", help="train split (JSONL) a BPE tokenizer learns from")
+    parser.add_argument("--out-dir", required=True, help="the tokenizer folder (Hugging Face format)")
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.kind == "bpe":
+    job = args.job
+    if job.kind == "bpe":
         if not args.train:
-            raise ValueError("--kind bpe needs --train <split.jsonl>")
-        out = train_bpe(args.train, args.out_dir, args.vocab_size, args.max_bytes)
+            raise ValueError("a bpe tokenizer needs --train <split.jsonl>")
+        out = train_bpe(args.train, args.out_dir, job.vocab_size, job.max_bytes)
     else:
-        if not args.name:
-            raise ValueError("--kind pretrained needs --name <hub name or path> (tokenizer.name in the config)")
-        out = fetch_pretrained(args.name, args.out_dir)
+        if not job.name:
+            raise ValueError("a pretrained tokenizer needs a name: a hub name or a path (tokenizer.name in the config)")
+        out = fetch_pretrained(job.name, args.out_dir)
     log.info("tokenizer saved to %s (end-of-text id %d)", out, end_of_text_id(out))
     return 0

@@ -1,8 +1,11 @@
 """Train stage: one model of the N x M grid, resumable, nanoGPT style.
 
-Read top to bottom: the hyperparameters, the token budget D = M x N, the
-replayable data order, the learning-rate schedule, checkpoints, then `train`,
-whose loop is batch, forward, backward, clip, step, log, checkpoint.
+Read top to bottom: the token budget D = M x N, the replayable data order,
+the learning-rate schedule, checkpoints, then the run in named steps: `plan`
+(the budget, before any weight exists), `build`, `resume`, the loop in
+`_train` (`step`: batch, forward, backward, clip, step; log; `checkpoint`),
+then `finish`. What a run computes is its `lmscale.jobs.TrainJob`; how it is
+carried out (log and checkpoint cadence, device, processes) its `TrainOptions`.
 
 Snakemake deletes a job's declared outputs before it reruns it, so
 checkpoints live outside them (`results/<study>/checkpoints/...`). A rerun
@@ -30,15 +33,16 @@ import random
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lmscale import distributed
-from lmscale.config import run_name, to_json
+from lmscale import distributed, jobs
+from lmscale.config import to_json
 from lmscale.files import atomic_write_json, atomic_writer
-from lmscale.model import Shape, build_config, build_model, parameter_counts
+from lmscale.jobs import Hyperparameters, TrainJob, TrainOptions
+from lmscale.model import build_config, build_model, parameter_counts
 from lmscale.tokens import open_tokens
 
 log = logging.getLogger(__name__)
@@ -46,52 +50,7 @@ log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-# ---- hyperparameters -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Optimisation settings: `train` in the config, overridden per size by `sizes.<label>`.
-
-    The defaults are the paper's (Gadre et al. 2024, appendix): AdamW with
-    beta2 0.95, lr 3e-3, weight decay 0.033, z-loss 1e-4, cosine to 3e-5.
-    """
-
-    batch_size: int = 32  # sequences per optimizer step
-    micro_batch_size: int | None = None  # sequences per forward pass (gradient accumulation); None: batch_size
-    lr: float = 3e-3
-    lr_floor: float = 3e-5  # where the cosine ends
-    warmup: int = 100  # linear warmup, in steps
-    weight_decay: float = 0.033
-    beta1: float = 0.9
-    beta2: float = 0.95
-    eps: float = 1e-8
-    z_loss: float = 1e-4
-    grad_clip: float = 1.0
-    seed: int = 0  # initial weights and data order
-    repeat_data: bool = False  # allow D beyond the train split (epochs > 1)
-    # The N of D = M x N (and of C = 6 N D): every parameter (the paper), or without the
-    # embeddings (Kaplan et al. 2020), which draws cleaner laws where the embedding is a
-    # large share of a small model.
-    count_embeddings: bool = True
-
-    @classmethod
-    def resolve(cls, size: dict, train: dict) -> "Hyperparameters":
-        fields = cls.__dataclass_fields__
-        merged = {k: v for k, v in {**train, **size}.items() if k in fields}
-        # 1 and 1.0 are the same setting; one spelling keeps the run's fingerprint stable.
-        for key, value in merged.items():
-            if fields[key].type == "float" and value is not None:
-                merged[key] = float(value)
-        return cls(**merged)
-
-
-# Keys of the `train` block that change no trained weight: they are command-line
-# options, not rule params, so that changing them never retrains the grid.
-# `processes` (CPU runs: gloo processes under torchrun; GPU runs take one per GPU) and
-# `parallel` (auto, ddp, fsdp) choose how a run is split, not what it computes.
-OPERATIONAL_KEYS = {"log_every": 10, "checkpoint_every": 100, "threads": 1, "device": "auto",
-                    "gpus": 0, "keep_checkpoints": False, "processes": 1, "parallel": "auto"}
+# ---- the token budget -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -266,12 +225,6 @@ def find_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> tuple[Pa
     return None
 
 
-def load_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> dict | None:
-    """The newest readable checkpoint of this very run, or None to start fresh."""
-    found = find_checkpoint(checkpoint_dir, expected_fingerprint)
-    return found[1] if found else None
-
-
 def rng_state() -> dict:
     import torch
 
@@ -300,217 +253,293 @@ def truncate_log(log_path: Path, step: int) -> None:
         handle.write("".join(line + "\n" for line in kept))
 
 
-# ---- the run ------------------------------------------------------------------------------
+# ---- the run: plan, resume, step, checkpoint, finish ------------------------------------------
 
 
-def train(
-    *,
-    tokens_path: str | Path,
-    tokenizer_dir: str | Path,
-    out_dir: str | Path,
-    checkpoint_dir: str | Path,
-    dataset: str,
-    size: str,
-    multiplier: float,
-    size_config: dict,
-    train_config: dict,
-    threads: int = 1,
-    device: str = "auto",
-    log_every: int = 10,
-    checkpoint_every: int = 100,
-    keep_checkpoints: bool = False,
-    parallel: str = "auto",
-) -> dict:
+@dataclass(frozen=True)
+class Paths:
+    """Where a run reads and writes."""
+
+    tokens: Path  # the train token stream (.bin with its .json)
+    tokenizer: Path  # the tokenizer folder, copied beside the model
+    out_dir: Path  # the model folder (Hugging Face format), train_log.jsonl and run.json
+    checkpoints: Path  # resumable checkpoints: outside the workflow's declared outputs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run worked out before any weight exists, so that a refused run costs nothing."""
+
+    job: TrainJob
+    stream: dict  # the token stream's summary
+    order: SequenceOrder
+    counts: dict  # N with and without the embeddings
+    budget: Budget
+    epochs: float
+    warmup: int  # the job's warmup, at most half the run
+    micro: int  # sequences per forward pass
+
+    @property
+    def hp(self) -> Hyperparameters:
+        return self.job.hyperparameters
+
+    @property
+    def run(self) -> str:
+        return f"{self.job.dataset}/{self.job.name}"
+
+    @property
+    def fingerprint(self) -> str:
+        """What a checkpoint must match to be resumed: every setting that changes the run."""
+        return fingerprint({
+            "run": self.run, "shape": self.job.shape.as_dict(), "multiplier": self.job.multiplier,
+            "steps": self.budget.steps, "hyperparameters": asdict(self.hp),
+            "stream": {k: self.stream[k] for k in ("tokens", "tokenizer_sha256")},
+        })
+
+
+@dataclass
+class Model:
+    """The model as the loop drives it, its optimizer, and how the run is split across processes."""
+
+    core: object  # the `transformers` model, saved at the end
+    model: object  # core itself, or its DDP / FSDP2 form
+    optimizer: object
+    mode: str  # none, ddp or fsdp
+    autocast: object  # bf16 on GPU, nothing on the CPU
+
+
+def train(job: TrainJob, options: TrainOptions, paths: Paths, threads: int = 1) -> dict:
     """Train one run of the grid and save it in Hugging Face format; return its run.json record.
 
     Under torchrun every process calls this; rank 0 alone writes files and returns the record
-    (other ranks return it too, unwritten).
+    (other ranks return it too, unwritten). `threads` are the job's: under torchrun, shared
+    among its processes.
     """
     import torch
-    from tqdm import tqdm
 
-    multiplier = float(multiplier)
-    # A replicate of a fit run (`replicate_seeds` in the config) is this run with another seed.
-    replicate_seed = train_config.get("replicate_seed")
-    name = run_name(size, multiplier, replicate_seed)
-    run = f"{dataset}/{name}"
-    # `threads` are the job's: under torchrun, shared among its processes.
     torch.set_num_threads(max(1, threads // int(os.environ.get("WORLD_SIZE", "1"))))
-    shape = Shape.from_config(size, size_config)
-    hp = Hyperparameters.resolve(size_config, train_config)
-    if replicate_seed is not None:
-        hp = replace(hp, seed=int(replicate_seed))
-    micro = hp.micro_batch_size or hp.batch_size
-    if hp.batch_size % micro:
-        raise ValueError(f"size {size}: batch_size {hp.batch_size} is not a multiple of micro_batch_size {micro}")
-    tokens, stream = open_tokens(tokens_path)
-
-    # The budget and the data check come before any weight exists: a refused run costs nothing.
-    with torch.device("meta"):
-        from transformers import Qwen3ForCausalLM
-
-        counts = parameter_counts(Qwen3ForCausalLM(build_config(shape, stream["vocab_size"], stream["end_of_text_id"])))
-    budget = Budget.plan(counts, multiplier, hp.batch_size, shape.context, hp.count_embeddings)
-    order = SequenceOrder(tokens, shape.context, hp.seed)
-    epochs = check_enough_data(run, budget, order.usable_tokens, hp.repeat_data)
-    warmup = min(hp.warmup, budget.steps // 2)
-
-    context = distributed.Context.start(device)
+    planned = plan(job, paths.tokens)
+    context = distributed.Context.start(options.device)
     try:
-        return _train(context, name=name, run=run, shape=shape, hp=hp, micro=micro, stream=stream, counts=counts,
-                      budget=budget, order=order, epochs=epochs, warmup=warmup, tokenizer_dir=tokenizer_dir,
-                      out_dir=out_dir, checkpoint_dir=checkpoint_dir, dataset=dataset, size=size,
-                      multiplier=multiplier, log_every=log_every, checkpoint_every=checkpoint_every,
-                      keep_checkpoints=keep_checkpoints, parallel=parallel, tqdm=tqdm)
+        return _train(context, planned, options, paths)
     finally:
         context.close()
 
 
-def _train(context, *, name, run, shape, hp, micro, stream, counts, budget, order, epochs, warmup, tokenizer_dir,
-           out_dir, checkpoint_dir, dataset, size, multiplier, log_every, checkpoint_every, keep_checkpoints,
-           parallel, tqdm) -> dict:
+def plan(job: TrainJob, tokens_path: str | Path) -> Plan:
+    """The budget D = M x N in whole steps and the data order; refuses a run its data cannot feed."""
     import torch
+    from transformers import Qwen3ForCausalLM
 
-    main = context.is_main
+    hp = job.hyperparameters
+    micro = hp.micro_batch_size or hp.batch_size
+    if hp.batch_size % micro:
+        raise ValueError(f"size {job.size}: batch_size {hp.batch_size} is not a multiple of micro_batch_size {micro}")
+    tokens, stream = open_tokens(tokens_path)
+    with torch.device("meta"):
+        counts = parameter_counts(Qwen3ForCausalLM(build_config(job.shape, stream["vocab_size"],
+                                                                stream["end_of_text_id"])))
+    budget = Budget.plan(counts, job.multiplier, hp.batch_size, job.shape.context, hp.count_embeddings)
+    order = SequenceOrder(tokens, job.shape.context, hp.seed)
+    epochs = check_enough_data(f"{job.dataset}/{job.name}", budget, order.usable_tokens, hp.repeat_data)
+    return Plan(job, stream, order, counts, budget, epochs, min(hp.warmup, budget.steps // 2), micro)
+
+
+def _train(context, planned: Plan, options: TrainOptions, paths: Paths) -> dict:
+    """Build, resume, then the loop: step, log, checkpoint; then finish."""
+    from tqdm import tqdm
+
+    run, steps, main = planned.run, planned.budget.steps, context.is_main
     if not main:  # one voice: the other ranks only warn
         logging.getLogger("lmscale").setLevel(logging.WARNING)
-    if warmup != hp.warmup and main:
-        log.warning("%s: warmup %d is more than half of its %d steps; using %d", run, hp.warmup, budget.steps, warmup)
-    rows = context.local_rows(hp.batch_size)  # this process's share of every global batch
-    local_micro = min(micro, rows.stop - rows.start)
-
-    device = context.device
-    autocast = (torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-                if device.type == "cuda" else nullcontext())
-    mode = distributed.choose_parallel(parallel, counts["N"], context)
-    core = build_model(shape, stream["vocab_size"], stream["end_of_text_id"], hp.seed).to(device)
-    model = distributed.wrap(core, mode, context)
-    optimizer = make_optimizer(model, hp)  # after sharding: FSDP2 replaces the parameters
-
-    checkpoint_dir = Path(checkpoint_dir)
-    if main:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    log_path = checkpoint_dir / "train_log.jsonl"
-    settings = {
-        "run": run, "shape": shape.as_dict(), "multiplier": multiplier, "steps": budget.steps,
-        "hyperparameters": asdict(hp),
-        "stream": {k: stream[k] for k in ("tokens", "tokenizer_sha256")},
-    }
-    run_fingerprint = fingerprint(settings)
-    start_step, wall_before, resumed_from = 0, 0.0, None
-    # Rank 0 chooses the checkpoint (or a fresh start); every rank reads the one it chose.
-    found = find_checkpoint(checkpoint_dir, run_fingerprint) if main else None
-    chosen = context.broadcast(str(found[0]) if found else None)
-    if chosen is not None:
-        state = found[1] if main else read_checkpoint(Path(chosen))
-        distributed.load_full_state(model, optimizer, state["model"], state["optimizer"])
-        set_rng_state(state["rng"])
-        start_step = resumed_from = state["step"]
-        wall_before = state["wall_seconds"]
-        del state, found
-        if main:
-            truncate_log(log_path, start_step)
-        log.info("%s: resumed from checkpoint at step %d of %d", run, start_step, budget.steps)
-    elif main:
-        for stale in checkpoint_paths(checkpoint_dir):
-            stale.unlink()
-        log_path.unlink(missing_ok=True)
-        log.info("%s: fresh start", run)
-    split = f", {context.world} processes ({mode})" if context.distributed else ""
+    if planned.warmup != planned.hp.warmup and main:
+        log.warning("%s: warmup %d is more than half of its %d steps; using %d", run, planned.hp.warmup, steps,
+                    planned.warmup)
+    rows = context.local_rows(planned.hp.batch_size)  # this process's share of every global batch
+    trained = build(context, planned, options.parallel)
+    start, wall_before, resumed_from = resume(context, planned, trained, paths.checkpoints)
+    budget, split = planned.budget, f", {context.world} processes ({trained.mode})" if context.distributed else ""
     log.info("%s: N = %s (of %s parameters, %s without embeddings), D = %s in %d steps of %d tokens "
              "(M = %g, target %s), %.2f epochs, device %s%s", run, f"{budget.N:,}", f"{budget.N_total:,}",
-             f"{budget.N_non_embedding:,}", f"{budget.D:,}",
-             budget.steps, budget.tokens_per_step, multiplier, f"{budget.D_target:,}", epochs, device, split)
+             f"{budget.N_non_embedding:,}", f"{budget.D:,}", steps, budget.tokens_per_step,
+             planned.job.multiplier, f"{budget.D_target:,}", planned.epochs, context.device, split)
 
-    model.train()
-    started = time.perf_counter()
-    interval_start, interval_losses, step_loss = started, [], float("nan")
-    progress = tqdm(total=budget.steps, initial=start_step, desc=run, unit="step", mininterval=5.0,
-                    disable=not main)
-    with (open(log_path, "a") if main else nullcontext()) as log_file:
-        for step in range(start_step, budget.steps):
-            lr = learning_rate(step, budget.steps, hp, warmup)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
-            batch = torch.from_numpy(order.batch(step, hp.batch_size)[rows]).to(device)
-            micro_batches = batch.split(local_micro)
-            # Each process weighs its sequences as a share of the global batch; the gradient
-            # average over processes (x 1/world) is undone by the factor world.
-            scale = context.world / hp.batch_size
-            loss_sum = torch.zeros((), device=device)
-            for index, micro_batch in enumerate(micro_batches):
-                with distributed.gradient_sync(model, mode, sync=index == len(micro_batches) - 1):
-                    with autocast:
-                        logits = model(input_ids=micro_batch[:, :-1]).logits
-                    cross_entropy, z = loss_terms(logits, micro_batch[:, 1:], hp.z_loss)
-                    ((cross_entropy + z) * len(micro_batch) * scale).backward()
-                loss_sum += cross_entropy.detach() * len(micro_batch) / hp.batch_size
-            step_loss = context.sum(loss_sum).item()
-            grad_norm = distributed.grad_norm_value(torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-            done = step + 1
-            interval_losses.append(step_loss)
-            progress.update(1)
-            if done % log_every == 0 or done == budget.steps:
-                now = time.perf_counter()
-                record = {
-                    "step": done, "loss": float(np.mean(interval_losses)), "lr": lr,
-                    "grad_norm": grad_norm, "tokens": done * budget.tokens_per_step,
-                    "tokens_per_second": len(interval_losses) * budget.tokens_per_step / (now - interval_start),
-                    "wall_seconds": wall_before + now - started,
-                }
-                if main:
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
-                progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.2e}", refresh=False)
-                interval_start, interval_losses = now, []
-            if done % checkpoint_every == 0 and done < budget.steps:
-                model_state, optimizer_state = distributed.full_state(model, optimizer)  # every rank: a collective
-                if main:
-                    log_file.flush()
-                    save_checkpoint(checkpoint_dir, {
-                        "step": done, "fingerprint": run_fingerprint, "format": CHECKPOINT_FORMAT,
-                        "model": model_state, "optimizer": optimizer_state, "rng": rng_state(),
-                        "wall_seconds": wall_before + time.perf_counter() - started,
-                    })
-                del model_state, optimizer_state
+    trained.model.train()
+    train_log = TrainLog(paths.checkpoints / "train_log.jsonl", main, wall_before, budget.tokens_per_step)
+    progress = tqdm(total=steps, initial=start, desc=run, unit="step", mininterval=5.0, disable=not main)
+    loss = float("nan")
+    for index in range(start, steps):
+        lr, loss, grad_norm = step(context, planned, trained, index, rows)
+        done = index + 1
+        progress.update(1)
+        if train_log.add(loss, done % options.log_every == 0 or done == steps, done, lr, grad_norm):
+            progress.set_postfix(loss=f"{train_log.last['loss']:.3f}", lr=f"{lr:.2e}", refresh=False)
+        if done % options.checkpoint_every == 0 and done < steps:
+            checkpoint(context, planned, trained, paths.checkpoints, done, train_log.wall_seconds())
     progress.close()
-    wall = wall_before + time.perf_counter() - started
+    train_log.close()
+    record = run_record(context, planned, trained, train_log.wall_seconds(), resumed_from)
+    finish(context, planned, trained, paths, record, options.keep_checkpoints)
+    if main:
+        log.info("%s: done in %.1f s, %.0f tokens/s, %.3g FLOP/s, final train loss %.4f", run,
+                 record["wall_seconds"], record["tokens_per_second"], record["flops_per_second"], loss)
+    return record
 
-    record = {
-        "model": name, "dataset": dataset, "size": size, "seed": hp.seed,
+
+def build(context, planned: Plan, parallel: str) -> Model:
+    """A fresh model on this process's device, wrapped for the processes, and its optimizer."""
+    import torch
+
+    job, device = planned.job, context.device
+    mode = distributed.choose_parallel(parallel, planned.counts["N"], context)
+    core = build_model(job.shape, planned.stream["vocab_size"], planned.stream["end_of_text_id"],
+                       planned.hp.seed).to(device)
+    model = distributed.wrap(core, mode, context)
+    optimizer = make_optimizer(model, planned.hp)  # after sharding: FSDP2 replaces the parameters
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    return Model(core, model, optimizer, mode, autocast)
+
+
+def resume(context, planned: Plan, trained: Model, checkpoints: Path) -> tuple[int, float, int | None]:
+    """(first step, wall seconds spent before it, the step resumed from or None).
+
+    Rank 0 chooses the newest checkpoint of this very run, or a fresh start; every rank
+    reads the one it chose.
+    """
+    main, log_path = context.is_main, checkpoints / "train_log.jsonl"
+    if main:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+    found = find_checkpoint(checkpoints, planned.fingerprint) if main else None
+    chosen = context.broadcast(str(found[0]) if found else None)
+    if chosen is None:
+        if main:
+            for stale in checkpoint_paths(checkpoints):
+                stale.unlink()
+            log_path.unlink(missing_ok=True)
+            log.info("%s: fresh start", planned.run)
+        return 0, 0.0, None
+    state = found[1] if main else read_checkpoint(Path(chosen))
+    distributed.load_full_state(trained.model, trained.optimizer, state["model"], state["optimizer"])
+    set_rng_state(state["rng"])
+    if main:
+        truncate_log(log_path, state["step"])
+    log.info("%s: resumed from checkpoint at step %d of %d", planned.run, state["step"], planned.budget.steps)
+    return state["step"], state["wall_seconds"], state["step"]
+
+
+def step(context, planned: Plan, trained: Model, index: int, rows: slice) -> tuple[float, float, float]:
+    """Optimizer step `index` on its batch: (learning rate, loss, gradient norm before clipping)."""
+    import torch
+
+    hp, device = planned.hp, context.device
+    lr = learning_rate(index, planned.budget.steps, hp, planned.warmup)
+    for group in trained.optimizer.param_groups:
+        group["lr"] = lr
+    batch = torch.from_numpy(planned.order.batch(index, hp.batch_size)[rows]).to(device)
+    micro_batches = batch.split(min(planned.micro, rows.stop - rows.start))
+    # Each process weighs its sequences as a share of the global batch; the gradient
+    # average over processes (x 1/world) is undone by the factor world.
+    scale = context.world / hp.batch_size
+    loss_sum = torch.zeros((), device=device)
+    for position, micro_batch in enumerate(micro_batches):
+        with distributed.gradient_sync(trained.model, trained.mode, sync=position == len(micro_batches) - 1):
+            with trained.autocast:
+                logits = trained.model(input_ids=micro_batch[:, :-1]).logits
+            cross_entropy, z = loss_terms(logits, micro_batch[:, 1:], hp.z_loss)
+            ((cross_entropy + z) * len(micro_batch) * scale).backward()
+        loss_sum += cross_entropy.detach() * len(micro_batch) / hp.batch_size
+    loss = context.sum(loss_sum).item()
+    grad_norm = distributed.grad_norm_value(torch.nn.utils.clip_grad_norm_(trained.model.parameters(), hp.grad_clip))
+    trained.optimizer.step()
+    trained.optimizer.zero_grad(set_to_none=True)
+    return lr, loss, grad_norm
+
+
+class TrainLog:
+    """train_log.jsonl, one line per interval of steps (rank 0 writes): its mean loss and throughput."""
+
+    def __init__(self, path: Path, main: bool, wall_before: float, tokens_per_step: int):
+        self.file = open(path, "a") if main else None
+        self.wall_before, self.tokens_per_step = wall_before, tokens_per_step
+        self.started = self.interval_start = time.perf_counter()
+        self.losses: list[float] = []
+        self.last: dict = {}
+
+    def wall_seconds(self) -> float:
+        return self.wall_before + time.perf_counter() - self.started
+
+    def add(self, loss: float, ends_interval: bool, done: int, lr: float, grad_norm: float) -> bool:
+        """Count a step's loss; at the end of an interval, write its line. Returns whether it wrote."""
+        self.losses.append(loss)
+        if not ends_interval:
+            return False
+        now = time.perf_counter()
+        self.last = {
+            "step": done, "loss": float(np.mean(self.losses)), "lr": lr, "grad_norm": grad_norm,
+            "tokens": done * self.tokens_per_step,
+            "tokens_per_second": len(self.losses) * self.tokens_per_step / (now - self.interval_start),
+            "wall_seconds": self.wall_before + now - self.started,
+        }
+        if self.file:
+            self.file.write(json.dumps(self.last) + "\n")
+            self.file.flush()
+        self.interval_start, self.losses = now, []
+        return True
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+
+
+def checkpoint(context, planned: Plan, trained: Model, checkpoints: Path, done: int, wall_seconds: float) -> None:
+    """Full (unsharded) weights, optimizer and RNG state after step `done`; every rank gathers, rank 0 saves."""
+    model_state, optimizer_state = distributed.full_state(trained.model, trained.optimizer)  # a collective
+    if context.is_main:
+        save_checkpoint(checkpoints, {
+            "step": done, "fingerprint": planned.fingerprint, "format": CHECKPOINT_FORMAT,
+            "model": model_state, "optimizer": optimizer_state, "rng": rng_state(), "wall_seconds": wall_seconds,
+        })
+
+
+def run_record(context, planned: Plan, trained: Model, wall: float, resumed_from: int | None) -> dict:
+    """run.json: the run's N, D, C, budget and throughput, and every setting it was trained with."""
+    job, hp, budget = planned.job, planned.hp, planned.budget
+    return {
+        "model": job.name, "dataset": job.dataset, "size": job.size, "seed": hp.seed,
         "N": budget.N, "N_total": budget.N_total, "N_non_embedding": budget.N_non_embedding,
         "count_embeddings": hp.count_embeddings,
         "D": budget.D, "D_target": budget.D_target, "D_rounding": budget.D - budget.D_target,
-        "M": multiplier, "M_actual": budget.D / budget.N, "C": 6 * budget.N * budget.D,
-        "steps": budget.steps, "batch_size": hp.batch_size, "context": shape.context,
-        "tokens_per_step": budget.tokens_per_step, "epochs": epochs,
-        "train_tokens_available": order.usable_tokens, "warmup_steps": warmup,
+        "M": job.multiplier, "M_actual": budget.D / budget.N, "C": 6 * budget.N * budget.D,
+        "steps": budget.steps, "batch_size": hp.batch_size, "context": job.shape.context,
+        "tokens_per_step": budget.tokens_per_step, "epochs": planned.epochs,
+        "train_tokens_available": planned.order.usable_tokens, "warmup_steps": planned.warmup,
         "wall_seconds": wall, "tokens_per_second": budget.D / wall,
         "flops_per_second": 6 * budget.N * budget.D / wall,
-        "resumed_from_step": resumed_from, "device": str(device.type),
-        "processes": context.world, "parallel": mode,
-        "shape": shape.as_dict(), "hyperparameters": asdict(hp), "fingerprint": run_fingerprint,
-        "architecture": type(core).__name__,
+        "resumed_from_step": resumed_from, "device": str(context.device.type),
+        "processes": context.world, "parallel": trained.mode,
+        "shape": job.shape.as_dict(), "hyperparameters": asdict(hp), "fingerprint": planned.fingerprint,
+        "architecture": type(trained.core).__name__,
     }
-    if mode == "fsdp":  # gather the shards (every rank), then rank 0 saves an unsharded copy
-        weights = distributed.full_model_state(model)
-        if main:
-            core = build_model(shape, stream["vocab_size"], stream["end_of_text_id"], hp.seed)
+
+
+def finish(context, planned: Plan, trained: Model, paths: Paths, record: dict, keep_checkpoints: bool) -> None:
+    """Save the model, its log and, last, run.json (its presence means the run is whole); drop the checkpoints."""
+    core = trained.core
+    if trained.mode == "fsdp":  # gather the shards (every rank), then rank 0 saves an unsharded copy
+        weights = distributed.full_model_state(trained.model)
+        if context.is_main:
+            core = build_model(planned.job.shape, planned.stream["vocab_size"], planned.stream["end_of_text_id"],
+                               planned.hp.seed)
             core.load_state_dict(weights)
         del weights
-    if main:
-        save_model(core, tokenizer_dir, out_dir)
-        shutil.copyfile(log_path, Path(out_dir) / "train_log.jsonl")
-        atomic_write_json(Path(out_dir) / "run.json", record)  # last: its presence means the run is whole
-        if not keep_checkpoints:
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        log.info("%s: done in %.1f s, %.0f tokens/s, %.3g FLOP/s, final train loss %.4f",
-                 run, wall, record["tokens_per_second"], record["flops_per_second"], step_loss)
-    return record
+    if not context.is_main:
+        return
+    save_model(core, paths.tokenizer, paths.out_dir)
+    with atomic_writer(Path(paths.out_dir) / "train_log.jsonl", "wb") as handle:
+        handle.write((Path(paths.checkpoints) / "train_log.jsonl").read_bytes())
+    atomic_write_json(Path(paths.out_dir) / "run.json", record)
+    if not keep_checkpoints:
+        shutil.rmtree(paths.checkpoints, ignore_errors=True)
 
 
 def save_model(model, tokenizer_dir: str | Path, out_dir: str | Path) -> None:
@@ -528,35 +557,21 @@ def save_model(model, tokenizer_dir: str | Path, out_dir: str | Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, TrainJob)
+    jobs.add_argument(parser, TrainOptions, "--options")
     parser.add_argument("--tokens", required=True, help="train token stream (.bin with its .json)")
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder, copied beside the model")
     parser.add_argument("--out-dir", required=True, help="the model folder (Hugging Face format)")
     parser.add_argument("--checkpoint-dir", required=True, help="resumable checkpoints; not a workflow output")
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--size", required=True, help="size label")
-    parser.add_argument("--multiplier", type=float, required=True, help="token multiplier M (D = M x N)")
-    parser.add_argument("--size-config", required=True, help="the size's shape and hyperparameters, as JSON")
-    parser.add_argument("--train-config", default="{}",
-                        help="the `train` block, as JSON; with `replicate_seed` k, the replicate "
-                             "{size}_M{multiplier}_seed{k} trained with seed k")
     parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads of the job; under torchrun, divided among its processes")
-    parser.add_argument("--device", default=os.environ.get("LMSCALE_DEVICE", "auto"), help="auto, cpu or cuda")
-    parser.add_argument("--log-every", type=int, default=OPERATIONAL_KEYS["log_every"], help="steps per log line")
-    parser.add_argument("--checkpoint-every", type=int, default=OPERATIONAL_KEYS["checkpoint_every"],
-                        help="steps per checkpoint")
-    parser.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoints after the run ends")
-    parser.add_argument("--parallel", default=OPERATIONAL_KEYS["parallel"], choices=distributed.PARALLEL_MODES,
-                        help="under torchrun: ddp, fsdp, or auto (fsdp when the training state crowds one GPU)")
+                        help="CPU threads the scheduler granted the job; under torchrun, divided among its processes")
+    parser.add_argument("--gpus", type=int, default=0,
+                        help="GPUs the scheduler granted the job: above one, the command runs again under torchrun "
+                             "with one process per GPU (on the CPU, options.processes gloo processes)")
 
 
 def main(args: argparse.Namespace) -> int:
-    train(
-        tokens_path=args.tokens, tokenizer_dir=args.tokenizer, out_dir=args.out_dir,
-        checkpoint_dir=args.checkpoint_dir, dataset=args.dataset, size=args.size,
-        multiplier=args.multiplier, size_config=json.loads(args.size_config),
-        train_config=json.loads(args.train_config), threads=args.threads, device=args.device,
-        log_every=args.log_every, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-        parallel=args.parallel,
-    )
+    distributed.relaunch(distributed.process_count(args.gpus, args.options.processes), args.argv)
+    paths = Paths(Path(args.tokens), Path(args.tokenizer), Path(args.out_dir), Path(args.checkpoint_dir))
+    train(args.job, args.options, paths, args.threads)
     return 0

@@ -1,8 +1,11 @@
 # Paths, wildcard constraints and the small input functions the rules share.
+# Each rule's `job` param is its stage's description (lmscale.jobs), built from the config
+# and the wildcards by that description's `from_config`.
 import os
 
 from lmscale import config as study_config
 from lmscale import eval_tasks as task_evaluation
+from lmscale import jobs
 from lmscale import task_suite as offline_task_suite
 from lmscale import resources as job_resources
 
@@ -34,7 +37,7 @@ wildcard_constraints:
 
 def trains_models():
     """A study trains its own testbed unless it imports a published one."""
-    return config.get("testbed_format", "trained") == "trained"
+    return config["testbed_format"] == "trained"
 
 
 def training_runs():
@@ -84,8 +87,6 @@ def all_targets():
 
 # ---- laws ----
 
-# The schema's defaults are filled in by `validate`, so every key below is present.
-FIT = config["fit"]
 LAWS = f"{RESULTS}/laws/{{dataset}}/{{valset}}"
 
 
@@ -98,14 +99,17 @@ def error_fit_tasks(wildcards):
 
 # ---- figures ----
 
-FIGURE_SETTINGS = config["figures"]
 FIGURE_DIR = f"{RESULTS}/figures/{{dataset}}/{{valset}}"
+
+
+def figure_job(kind):
+    return lambda w: jobs.FigureJob.from_config(config, kind, w.dataset, w.valset).to_json()
 
 
 def figure_files(name):
     """The figure in every configured format; the PNG goes into the report."""
     files = []
-    for ext in FIGURE_SETTINGS["formats"]:
+    for ext in config["figures"]["formats"]:
         path = f"{FIGURE_DIR}/{name}.{ext}"
         if ext == "png":
             path = report(
@@ -127,7 +131,7 @@ def figure_targets():
         for dataset in analysis_datasets()
         for valset in config["valsets"]
         for name in names
-        for ext in FIGURE_SETTINGS["formats"]
+        for ext in config["figures"]["formats"]
     ]
 
 
@@ -146,15 +150,6 @@ VALSET_SPLIT = "valsets/{valset}/validation"
 
 # Data jobs are short and everything waits on them: run them before any training job.
 DATA_PRIORITY = 50
-
-# Keys of a dataset entry that are not part of where its text comes from.
-SPLIT_KEYS = ("validation_fraction", "tokens", "dataset")
-
-
-def text_source(entry):
-    """A `datasets` or `validation_sets` entry as the corpus stage's source JSON."""
-    return study_config.to_json({k: v for k, v in entry.items() if k not in SPLIT_KEYS})
-
 
 def valset_stream(valset):
     """The token stream of a validation set, relative to TOKENS: a dataset's held-out split or its own."""
@@ -178,17 +173,6 @@ def tokenizer_training_split():
 # ---- validation loss ----
 
 VALIDATION_SETS = list(config["validation_sets"])
-
-
-def loss_eval_valsets():
-    """Each validation set's token stream and token count, as the eval-loss command's JSON."""
-    return study_config.to_json({
-        valset: {
-            "tokens_path": f"{TOKENS}/{valset_stream(valset)}.bin",
-            "tokens": config["validation_sets"][valset]["tokens"],
-        }
-        for valset in VALIDATION_SETS
-    })
 
 
 # ---- downstream tasks ----
@@ -234,7 +218,7 @@ def task_table_input():
 
 
 def task_selection():
-    """The part of the `tasks` section that decides which tasks run, as one JSON string."""
+    """The part of the `tasks` section that decides which tasks run."""
     section = tasks_config()
     keys = ["suite", "include", "exclude"] + (["table"] if section["suite"] == "llm_foundry_46" else [])
-    return study_config.to_json({key: section[key] for key in keys})
+    return {key: section[key] for key in keys}

@@ -7,9 +7,8 @@ rule corpus:
         validation=f"{DATA}/{{dataset}}/validation.jsonl",
         manifest=f"{DATA}/{{dataset}}/manifest.json",
     params:
-        source=lambda w: text_source(config["datasets"][w.dataset]),
-        validation_fraction=lambda w: config["datasets"][w.dataset]["validation_fraction"],
-        out_dir=lambda w, output: os.path.dirname(output.manifest),
+        job=lambda w: jobs.CorpusJob.from_config(config, dataset=w.dataset).to_json(),
+        out_dir=f"{DATA}/{{dataset}}",
     conda:
         ENV
     log:
@@ -17,8 +16,7 @@ rule corpus:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale corpus --source {params.source:q} --out-dir {params.out_dir}"
-        " --validation-fraction {params.validation_fraction} > {log} 2>&1"
+        "lmscale corpus --job {params.job:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule corpus_valset:
@@ -26,8 +24,8 @@ rule corpus_valset:
         validation=f"{DATA}/{VALSET_SPLIT}.jsonl",
         manifest=f"{DATA}/valsets/{{valset}}/manifest.json",
     params:
-        source=lambda w: text_source(config["validation_sets"][w.valset]),
-        out_dir=lambda w, output: os.path.dirname(output.manifest),
+        job=lambda w: jobs.CorpusJob.from_config(config, valset=w.valset).to_json(),
+        out_dir=f"{DATA}/valsets/{{valset}}",
     conda:
         ENV
     log:
@@ -35,8 +33,7 @@ rule corpus_valset:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale corpus --source {params.source:q} --out-dir {params.out_dir}"
-        " --splits validation > {log} 2>&1"
+        "lmscale corpus --job {params.job:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule tokenizer:
@@ -45,12 +42,8 @@ rule tokenizer:
     output:
         TOKENIZER,
     params:
-        kind=config["tokenizer"]["kind"],
-        vocab_size=config["tokenizer"]["vocab_size"],
-        max_bytes=config["tokenizer"]["max_bytes"] or 0,
-        name=config["tokenizer"]["name"] or "",
-        train=lambda w, input: f"--train {input.train}" if input.train else "",
-        out_dir=lambda w, output: os.path.dirname(output[0]),
+        job=jobs.TokenizerJob.from_config(config).to_json(),
+        out_dir=TOKENIZER_DIR,
     conda:
         ENV
     log:
@@ -58,10 +51,10 @@ rule tokenizer:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale tokenizer --kind {params.kind} {params.train} --vocab-size {params.vocab_size}"
-        " --max-bytes {params.max_bytes} --name={params.name:q} --out-dir {params.out_dir} > {log} 2>&1"
+        "lmscale tokenizer --job {params.job:q} --train {input.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
+# Nothing but its inputs decides a token stream: no job description.
 rule tokenize:
     input:
         split=f"{DATA}/{{stream}}.jsonl",
@@ -70,7 +63,7 @@ rule tokenize:
         tokens=f"{TOKENS}/{{stream}}.bin",
         summary=f"{TOKENS}/{{stream}}.json",
     params:
-        tokenizer_dir=lambda w, input: os.path.dirname(input.tokenizer),
+        tokenizer=TOKENIZER_DIR,
     conda:
         ENV
     log:
@@ -80,5 +73,5 @@ rule tokenize:
     threads: 2
     priority: DATA_PRIORITY
     shell:
-        "lmscale tokenize --split {input.split} --tokenizer {params.tokenizer_dir}"
-        " --out {output.tokens} --threads {threads} > {log} 2>&1"
+        "lmscale tokenize --split {input.split:q} --tokenizer {params.tokenizer:q}"
+        " --out {output.tokens:q} --threads {threads:q} > {log:q} 2>&1"

@@ -13,14 +13,13 @@ if VALIDATION_SETS:
         output:
             expand(LOSS_EVAL, valset=VALIDATION_SETS, allow_missing=True),
         params:
-            valsets=loss_eval_valsets(),
-            model_dir=lambda w, input: os.path.dirname(input.run),
-            out=lambda w, output: " ".join(f"{valset}={path}" for valset, path in zip(VALIDATION_SETS, output)),
+            job=jobs.EvalLossJob.from_config(config).to_json(),
+            model=MODEL_DIR,
         conda:
             ENV
         log:
             f"{LOGS}/eval_loss/{{dataset}}/{RUN}.log",
         threads: 1
         shell:
-            "lmscale eval-loss --model {params.model_dir} --valsets {params.valsets:q}"
-            " --out {params.out} --threads {threads} > {log} 2>&1"
+            "lmscale eval-loss --job {params.job:q} --model {params.model:q} --streams {input.streams:q}"
+            " --out {output:q} --threads {threads:q} > {log:q} 2>&1"

@@ -7,17 +7,14 @@ rule loss_heatmap:
     output:
         figure_files("loss_heatmap"),
     params:
-        max_percent=FIGURE_SETTINGS["heatmap_max_percent"],
-        dpi=FIGURE_SETTINGS["dpi"],
-        held_out=study_config.to_json(config.get("held_out", [])),
+        job=figure_job("loss-heatmap"),
     conda:
         ENV
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/loss_heatmap.log",
     shell:
-        "lmscale figure loss-heatmap --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --loss-table {input.loss} --loss-law {input.law} --max-percent {params.max_percent}"
-        " --held-out {params.held_out:q} --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.law:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule loss_vs_compute:
@@ -27,16 +24,14 @@ rule loss_vs_compute:
     output:
         figure_files("loss_vs_compute"),
     params:
-        dpi=FIGURE_SETTINGS["dpi"],
-        held_out=study_config.to_json(config.get("held_out", [])),
+        job=figure_job("loss-vs-compute"),
     conda:
         ENV
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/loss_vs_compute.log",
     shell:
-        "lmscale figure loss-vs-compute --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --loss-table {input.loss} --loss-law {input.law} --held-out {params.held_out:q}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.law:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule error_heatmap:
@@ -45,16 +40,13 @@ rule error_heatmap:
     output:
         figure_files("error_heatmap_t{t}"),
     params:
-        max_percent=FIGURE_SETTINGS["heatmap_max_percent"],
-        dpi=FIGURE_SETTINGS["dpi"],
+        job=figure_job("error-heatmap"),
     conda:
         ENV
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/error_heatmap_t{{t}}.log",
     shell:
-        "lmscale figure error-heatmap --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --predictions {input.predictions} --max-percent {params.max_percent}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule error_vs_loss:
@@ -65,12 +57,11 @@ rule error_vs_loss:
     output:
         figure_files("error_vs_loss_t{t}"),
     params:
-        dpi=FIGURE_SETTINGS["dpi"],
+        job=figure_job("error-vs-loss"),
     conda:
         ENV
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/error_vs_loss_t{{t}}.log",
     shell:
-        "lmscale figure error-vs-loss --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --predictions {input.predictions} --error-law {input.law} --error-law-all {input.law_all}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --error-law {input.law:q}"
+        " --error-law-all {input.law_all:q} --out {output:q} > {log:q} 2>&1"

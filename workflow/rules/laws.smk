@@ -1,21 +1,19 @@
 # Task selection, the loss and error laws, and the chained predictions.
 
 
-
 rule select_tasks:
     input:
         tasks=TASK_TABLE,
     output:
         f"{RESULTS}/laws/tasks_t{{t}}.json",
     params:
-        reference_size=config["reference_size"],
+        job=lambda w: jobs.SelectTasksJob.from_config(config, w.t).to_json(),
     conda:
         ENV
     log:
         f"{LOGS}/select_tasks_t{{t}}.log",
     shell:
-        "lmscale select-tasks --tasks-table {input.tasks} --reference-size {params.reference_size:q}"
-        " --threshold {wildcards.t} --out {output} > {log} 2>&1"
+        "lmscale select-tasks --job {params.job:q} --tasks-table {input.tasks:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fit_loss:
@@ -24,21 +22,13 @@ rule fit_loss:
     output:
         f"{LAWS}/loss_law.json",
     params:
-        fit_set=study_config.to_json(config["loss_fit_set"]),
-        form=FIT["form"],
-        method=FIT["method"],
-        huber_delta=FIT["huber_delta"],
-        bootstrap=FIT["bootstrap"],
-        seed=FIT["seed"],
+        job=lambda w: jobs.FitLossJob.from_config(config, w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:
         f"{LOGS}/fit_loss/{{dataset}}/{{valset}}.log",
     shell:
-        "lmscale fit-loss --loss-table {input.loss} --dataset {wildcards.dataset}"
-        " --valset {wildcards.valset} --fit-set {params.fit_set:q} --form {params.form}"
-        " --method {params.method} --huber-delta {params.huber_delta}"
-        " --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
+        "lmscale fit-loss --job {params.job:q} --loss-table {input.loss:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fit_error:
@@ -49,18 +39,14 @@ rule fit_error:
     output:
         f"{LAWS}/error_law_{{taskset}}.json",
     params:
-        fit_set=study_config.to_json(config["loss_fit_set"] + config.get("error_fit_extra", [])),
-        tasks=lambda w, input: "--all-tasks" if w.taskset == "all" else f"--selection {input.selection}",
-        bootstrap=FIT["bootstrap"],
-        seed=FIT["seed"],
+        job=lambda w: jobs.FitErrorJob.from_config(config, w.dataset, w.valset, w.taskset).to_json(),
     conda:
         ENV
     log:
         f"{LOGS}/fit_error/{{dataset}}/{{valset}}_{{taskset}}.log",
     shell:
-        "lmscale fit-error --loss-table {input.loss} --tasks-table {input.tasks}"
-        " --dataset {wildcards.dataset} --valset {wildcards.valset} --fit-set {params.fit_set:q}"
-        " {params.tasks} --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
+        "lmscale fit-error --job {params.job:q} --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
+        " --selection {input.selection:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule predict:
@@ -73,14 +59,12 @@ rule predict:
     output:
         f"{RESULTS}/predictions/{{dataset}}/{{valset}}_t{{t}}.csv",
     params:
-        targets=study_config.to_json(config.get("targets", [])),
-        held_out=study_config.to_json(config.get("held_out", [])),
+        job=lambda w: jobs.PredictJob.from_config(config, w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:
         f"{LOGS}/predict/{{dataset}}/{{valset}}_t{{t}}.log",
     shell:
-        "lmscale predict --loss-table {input.loss} --tasks-table {input.tasks}"
-        " --loss-law {input.loss_law} --error-law {input.error_law} --error-law-all {input.error_law_all}"
-        " --dataset {wildcards.dataset} --valset {wildcards.valset} --targets {params.targets:q}"
-        " --held-out {params.held_out:q} --out {output} > {log} 2>&1"
+        "lmscale predict --job {params.job:q} --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
+        " --loss-law {input.loss_law:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -9,14 +9,8 @@ rule task_suite:
     output:
         directory(TASK_SUITE),
     params:
-        tasks=",".join(local_tasks()),
-        heldout=lambda w, input: f"--heldout {input.heldout}" if input.heldout else "",
-        seed=tasks_config()["seed"],
-        size=tasks_config()["size"],
-        fewshot_pool=tasks_config()["fewshot_pool"],
-        context_lines=tasks_config()["context_lines"],
-        context=lambda w: shortest_context(),
-        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
+        job=lambda w: jobs.TaskSuiteJob.from_config(config, local_tasks(), shortest_context()).to_json(),
+        tokenizer=TOKENIZER_DIR,
     conda:
         ENV
     log:
@@ -25,10 +19,8 @@ rule task_suite:
     resources:
         mem_mb=1000,
     shell:
-        "lmscale task-suite --out {output} --tasks {params.tasks:q} {params.heldout}"
-        " --seed {params.seed} --size {params.size} --fewshot-pool {params.fewshot_pool}"
-        " --context-lines {params.context_lines} --tokenizer {params.tokenizer:q} --context {params.context}"
-        " > {log} 2>&1"
+        "lmscale task-suite --job {params.job:q} --heldout {input.heldout:q} --tokenizer {params.tokenizer:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule eval_tasks:
@@ -39,22 +31,19 @@ rule eval_tasks:
     output:
         TASK_EVAL,
     params:
-        model=lambda w, input: os.path.dirname(input.run),
-        selection=task_selection(),
-        limit=lambda w: f"--limit {tasks_config()['limit']}" if tasks_config()["limit"] else "",
-        batch_size=tasks_config()["batch_size"],
-        device=tasks_config()["device"],
+        job=lambda w: jobs.EvalTasksJob.from_config(config, task_selection(), w.dataset, w.size, w.mult).to_json(),
+        model=MODEL_DIR,
     conda:
         ENV
     log:
         f"{LOGS}/eval_tasks/{{dataset}}/{RUN}.log",
-    threads: tasks_config()["threads"]
+    threads: config["tasks"]["threads"]
     resources:
         mem_mb=4000,
+        # The device changes no result: a resource, not a param.
+        options=jobs.EvalTasksOptions.from_config(config).to_json(),
     shell:
         # Fully offline: nothing may reach the Hugging Face Hub, checkpoints and data are local.
-        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 lmscale eval-tasks --model {params.model:q}"
-        " --suite {input.suite:q} --tasks-config {params.selection:q} {params.limit}"
-        " --batch-size {params.batch_size} --device {params.device} --threads {threads}"
-        " --dataset {wildcards.dataset} --size {wildcards.size} --mult {wildcards.mult}"
-        " --out {output} > {log} 2>&1"
+        "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 lmscale eval-tasks --job {params.job:q}"
+        " --options {resources.options:q} --model {params.model:q} --suite {input.suite:q}"
+        " --threads {threads:q} --out {output:q} > {log:q} 2>&1"

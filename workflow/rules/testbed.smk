@@ -2,6 +2,7 @@
 
 if trains_models():
 
+    # Nothing but its inputs decides the tables: no job description.
     rule collect:
         input:
             runs=expand_runs(RUN_JSON),
@@ -19,9 +20,9 @@ if trains_models():
         log:
             f"{LOGS}/collect.log",
         shell:
-            "lmscale collect --runs {input.runs} --loss-evals {input.loss_evals}"
-            " --task-evals {input.task_evals} --loss-out {output.loss} --tasks-out {output.tasks}"
-            " > {log} 2>&1"
+            "lmscale collect --runs {input.runs:q} --loss-evals {input.loss_evals:q}"
+            " --task-evals {input.task_evals:q} --loss-out {output.loss:q} --tasks-out {output.tasks:q}"
+            " > {log:q} 2>&1"
 
 else:
 
@@ -30,17 +31,11 @@ else:
             loss=LOSS_TABLE,
             tasks=TASK_TABLE,
         params:
-            format=config["testbed_format"],
-            path=config["testbed_path"],
-            datasets=analysis_datasets(),
-            valsets=config["valsets"],
-            size_labels=study_config.to_json(config.get("size_labels", {})),
+            job=jobs.ImportTestbedJob.from_config(config).to_json(),
         conda:
             ENV
         log:
             f"{LOGS}/import_testbed.log",
         shell:
-            "lmscale import-testbed --format {params.format} --path {params.path:q}"
-            " --datasets {params.datasets} --valsets {params.valsets}"
-            " --size-labels {params.size_labels:q} --loss-out {output.loss} --tasks-out {output.tasks}"
-            " > {log} 2>&1"
+            "lmscale import-testbed --job {params.job:q} --loss-out {output.loss:q} --tasks-out {output.tasks:q}"
+            " > {log:q} 2>&1"

@@ -1,0 +1,414 @@
+"""One frozen description per job, built from the config and the wildcards in one place.
+
+Each stage's job holds every value that decides its result, and nothing else.
+Its rule passes it to the command as one JSON param (`job`), so Snakemake
+reruns a job exactly when its description changes, and the command reads it
+back with `from_json`; the command's other arguments are the job's input and
+output paths. What changes no result (log and checkpoint cadence, the device,
+how a run is split across processes) is an options object beside the job,
+which the rule hands over as a resource: never a param, so changing it reruns
+nothing.
+
+Every builder (`from_config`) reads a config whose defaults the schema,
+workflow/schemas/config.schema.yaml, has filled in (the Snakefile validates it
+first): no default of a setting is written here or in the stages.
+tests/test_jobs.py checks the schema and these descriptions against each
+other. A new option of a stage is a schema entry and a field here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from lmscale.config import replicate_seed_of, run_name, to_json
+from lmscale.model import Shape
+from lmscale.resources import RESOURCE_KEYS
+
+
+class Job:
+    """JSON in and out for a frozen dataclass of JSON values and nested dataclasses."""
+
+    def to_json(self) -> str:
+        return to_json(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{cls.__name__}: not valid JSON ({error})") from None
+        return _build(cls, values)
+
+
+def _build(cls, values):
+    """`cls` from a dict of JSON values, nested dataclasses (and lists of them) built too."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {values!r}")
+    names = [field.name for field in dataclasses.fields(cls)]
+    missing = [name for name in names if name not in values]
+    unknown = [name for name in values if name not in names]
+    if missing or unknown:
+        raise ValueError(f"{cls.__name__}: missing field(s) {', '.join(missing) or 'none'}, "
+                         f"unknown field(s) {', '.join(unknown) or 'none'}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _value(hints[name], values[name]) for name in names})
+
+
+def _value(kind, value):
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value)
+    arguments = [argument for argument in typing.get_args(kind) if argument is not type(None)]
+    if typing.get_origin(kind) is list:
+        return [_value(arguments[0], item) for item in value]
+    if len(arguments) == 1:  # X | None
+        return _value(arguments[0], value)
+    return value
+
+
+def add_argument(parser: argparse.ArgumentParser, cls, flag: str = "--job") -> None:
+    """`--job` (or `--options`): a description as JSON, read into `cls`; the help names its fields."""
+
+    def parse(text: str):
+        try:
+            return cls.from_json(text)
+        except (ValueError, TypeError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    summary = (cls.__doc__ or "").strip().splitlines()[0]
+    fields = ", ".join(field.name for field in dataclasses.fields(cls))
+    parser.add_argument(flag, required=True, type=parse, metavar="JSON",
+                        help=f"{summary} As JSON (lmscale.jobs.{cls.__name__}): {fields}")
+
+
+def section(config: dict, key: str, cls) -> dict:
+    """The fields of `cls` from the config block `key`."""
+    return {field.name: config[key][field.name] for field in dataclasses.fields(cls)}
+
+
+# ---- data --------------------------------------------------------------------------------
+
+
+# Keys of a `datasets` or `validation_sets` entry that are not part of where its text comes from.
+SPLIT_KEYS = ("validation_fraction", "tokens", "dataset")
+
+
+@dataclass(frozen=True)
+class CorpusJob(Job):
+    """A text source cut into splits: a training dataset's train and validation, or a validation set's own."""
+
+    source: dict
+    splits: list[str]
+    validation_fraction: float | None  # None for a single split: every document goes into it
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str | None = None, valset: str | None = None) -> "CorpusJob":
+        if dataset is not None:
+            entry = config["datasets"][dataset]
+            return cls(text_source(entry), ["train", "validation"], entry["validation_fraction"])
+        return cls(text_source(config["validation_sets"][valset]), ["validation"], None)
+
+
+def text_source(entry: dict) -> dict:
+    return {key: value for key, value in entry.items() if key not in SPLIT_KEYS}
+
+
+@dataclass(frozen=True)
+class TokenizerJob(Job):
+    """A byte-level BPE trained on a split, or a pretrained tokenizer fetched by name."""
+
+    kind: str
+    vocab_size: int
+    max_bytes: int | None
+    name: str | None
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TokenizerJob":
+        return cls(**section(config, "tokenizer", cls))
+
+
+# ---- training ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Optimisation settings: `train` in the config, overridden per size by `sizes.<label>`.
+
+    The schema's defaults are the paper's (Gadre et al. 2024, appendix): AdamW with
+    beta2 0.95, lr 3e-3, weight decay 0.033, z-loss 1e-4, cosine to 3e-5. Every field
+    enters the checkpoint fingerprint.
+    """
+
+    batch_size: int  # sequences per optimizer step
+    micro_batch_size: int | None  # sequences per forward pass (gradient accumulation); None: batch_size
+    lr: float
+    lr_floor: float  # where the cosine ends
+    warmup: int  # linear warmup, in steps
+    weight_decay: float
+    beta1: float
+    beta2: float
+    eps: float
+    z_loss: float
+    grad_clip: float
+    seed: int  # initial weights and data order
+    repeat_data: bool  # allow D beyond the train split (epochs > 1)
+    # The N of D = M x N (and of C = 6 N D): every parameter (the paper), or without the
+    # embeddings (Kaplan et al. 2020), which draws cleaner laws where the embedding is a
+    # large share of a small model.
+    count_embeddings: bool
+
+    @classmethod
+    def resolve(cls, size: dict, train: dict) -> "Hyperparameters":
+        fields = cls.__dataclass_fields__
+        merged = {k: v for k, v in {**train, **size}.items() if k in fields}
+        # 1 and 1.0 are the same setting; one spelling keeps the run's fingerprint stable.
+        for key, value in merged.items():
+            if fields[key].type == "float" and value is not None:
+                merged[key] = float(value)
+        return cls(**merged)
+
+
+@dataclass(frozen=True)
+class TrainJob(Job):
+    """One run of the N x M grid: its size's shape, hyperparameters and token multiplier.
+
+    A replicate (`replicate_seeds`) carries its seed in place of the study's.
+    """
+
+    dataset: str
+    size: str
+    multiplier: float
+    replicate_seed: int | None  # None: the study's own seed; else a replicate trained with this seed
+    shape: Shape
+    hyperparameters: Hyperparameters
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, size: str, mult: str | float,
+                    replica: str = "") -> "TrainJob":
+        size_config = {k: v for k, v in config["sizes"][size].items() if k not in RESOURCE_KEYS}
+        hp = Hyperparameters.resolve(size_config, config["train"])
+        replicate_seed = replicate_seed_of(replica)
+        if replicate_seed is not None:
+            hp = replace(hp, seed=replicate_seed)
+        return cls(dataset, size, float(mult), replicate_seed,
+                   Shape.from_config(size, size_config), hp)
+
+    @property
+    def name(self) -> str:
+        return run_name(self.size, self.multiplier, self.replicate_seed)
+
+
+@dataclass(frozen=True)
+class TrainOptions(Job):
+    """How a run is carried out, not what it computes: changing any of these retrains nothing."""
+
+    log_every: int  # steps per line of train_log.jsonl
+    checkpoint_every: int  # steps between resumable checkpoints
+    keep_checkpoints: bool  # keep them after the run completes
+    device: str  # auto (cuda when present), cpu or cuda
+    parallel: str  # how several processes share a run: auto, ddp or fsdp
+    processes: int  # processes of a CPU job (a GPU job runs one per GPU)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TrainOptions":
+        return cls(**section(config, "train", cls))
+
+
+# ---- evaluation --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Valset:
+    """A validation set of a loss evaluation."""
+
+    name: str
+    tokens: int  # the first tokens of its stream, the same for every model
+
+
+@dataclass(frozen=True)
+class EvalLossJob(Job):
+    """A model's loss on every validation set of the study, in the order of its streams."""
+
+    valsets: list[Valset]
+
+    @classmethod
+    def from_config(cls, config: dict) -> "EvalLossJob":
+        return cls([Valset(name, entry["tokens"]) for name, entry in config["validation_sets"].items()])
+
+
+@dataclass(frozen=True)
+class TaskSuiteJob(Job):
+    """The offline suite's documents: which tasks, how many documents, cut how."""
+
+    tasks: list[str]
+    seed: int
+    size: int  # evaluated documents per task (at most)
+    fewshot_pool: int
+    context_lines: int
+    context: int | None  # the models' shortest context: answers take at most half of it (None: unchecked)
+
+    @classmethod
+    def from_config(cls, config: dict, tasks: list[str], context: int) -> "TaskSuiteJob":
+        settings = config["tasks"]
+        return cls(list(tasks), settings["seed"], settings["size"], settings["fewshot_pool"],
+                   settings["context_lines"], context)
+
+
+@dataclass(frozen=True)
+class EvalTasksJob(Job):
+    """One model's downstream accuracy: the run it names and the tasks chosen from the suite."""
+
+    dataset: str
+    size: str
+    multiplier: float
+    tasks: dict  # the `tasks` section's choice of tasks: suite, include, exclude (and table)
+    limit: int | None
+    batch_size: int
+
+    @classmethod
+    def from_config(cls, config: dict, tasks: dict, dataset: str, size: str, mult: str) -> "EvalTasksJob":
+        return cls(dataset, size, float(mult), tasks, config["tasks"]["limit"], config["tasks"]["batch_size"])
+
+
+@dataclass(frozen=True)
+class EvalTasksOptions(Job):
+    """How an evaluation is carried out, not what it measures."""
+
+    device: str  # torch device of the evaluation
+
+    @classmethod
+    def from_config(cls, config: dict) -> "EvalTasksOptions":
+        return cls(**section(config, "tasks", cls))
+
+
+# ---- the testbed and the laws ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportTestbedJob(Job):
+    """Published results read into the testbed tables."""
+
+    format: str
+    path: str
+    datasets: list[str]
+    valsets: list[str]
+    size_labels: dict
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ImportTestbedJob":
+        return cls(config["testbed_format"], config["testbed_path"], list(config["datasets"]),
+                   list(config["valsets"]), config["size_labels"])
+
+
+@dataclass(frozen=True)
+class SelectTasksJob(Job):
+    """The tasks some reference-size model lifts `threshold` points above chance."""
+
+    reference_size: str
+    threshold: float
+
+    @classmethod
+    def from_config(cls, config: dict, t: str) -> "SelectTasksJob":
+        return cls(config["reference_size"], float(t))
+
+
+@dataclass(frozen=True)
+class Point:
+    """A run of a fit set or a held-out run: a size at a token multiplier."""
+
+    size: str
+    M: float
+
+
+def points(entries: list[dict]) -> list[Point]:
+    return [Point(str(entry["size"]), float(entry["M"])) for entry in entries]
+
+
+@dataclass(frozen=True)
+class FitLossJob(Job):
+    """The loss law of one dataset and validation set, fitted to the loss fit set."""
+
+    dataset: str
+    valset: str
+    fit_set: list[Point]
+    form: str
+    method: str
+    huber_delta: float
+    bootstrap: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, valset: str) -> "FitLossJob":
+        fit = config["fit"]
+        return cls(dataset, valset, points(config["loss_fit_set"]), fit["form"], fit["method"],
+                   float(fit["huber_delta"]), fit["bootstrap"], fit["seed"])
+
+
+@dataclass(frozen=True)
+class FitErrorJob(Job):
+    """The error law of one dataset and validation set, over the selected tasks or all of them."""
+
+    dataset: str
+    valset: str
+    fit_set: list[Point]  # the loss fit set plus error_fit_extra
+    all_tasks: bool  # the average over every task; else over a selection (an input)
+    bootstrap: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, valset: str, taskset: str) -> "FitErrorJob":
+        return cls(dataset, valset, points(config["loss_fit_set"] + config["error_fit_extra"]),
+                   taskset == "all", config["fit"]["bootstrap"], config["fit"]["seed"])
+
+
+@dataclass(frozen=True)
+class PredictJob(Job):
+    """The chained predictions of every model and target of one dataset and validation set."""
+
+    dataset: str
+    valset: str
+    targets: list[dict]  # runs never trained: {name, N, M}
+    held_out: list[Point]
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, valset: str) -> "PredictJob":
+        return cls(dataset, valset, config["targets"], points(config["held_out"]))
+
+
+@dataclass(frozen=True)
+class FigureJob(Job):
+    """One figure of one dataset and validation set.
+
+    `max_percent` only for heatmaps, `held_out` only where the figure reads the loss table
+    (the predictions flag them already).
+    """
+
+    kind: str
+    dataset: str
+    valset: str
+    dpi: int
+    max_percent: float | None
+    held_out: list[Point] | None
+
+    @classmethod
+    def from_config(cls, config: dict, kind: str, dataset: str, valset: str) -> "FigureJob":
+        figures = config["figures"]
+        heatmap = kind.endswith("heatmap")
+        reads_loss_table = kind.startswith("loss")
+        return cls(kind, dataset, valset, figures["dpi"],
+                   float(figures["heatmap_max_percent"]) if heatmap else None,
+                   points(config["held_out"]) if reads_loss_table else None)
+
+
+JOBS: dict[str, Any] = {
+    "corpus": CorpusJob, "tokenizer": TokenizerJob, "train": TrainJob, "eval_loss": EvalLossJob,
+    "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
+    "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,
+    "predict": PredictJob, "figure": FigureJob,
+}
