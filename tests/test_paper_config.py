@@ -28,7 +28,12 @@ import yaml
 
 from lmscale import config as study_config
 from lmscale import resources
-from tests.workflow import REPO, snakemake
+from tests.workflow import REPO, snakemake, validated_config
+
+
+def validated_size(size: dict) -> dict:
+    """A size with the schema's defaults filled in, as the workflow reads it."""
+    return validated_config({"sizes": {"s": size}})["sizes"]["s"]
 
 PAPER = REPO / "configs" / "paper.yaml"
 PROFILE = REPO / "profiles" / "slurm"
@@ -289,7 +294,7 @@ def test_parameter_count_is_the_models(shape):
     from lmscale.model import Shape, build_config, parameter_counts
 
     with torch.device("meta"):
-        model = Qwen3ForCausalLM(build_config(Shape.from_config("s", shape), 1000, 0))
+        model = Qwen3ForCausalLM(build_config(Shape.from_config("s", validated_size(shape)), 1000, 0))
     assert resources.parameter_count(shape, 1000) == parameter_counts(model)["N"]
 
 
@@ -348,7 +353,7 @@ def test_estimate_plans_the_D_that_training_plans(count_embeddings):
     shape = SMALL | {"tie_embeddings": True}
     train_config = {"batch_size": 8, "count_embeddings": count_embeddings}
     with torch.device("meta"):
-        counts = parameter_counts(Qwen3ForCausalLM(build_config(Shape.from_config("s", shape), 1000, 0)))
+        counts = parameter_counts(Qwen3ForCausalLM(build_config(Shape.from_config("s", validated_size(shape)), 1000, 0)))
     budget = Budget.plan(counts, 20, 8, shape["context"], count_embeddings)
     cost = resources.estimate(shape, 20, train_config, vocab_size=1000)
     assert (cost.D, cost.steps) == (budget.D, budget.steps)

@@ -13,16 +13,16 @@ from dataclasses import asdict, dataclass, fields, replace
 
 @dataclass(frozen=True)
 class Shape:
-    """A model size by its shape, as `sizes.<label>` declares it in the config."""
+    """A model size by its shape, as `sizes.<label>` declares it in the config (defaults: the schema's)."""
 
     width: int
     depth: int
     heads: int
     mlp_width: int
     context: int
-    kv_heads: int | None = None
-    rope_theta: float = 10000.0
-    tie_embeddings: bool = False
+    kv_heads: int | None  # None: one key/value head per attention head
+    rope_theta: float
+    tie_embeddings: bool
 
     @classmethod
     def from_config(cls, label: str, size: dict) -> "Shape":
