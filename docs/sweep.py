@@ -157,6 +157,20 @@ def warmup_for(size: str, batch_size: int, count_embeddings: bool = True, common
     return max(10, int(round(steps / 10, -1)))
 
 
+def train_job(size: str, mult: float, size_config: dict, train_config: dict):
+    """The run's TrainJob and TrainOptions, from a config the schema fills in as the workflow does."""
+    from snakemake.utils import validate
+
+    from lmscale.jobs import TrainJob, TrainOptions
+
+    config = {"study": "sweep", "datasets": {"stdlib": {}}, "valsets": ["stdlib_heldout"], "threshold": 10,
+              "reference_size": size, "loss_fit_set": [{"size": size, "M": mult}],
+              "sizes": {size: size_config}, "train": train_config}
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"),
+             set_default=True)
+    return TrainJob.from_config(config, "stdlib", size, mult), TrainOptions.from_config(config)
+
+
 def run_one(size: str, mult: float, batch: int, lr: float, warmup: int, count_embeddings: bool = True,
             context: int = COMMON["context"]) -> dict:
     name = (f"{size}_M{mult:g}_b{batch}_lr{lr:g}" + ("" if count_embeddings else "_ne")
@@ -168,21 +182,21 @@ def run_one(size: str, mult: float, batch: int, lr: float, warmup: int, count_em
     loss_json = SWEEP / "eval" / f"{name}.json"
     if not loss_json.exists() and not (out / "run.json").exists():
         size_config = {**SHAPES[size], **common}
-        train_config = {"batch_size": batch, "lr": lr, "warmup": warmup, "count_embeddings": count_embeddings}
+        train_config = {"batch_size": batch, "lr": lr, "warmup": warmup, "count_embeddings": count_embeddings,
+                        "device": "cpu", "checkpoint_every": 100000}
+        job, options = train_job(size, mult, size_config, train_config)
         subprocess.run(
-            ["lmscale", "train", "--tokens", str(TOKENS / "train.bin"), "--tokenizer", str(TOKENIZER),
-             "--out-dir", str(out), "--checkpoint-dir", str(SWEEP / "checkpoints" / name),
-             "--dataset", "stdlib", "--size", size, "--multiplier", str(mult),
-             "--size-config", json.dumps(size_config), "--train-config", json.dumps(train_config),
-             "--threads", "1", "--device", "cpu", "--checkpoint-every", "100000"],
+            ["lmscale", "train", "--job", job.to_json(), "--options", options.to_json(),
+             "--tokens", str(TOKENS / "train.bin"), "--tokenizer", str(TOKENIZER),
+             "--out-dir", str(out), "--checkpoint-dir", str(SWEEP / "checkpoints" / name), "--threads", "1"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     if not loss_json.exists():
-        valsets = {"stdlib_heldout": {"tokens_path": str(TOKENS / "validation.bin"), "tokens": 65536}}
         loss_json.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["lmscale", "eval-loss", "--model", str(out), "--valsets", json.dumps(valsets),
-             "--out", f"stdlib_heldout={loss_json}", "--threads", "1"],
+            ["lmscale", "eval-loss", "--job", json.dumps({"valsets": [{"name": "stdlib_heldout", "tokens": 65536}]}),
+             "--model", str(out), "--streams", str(TOKENS / "validation.bin"), "--out", str(loss_json),
+             "--threads", "1"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     run = json.loads((out / "run.json").read_text())
