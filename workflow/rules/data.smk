@@ -8,7 +8,7 @@ rule corpus:
         manifest=f"{DATA}/{{dataset}}/manifest.json",
     params:
         job=lambda w: jobs.CorpusJob.from_config(config, dataset=w.dataset).to_json(),
-        out_dir=f"{DATA}/{{dataset}}",
+        out_dir=lambda w, output: os.path.dirname(output.manifest),
     conda:
         ENV
     log:
@@ -25,7 +25,7 @@ rule corpus_valset:
         manifest=f"{DATA}/valsets/{{valset}}/manifest.json",
     params:
         job=lambda w: jobs.CorpusJob.from_config(config, valset=w.valset).to_json(),
-        out_dir=f"{DATA}/valsets/{{valset}}",
+        out_dir=lambda w, output: os.path.dirname(output.manifest),
     conda:
         ENV
     log:
@@ -43,7 +43,7 @@ rule tokenizer:
         TOKENIZER,
     params:
         job=jobs.TokenizerJob.from_config(config).to_json(),
-        out_dir=TOKENIZER_DIR,
+        out_dir=lambda w, output: os.path.dirname(output[0]),
     conda:
         ENV
     log:
@@ -63,7 +63,7 @@ rule tokenize:
         tokens=f"{TOKENS}/{{stream}}.bin",
         summary=f"{TOKENS}/{{stream}}.json",
     params:
-        tokenizer=TOKENIZER_DIR,
+        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
     conda:
         ENV
     log:

@@ -14,7 +14,7 @@ if VALIDATION_SETS:
             expand(LOSS_EVAL, valset=VALIDATION_SETS, allow_missing=True),
         params:
             job=jobs.EvalLossJob.from_config(config).to_json(),
-            model=MODEL_DIR,
+            model=lambda w, input: os.path.dirname(input.run),
         conda:
             ENV
         log:

@@ -10,7 +10,7 @@ rule task_suite:
         directory(TASK_SUITE),
     params:
         job=lambda w: jobs.TaskSuiteJob.from_config(config, local_tasks(), shortest_context()).to_json(),
-        tokenizer=TOKENIZER_DIR,
+        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
     conda:
         ENV
     log:
@@ -32,7 +32,7 @@ rule eval_tasks:
         TASK_EVAL,
     params:
         job=lambda w: jobs.EvalTasksJob.from_config(config, task_selection(), w.dataset, w.size, w.mult).to_json(),
-        model=MODEL_DIR,
+        model=lambda w, input: os.path.dirname(input.run),
     conda:
         ENV
     log:

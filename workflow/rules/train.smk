@@ -18,8 +18,8 @@ rule train:
     params:
         # A replicate's seed rides in its job, in place of the study's.
         job=lambda w: jobs.TrainJob.from_config(config, w.dataset, w.size, w.mult, w.replica).to_json(),
-        tokenizer=TOKENIZER_DIR,
-        out_dir=MODEL_DIR,
+        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
+        out_dir=lambda w, output: os.path.dirname(output.run),
         checkpoints=CHECKPOINTS,
     conda:
         ENV
