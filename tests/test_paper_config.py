@@ -17,7 +17,6 @@ import copy
 import json
 import math
 import os
-import re
 import shlex
 import time
 from collections import Counter
@@ -28,7 +27,7 @@ import yaml
 
 from lmscale import config as study_config
 from lmscale import resources
-from tests.workflow import REPO, snakemake, validated_config
+from tests.workflow import REPO, planned, snakemake, validated_config
 
 
 def validated_size(size: dict) -> dict:
@@ -150,23 +149,11 @@ def recorded_calls(calls: Path) -> list[list[str]]:
     return [shlex.split(path.read_text()) for path in sorted(calls.iterdir())]
 
 
-def planned_job_wildcards(output: str) -> dict[str, list[dict]]:
-    """Rule -> the wildcards of each job a dry run lists (its `rule X:` blocks)."""
+def planned_job_wildcards(planned_jobs: list[dict]) -> dict[str, list[dict]]:
+    """Rule -> the wildcards of each job a dry run plans, its resources under `_resources`."""
     jobs: dict[str, list[dict]] = {}
-    rule = None
-    for line in output.splitlines():
-        match = re.match(r"^(?:local)?rule (\w+):$", line)
-        if match:
-            rule = match.group(1)
-            jobs.setdefault(rule, [])
-            continue
-        match = re.match(r"^\s+(wildcards|resources): (.*)$", line)
-        if match and rule:
-            fields = dict(item.split("=", 1) for item in match.group(2).split(", "))
-            if match.group(1) == "wildcards":
-                jobs[rule].append(fields)
-            elif jobs[rule]:
-                jobs[rule][-1]["_resources"] = fields
+    for job in planned_jobs:
+        jobs.setdefault(job["rule"], []).append({**job["wildcards"], "_resources": job["resources"]})
     return jobs
 
 
@@ -183,10 +170,10 @@ def paper_dry_run(tmp_path_factory):
         for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
             env.delenv(name)
         start = time.perf_counter()
-        result = snakemake(workdir, "--profile", str(PROFILE), "--configfile", str(PAPER), "--dry-run")
+        jobs = planned(workdir, "--profile", str(PROFILE), "--configfile", str(PAPER))
         seconds = time.perf_counter() - start
     print(f"\ndry run of configs/paper.yaml through profiles/slurm: {seconds:.1f} s")
-    return result.stdout + result.stderr, seconds, recorded_calls(calls)
+    return jobs, seconds, recorded_calls(calls)
 
 
 @pytest.mark.slow
@@ -230,7 +217,7 @@ def test_paper_dry_run_shows_the_promised_training_resources(paper_dry_run):
         shown = job["_resources"]
         assert int(shown["gpu"]) == promised["gpu"] == config["sizes"][job["size"]]["gpus"]
         assert int(shown["mem_mb"]) == promised["mem_mb"] and int(shown["runtime"]) == promised["runtime"]
-        assert shown["cpus_per_gpu"] == "8"
+        assert int(shown["cpus_per_gpu"]) == 8
 
 
 @pytest.mark.slow
