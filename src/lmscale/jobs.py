@@ -239,7 +239,9 @@ class EvalLossJob(Job):
 
     @classmethod
     def from_config(cls, config: dict) -> "EvalLossJob":
-        return cls([Valset(name, entry["tokens"]) for name, entry in config["validation_sets"].items()])
+        # By name, the order of the rule's streams: the order keys are written in changes nothing.
+        valsets = config["validation_sets"]
+        return cls([Valset(name, valsets[name]["tokens"]) for name in sorted(valsets)])
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,9 @@ def tokenizer_training_split():
 
 # ---- validation loss ----
 
-VALIDATION_SETS = list(config["validation_sets"])
+# Sorted: the eval_loss job lists them in this order, and a config written with its keys in
+# another order is the same study.
+VALIDATION_SETS = sorted(config["validation_sets"])
 
 
 # ---- downstream tasks ----
