@@ -81,8 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args) -> None:
     task_names = None if args.all_tasks else read_selection(args.selection)
     law = fit_error(
-        testbed.read_loss_table(args.loss_table),
-        testbed.read_task_table(args.tasks_table),
+        *testbed.read_tables(args.loss_table, args.tasks_table),
         args.dataset,
         args.valset,
         parse_points(args.fit_set),
