@@ -131,6 +131,70 @@ def error_fit_set(config: dict) -> list[tuple[str, float]]:
     return loss_fit_set(config) + fit_points(config.get("error_fit_extra", []))
 
 
+# ---- the schema's verdict, in a few lines -------------------------------------------------
+
+
+SCHEMA_DOC = "workflow/schemas/config.schema.yaml"
+
+
+def schema_error(error: Exception) -> Exception:
+    """A config that fails the schema, as a ConfigError of a few lines: the key, the value, the rule.
+
+    `snakemake.utils.validate` raises a WorkflowError whose text holds the violated part of
+    the schema (for a misspelt top-level key, the whole of it: ~1,250 lines). The jsonschema
+    error it wraps (its context) has what a user needs. Any other error is returned as it is.
+    """
+    import difflib
+
+    from jsonschema.exceptions import ValidationError
+
+    cause = error if isinstance(error, ValidationError) else error.__context__
+    if not isinstance(cause, ValidationError):
+        return error
+    # A value that matches no branch of an anyOf (a name or null): the branch it came closest to.
+    while cause.context:
+        cause = min(cause.context, key=lambda e: (e.validator == "type", len(e.relative_schema_path)))
+    key = _key_path(cause.absolute_path)
+    schema = cause.schema if isinstance(cause.schema, dict) else {}
+    if cause.validator == "additionalProperties" and isinstance(cause.instance, dict):
+        known = list(schema.get("properties", {}))
+        lines = []
+        for unknown in (k for k in cause.instance if k not in known):
+            close = difflib.get_close_matches(str(unknown), known, n=3)
+            hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+            lines.append(f"config key `{_key_path([*cause.absolute_path, unknown])}` is not a known key{hint}")
+        lines.append(f"known keys {'at the top level' if not key else f'of `{key}`'}: {', '.join(known)}")
+    else:
+        names = "propertyNames" in cause.relative_schema_path
+        where = f"config key `{key or '(top level)'}`" + (": the name" if names else " =")
+        lines = [f"{where} {_short(cause.instance)} {_rule(cause)}"]
+        description = schema.get("description")
+        if description:
+            lines.append(f"schema: {' '.join(description.split())}")
+    lines.append(f"every key is documented in {SCHEMA_DOC}")
+    return ConfigError("\n".join(lines))
+
+
+def _key_path(parts) -> str:
+    """A config key as a user writes it: sizes.s1.heads, loss_fit_set[2].M."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _short(value, limit: int = 120) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _rule(error) -> str:
+    """The violated rule, without repeating the value the message starts with."""
+    value = repr(error.instance)
+    message = error.message
+    return message[len(value):].strip() if message.startswith(value) else f"- {message}"
+
+
 def to_json(value: Any) -> str:
     """A compact, key-sorted JSON string: the form structured values take as rule params."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
