@@ -20,6 +20,8 @@ try:
     validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 except WorkflowError as error:
     raise study_config.schema_error(error) from None
+# Whatever can be checked before a model trains is checked now: `snakemake -n` fails on it.
+study_config.check_study(config)
 
 report: "workflow/report/workflow.rst"
 

@@ -200,6 +200,7 @@ def test_train_rule_launches_torchrun_from_the_gpu_resource(tmp_path):
     config["sizes"]["s3"]["gpus"] = 8
     config["train"]["processes"] = 2
     config["grid"] = [{"sizes": ["s1", "s2", "s3"], "multipliers": [5]}]
+    config["loss_fit_set"] = [{"size": size, "M": 5} for size in ("s1", "s2", "s3")]  # runs of this grid
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--dry-run", "--printshellcmds",
                        "--resources", "gpu=2", "--", "results/smoke/testbed/loss.csv")

@@ -159,11 +159,7 @@ def text_source(entry):
 def valset_stream(valset):
     """The token stream of a validation set, relative to TOKENS: a dataset's held-out split or its own."""
     entry = config["validation_sets"][valset]
-    if entry.get("dataset"):
-        if entry["dataset"] not in config["datasets"]:
-            raise ValueError(
-                f"validation set {valset!r} names dataset {entry['dataset']!r}, which is not under `datasets`"
-            )
+    if entry.get("dataset"):  # a dataset under `datasets` (study_config.check_study)
         return f"{entry['dataset']}/validation"
     return VALSET_SPLIT.format(valset=valset)
 
