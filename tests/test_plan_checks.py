@@ -5,6 +5,7 @@ shell as code."""
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -145,3 +146,14 @@ def test_a_hostile_size_or_device_fails_the_dry_run(tmp_path, change, key):
     assert result.returncode != 0
     assert f"config key `{key}" in output and "touch PWNED" in output
     assert "Shell command" not in output
+
+
+def test_every_value_in_a_rule_command_is_quoted():
+    """Each placeholder of a file, param or wildcard in a shell command carries `:q` (shell quoting)."""
+    unquoted = []
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for command in re.findall(r"shell:\n((?:\s+.*\"\n?)+)", path.read_text()):
+            unquoted += [f"{path.name}: {field}" for field in
+                         re.findall(r"\{((?:input|output|params|wildcards|log)[^}]*)\}", command)
+                         if not field.endswith(":q")]
+    assert not unquoted

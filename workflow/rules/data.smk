@@ -17,8 +17,8 @@ rule corpus:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale corpus --source {params.source:q} --out-dir {params.out_dir}"
-        " --validation-fraction {params.validation_fraction} > {log} 2>&1"
+        "lmscale corpus --source {params.source:q} --out-dir {params.out_dir:q}"
+        " --validation-fraction {params.validation_fraction:q} > {log:q} 2>&1"
 
 
 rule corpus_valset:
@@ -35,8 +35,8 @@ rule corpus_valset:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale corpus --source {params.source:q} --out-dir {params.out_dir}"
-        " --splits validation > {log} 2>&1"
+        "lmscale corpus --source {params.source:q} --out-dir {params.out_dir:q}"
+        " --splits validation > {log:q} 2>&1"
 
 
 rule tokenizer:
@@ -49,7 +49,7 @@ rule tokenizer:
         vocab_size=config["tokenizer"]["vocab_size"],
         max_bytes=config["tokenizer"]["max_bytes"] or 0,
         name=config["tokenizer"]["name"] or "",
-        train=lambda w, input: f"--train {input.train}" if input.train else "",
+        train=lambda w, input: ["--train", input.train] if input.train else [],
         out_dir=lambda w, output: os.path.dirname(output[0]),
     conda:
         ENV
@@ -58,8 +58,8 @@ rule tokenizer:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale tokenizer --kind {params.kind} {params.train} --vocab-size {params.vocab_size}"
-        " --max-bytes {params.max_bytes} --name={params.name:q} --out-dir {params.out_dir} > {log} 2>&1"
+        "lmscale tokenizer --kind {params.kind:q} {params.train:q} --vocab-size {params.vocab_size:q}"
+        " --max-bytes {params.max_bytes:q} --name={params.name:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule tokenize:
@@ -80,5 +80,5 @@ rule tokenize:
     threads: 2
     priority: DATA_PRIORITY
     shell:
-        "lmscale tokenize --split {input.split} --tokenizer {params.tokenizer_dir}"
-        " --out {output.tokens} --threads {threads} > {log} 2>&1"
+        "lmscale tokenize --split {input.split:q} --tokenizer {params.tokenizer_dir:q}"
+        " --out {output.tokens:q} --threads {threads} > {log:q} 2>&1"

@@ -15,12 +15,12 @@ if VALIDATION_SETS:
         params:
             valsets=loss_eval_valsets(),
             model_dir=lambda w, input: os.path.dirname(input.run),
-            out=lambda w, output: " ".join(f"{valset}={path}" for valset, path in zip(VALIDATION_SETS, output)),
+            out=lambda w, output: [f"{valset}={path}" for valset, path in zip(VALIDATION_SETS, output)],
         conda:
             ENV
         log:
             f"{LOGS}/eval_loss/{{dataset}}/{RUN}.log",
         threads: 1
         shell:
-            "lmscale eval-loss --model {params.model_dir} --valsets {params.valsets:q}"
-            " --out {params.out} --threads {threads} > {log} 2>&1"
+            "lmscale eval-loss --model {params.model_dir:q} --valsets {params.valsets:q}"
+            " --out {params.out:q} --threads {threads} > {log:q} 2>&1"

@@ -15,9 +15,9 @@ rule loss_heatmap:
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/loss_heatmap.log",
     shell:
-        "lmscale figure loss-heatmap --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --loss-table {input.loss} --loss-law {input.law} --max-percent {params.max_percent}"
-        " --held-out {params.held_out:q} --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure loss-heatmap --dataset {wildcards.dataset:q} --valset {wildcards.valset:q}"
+        " --loss-table {input.loss:q} --loss-law {input.law:q} --max-percent {params.max_percent:q}"
+        " --held-out {params.held_out:q} --dpi {params.dpi:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule loss_vs_compute:
@@ -34,9 +34,9 @@ rule loss_vs_compute:
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/loss_vs_compute.log",
     shell:
-        "lmscale figure loss-vs-compute --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --loss-table {input.loss} --loss-law {input.law} --held-out {params.held_out:q}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure loss-vs-compute --dataset {wildcards.dataset:q} --valset {wildcards.valset:q}"
+        " --loss-table {input.loss:q} --loss-law {input.law:q} --held-out {params.held_out:q}"
+        " --dpi {params.dpi:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule error_heatmap:
@@ -52,9 +52,9 @@ rule error_heatmap:
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/error_heatmap_t{{t}}.log",
     shell:
-        "lmscale figure error-heatmap --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --predictions {input.predictions} --max-percent {params.max_percent}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure error-heatmap --dataset {wildcards.dataset:q} --valset {wildcards.valset:q}"
+        " --predictions {input.predictions:q} --max-percent {params.max_percent:q}"
+        " --dpi {params.dpi:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule error_vs_loss:
@@ -71,6 +71,6 @@ rule error_vs_loss:
     log:
         f"{LOGS}/figures/{{dataset}}/{{valset}}/error_vs_loss_t{{t}}.log",
     shell:
-        "lmscale figure error-vs-loss --dataset {wildcards.dataset} --valset {wildcards.valset}"
-        " --predictions {input.predictions} --error-law {input.law} --error-law-all {input.law_all}"
-        " --dpi {params.dpi} --out {output} > {log} 2>&1"
+        "lmscale figure error-vs-loss --dataset {wildcards.dataset:q} --valset {wildcards.valset:q}"
+        " --predictions {input.predictions:q} --error-law {input.law:q} --error-law-all {input.law_all:q}"
+        " --dpi {params.dpi:q} --out {output:q} > {log:q} 2>&1"

@@ -14,8 +14,8 @@ rule select_tasks:
     log:
         f"{LOGS}/select_tasks_t{{t}}.log",
     shell:
-        "lmscale select-tasks --tasks-table {input.tasks} --reference-size {params.reference_size:q}"
-        " --threshold {wildcards.t} --out {output} > {log} 2>&1"
+        "lmscale select-tasks --tasks-table {input.tasks:q} --reference-size {params.reference_size:q}"
+        " --threshold {wildcards.t:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fit_loss:
@@ -35,10 +35,10 @@ rule fit_loss:
     log:
         f"{LOGS}/fit_loss/{{dataset}}/{{valset}}.log",
     shell:
-        "lmscale fit-loss --loss-table {input.loss} --dataset {wildcards.dataset}"
-        " --valset {wildcards.valset} --fit-set {params.fit_set:q} --form {params.form}"
-        " --method {params.method} --huber-delta {params.huber_delta}"
-        " --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
+        "lmscale fit-loss --loss-table {input.loss:q} --dataset {wildcards.dataset:q}"
+        " --valset {wildcards.valset:q} --fit-set {params.fit_set:q} --form {params.form:q}"
+        " --method {params.method:q} --huber-delta {params.huber_delta:q}"
+        " --bootstrap {params.bootstrap:q} --seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fit_error:
@@ -50,7 +50,7 @@ rule fit_error:
         f"{LAWS}/error_law_{{taskset}}.json",
     params:
         fit_set=study_config.to_json(config["loss_fit_set"] + config.get("error_fit_extra", [])),
-        tasks=lambda w, input: "--all-tasks" if w.taskset == "all" else f"--selection {input.selection}",
+        tasks=lambda w, input: ["--all-tasks"] if w.taskset == "all" else ["--selection", input.selection],
         bootstrap=FIT["bootstrap"],
         seed=FIT["seed"],
     conda:
@@ -58,9 +58,9 @@ rule fit_error:
     log:
         f"{LOGS}/fit_error/{{dataset}}/{{valset}}_{{taskset}}.log",
     shell:
-        "lmscale fit-error --loss-table {input.loss} --tasks-table {input.tasks}"
-        " --dataset {wildcards.dataset} --valset {wildcards.valset} --fit-set {params.fit_set:q}"
-        " {params.tasks} --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
+        "lmscale fit-error --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
+        " --dataset {wildcards.dataset:q} --valset {wildcards.valset:q} --fit-set {params.fit_set:q}"
+        " {params.tasks:q} --bootstrap {params.bootstrap:q} --seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule predict:
@@ -80,7 +80,7 @@ rule predict:
     log:
         f"{LOGS}/predict/{{dataset}}/{{valset}}_t{{t}}.log",
     shell:
-        "lmscale predict --loss-table {input.loss} --tasks-table {input.tasks}"
-        " --loss-law {input.loss_law} --error-law {input.error_law} --error-law-all {input.error_law_all}"
-        " --dataset {wildcards.dataset} --valset {wildcards.valset} --targets {params.targets:q}"
-        " --held-out {params.held_out:q} --out {output} > {log} 2>&1"
+        "lmscale predict --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
+        " --loss-law {input.loss_law:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
+        " --dataset {wildcards.dataset:q} --valset {wildcards.valset:q} --targets {params.targets:q}"
+        " --held-out {params.held_out:q} --out {output:q} > {log:q} 2>&1"

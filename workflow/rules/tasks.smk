@@ -10,7 +10,7 @@ rule task_suite:
         directory(TASK_SUITE),
     params:
         tasks=",".join(local_tasks()),
-        heldout=lambda w, input: f"--heldout {input.heldout}" if input.heldout else "",
+        heldout=lambda w, input: ["--heldout", input.heldout] if input.heldout else [],
         seed=tasks_config()["seed"],
         size=tasks_config()["size"],
         fewshot_pool=tasks_config()["fewshot_pool"],
@@ -25,10 +25,10 @@ rule task_suite:
     resources:
         mem_mb=1000,
     shell:
-        "lmscale task-suite --out {output} --tasks {params.tasks:q} {params.heldout}"
-        " --seed {params.seed} --size {params.size} --fewshot-pool {params.fewshot_pool}"
-        " --context-lines {params.context_lines} --tokenizer {params.tokenizer:q} --context {params.context}"
-        " > {log} 2>&1"
+        "lmscale task-suite --out {output:q} --tasks {params.tasks:q} {params.heldout:q}"
+        " --seed {params.seed:q} --size {params.size:q} --fewshot-pool {params.fewshot_pool:q}"
+        " --context-lines {params.context_lines:q} --tokenizer {params.tokenizer:q} --context {params.context:q}"
+        " > {log:q} 2>&1"
 
 
 rule eval_tasks:
@@ -41,7 +41,7 @@ rule eval_tasks:
     params:
         model=lambda w, input: os.path.dirname(input.run),
         selection=task_selection(),
-        limit=lambda w: f"--limit {tasks_config()['limit']}" if tasks_config()["limit"] else "",
+        limit=lambda w: ["--limit", tasks_config()["limit"]] if tasks_config()["limit"] else [],
         batch_size=tasks_config()["batch_size"],
         device=tasks_config()["device"],
     conda:
@@ -54,7 +54,7 @@ rule eval_tasks:
     shell:
         # Fully offline: nothing may reach the Hugging Face Hub, checkpoints and data are local.
         "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 lmscale eval-tasks --model {params.model:q}"
-        " --suite {input.suite:q} --tasks-config {params.selection:q} {params.limit}"
-        " --batch-size {params.batch_size} --device {params.device} --threads {threads}"
-        " --dataset {wildcards.dataset} --size {wildcards.size} --mult {wildcards.mult}"
-        " --out {output} > {log} 2>&1"
+        " --suite {input.suite:q} --tasks-config {params.selection:q} {params.limit:q}"
+        " --batch-size {params.batch_size:q} --device {params.device:q} --threads {threads}"
+        " --dataset {wildcards.dataset:q} --size {wildcards.size:q} --mult {wildcards.mult:q}"
+        " --out {output:q} > {log:q} 2>&1"

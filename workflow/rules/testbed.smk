@@ -19,9 +19,9 @@ if trains_models():
         log:
             f"{LOGS}/collect.log",
         shell:
-            "lmscale collect --runs {input.runs} --loss-evals {input.loss_evals}"
-            " --task-evals {input.task_evals} --loss-out {output.loss} --tasks-out {output.tasks}"
-            " > {log} 2>&1"
+            "lmscale collect --runs {input.runs:q} --loss-evals {input.loss_evals:q}"
+            " --task-evals {input.task_evals:q} --loss-out {output.loss:q} --tasks-out {output.tasks:q}"
+            " > {log:q} 2>&1"
 
 else:
 
@@ -40,7 +40,7 @@ else:
         log:
             f"{LOGS}/import_testbed.log",
         shell:
-            "lmscale import-testbed --format {params.format} --path {params.path:q}"
-            " --datasets {params.datasets} --valsets {params.valsets}"
-            " --size-labels {params.size_labels:q} --loss-out {output.loss} --tasks-out {output.tasks}"
-            " > {log} 2>&1"
+            "lmscale import-testbed --format {params.format:q} --path {params.path:q}"
+            " --datasets {params.datasets:q} --valsets {params.valsets:q}"
+            " --size-labels {params.size_labels:q} --loss-out {output.loss:q} --tasks-out {output.tasks:q}"
+            " > {log:q} 2>&1"

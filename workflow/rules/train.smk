@@ -1,6 +1,8 @@
 # One job per run of the N x M grid: models/{dataset}/{size}_M{mult}/ in Hugging Face format.
 # Checkpoints go to CHECKPOINTS, which is no declared output: Snakemake deletes a
 # job's outputs before rerunning it, and a killed run must find its checkpoints.
+import shlex
+
 from lmscale.train import OPERATIONAL_KEYS
 
 CHECKPOINTS = f"{RESULTS}/checkpoints/{{dataset}}/{RUN}"
@@ -17,7 +19,7 @@ TRAIN_HYPERPARAMETERS = {
     k: v for k, v in config.get("train", {}).items() if k not in OPERATIONAL_KEYS
 }
 TRAIN_FLAGS = (
-    f"--device {TRAIN_OPTIONS['device']} --parallel {TRAIN_OPTIONS['parallel']}"
+    f"--device {shlex.quote(TRAIN_OPTIONS['device'])} --parallel {TRAIN_OPTIONS['parallel']}"
     f" --log-every {TRAIN_OPTIONS['log_every']} --checkpoint-every {TRAIN_OPTIONS['checkpoint_every']}"
     + (" --keep-checkpoints" if TRAIN_OPTIONS["keep_checkpoints"] else "")
 )
@@ -75,8 +77,8 @@ rule train:
         cpu_processes=TRAIN_OPTIONS["processes"],
         train_options=TRAIN_FLAGS,
     shell:
-        LAUNCH + '"$@" train --tokens {input.tokens} --tokenizer {params.tokenizer_dir}'
-        " --dataset {wildcards.dataset} --size {wildcards.size} --multiplier {wildcards.mult}"
+        LAUNCH + '"$@" train --tokens {input.tokens:q} --tokenizer {params.tokenizer_dir:q}'
+        " --dataset {wildcards.dataset:q} --size {wildcards.size:q} --multiplier {wildcards.mult:q}"
         " --size-config {params.size:q} --train-config {params.train:q}"
-        " --out-dir {params.out_dir} --checkpoint-dir {params.checkpoints}"
-        " --threads {threads} {resources.train_options} > {log} 2>&1"
+        " --out-dir {params.out_dir:q} --checkpoint-dir {params.checkpoints:q}"
+        " --threads {threads} {resources.train_options} > {log:q} 2>&1"
