@@ -1,6 +1,6 @@
 """Testbed tables given as files (`testbed_format: tables`), through the real workflow: a table
 that would bend a law stops the study before any law is written, with one line naming the file,
-the row and the column."""
+the row and the column; a folder without tasks.csv is a loss-only study."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -152,3 +153,54 @@ def test_a_bad_table_given_to_a_stage_is_refused_there(tmp_path):
     assert result.returncode == 1 and not (tmp_path / "loss_law.json").exists()
     assert f"{tmp_path / 'loss.csv'}: row 21 (model 's1_M40', valset 'val'), column 'valset': repeats row 3" \
         in result.stderr
+
+
+def test_a_study_without_tasks_fits_and_draws_the_loss_alone(tmp_path):
+    loss, _ = lab_tables()
+    result, results = run_study(tmp_path, loss, None)
+    assert "loss-only study" in result.stderr and "error laws and the error figures are skipped" in result.stderr
+    law = json.loads((results / "laws/web/val/loss_law.json").read_text())
+    assert law["E"] == pytest.approx(LOSS_LAW["E"], rel=1e-3)
+    predictions = pd.read_csv(results / "predictions/web/val_loss.csv")
+    assert len(predictions) == len(loss) and "err_pred" not in predictions.columns
+    assert predictions.loc[predictions["held_out"], "model"].tolist() == ["s5_M80"]
+    for figure in ("loss_heatmap", "loss_vs_compute"):
+        assert (results / f"figures/web/val/{figure}.png").stat().st_size > 5000
+    assert not list(results.glob("laws/**/error_law*")) and not list(results.glob("laws/tasks_*"))
+    assert "loss-only study" in (results / "logs/predict/web/val_loss.log").read_text()
+
+
+def chinchilla_tables(points: pd.DataFrame) -> pd.DataFrame:
+    """Epoch's extraction of Chinchilla's runs as a loss table: one model per point, D = C / 6N."""
+    N = points["Model Size"].to_numpy(float)
+    return pd.DataFrame({
+        "model": [f"chinchilla_{i:03d}" for i in range(len(points))], "dataset": "chinchilla",
+        "size": [f"{n / 1e6:.0f}M" for n in N], "N": N, "D": points["Training FLOP"].to_numpy(float) / (6 * N),
+        "valset": "massivetext", "loss": points["loss"].to_numpy(float),
+    })
+
+
+def test_chinchillas_published_losses_are_a_loss_only_study(tmp_path, chinchilla_epoch2024):
+    """Chinchilla's 245 runs (Epoch AI's extraction) have losses only. Fitted as Epoch did (the five
+    highest losses left out, Huber on log loss), the workflow gives Epoch's law."""
+    loss = chinchilla_tables(pd.read_csv(chinchilla_epoch2024 / "points.csv"))
+    testbed = tmp_path / "chinchilla"
+    testbed.mkdir()
+    loss.to_csv(testbed / "loss.csv", index=False)
+    fit = loss.sort_values("loss").iloc[:-5]
+    config = {
+        "study": "chinchilla", "testbed_format": "tables", "testbed_path": str(testbed),
+        "datasets": {"chinchilla": {}}, "valsets": ["massivetext"],
+        "loss_fit_set": [{"size": s, "M": float(d / n)} for s, n, d in zip(fit["size"], fit["N"], fit["D"])],
+        "fit": {"form": "chinchilla", "method": "huber", "bootstrap": 0}, "figures": {"formats": ["png"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path / "work", "--configfile", str(tmp_path / "config.yaml"))
+    results = tmp_path / "work" / "results" / "chinchilla"
+    law = json.loads((results / "laws/chinchilla/massivetext/loss_law.json").read_text())
+    epoch = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
+    assert {name: law[name] for name in epoch} == pytest.approx(epoch, rel=0.01)
+    predictions = pd.read_csv(results / "predictions/chinchilla/massivetext_loss.csv")
+    assert len(predictions) == 245 and np.isfinite(predictions["loss_pred"]).all()
+    for figure in ("loss_heatmap", "loss_vs_compute"):
+        assert (results / f"figures/chinchilla/massivetext/{figure}.png").exists()

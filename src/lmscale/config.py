@@ -195,6 +195,13 @@ def _rule(error) -> str:
     return message[len(value):].strip() if message.startswith(value) else f"- {message}"
 
 
+def has_tasks(config: dict) -> bool:
+    """Whether the study has downstream results: a `tables` testbed without tasks.csv is loss-only."""
+    if config.get("testbed_format", "trained") != "tables" or not config.get("testbed_path"):
+        return True
+    return (Path(config["testbed_path"]) / "tasks.csv").exists()
+
+
 def check_study(config: dict) -> None:
     """Every check of the config that needs no trained model, made when the workflow is planned.
 
@@ -204,6 +211,11 @@ def check_study(config: dict) -> None:
     """
     trained = config.get("testbed_format", "trained") == "trained"
     _check_fit_sets_apart(config)
+    if has_tasks(config):
+        for key in ("threshold", "reference_size"):
+            if config.get(key) is None:
+                raise ConfigError(f"`{key}` is missing: a study with downstream tasks selects them by "
+                                  f"threshold t at the reference size (e.g. threshold: 10, reference_size: s3)")
     if not trained:
         _check_testbed_path(config)
         return

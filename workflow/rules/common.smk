@@ -1,6 +1,8 @@
 # Paths, wildcard constraints and the small input functions the rules share.
 import os
 
+from snakemake.logging import logger
+
 from lmscale import config as study_config
 from lmscale import eval_tasks as task_evaluation
 from lmscale import task_suite as offline_task_suite
@@ -55,6 +57,16 @@ def expand_runs(pattern, **extra):
     ]
 
 
+# A `tables` testbed without tasks.csv is a loss-only study: its loss law, loss predictions
+# and loss figures are made; the selection, the error laws and the error figures are not.
+HAS_TASKS = study_config.has_tasks(config)
+if not HAS_TASKS:
+    logger.info(
+        f"loss-only study: {config['testbed_path']} has no tasks.csv, so the task selection, the error laws "
+        "and the error figures are skipped; the loss law, loss predictions and loss figures are made"
+    )
+
+
 def threshold_tag():
     return f"t{study_config.format_multiplier(config['threshold'])}"
 
@@ -64,6 +76,16 @@ def analysis_datasets():
 
 
 def analysis_targets():
+    if not HAS_TASKS:
+        return [
+            path
+            for dataset in analysis_datasets()
+            for valset in config["valsets"]
+            for path in (
+                f"{RESULTS}/laws/{dataset}/{valset}/loss_law.json",
+                f"{RESULTS}/predictions/{dataset}/{valset}_loss.csv",
+            )
+        ]
     t = threshold_tag()
     targets = [f"{RESULTS}/laws/tasks_{t}.json"]
     for dataset in analysis_datasets():
@@ -120,8 +142,9 @@ def figure_files(name):
 
 
 def figure_targets():
-    t = threshold_tag()
-    names = ["loss_heatmap", "loss_vs_compute", f"error_heatmap_{t}", f"error_vs_loss_{t}"]
+    names = ["loss_heatmap", "loss_vs_compute"]
+    if HAS_TASKS:
+        names += [f"error_heatmap_{threshold_tag()}", f"error_vs_loss_{threshold_tag()}"]
     return [
         f"{RESULTS}/figures/{dataset}/{valset}/{name}.{ext}"
         for dataset in analysis_datasets()

@@ -8,7 +8,7 @@ rule select_tasks:
     output:
         f"{RESULTS}/laws/tasks_t{{t}}.json",
     params:
-        reference_size=config["reference_size"],
+        reference_size=config.get("reference_size"),  # none in a loss-only study
     conda:
         ENV
     log:
@@ -82,5 +82,25 @@ rule predict:
     shell:
         "lmscale predict --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
         " --loss-law {input.loss_law:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
+        " --dataset {wildcards.dataset:q} --valset {wildcards.valset:q} --targets {params.targets:q}"
+        " --held-out {params.held_out:q} --out {output:q} > {log:q} 2>&1"
+
+
+# A loss-only study (a `tables` testbed without tasks.csv): the loss law's predictions alone.
+rule predict_loss:
+    input:
+        loss=LOSS_TABLE,
+        loss_law=f"{LAWS}/loss_law.json",
+    output:
+        f"{RESULTS}/predictions/{{dataset}}/{{valset}}_loss.csv",
+    params:
+        targets=study_config.to_json(config.get("targets", [])),
+        held_out=study_config.to_json(config.get("held_out", [])),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/predict/{{dataset}}/{{valset}}_loss.log",
+    shell:
+        "lmscale predict --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
         " --dataset {wildcards.dataset:q} --valset {wildcards.valset:q} --targets {params.targets:q}"
         " --held-out {params.held_out:q} --out {output:q} > {log:q} 2>&1"
