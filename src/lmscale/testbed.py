@@ -41,7 +41,7 @@ def require_columns(table: pd.DataFrame, required: list[str], source: str) -> No
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ValueError(
-            f"{source}: missing column(s) {', '.join(missing)}; a testbed table needs {', '.join(required)}"
+            f"{source}: missing column(s) {', '.join(missing)}; the table needs {', '.join(required)}"
         )
 
 
