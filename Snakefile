@@ -1,6 +1,9 @@
 # lmscale: a language-model scaling study from raw text to fitted laws.
 # Stages live in workflow/rules/*.smk; each rule calls one `lmscale <stage>` command.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from lmscale import config as study_config
 
 min_version("9.0")
 
@@ -12,7 +15,13 @@ if not workflow.overwrite_configfiles:
 
 
 # Fills in the schema's defaults: the schema is the one place a default is written.
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+# A value that breaks the schema is reported as its key, the value and the rule.
+try:
+    validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+except WorkflowError as error:
+    raise study_config.schema_error(error) from None
+# Whatever can be checked before a model trains is checked now: `snakemake -n` fails on it.
+study_config.check_study(config)
 
 report: "workflow/report/workflow.rst"
 

@@ -77,6 +77,18 @@ def test_local_sources_text_jsonl_parquet(tmp_path):
         list(corpus.documents({"source": "local", "paths": [str(tmp_path / "missing*.txt")]}))
 
 
+def test_a_source_without_text_names_its_files(tmp_path):
+    """An empty .jsonl once gave "split 'train' is empty; ... change validation_fraction"."""
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "blank.jsonl").write_text('{"text": "  "}\n')
+    with pytest.raises(ValueError) as error:
+        corpus.write_corpus({"source": "local", "paths": [str(tmp_path / "*.jsonl")]}, tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'blank.jsonl'}, {tmp_path / 'empty.jsonl'}: no document with text")
+    assert "validation_fraction" not in message
+    assert not list((tmp_path / "out").glob("*.jsonl"))
+
+
 def test_unknown_source_names_the_choices():
     with pytest.raises(ValueError, match="stdlib, pydoc_topics, local, hf"):
         list(corpus.documents({"source": "nope"}))

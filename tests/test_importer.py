@@ -72,6 +72,13 @@ def test_task_missing_from_metadata_is_named(small_release):
         importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
 
 
+def test_renamed_metadata_column_is_named(small_release):
+    metadata = pd.read_csv(small_release / "eval_metadata.csv")
+    metadata.rename(columns={"Random baseline": "Baseline"}).to_csv(small_release / "eval_metadata.csv", index=False)
+    with pytest.raises(ValueError, match=r"eval_metadata.csv: missing column\(s\) Random baseline"):
+        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+
+
 def test_missing_field_is_named(small_release):
     path = small_release / "models" / f"{RUNS[1]}.json"
     record = json.loads(path.read_text())

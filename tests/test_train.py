@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -199,6 +200,62 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(streams, caplog):
     assert "belongs to other settings" in caplog.text
 
 
+class SideEffect:
+    """Unpickled, it runs a shell command: what a crafted checkpoint could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def crafted_checkpoint(checkpoints: Path, marker: Path, run_fingerprint: str, header: bool) -> None:
+    """A checkpoint at step 10 that claims `run_fingerprint` and touches `marker` when unpickled."""
+    import torch
+
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    state = {"step": 10, "fingerprint": run_fingerprint, "format": train.CHECKPOINT_FORMAT, "model": SideEffect(marker)}
+    torch.save(state, checkpoints / "step_000000010.pt")
+    if header:
+        (checkpoints / "step_000000010.json").write_text(json.dumps({k: state[k] for k in ("step", "fingerprint",
+                                                                                          "format")}))
+
+
+def test_a_crafted_checkpoint_is_never_unpickled(tmp_path, caplog):
+    marker = tmp_path / "ran"
+    # Without a header, as any checkpoint folder from elsewhere: the file is not opened.
+    crafted_checkpoint(tmp_path / "bare", marker, "f" * 16, header=False)
+    with caplog.at_level("WARNING"):
+        assert train.find_checkpoint(tmp_path / "bare", "f" * 16) is None
+    assert "has no readable header" in caplog.text
+    # With a header that claims this very run: the weights-only load refuses what it would call.
+    crafted_checkpoint(tmp_path / "claimed", marker, "f" * 16, header=True)
+    with caplog.at_level("WARNING"):
+        assert train.find_checkpoint(tmp_path / "claimed", "f" * 16) is None
+    assert "system" in caplog.text and "trying an older one" in caplog.text
+    assert not marker.exists()
+
+
+def test_a_run_beside_a_crafted_checkpoint_trains_fresh_and_runs_nothing(streams, tmp_path):
+    """The crafted checkpoint carries the run's own fingerprint (settings are no secret); the run
+    refuses it, trains from step 0, and ends as a run without it."""
+    clean = subprocess.run(train_command(streams, "clean", 1), capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    reference = json.loads((streams / "models" / "clean" / "run.json").read_text())
+    marker = tmp_path / "ran"
+    crafted_checkpoint(streams / "checkpoints" / "crafted", marker, reference["fingerprint"], header=True)
+    result = subprocess.run(train_command(streams, "crafted", 1), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not marker.exists()
+    assert "cannot read checkpoint" in result.stderr and "fresh start" in result.stderr
+    record = json.loads((streams / "models" / "crafted" / "run.json").read_text())
+    assert record["resumed_from_step"] is None and record["fingerprint"] == reference["fingerprint"]
+    log = (streams / "models" / "crafted" / "train_log.jsonl").read_text().splitlines()
+    reference_log = (streams / "models" / "clean" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["loss"] for line in log] == [json.loads(line)["loss"] for line in reference_log]
+
+
 # ---- the launcher -----------------------------------------------------------------------------------
 
 
@@ -220,6 +277,7 @@ def test_train_jobs_launch_torchrun_from_the_gpus_they_are_granted(tmp_path):
     config["sizes"]["s3"]["gpus"] = 8
     config["train"]["processes"] = 2
     config["grid"] = [{"sizes": ["s1", "s2", "s3"], "multipliers": [5]}]
+    config["loss_fit_set"] = [{"size": size, "M": 5} for size in ("s1", "s2", "s3")]  # runs of this grid
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = [job for job in planned(tmp_path, "--resources", "gpu=2", "--configfile", str(tmp_path / "config.yaml"))
             if job["rule"] == "train"]

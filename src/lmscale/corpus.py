@@ -83,8 +83,8 @@ def pydoc_topics_documents(source: dict) -> Iterator[Document]:
         yield {"id": f"pydoc_data/{name}", "text": topics[name]}
 
 
-def local_documents(source: dict) -> Iterator[Document]:
-    """Local files by glob: .txt (one document per file), .jsonl/.json (one per line), .parquet."""
+def local_paths(source: dict) -> list[Path]:
+    """The files a local source's `paths` (files or globs) match, sorted."""
     patterns = source.get("paths") or []
     if isinstance(patterns, str):
         patterns = [patterns]
@@ -93,6 +93,12 @@ def local_documents(source: dict) -> Iterator[Document]:
         raise FileNotFoundError(
             f"local source matches no files: paths={patterns}; give existing files or globs"
         )
+    return paths
+
+
+def local_documents(source: dict) -> Iterator[Document]:
+    """Local files by glob: .txt (one document per file), .jsonl/.json (one per line), .parquet."""
+    paths = local_paths(source)
     field = source.get("text_field", "text")
     for path in _cap_bytes(paths, source.get("max_bytes"), key=str):
         kind = source.get("format") or _format_of(path)
@@ -145,9 +151,15 @@ def documents(source: dict) -> Iterator[Document]:
     kind = source.get("source", "stdlib")
     if kind not in SOURCES:
         raise ValueError(f"unknown corpus source {kind!r}; use one of {', '.join(SOURCES)}")
+    found = 0
     for document in SOURCES[kind](source):
         if document["text"].strip():
+            found += 1
             yield document
+    if not found:
+        where = ", ".join(map(str, local_paths(source))) if kind == "local" else f"source {kind!r}"
+        raise ValueError(f"{where}: no document with text (source {json.dumps(source, sort_keys=True)}); "
+                         f"give files that hold text")
 
 
 # ---- the split ---------------------------------------------------------------

@@ -72,8 +72,7 @@ def main(args) -> None:
     if job.all_tasks == (args.selection is not None):
         raise ValueError("give --selection (tasks_t{t}.json) for a job over selected tasks, none for all_tasks")
     task_names = None if job.all_tasks else read_selection(args.selection)
-    law = fit_error(testbed.read_loss_table(args.loss_table), testbed.read_task_table(args.tasks_table), job,
-                    task_names)
+    law = fit_error(*testbed.read_tables(args.loss_table, args.tasks_table), job, task_names)
     log.info("error law on %s/%s over %d tasks: %s (rmse %.4g, %d bootstrap refits)", job.dataset,
              job.valset, len(law["tasks"]), law["params"], law["rmse"], law["bootstrap"]["kept"])
     atomic_write_json(args.out, law, sort_keys=False)

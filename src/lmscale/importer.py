@@ -69,7 +69,8 @@ def import_gadre2024(
     metadata_path = folder / "eval_metadata.csv"
     if not metadata_path.exists():
         raise FileNotFoundError(f"missing file {metadata_path} (the tasks' random baselines)")
-    metadata = pd.read_csv(metadata_path)
+    metadata = testbed.read_csv(metadata_path)
+    testbed.require_columns(metadata, ["Eval Task", "Random baseline"], str(metadata_path))
     baselines = dict(zip(metadata["Eval Task"], metadata["Random baseline"] / 100.0))
 
     loss_rows, task_rows = [], []
@@ -130,8 +131,8 @@ def import_tables(folder, datasets: list[str], valsets: list[str]) -> tuple[pd.D
     loss_path = folder / "loss.csv"
     if not loss_path.exists():
         raise FileNotFoundError(f"missing file {loss_path}; a `tables` testbed needs loss.csv (tasks.csv optional)")
-    loss = testbed.normalise_loss_table(pd.read_csv(loss_path), str(loss_path))
-    loss = loss[loss["dataset"].isin(datasets)]
+    every_loss = testbed.read_loss_table(loss_path)
+    loss = every_loss[every_loss["dataset"].isin(datasets)]
     if loss.empty:
         raise ValueError(f"{loss_path}: no row of the datasets {', '.join(datasets)}")
     for valset in valsets:
@@ -142,15 +143,23 @@ def import_tables(folder, datasets: list[str], valsets: list[str]) -> tuple[pd.D
     tasks_path = folder / "tasks.csv"
     tasks = None
     if tasks_path.exists():
-        tasks = pd.read_csv(tasks_path)
+        tasks = testbed.read_csv(tasks_path)
         if not {"N", "D"} <= set(tasks.columns):
             # Task rows may leave the model's N and D to the loss table.
-            models = loss.drop_duplicates(["dataset", "model"])[["dataset", "model", "size", "N", "D"]]
+            testbed.require_columns(tasks, ["model", "dataset"], str(tasks_path))
+            models = every_loss.drop_duplicates(["dataset", "model"])[["dataset", "model", "size", "N", "D"]]
+            known = pd.MultiIndex.from_frame(models[["dataset", "model"]])
+            unknown = ~pd.MultiIndex.from_frame(tasks[["dataset", "model"]]).isin(known)
+            if unknown.any():
+                row = int(unknown.nonzero()[0][0])
+                raise testbed.TableError(f"{tasks_path}: row {row + 1}, column 'model': model "
+                                         f"{tasks['model'].iloc[row]!r} is not in {loss_path}")
             tasks = tasks.drop(columns=[c for c in ("size",) if c in tasks.columns]).merge(
                 models, on=["dataset", "model"], how="left"
             )
         tasks = testbed.normalise_task_table(tasks, str(tasks_path))
         tasks = tasks[tasks["dataset"].isin(datasets)]
+        testbed.check_same_models(loss, tasks, str(loss_path), str(tasks_path))
     return loss, tasks
 
 

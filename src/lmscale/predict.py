@@ -110,51 +110,63 @@ def mark_held_out(table: pd.DataFrame, held_out: list[dict]) -> pd.DataFrame:
 
 def predict(
     loss: pd.DataFrame,
-    tasks: pd.DataFrame,
+    tasks: pd.DataFrame | None,
     loss_law: dict,
-    error_law_selected: dict,
-    error_law_all: dict,
+    error_law_selected: dict | None,
+    error_law_all: dict | None,
     job: PredictJob,
 ) -> pd.DataFrame:
+    """The chained predictions; without error laws (a loss-only study), the loss columns alone."""
     dataset, valset, targets = job.dataset, job.valset, job.targets
     held_out = [asdict(point) for point in job.held_out]
     table, loss_samples = loss_predictions(loss, loss_law, dataset, valset, targets)
-    table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_selected, "err")
-    table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_all, "err_all")
-    error_fit_models = {p["model"] for p in error_law_selected["fit_set"]}
-    table["in_error_fit"] = table["model"].isin(error_fit_models) & ~table["target"]
+    if error_law_selected is not None:
+        table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_selected, "err")
+        table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_all, "err_all")
+        error_fit_models = {p["model"] for p in error_law_selected["fit_set"]}
+        table["in_error_fit"] = table["model"].isin(error_fit_models) & ~table["target"]
     table = mark_held_out(table, list(held_out))
-    leading = ["model", "dataset", "size", "N", "M", "D", "C", "target", "held_out", "loss", "loss_pred",
-               "loss_rel_err", "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
+    leading = [c for c in ["model", "dataset", "size", "N", "M", "D", "C", "target", "held_out", "loss", "loss_pred",
+                           "loss_rel_err", "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
+               if c in table.columns]
     return table[leading + [c for c in table.columns if c not in leading]].sort_values(["target", "N", "M"])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, PredictJob)
     parser.add_argument("--loss-table", required=True)
-    parser.add_argument("--tasks-table", required=True)
+    parser.add_argument("--tasks-table", help="without it and the error laws: loss predictions only")
     parser.add_argument("--loss-law", required=True)
-    parser.add_argument("--error-law", required=True, help="error law over the selected tasks")
-    parser.add_argument("--error-law-all", required=True, help="error law over every task")
+    parser.add_argument("--error-law", help="error law over the selected tasks")
+    parser.add_argument("--error-law-all", help="error law over every task")
     parser.add_argument("--out", required=True)
 
 
 def main(args) -> None:
     job = args.job
+    chained = [args.tasks_table, args.error_law, args.error_law_all]
+    if any(chained) and not all(chained):
+        raise ValueError("give --tasks-table, --error-law and --error-law-all together, or none (loss only)")
+    if all(chained):
+        loss, tasks = testbed.read_tables(args.loss_table, args.tasks_table)
+        error_laws = [read_json(args.error_law), read_json(args.error_law_all)]
+    else:
+        log.info("no tasks table and no error laws (a loss-only study): predicting the loss alone")
+        loss, tasks, error_laws = testbed.read_loss_table(args.loss_table), None, [None, None]
     table = predict(
-        testbed.read_loss_table(args.loss_table),
-        testbed.read_task_table(args.tasks_table),
+        loss,
+        tasks,
         read_json(args.loss_law),
-        read_json(args.error_law),
-        read_json(args.error_law_all),
+        *error_laws,
         job,
     )
     testbed.write_csv(table, args.out)
     measured = table[~table["target"]]
-    log.info("predicted %d models and %d targets; median relative error: loss %.2f%%, error %.2f%%",
-             len(measured), int(table["target"].sum()), 100 * measured["loss_rel_err"].median(),
-             100 * measured["err_rel_err"].median())
+    errors = "err" in table.columns
+    log.info("predicted %d models and %d targets; median relative error: loss %.2f%%%s", len(measured),
+             int(table["target"].sum()), 100 * measured["loss_rel_err"].median(),
+             f", error {100 * measured['err_rel_err'].median():.2f}%" if errors else "")
     for row in table[table["held_out"]].itertuples():
-        log.info("held out %s: loss %.4f predicted %.4f (%.2f%%), average error %.4f predicted %.4f (%.2f%%)",
-                 row.model, row.loss, row.loss_pred, 100 * row.loss_rel_err, row.err, row.err_pred,
-                 100 * row.err_rel_err)
+        log.info("held out %s: loss %.4f predicted %.4f (%.2f%%)%s", row.model, row.loss, row.loss_pred,
+                 100 * row.loss_rel_err, f", average error {row.err:.4f} predicted {row.err_pred:.4f} "
+                 f"({100 * row.err_rel_err:.2f}%)" if errors else "")

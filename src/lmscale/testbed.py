@@ -7,6 +7,10 @@
 
 Everything upstream writes these (a trained study through `collect`, a
 published one through the importer); everything downstream reads only them.
+Both are checked wherever they are read or written (`normalise_*`): a value
+that would bend a law (an accuracy in percent, a duplicated row, a negative N)
+stops the stage with one line naming the file, the row and the column. Rows
+are counted from 1 below the header (row n is line n + 1 of a CSV file).
 """
 
 from __future__ import annotations
@@ -25,53 +29,198 @@ MODEL_COLUMNS = ["model", "dataset", "size", "N", "D", "M", "C"]
 LOSS_COLUMNS = MODEL_COLUMNS + ["valset", "loss", "loss_lo", "loss_hi"]
 TASK_COLUMNS = MODEL_COLUMNS + ["task", "acc", "random_baseline"]
 
+# C = 6 N D holds exactly where a table gives C. M is the run's nominal token multiplier (the
+# grid's label, which fit sets name) while D counts the tokens trained, rounded to whole optimizer
+# steps: D / N may differ from M by half a step (under 1% in a run of 60 steps). A larger gap is
+# a wrong M, not rounding.
+C_TOLERANCE = 1e-6
+M_TOLERANCE = 0.05
+
 log = logging.getLogger(__name__)
 
 
-def _require_columns(table: pd.DataFrame, required: list[str], source: str) -> None:
+def require_columns(table: pd.DataFrame, required: list[str], source: str) -> None:
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ValueError(
-            f"{source}: missing column(s) {', '.join(missing)}; a testbed table needs {', '.join(required)}"
+            f"{source}: missing column(s) {', '.join(missing)}; the table needs {', '.join(required)}"
         )
 
 
-def complete_model_columns(table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Derive M = D / N and C = 6 N D where a table leaves them out."""
-    table = table.copy()
-    _require_columns(table, ["model", "dataset", "size", "N", "D"], source)
-    if "M" not in table.columns:
-        table["M"] = table["D"] / table["N"]
-    if "C" not in table.columns:
-        table["C"] = 6.0 * table["N"] * table["D"]
-    for column in ("N", "D", "M", "C"):
-        table[column] = pd.to_numeric(table[column], errors="raise").astype(float)
+class TableError(ValueError):
+    """A testbed table that would bend a law; the message names the file, the row and the column."""
+
+
+def _where(table: pd.DataFrame, position: int, source: str, column: str, item: str) -> str:
+    """'loss.csv: row 3 (model 's1_M20', valset 'heldout'), column 'loss'' for the row at `position`."""
+    row = table.iloc[position]
+    label = ", ".join(f"{key} {_show(row[key])}" for key in ("model", item)
+                      if key in table.columns and pd.notna(row[key]))
+    return f"{source}: row {position + 1} ({label}), column {column!r}"
+
+
+def _show(value) -> str:
+    """A cell as a message quotes it: numbers plainly (1e+08), anything else in quotes."""
+    return f"{value:g}" if isinstance(value, (int, float, np.number)) else repr(str(value))
+
+
+def _numbers(table: pd.DataFrame, column: str, source: str, item: str) -> pd.Series:
+    """A column as floats; a value that is missing or not a number stops here."""
+    raw = table[column]
+    missing = raw.isna() | raw.astype(str).str.strip().eq("")
+    if missing.any():
+        position = int(np.flatnonzero(missing)[0])
+        raise TableError(f"{_where(table, position, source, column, item)}: no value; every row needs one")
+    values = pd.to_numeric(raw, errors="coerce")
+    if values.isna().any():
+        position = int(np.flatnonzero(values.isna())[0])
+        raise TableError(f"{_where(table, position, source, column, item)}: {raw.iloc[position]!r} is not a number")
+    return values.astype(float)
+
+
+def _check_model_columns(table: pd.DataFrame, source: str, item: str) -> pd.DataFrame:
+    """N and D positive; M and C, where given, consistent with them; M and C derived where not."""
+    given = [column for column in ("M", "C") if column in table.columns]
+    for column in ("model", "dataset", "size", item):
+        missing = table[column].isna() | table[column].astype(str).str.strip().eq("")
+        if missing.any():
+            raise TableError(f"{_where(table, int(np.flatnonzero(missing)[0]), source, column, item)}: "
+                             f"no value; every row needs one")
+    for column in ("N", "D", *given):
+        table[column] = _numbers(table, column, source, item)
+    for column in ("N", "D"):
+        bad = ~(np.isfinite(table[column]) & (table[column] > 0))
+        if bad.any():
+            position = int(np.flatnonzero(bad)[0])
+            raise TableError(f"{_where(table, position, source, column, item)}: {table[column].iloc[position]:g} "
+                             f"is not a positive number of {'parameters' if column == 'N' else 'tokens'}")
+    derived = {"M": table["D"] / table["N"], "C": 6.0 * table["N"] * table["D"]}
+    for column, tolerance, formula in (("M", M_TOLERANCE, "D / N"), ("C", C_TOLERANCE, "6 N D")):
+        if column not in given:
+            table[column] = derived[column]
+            continue
+        off = ~np.isclose(table[column], derived[column], rtol=tolerance, atol=0)
+        if off.any():
+            position = int(np.flatnonzero(off)[0])
+            raise TableError(
+                f"{_where(table, position, source, column, item)}: {table[column].iloc[position]:.6g} disagrees with "
+                f"{formula} = {derived[column].iloc[position]:.6g} (by more than {tolerance:g} relative); "
+                f"correct it, or leave the column out to derive it from N and D")
     table["size"] = table["size"].astype(str)
     return table
 
 
+def _check_rows(table: pd.DataFrame, source: str, item: str) -> None:
+    """One row per (dataset, model, item); one size, N, D, M and C per model name."""
+    key = ["dataset", "model", item]
+    repeated = table.duplicated(key)
+    if repeated.any():
+        again = int(np.flatnonzero(repeated)[0])
+        first = int(np.flatnonzero((table[key] == table.iloc[again][key]).all(axis=1))[0])
+        raise TableError(f"{_where(table, again, source, item, item)}: repeats row {first + 1}; "
+                         f"each model has one row per {item}: drop one of them")
+    for column in ("size", "N", "D", "M", "C"):
+        first = table.groupby(["dataset", "model"], sort=False)[column].transform("first")
+        differs = table[column] != first
+        if differs.any():
+            position = int(np.flatnonzero(differs)[0])
+            model = table.iloc[position]
+            earlier = int(np.flatnonzero((table["dataset"] == model["dataset"]) & (table["model"] == model["model"]))[0])
+            raise TableError(
+                f"{_where(table, position, source, column, item)}: {_show(model[column])} here, "
+                f"{_show(table.iloc[earlier][column])} in row {earlier + 1}; a model name is one run: give each "
+                f"(dataset, size, N, D) its own model name")
+
+
+def _require_fractions(table: pd.DataFrame, column: str, source: str, item: str) -> None:
+    values = table[column]
+    outside = ~values.between(0, 1)
+    if outside.any():
+        position = int(np.flatnonzero(outside)[0])
+        hint = ""
+        if values.between(0, 100).all() and (values > 1).mean() > 0.5:
+            hint = (f"; the column looks like percent ({values.min():g} to {values.max():g}): write fractions, "
+                    f"i.e. divide it by 100")
+        raise TableError(f"{_where(table, position, source, column, item)}: {values.iloc[position]:g} is outside "
+                         f"[0, 1]{hint}")
+
+
+def complete_model_columns(table: pd.DataFrame, source: str, item: str) -> pd.DataFrame:
+    """Checked model columns, with M = D / N and C = 6 N D derived where a table leaves them out."""
+    table = table.reset_index(drop=True)
+    require_columns(table, ["model", "dataset", "size", "N", "D", item], source)
+    return _check_model_columns(table.copy(), source, item)
+
+
 def normalise_loss_table(table: pd.DataFrame, source: str = "loss table") -> pd.DataFrame:
-    table = complete_model_columns(table, source)
-    _require_columns(table, ["valset", "loss"], source)
-    for column in ("loss_lo", "loss_hi"):
-        if column not in table.columns:
-            table[column] = np.nan
-    bad = table[~np.isfinite(table["loss"].astype(float)) | (table["loss"].astype(float) <= 0)]
-    if len(bad):
-        first = bad.iloc[0]
-        raise ValueError(f"{source}: model {first['model']!r} has loss {first['loss']!r} on {first['valset']!r}")
+    table = complete_model_columns(table, source, "valset")
+    require_columns(table, ["valset", "loss"], source)
+    table["loss"] = _numbers(table, "loss", source, "valset")
+    bad = ~(np.isfinite(table["loss"]) & (table["loss"] > 0))
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise TableError(f"{_where(table, position, source, 'loss', 'valset')}: {table['loss'].iloc[position]:g} "
+                         f"is not a positive mean token loss")
+    for column in ("loss_lo", "loss_hi"):  # optional intervals: a row may leave them empty
+        raw = table[column] if column in table.columns else pd.Series(np.nan, index=table.index)
+        values = pd.to_numeric(raw, errors="coerce")
+        wrong = values.isna() & raw.notna()
+        if wrong.any():
+            position = int(np.flatnonzero(wrong)[0])
+            raise TableError(f"{_where(table, position, source, column, 'valset')}: {raw.iloc[position]!r} is not "
+                             f"a number; leave it empty if the interval is unknown")
+        table[column] = values.astype(float)
+    _check_rows(table, source, "valset")
     return table[LOSS_COLUMNS].sort_values(["dataset", "N", "M", "valset"]).reset_index(drop=True)
 
 
 def normalise_task_table(table: pd.DataFrame, source: str = "tasks table") -> pd.DataFrame:
-    table = complete_model_columns(table, source)
-    _require_columns(table, ["task", "acc", "random_baseline"], source)
+    table = complete_model_columns(table, source, "task")
+    require_columns(table, ["task", "acc", "random_baseline"], source)
+    for column in ("acc", "random_baseline"):
+        table[column] = _numbers(table, column, source, "task")
+        _require_fractions(table, column, source, "task")
+    _check_rows(table, source, "task")
+    tasks = set(table["task"])
+    for (dataset, model), have in table.groupby(["dataset", "model"], sort=False)["task"]:
+        if set(have) != tasks:
+            missing = sorted(tasks - set(have))
+            position = int(np.flatnonzero((table["dataset"] == dataset) & (table["model"] == model))[0])
+            raise TableError(
+                f"{_where(table, position, source, 'task', 'task')}: model {model!r} has {len(set(have))} of the "
+                f"{len(tasks)} tasks (no {', '.join(map(repr, missing[:5]))}{', ...' if len(missing) > 5 else ''}); "
+                f"an average error over fewer tasks is not comparable: give every model every task")
     return table[TASK_COLUMNS].sort_values(["dataset", "N", "M", "task"]).reset_index(drop=True)
 
 
+def check_same_models(loss: pd.DataFrame, tasks: pd.DataFrame | None, loss_source: str, tasks_source: str) -> None:
+    """The tasks table, unless empty (a loss-only study), has every model of the loss table, the same run each."""
+    if tasks is None or tasks.empty:
+        return
+    runs = ["dataset", "model", "size", "N", "D"]
+    both = loss[runs].drop_duplicates(["dataset", "model"]).merge(
+        tasks[runs].drop_duplicates(["dataset", "model"]), on=["dataset", "model"], how="outer",
+        suffixes=("", "_tasks"), indicator="side")
+    for row in both.to_dict("records"):
+        model = f"model {row['model']!r} (dataset {row['dataset']!r})"
+        if row["side"] == "left_only":
+            raise TableError(f"{tasks_source}, column 'model': no row of {model}, which {loss_source} has; its "
+                             f"average error would be missing: give every model its task results (or give no "
+                             f"tasks.csv, for a loss-only study)")
+        if row["side"] == "right_only":
+            raise TableError(f"{tasks_source}: {model} is not in {loss_source}; add its losses or drop its task rows")
+        for column in ("size", "N", "D"):
+            if row[column] != row[f"{column}_tasks"]:
+                raise TableError(f"{tasks_source}: {model}, column {column!r}: {_show(row[f'{column}_tasks'])} "
+                                 f"here, {_show(row[column])} in {loss_source}; a model name is one run")
+
+
 def write_tables(loss: pd.DataFrame, tasks: pd.DataFrame | None, loss_path, tasks_path) -> None:
-    write_csv(normalise_loss_table(loss), loss_path)
-    write_csv(pd.DataFrame(columns=TASK_COLUMNS) if tasks is None else normalise_task_table(tasks), tasks_path)
+    loss = normalise_loss_table(loss)
+    tasks = pd.DataFrame(columns=TASK_COLUMNS) if tasks is None else normalise_task_table(tasks)
+    check_same_models(loss, tasks, str(loss_path), str(tasks_path))
+    write_csv(loss, loss_path)
+    write_csv(tasks, tasks_path)
 
 
 def write_csv(table: pd.DataFrame, path) -> None:
@@ -79,12 +228,29 @@ def write_csv(table: pd.DataFrame, path) -> None:
         table.to_csv(handle, index=False)
 
 
+def read_csv(path) -> pd.DataFrame:
+    """A table as pandas reads it; the checks of `normalise_*` name any value it could not read as wanted."""
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"missing file {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise TableError(f"{path}: not a readable CSV table ({error})") from None
+
+
 def read_loss_table(path) -> pd.DataFrame:
-    return normalise_loss_table(pd.read_csv(path), str(path))
+    return normalise_loss_table(read_csv(path), str(path))
 
 
 def read_task_table(path) -> pd.DataFrame:
-    return normalise_task_table(pd.read_csv(path), str(path))
+    return normalise_task_table(read_csv(path), str(path))
+
+
+def read_tables(loss_path, tasks_path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables, each checked, and checked against each other."""
+    loss, tasks = read_loss_table(loss_path), read_task_table(tasks_path)
+    check_same_models(loss, tasks, str(loss_path), str(tasks_path))
+    return loss, tasks
 
 
 def average_error(tasks: pd.DataFrame, task_names: list[str] | None = None) -> pd.DataFrame:

@@ -173,8 +173,11 @@ def make_optimizer(model, hp: Hyperparameters):
 
 
 # Version of the checkpoint layout: full (unsharded) weights and optimizer state keyed
-# by parameter name, so that a run resumes under any number of processes.
-CHECKPOINT_FORMAT = 2
+# by parameter name, so that a run resumes under any number of processes. Format 3: each
+# step_*.pt has a header step_*.json (step, fingerprint, format) read before the checkpoint,
+# and holds only what torch.load(weights_only=True) reads (tensors, numbers, strings,
+# lists, tuples and dicts), so that no checkpoint can run code when it is loaded.
+CHECKPOINT_FORMAT = 3
 
 
 def fingerprint(payload: dict) -> str:
@@ -186,49 +189,83 @@ def checkpoint_paths(checkpoint_dir: Path) -> list[Path]:
     return sorted(checkpoint_dir.glob("step_*.pt"), reverse=True)
 
 
+def checkpoint_header(path: Path) -> Path:
+    """The JSON beside a checkpoint: its step, fingerprint and format, read before the checkpoint."""
+    return path.with_suffix(".json")
+
+
 def save_checkpoint(checkpoint_dir: Path, state: dict, keep: int = 2) -> Path:
-    """Write atomically (temporary file, then rename) and keep the newest `keep`."""
+    """Write the header, then the checkpoint, each atomically (temporary file, then rename); keep
+    the newest `keep`. A checkpoint on disk always has its header."""
     import torch
 
     path = checkpoint_dir / f"step_{state['step']:09d}.pt"
+    atomic_write_json(checkpoint_header(path),
+                      {key: state[key] for key in ("step", "fingerprint", "format")})
     with atomic_writer(path, "wb") as handle:
         torch.save(state, handle)
     for old in checkpoint_paths(checkpoint_dir)[keep:]:
         old.unlink()
+        checkpoint_header(old).unlink(missing_ok=True)
     return path
 
 
+def remove_checkpoints(checkpoint_dir: Path) -> None:
+    """Every checkpoint and header (a fresh start)."""
+    for path in checkpoint_dir.glob("step_*"):
+        path.unlink()
+
+
 def read_checkpoint(path: Path) -> dict:
-    """A checkpoint, memory-mapped: processes reading the same file share its pages."""
+    """A checkpoint, memory-mapped (processes reading the same file share its pages). Only
+    tensors and plain values are unpickled (weights_only): a crafted file cannot run code."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 def find_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> tuple[Path, dict] | None:
-    """The newest readable checkpoint of this very run and its state, or None to start fresh."""
+    """The newest readable checkpoint of this very run and its state, or None to start fresh.
+
+    Each checkpoint's header is read first; a checkpoint whose header is missing or names other
+    settings or another layout is never opened.
+    """
     for path in checkpoint_paths(checkpoint_dir):
         try:
-            state = read_checkpoint(path)
-        except Exception as error:  # a checkpoint from a crashed disk: try the one before
-            log.warning("cannot read checkpoint %s (%s); trying an older one", path, error)
-            continue
-        if state.get("fingerprint") != expected_fingerprint:
-            log.warning("checkpoint %s belongs to other settings (fingerprint %s, expected %s); starting fresh",
-                        path, state.get("fingerprint"), expected_fingerprint)
+            header = json.loads(checkpoint_header(path).read_text())
+        except (OSError, ValueError) as error:
+            log.warning("checkpoint %s has no readable header %s (%s): not written by this version of "
+                        "lmscale; starting fresh", path, checkpoint_header(path).name, error)
             return None
-        if state.get("format") != CHECKPOINT_FORMAT:
-            log.warning("checkpoint %s has layout %s, not %s; starting fresh", path, state.get("format"),
+        if not isinstance(header, dict) or header.get("fingerprint") != expected_fingerprint:
+            log.warning("checkpoint %s belongs to other settings (fingerprint %s, expected %s); starting fresh",
+                        path, header.get("fingerprint") if isinstance(header, dict) else None, expected_fingerprint)
+            return None
+        if header.get("format") != CHECKPOINT_FORMAT:
+            log.warning("checkpoint %s has layout %s, not %s; starting fresh", path, header.get("format"),
                         CHECKPOINT_FORMAT)
             return None
+        try:
+            state = read_checkpoint(path)
+        except Exception as error:  # a checkpoint from a crashed disk, or not a plain state: try the one before
+            lines = str(error).splitlines() or [type(error).__name__]
+            reason = next((line for line in lines if "GLOBAL" in line), lines[0])  # what weights_only refused
+            log.warning("cannot read checkpoint %s (%s); trying an older one", path, reason.strip())
+            continue
+        if any(state.get(key) != header[key] for key in ("step", "fingerprint", "format")):
+            log.warning("checkpoint %s does not match its header; trying an older one", path)
+            continue
         return path, state
     return None
 
 
 def rng_state() -> dict:
+    """Every generator's state in types a weights-only load reads (numpy's key as a list of ints)."""
     import torch
 
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -238,7 +275,9 @@ def set_rng_state(state: dict) -> None:
     import torch
 
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    np.random.set_state({**numpy_state, "state": {**numpy_state["state"],
+                                                 "key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32)}})
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -413,8 +452,7 @@ def resume(context, planned: Plan, trained: Model, checkpoints: Path) -> tuple[i
     chosen = context.broadcast(str(found[0]) if found else None)
     if chosen is None:
         if main:
-            for stale in checkpoint_paths(checkpoints):
-                stale.unlink()
+            remove_checkpoints(checkpoints)
             log_path.unlink(missing_ok=True)
             log.info("%s: fresh start", planned.run)
         return 0, 0.0, None

@@ -3,6 +3,8 @@
 # and the wildcards by that description's `from_config`.
 import os
 
+from snakemake.logging import logger
+
 from lmscale import config as study_config
 from lmscale import eval_tasks as task_evaluation
 from lmscale import jobs
@@ -58,6 +60,16 @@ def expand_runs(pattern, **extra):
     ]
 
 
+# A `tables` testbed without tasks.csv is a loss-only study: its loss law, loss predictions
+# and loss figures are made; the selection, the error laws and the error figures are not.
+HAS_TASKS = study_config.has_tasks(config)
+if not HAS_TASKS:
+    logger.info(
+        f"loss-only study: {config['testbed_path']} has no tasks.csv, so the task selection, the error laws "
+        "and the error figures are skipped; the loss law, loss predictions and loss figures are made"
+    )
+
+
 def threshold_tag():
     return f"t{study_config.format_multiplier(config['threshold'])}"
 
@@ -67,6 +79,16 @@ def analysis_datasets():
 
 
 def analysis_targets():
+    if not HAS_TASKS:
+        return [
+            path
+            for dataset in analysis_datasets()
+            for valset in config["valsets"]
+            for path in (
+                f"{RESULTS}/laws/{dataset}/{valset}/loss_law.json",
+                f"{RESULTS}/predictions/{dataset}/{valset}_loss.csv",
+            )
+        ]
     t = threshold_tag()
     targets = [f"{RESULTS}/laws/tasks_{t}.json"]
     for dataset in analysis_datasets():
@@ -124,8 +146,9 @@ def figure_files(name):
 
 
 def figure_targets():
-    t = threshold_tag()
-    names = ["loss_heatmap", "loss_vs_compute", f"error_heatmap_{t}", f"error_vs_loss_{t}"]
+    names = ["loss_heatmap", "loss_vs_compute"]
+    if HAS_TASKS:
+        names += [f"error_heatmap_{threshold_tag()}", f"error_vs_loss_{threshold_tag()}"]
     return [
         f"{RESULTS}/figures/{dataset}/{valset}/{name}.{ext}"
         for dataset in analysis_datasets()
@@ -154,11 +177,7 @@ DATA_PRIORITY = 50
 def valset_stream(valset):
     """The token stream of a validation set, relative to TOKENS: a dataset's held-out split or its own."""
     entry = config["validation_sets"][valset]
-    if entry.get("dataset"):
-        if entry["dataset"] not in config["datasets"]:
-            raise ValueError(
-                f"validation set {valset!r} names dataset {entry['dataset']!r}, which is not under `datasets`"
-            )
+    if entry.get("dataset"):  # a dataset under `datasets` (study_config.check_study)
         return f"{entry['dataset']}/validation"
     return VALSET_SPLIT.format(valset=valset)
 

@@ -68,3 +68,21 @@ rule predict:
         "lmscale predict --job {params.job:q} --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
         " --loss-law {input.loss_law:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+# A loss-only study (a `tables` testbed without tasks.csv): the loss law's predictions alone.
+rule predict_loss:
+    input:
+        loss=LOSS_TABLE,
+        loss_law=f"{LAWS}/loss_law.json",
+    output:
+        f"{RESULTS}/predictions/{{dataset}}/{{valset}}_loss.csv",
+    params:
+        job=lambda w: jobs.PredictJob.from_config(config, w.dataset, w.valset).to_json(),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/predict/{{dataset}}/{{valset}}_loss.log",
+    shell:
+        "lmscale predict --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,159 @@
+"""Bad configuration fails when the workflow is planned (`snakemake -n`), in a few lines naming the
+key, the value and the fix, instead of after the grid has trained; no config value reaches a
+shell as code."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from tests.test_tables import lab_tables
+from tests.workflow import REPO, snakemake
+
+SMOKE = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+
+
+def changed(**changes) -> dict:
+    config = copy.deepcopy(SMOKE)
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        section = config
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[key] = value
+    return config
+
+
+def plan(tmp_path, config: dict, *args: str):
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
+    return snakemake(tmp_path / "work", "--configfile", str(configfile), *args, check=False, timeout=120)
+
+
+SHAPE = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 48, "context": 64, "tie_embeddings": True}
+
+# Each error of issue #17 that waited for the grid to train, or gave no fix: the config, then what the
+# message must name (the key, the value, the fix).
+CONFIG_ERRORS = {
+    "fit-set size not in the grid": (
+        changed(loss_fit_set=[*SMOKE["loss_fit_set"], {"size": "s9", "M": 5}]),
+        ["loss_fit_set[6] = {size: s9, M: 5}", "size 's9' is not in the grid", "add the run to a `grid` block"]),
+    "fit-set run not in the grid": (
+        changed(loss_fit_set=[*SMOKE["loss_fit_set"], {"size": "s1", "M": 40}]),
+        ["loss_fit_set[6] = {size: s1, M: 40}", "at M = 5, 10 only", "drop it from loss_fit_set"]),
+    "error-fit run not in the grid": (
+        changed(error_fit_extra=[{"size": "s3", "M": 20}]),
+        ["error_fit_extra[0] = {size: s3, M: 20}", "at M = 5, 10 only", "drop it from error_fit_extra"]),
+    "held-out size not in the grid": (
+        changed(held_out=[{"size": "s4", "M": 10}]),
+        ["held_out[0] = {size: s4, M: 10}", "size 's4' is not in the grid", "drop it from held_out"]),
+    "unknown reference_size": (
+        changed(reference_size="0.154B"), ["reference_size = '0.154B'", "its sizes: s1, s2, s3"]),
+    "held-out run also in a fit set": (
+        changed(held_out=[{"size": "s3", "M": 10}]),
+        ["held_out[0] = {size: s3, M: 10} is also in loss_fit_set", "drop it from `held_out`"]),
+    "valsets naming no validation set": (
+        changed(valsets=["stdlib_validation"]),
+        ["valsets[0] = 'stdlib_validation' names no validation set", "known: stdlib_heldout, pydoc_prose",
+         "add it under `validation_sets`"]),
+    "width not divisible by heads": (
+        changed(sizes__s2={**SHAPE, "width": 24, "heads": 5}),
+        ["sizes.s2: width 24 is not divisible by heads 5", "choose heads"]),
+    "heads not divisible by kv_heads": (
+        changed(sizes__s2={**SHAPE, "heads": 4, "kv_heads": 3}),
+        ["sizes.s2: heads 4 is not divisible by kv_heads 3"]),
+    "batch not divisible by micro-batches": (
+        changed(train__micro_batch_size=5), ["sizes.s1: batch_size 16 is not a multiple of micro_batch_size 5"]),
+    "empty grid": (changed(grid=[]), ["`grid` has no runs to train", "add a block such as"]),
+    "tokenizer.dataset unknown": (
+        changed(tokenizer__dataset="stdlb"), ["tokenizer.dataset = 'stdlb' is not a dataset", "known: stdlib"]),
+    "tasks.heldout_dataset unknown": (
+        changed(tasks__heldout_dataset="stdlb"), ["tasks.heldout_dataset = 'stdlb' is not a dataset"]),
+    "validation set of an unknown dataset": (
+        changed(validation_sets__extra={"dataset": "web"}),
+        ["validation_sets.extra.dataset = 'web' is not a dataset under `datasets`"]),
+    "testbed_path null": (
+        changed(testbed_format="tables", testbed_path=None),
+        ["testbed_format tables reads published results, but testbed_path is not set", "--config testbed_path="]),
+    "testbed_path not a folder": (
+        changed(testbed_format="gadre2024", testbed_path="no/such/folder"),
+        ["testbed_path = 'no/such/folder' is not a folder"]),
+    "misspelt top-level key": (
+        changed(treshold=5), ["config key `treshold` is not a known key; did you mean `threshold`?"]),
+    "value out of range": (
+        changed(threshold=500), ["config key `threshold` = 500 is greater than the maximum of 100"]),
+    "study named ..": (changed(study=".."), ["config key `study` = \"..\" does not match"]),
+    "dataset named `my data`": (
+        changed(datasets={"my data": SMOKE["datasets"]["stdlib"]}),
+        ["config key `datasets`: the name \"my data\" does not match", "letters, digits and _ . = + - only"]),
+}
+
+
+@pytest.mark.parametrize("probe", CONFIG_ERRORS)
+def test_a_config_error_fails_the_dry_run_naming_key_value_and_fix(tmp_path, probe):
+    config, expected = CONFIG_ERRORS[probe]
+    result = plan(tmp_path, config, "--dry-run")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    for part in expected:
+        assert part in output, output[-3000:]
+    assert len(output.splitlines()) < 15, output  # a few lines, not a schema dump or a traceback
+    assert "Traceback" not in output
+    assert not (tmp_path / "work" / "results").exists()
+
+
+def tables_study(tmp_path, **changes) -> dict:
+    testbed = tmp_path / "testbed"
+    testbed.mkdir(exist_ok=True)
+    loss, tasks = lab_tables()
+    loss.to_csv(testbed / "loss.csv", index=False)
+    tasks.to_csv(testbed / "tasks.csv", index=False)
+    config = {"study": "lab", "testbed_format": "tables", "testbed_path": str(testbed), "datasets": {"web": {}},
+              "valsets": ["val"], "threshold": 5, "reference_size": "s2",
+              "loss_fit_set": [{"size": s, "M": 20} for s in ("s1", "s2", "s3", "s4")] + [{"size": "s1", "M": 80}],
+              "fit": {"bootstrap": 0}}
+    return {**config, **changes}
+
+
+@pytest.mark.parametrize("key", ["valsets", "datasets"])
+def test_a_hostile_name_never_runs(tmp_path, key):
+    """`valsets: ['val$(touch X)']` once created X in a real run (the import's command line); the
+    schema now refuses the name before any job, and the run leaves no file behind."""
+    marker = tmp_path / "work" / "PWNED"  # jobs run in the working directory
+    hostile = "val$(touch PWNED)"
+    config = tables_study(tmp_path, **({"valsets": [hostile]} if key == "valsets" else {"datasets": {hostile: {}}}))
+    result = plan(tmp_path, config)
+    output = result.stdout + result.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "work" / "results").exists()
+    assert result.returncode != 0
+    assert f"config key `{key}" in output and "does not match" in output
+
+
+@pytest.mark.parametrize("change,key", [
+    ({"sizes__s1;touch PWNED": SHAPE}, "sizes"),
+    ({"train__device": "cpu; touch PWNED"}, "train.device"),
+    ({"tasks__device": "cpu; touch PWNED"}, "tasks.device"),
+])
+def test_a_hostile_size_or_device_fails_the_dry_run(tmp_path, change, key):
+    """`snakemake -n -p` used to print `--size s1;touch PWNED` and `--device cpu; touch PWNED` in the
+    train and eval-tasks commands."""
+    result = plan(tmp_path, changed(**change), "--dry-run", "--printshellcmds")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"config key `{key}" in output and "touch PWNED" in output
+    assert "Shell command" not in output
+
+
+def test_every_value_in_a_rule_command_is_quoted():
+    """Each placeholder of a file, param or wildcard in a shell command carries `:q` (shell quoting)."""
+    unquoted = []
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        for command in re.findall(r"shell:\n((?:\s+.*\"\n?)+)", path.read_text()):
+            unquoted += [f"{path.name}: {field}" for field in
+                         re.findall(r"\{((?:input|output|params|wildcards|log)[^}]*)\}", command)
+                         if not field.endswith(":q")]
+    assert not unquoted
