@@ -82,7 +82,8 @@ def test_a_source_without_text_names_its_files(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "blank.jsonl").write_text('{"text": "  "}\n')
     with pytest.raises(ValueError) as error:
-        corpus.write_corpus({"source": "local", "paths": [str(tmp_path / "*.jsonl")]}, tmp_path / "out")
+        corpus.write_corpus({"source": "local", "paths": [str(tmp_path / "*.jsonl")]}, tmp_path / "out",
+                            validation_fraction=0.05)
     message = str(error.value)
     assert message.startswith(f"{tmp_path / 'blank.jsonl'}, {tmp_path / 'empty.jsonl'}: no document with text")
     assert "validation_fraction" not in message

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from lmscale import laws
+from lmscale.jobs import FitLossJob, points
 from tests.workflow import snakemake
 
 SIZES = {"s1": 1.0e8, "s2": 2.0e8, "s3": 4.0e8, "s4": 8.0e8, "s5": 1.6e9}
@@ -146,10 +147,11 @@ def test_a_bad_table_given_to_a_stage_is_refused_there(tmp_path):
     """A table edited after the import (or written by hand) is checked where a stage reads it."""
     loss, _ = repeat_row("loss", 2)(*lab_tables())
     loss.to_csv(tmp_path / "loss.csv", index=False)
+    job = FitLossJob("web", "val", points(study_config(tmp_path)["loss_fit_set"]), "gadre", "least_squares", 1e-3,
+                     0, 0)
     result = subprocess.run(
-        [sys.executable, "-m", "lmscale.cli", "fit-loss", "--loss-table", str(tmp_path / "loss.csv"),
-         "--dataset", "web", "--valset", "val", "--fit-set", json.dumps(study_config(tmp_path)["loss_fit_set"]),
-         "--bootstrap", "0", "--out", str(tmp_path / "loss_law.json")], capture_output=True, text=True)
+        [sys.executable, "-m", "lmscale.cli", "fit-loss", "--job", job.to_json(), "--loss-table",
+         str(tmp_path / "loss.csv"), "--out", str(tmp_path / "loss_law.json")], capture_output=True, text=True)
     assert result.returncode == 1 and not (tmp_path / "loss_law.json").exists()
     assert f"{tmp_path / 'loss.csv'}: row 21 (model 's1_M40', valset 'val'), column 'valset': repeats row 3" \
         in result.stderr
