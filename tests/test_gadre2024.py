@@ -85,8 +85,12 @@ def test_predictions_reproduce_figure_1(study):
     targets = table[table["target"]]
     assert set(targets["model"]) == {"70B", "6.9B_M320"}
     assert targets["loss"].isna().all() and targets["loss_pred"].notna().all()
-    assert (targets["loss_pred_lo"] <= targets["loss_pred"]).all()
-    assert (targets["loss_pred"] <= targets["loss_pred_hi"]).all()
+    for law in ("loss", "err", "err_all"):  # the law's mean inside its confidence interval, inside the prediction interval
+        assert (targets[f"{law}_pi_lo"] <= targets[f"{law}_ci_lo"]).all()
+        assert (targets[f"{law}_ci_lo"] <= targets[f"{law}_pred"]).all()
+        assert (targets[f"{law}_pred"] <= targets[f"{law}_ci_hi"]).all()
+        assert (targets[f"{law}_ci_hi"] <= targets[f"{law}_pi_hi"]).all()
+    assert targets["beyond_backtest"].all()  # 70B and 6.9B at M = 320 lie past every run the backtest predicted
 
 
 def test_a_held_out_run_in_a_fit_set_is_refused(study):
@@ -98,8 +102,10 @@ def test_a_held_out_run_in_a_fit_set_is_refused(study):
     with pytest.raises(ValueError, match=r"held-out run 0.079B at M = 20 is in a fit set"):
         predict.predict(
             testbed.read_loss_table(results / "testbed/loss.csv"), testbed.read_task_table(results / "testbed/tasks.csv"),
-            *(json.loads((laws / name).read_text()) for name in ("loss_law.json", "error_law_t10.json",
-                                                                  "error_law_all.json")),
+            json.loads((laws / "loss_law.json").read_text()),
+            {prefix: json.loads((laws / f"error_law_{name}.json").read_text())
+             for prefix, name in (("err", "t10"), ("err_all", "all"))},
+            predict.read_pool(results / "backtest/rpj/c4_val_t10.csv"),
             PredictJob("rpj", "c4_val", targets=[], held_out=[Point("0.079B", 20.0)]),
         )
 
@@ -107,7 +113,8 @@ def test_a_held_out_run_in_a_fit_set_is_refused(study):
 def test_heatmaps_exist_for_every_dataset(study):
     _, _, results = study
     for dataset in DATASETS:
-        for name in ("loss_heatmap", "error_heatmap_t10", "loss_vs_compute", "error_vs_loss_t10"):
+        for name in ("loss_heatmap", "error_heatmap_t10", "loss_vs_compute", "error_vs_loss_t10", "backtest_t10",
+                     "calibration_t10"):
             for ext in ("png", "pdf"):
                 assert (results / f"figures/{dataset}/c4_val/{name}.{ext}").stat().st_size > 5000
 
@@ -117,7 +124,8 @@ def test_rerun_does_only_what_is_stale(study):
     assert planned_jobs(workdir, *args) == {}
     planned = planned_jobs(workdir, *args, "threshold=20")
     assert planned == {
-        "select_tasks": 1, "fit_error": 3, "predict": 3, "error_heatmap": 3, "error_vs_loss": 3, "all": 1,
+        "select_tasks": 1, "fit_error": 3, "backtest": 3, "predict": 3, "error_heatmap": 3, "error_vs_loss": 3,
+        "backtest_figure": 3, "calibration_figure": 3, "all": 1,
     }
     preset = yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text())
     preset["figures"]["heatmap_max_percent"] = 10

@@ -53,6 +53,7 @@ BLOCKS = {
     ("properties", "tokenizer"): ([jobs.TokenizerJob], {"dataset"}),
     ("properties", "train"): ([jobs.Hyperparameters, jobs.TrainOptions], {"threads", "gpus"}),
     ("properties", "fit"): ([jobs.FitLossJob], set()),
+    ("properties", "backtest"): ([jobs.BacktestJob], set()),
 }
 
 
@@ -104,9 +105,12 @@ def test_every_job_of_a_study_survives_json(configfile):
              jobs.EvalTasksOptions.from_config(config), jobs.SelectTasksJob.from_config(config, "10"),
              jobs.FitLossJob.from_config(config, dataset, valset),
              jobs.FitErrorJob.from_config(config, dataset, valset, "all"),
-             jobs.PredictJob.from_config(config, dataset, valset)]
+             jobs.PredictJob.from_config(config, dataset, valset),
+             jobs.BacktestJob.from_config(config, dataset, valset, "t10"),
+             jobs.BacktestJob.from_config(config, dataset, valset, "loss")]
     built += [jobs.FigureJob.from_config(config, kind, dataset, valset)
-              for kind in ("loss-heatmap", "loss-vs-compute", "error-heatmap", "error-vs-loss")]
+              for kind in ("loss-heatmap", "loss-vs-compute", "error-heatmap", "error-vs-loss", "backtest",
+                           "calibration")]
     for run in study_config.training_runs(config):
         built.append(jobs.TrainJob.from_config(config, run.dataset, run.size, run.multiplier,
                                                study_config.replicate_suffix(run.replicate_seed)))

@@ -71,7 +71,10 @@ def test_bootstrap_interval_covers_truth_and_shrinks_with_more_points():
     for points in (8, 64):
         L = np.linspace(2.3, 6.0, points)
         err = laws.error_law(L, **truth) + 0.005 * rng.standard_normal(points)
-        fits = laws.bootstrap(lambda idx: laws.fit_error_law(L[idx], err[idx]), points, 3, 100, seed=0)
+        fitted = laws.fit_error_law(L, err)
+        start = [tuple(fitted[p] for p in laws.ERROR_PARAMS)]
+        fits = laws.parametric_bootstrap(lambda drawn: laws.fit_error_law(L, drawn, starts=start),
+                                         laws.error_law(L, **fitted), 0.005, 100, seed=0, relative=False)
         low, high = laws.interval([f["eps"] for f in fits])
         assert low <= truth["eps"] <= high
         widths.append(high - low)

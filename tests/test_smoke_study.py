@@ -38,6 +38,26 @@ def test_predictions_cover_every_model(smoke_study):
     assert table["loss_pred"].notna().all() and table["err_pred"].notna().all()
     # Six fit points, four parameters: the law fits the smoke grid to a few percent.
     assert table["loss_rel_err"].max() < 0.05
+    for law in ("loss", "err", "err_all"):  # a prediction interval holds the confidence interval
+        assert (table[f"{law}_pi_lo"] <= table[f"{law}_ci_lo"]).all() and (table[f"{law}_ci_hi"] <= table[
+            f"{law}_pi_hi"]).all()
+        assert (table[f"{law}_pi_hi"] > table[f"{law}_pi_lo"]).all()
+
+
+def test_backtest_refits_without_the_largest_size_and_predicts_it(smoke_study):
+    """Every smoke run is in the fit sets, so the rollout alone checks the laws: s3 left out, its runs predicted."""
+    import json
+
+    config = smoke_study["config"]
+    tag = f"{config['valsets'][0]}_t{config['threshold']:g}"
+    backtest = pd.read_csv(smoke_study["results"] / "backtest" / "stdlib" / f"{tag}.csv")
+    summary = json.loads((smoke_study["results"] / "backtest" / "stdlib" / f"{tag}.json").read_text())
+    assert [step["left_out"] for step in summary["steps"]] == [["s3"]]  # s2 and s1 alone: 2 runs, 4 parameters
+    assert set(backtest.loc[backtest["law"] == "loss", "model"]) == {"s3_M5", "s3_M10"}
+    assert backtest["left_out_fit_run"].all() and (backtest["C_above"] > 0).all()
+    assert summary["model_error"]["loss"]["residuals"] == 2
+    calibration = json.loads((smoke_study["results"] / "predictions" / "stdlib" / f"{tag}_calibration.json").read_text())
+    assert calibration["outside_fit_sets"]["loss"]["runs"] == 0  # nothing outside the fit sets to check
 
 
 def test_second_run_has_nothing_to_do_and_lint_is_clean(smoke_study):
@@ -64,7 +84,8 @@ def test_rerun_does_only_what_is_stale(smoke_study):
     ]
 
     assert planned_jobs(workdir, *args, "--config", f"threshold={config['threshold'] + 5}") == {
-        "select_tasks": 1, "fit_error": 1, "predict": 1, "error_heatmap": 1, "error_vs_loss": 1, "all": 1,
+        "select_tasks": 1, "fit_error": 1, "backtest": 1, "predict": 1, "error_heatmap": 1, "error_vs_loss": 1,
+        "backtest_figure": 1, "calibration_figure": 1, "all": 1,
     }
 
     restyled = {**config, "figures": {"heatmap_max_percent": 7}}

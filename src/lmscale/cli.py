@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select-tasks": ("lmscale.select", "keep the tasks above chance by a threshold t"),
     "fit-loss": ("lmscale.fit_loss", "fit the loss law to a fit set"),
     "fit-error": ("lmscale.fit_error", "fit the error law to a fit set"),
+    "backtest": ("lmscale.backtest", "refit the laws without their largest fit sizes and predict what they lack"),
     "predict": ("lmscale.predict", "chain the laws: predicted loss and error for every model and target"),
     "figure": ("lmscale.figures", "draw one figure"),
 }

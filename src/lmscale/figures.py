@@ -1,6 +1,8 @@
 """The study's figures, after the paper's: relative-error heatmaps over N x M
 (Figures 5, 11, 12), loss vs compute with the fitted law per M (Figures 1 left, 2),
-and average error vs loss with the fitted error law (Figures 1 right, 3)."""
+and average error vs loss with the fitted error law (Figures 1 right, 3); and how far the
+intervals can be trusted: the backtest's rollout and the prediction intervals of every run
+outside the fit sets, each with its coverage."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from lmscale.predict import loss_predictions, mark_held_out  # noqa: E402
 
 HELD_OUT_COLOUR = "#d62728"  # held-out runs: red outlines in every figure
 
-FIGURES = ("loss-heatmap", "error-heatmap", "loss-vs-compute", "error-vs-loss")
+FIGURES = ("loss-heatmap", "error-heatmap", "loss-vs-compute", "error-vs-loss", "backtest", "calibration")
+LAW_NAMES = {"loss": "loss", "err": "average error, selected tasks", "err_all": "average error, all tasks"}
 
 
 def _size_order(table: pd.DataFrame) -> list[str]:
@@ -132,6 +135,80 @@ def error_vs_loss(predictions, error_law, error_law_all, dataset, valset):
     return figure
 
 
+def interval_panel(ax, truth, predicted, low, high, x, highlighted, title: str) -> None:
+    """Each run's prediction and 95% prediction interval relative to its measured value (0: exact),
+    against `x`; an interval that does not cross zero missed. Highlighted runs in red."""
+    truth, predicted, low, high = (np.asarray(v, float) for v in (truth, predicted, low, high))
+    inside = (truth >= low) & (truth <= high)
+    drawn = np.isfinite(low) & np.isfinite(high) & (predicted > 0)  # a law predicting <= 0 has no interval
+    for chosen, colour in ((~highlighted & drawn, "#1f77b4"), (highlighted & drawn, HELD_OUT_COLOUR)):
+        if not chosen.any():
+            continue
+        relative = 100 * (predicted[chosen] / truth[chosen] - 1)
+        bars = 100 * np.vstack([predicted[chosen] - low[chosen], high[chosen] - predicted[chosen]]) / truth[chosen]
+        ax.errorbar(np.asarray(x)[chosen], relative, yerr=bars, fmt="o", ms=3.5, color=colour, ecolor=colour,
+                    elinewidth=0.8, capsize=1.5, alpha=0.85)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_ylabel("(predicted - measured) / measured (%)")
+    # Intervals of a law refitted on few runs can be wider than every error: the axis follows the
+    # errors (and the median interval), cutting the widest bars.
+    errors = np.abs(100 * (predicted[drawn] / truth[drawn] - 1))
+    widths = 100 * (high[drawn] - low[drawn]) / 2 / truth[drawn]
+    if errors.size:
+        limit = 1.25 * max(errors.max(), np.median(widths), 1.0)
+        ax.set_ylim(-limit, limit)
+    undrawn = f" ({(~drawn).sum()} predicted <= 0)" if (~drawn).any() else ""
+    ax.set_title(f"{title}: {inside.sum()} of {len(truth)} inside{undrawn}", fontsize=8)
+
+
+def backtest(table, summary, dataset, valset):
+    """One panel per law and step: the runs each step's refitted law predicts, the runs it left out
+    of its fit set in red."""
+    pool, steps = pd.read_csv(table), read_json(summary)["steps"]
+    laws_shown = [law for law in LAW_NAMES if law in set(pool["law"])]
+    figure, axes = plt.subplots(len(laws_shown), len(steps), figsize=(4.2 * len(steps), 3.4 * len(laws_shown)),
+                                squeeze=False)
+    for row, law in enumerate(laws_shown):
+        for column, entry in enumerate(steps):
+            ax = axes[row][column]
+            rows = pool[(pool["law"] == law) & (pool["step"] == entry["step"])]
+            left_out = ", ".join(entry["left_out"]) or "nothing"
+            if rows.empty:
+                ax.set_axis_off()
+                ax.set_title(f"step {entry['step']} ({left_out} left out):\n{law} as at the step before", fontsize=8)
+                continue
+            interval_panel(ax, rows["truth"], rows["pred"], rows["pi_lo"], rows["pi_hi"], rows["C"],
+                           rows["left_out_fit_run"].to_numpy(bool),
+                           f"{LAW_NAMES[law]}\nstep {entry['step']} ({left_out} left out)")
+            ax.set_xlabel("compute C (FLOPs)")
+    figure.suptitle(f"Backtest, {dataset} ({valset}): laws refitted without their largest fit sizes; "
+                    "red: the fit runs left out", fontsize=9)
+    return figure
+
+
+def calibration(predictions, summary, dataset, valset):
+    """One panel per law: every run outside the fit sets with its prediction interval; held-out runs in red."""
+    table, summary = pd.read_csv(predictions), read_json(summary)
+    fit_columns = [c for c in ("in_loss_fit", "in_error_fit") if c in table.columns]
+    outside = table[~table["target"] & ~table[fit_columns].any(axis=1)]
+    laws_shown = [law for law in summary["outside_fit_sets"] if summary["outside_fit_sets"][law]["runs"]]
+    figure, axes = plt.subplots(1, max(1, len(laws_shown)), figsize=(4.4 * max(1, len(laws_shown)), 3.6),
+                                squeeze=False)
+    for ax, law in zip(axes[0], laws_shown):
+        rows = outside[outside[law].notna()]
+        calibrated = summary["outside_fit_sets"][law]
+        interval_panel(ax, rows[law], rows[f"{law}_pred"], rows[f"{law}_pi_lo"], rows[f"{law}_pi_hi"], rows["C"],
+                       rows["held_out"].to_numpy(bool), LAW_NAMES[law])
+        ax.set_xlabel("compute C (FLOPs)")
+        ax.text(0.02, 0.02, f"median half-width {100 * calibrated['median_half_width']:.2f}%\n"
+                            f"median error {100 * calibrated['median_relative_error']:.2f}%",
+                transform=ax.transAxes, fontsize=7, va="bottom")
+    figure.suptitle(f"95% prediction intervals, {dataset} ({valset}): every run outside the fit sets, "
+                    "each checked on a result it did not shape; red: held out", fontsize=9)
+    return figure
+
+
 def save(figure, outputs: list[str], dpi: int) -> None:
     figure.tight_layout()
     for path in outputs:
@@ -144,9 +221,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, FigureJob)
     parser.add_argument("--loss-table", help="loss-heatmap, loss-vs-compute")
     parser.add_argument("--loss-law", help="loss-heatmap, loss-vs-compute")
-    parser.add_argument("--predictions", help="error-heatmap, error-vs-loss")
+    parser.add_argument("--predictions", help="error-heatmap, error-vs-loss, calibration")
     parser.add_argument("--error-law", help="error-vs-loss")
     parser.add_argument("--error-law-all", help="error-vs-loss")
+    parser.add_argument("--backtest", help="backtest: its table")
+    parser.add_argument("--summary", help="backtest: its summary; calibration: the predictions' calibration JSON")
     parser.add_argument("--out", nargs="+", required=True, help="one file per format (.png, .pdf, .svg)")
 
 
@@ -162,6 +241,10 @@ def main(args) -> None:
         figure = error_heatmap(args.predictions, job.dataset, job.valset, job.max_percent)
     elif job.kind == "loss-vs-compute":
         figure = loss_vs_compute(args.loss_table, args.loss_law, job.dataset, job.valset, held_out)
-    else:
+    elif job.kind == "error-vs-loss":
         figure = error_vs_loss(args.predictions, args.error_law, args.error_law_all, job.dataset, job.valset)
+    elif job.kind == "backtest":
+        figure = backtest(args.backtest, args.summary, job.dataset, job.valset)
+    else:
+        figure = calibration(args.predictions, args.summary, job.dataset, job.valset)
     save(figure, args.out, job.dpi)

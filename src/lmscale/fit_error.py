@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from lmscale import jobs, laws, testbed
+from lmscale import jobs, laws, testbed, uncertainty
 from lmscale.files import atomic_write_json
 from lmscale.fit_loss import fit_points
 from lmscale.jobs import FitErrorJob
@@ -26,7 +26,9 @@ def loss_and_error(
     return on_valset.merge(errors, on=["dataset", "model"], how="inner")
 
 
-def fit_error(loss: pd.DataFrame, tasks: pd.DataFrame, job: FitErrorJob, task_names: list[str] | None) -> dict:
+def fit_error(loss: pd.DataFrame, tasks: pd.DataFrame, job: FitErrorJob, task_names: list[str] | None,
+              noise_from: dict | None = None) -> dict:
+    """The law, its bootstrap refits and intervals; `noise_from` as in fit_loss.fit_loss."""
     dataset, valset, points = job.dataset, job.valset, fit_points(job.fit_set)
     bootstrap_samples, seed = job.bootstrap, job.seed
     if tasks.empty:
@@ -37,20 +39,22 @@ def fit_error(loss: pd.DataFrame, tasks: pd.DataFrame, job: FitErrorJob, task_na
         raise ValueError(f"the error fit set has {len(rows)} runs; the error law needs at least 3")
     L, err = rows["loss"].to_numpy(float), rows["err"].to_numpy(float)
     params = laws.fit_error_law(L, err)
-    best_start = [tuple(params[p] for p in laws.ERROR_PARAMS)]
-    resampled = laws.bootstrap(
-        lambda idx: laws.fit_error_law(L[idx], err[idx], starts=best_start),
-        len(rows),
-        len(laws.ERROR_PARAMS),
-        bootstrap_samples,
-        seed,
-    )
     predicted = laws.error_law(L, **params)
+    if noise_from is None:
+        noise = uncertainty.point_noise(list(zip(rows["size"], rows["M"])), err, predicted, len(laws.ERROR_PARAMS))
+    else:
+        noise = uncertainty.PointNoise.from_dict(noise_from["noise"]).carried_to(list(rows["model"]), noise_from)
+    best_start = [tuple(params[p] for p in laws.ERROR_PARAMS)]
+    refits = laws.parametric_bootstrap(
+        lambda drawn: laws.fit_error_law(L, drawn, starts=best_start),
+        predicted, noise.sd, bootstrap_samples, seed, relative=False,
+    )
     return {
         "dataset": dataset,
         "valset": valset,
         "tasks": sorted(task_names) if task_names is not None else sorted(tasks["task"].unique()),
-        **laws.fitted_law(params, laws.ERROR_PARAMS, resampled, bootstrap_samples, seed),
+        **laws.fitted_law(params, laws.ERROR_PARAMS, refits, bootstrap_samples, seed),
+        "noise": noise.as_dict(),
         "rmse": float(np.sqrt(np.mean((predicted - err) ** 2))),
         "fit_set": [
             {"model": m, "size": s, "M": mult, "loss": l, "err": e, "err_pred": float(p)}

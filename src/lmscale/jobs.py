@@ -370,6 +370,23 @@ class FitErrorJob(Job):
 
 
 @dataclass(frozen=True)
+class BacktestJob(Job):
+    """The rollout of one dataset and validation set: the laws refitted with their largest fit
+    sizes left out, one more at each of up to `steps` steps, predicting every run they lack."""
+
+    loss: FitLossJob
+    error: FitErrorJob | None  # the error law over the selected tasks (the all-task law follows it); None: loss only
+    held_out: list[Point]  # never predicted here: they stay the final check
+    steps: int
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, valset: str, tag: str) -> "BacktestJob":
+        error = None if tag == "loss" else FitErrorJob.from_config(config, dataset, valset, tag)
+        return cls(FitLossJob.from_config(config, dataset, valset), error, points(config["held_out"]),
+                   config["backtest"]["steps"])
+
+
+@dataclass(frozen=True)
 class PredictJob(Job):
     """The chained predictions of every model and target of one dataset and validation set."""
 
@@ -412,5 +429,5 @@ JOBS: dict[str, Any] = {
     "corpus": CorpusJob, "tokenizer": TokenizerJob, "train": TrainJob, "eval_loss": EvalLossJob,
     "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
     "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,
-    "predict": PredictJob, "figure": FigureJob,
+    "backtest": BacktestJob, "predict": PredictJob, "figure": FigureJob,
 }

@@ -1,9 +1,13 @@
 """Chained predictions: (C, M) -> loss by the loss law -> average error by the error law.
 
-Every model of the testbed gets its prediction beside the truth, and every
-declared target (never trained, given by N and M) gets a prediction alone.
-Intervals come from the bootstrap refits stored with each law: the i-th loss
-refit feeds the i-th error refit, so the chained interval carries both.
+Every model of the testbed gets its prediction beside the truth, and every declared target
+(never trained, given by N and M) gets a prediction alone, each with two 95% intervals
+(lmscale.uncertainty): the confidence interval of the law's mean (`*_ci_lo`, `*_ci_hi`), from the
+bootstrap refits stored with each law (the i-th loss refit feeds the i-th error refit, so the
+chained interval carries both), and the prediction interval of a new run's measured value
+(`*_pi_lo`, `*_pi_hi`), which adds the law's own error out of sample as the backtest measured it.
+A run whose result entered that estimate gets the interval it would have had without it
+(`pi_left_out`), so the calibration summary checks every interval on a result it did not see.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from lmscale import jobs, laws, testbed
-from lmscale.files import read_json
+from lmscale import jobs, laws, testbed, uncertainty
+from lmscale.files import atomic_write_json, read_json
 from lmscale.jobs import PredictJob
 from lmscale.fit_error import loss_and_error
 
@@ -46,7 +50,9 @@ def target_rows(targets: list[dict], dataset: str) -> pd.DataFrame:
 def loss_predictions(
     loss: pd.DataFrame, loss_law: dict, dataset: str, valset: str, targets: list[dict] = ()
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Predicted loss (with its bootstrap interval) for every model of `dataset` on `valset` and every target.
+    """Predicted loss with its confidence interval for every model of `dataset` on `valset` and every
+    target, and what its prediction interval needs: the confidence interval's log variance
+    (`loss_ci_var`) and how far each run lies outside the fit set (uncertainty.LOSS_DIRECTIONS).
 
     Also returns the loss predicted by each bootstrap refit (refits x rows), for chaining.
     """
@@ -61,12 +67,15 @@ def loss_predictions(
     table["loss_pred"] = form.predict(loss_law["params"], table["N"], table["D"])
     samples = _law_samples(loss_law, form.params)
     sampled = np.array([form.predict(s, table["N"], table["D"]) for s in samples]) if samples else None
-    for column, tail in (("loss_pred_lo", 2.5), ("loss_pred_hi", 97.5)):
+    for column, tail in (("loss_ci_lo", 2.5), ("loss_ci_hi", 97.5)):
         table[column] = np.percentile(sampled, tail, axis=0) if sampled is not None else np.nan
+    table["loss_ci_var"] = uncertainty.log_variance(sampled, len(table))
     table["loss_rel_err"] = _relative_error(table["loss_pred"], table["loss"])
     fit_models = {p["model"] for p in loss_law["fit_set"]}
     table["in_loss_fit"] = table["model"].isin(fit_models) & ~table["target"]
-    return table, sampled
+    fit_N, fit_D = ([p[key] for p in loss_law["fit_set"]] for key in ("N", "D"))
+    distances = uncertainty.loss_distances(table["N"], table["D"], fit_N, fit_D)
+    return pd.concat([table, distances], axis=1), sampled
 
 
 def add_error_predictions(
@@ -78,15 +87,25 @@ def add_error_predictions(
     error_law: dict,
     prefix: str,
 ) -> pd.DataFrame:
-    """Columns `{prefix}`, `{prefix}_pred`, intervals and relative error for one error law."""
+    """Columns `{prefix}` (the truth), `{prefix}_pred`, its confidence interval and relative error for one
+    error law, and what its prediction interval needs: the confidence interval's log variance, the
+    law's slope d log Err / d log L at the predicted loss and how far below the fit set's losses
+    the prediction lies."""
     truth = loss_and_error(loss, tasks, valset, error_law["tasks"])[["dataset", "model", "err"]]
     table = table.merge(truth.rename(columns={"err": prefix}), on=["dataset", "model"], how="left")
     table[f"{prefix}_pred"] = laws.error_law(table["loss_pred"], **error_law["params"])
     error_samples = _law_samples(error_law, laws.ERROR_PARAMS)
     count = min(len(error_samples), 0 if loss_samples is None else len(loss_samples))
     chained = np.array([laws.error_law(loss_samples[i], **error_samples[i]) for i in range(count)])
-    for column, tail in ((f"{prefix}_pred_lo", 2.5), (f"{prefix}_pred_hi", 97.5)):
+    for column, tail in ((f"{prefix}_ci_lo", 2.5), (f"{prefix}_ci_hi", 97.5)):
         table[column] = np.percentile(chained, tail, axis=0) if count else np.nan
+    table[f"{prefix}_ci_var"] = uncertainty.log_variance(chained if count else None, len(table))
+    params = error_law["params"]
+    # d log Err / d log L = k gamma exp(-gamma L) L / Err: how a loss error carries into the error.
+    table[f"{prefix}_slope"] = (params["k"] * params["gamma"] * np.exp(-params["gamma"] * table["loss_pred"])
+                                * table["loss_pred"] / table[f"{prefix}_pred"])
+    table[f"{prefix}_L_below"] = uncertainty.error_distances(
+        table["loss_pred"], [p["loss"] for p in error_law["fit_set"]])["L_below"].to_numpy()
     table[f"{prefix}_rel_err"] = _relative_error(table[f"{prefix}_pred"], table[prefix])
     return table
 
@@ -108,28 +127,113 @@ def mark_held_out(table: pd.DataFrame, held_out: list[dict]) -> pd.DataFrame:
     return table
 
 
+def law_predictions(
+    loss: pd.DataFrame,
+    tasks: pd.DataFrame | None,
+    loss_law: dict,
+    error_laws: dict[str, dict],
+    dataset: str,
+    valset: str,
+    targets: list[dict] = (),
+) -> pd.DataFrame:
+    """Every model and target: each law's prediction and confidence interval, and what the
+    prediction intervals need. `error_laws` maps a column prefix (err, err_all) to its law."""
+    table, loss_samples = loss_predictions(loss, loss_law, dataset, valset, targets)
+    for prefix, error_law in error_laws.items():
+        table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law, prefix)
+    if error_laws:
+        error_fit_models = {p["model"] for p in next(iter(error_laws.values()))["fit_set"]}
+        table["in_error_fit"] = table["model"].isin(error_fit_models) & ~table["target"]
+    return table
+
+
+def noise_floor(law: dict, prefix: str) -> float:
+    """What a new run is known to scatter by (log units): the seed-to-seed spread of replicates, or
+    else the evaluation's own standard error; no prediction of a run is surer than that. A spread
+    estimated from the fit's residuals is no floor: the law's error out of sample is measured
+    apart (uncertainty.ModelError)."""
+    noise = law.get("noise") or {}
+    measured = noise.get("replicate_sd") or noise.get("evaluation_sd") or 0.0
+    if prefix != "loss":  # an error rate's noise, as a share of the rate
+        measured = measured / float(np.median([p["err"] for p in law["fit_set"]]))
+    return float(measured)
+
+
+def add_prediction_intervals(table: pd.DataFrame, pool: pd.DataFrame, floors: dict[str, float]) -> tuple[
+        pd.DataFrame, dict[str, uncertainty.ModelError]]:
+    """Columns `{law}_pi_lo`, `{law}_pi_hi`, `pi_left_out` and `beyond_backtest`; returns the model errors.
+
+    A run whose own result is among the out-of-sample residuals (`pool`) gets its interval from
+    the residuals of the other runs, so that it is checked on a result it did not shape.
+    """
+    errors, left_out = uncertainty.left_out_model_errors(pool, floors)
+    table = table.assign(pi_left_out=table["model"].isin(left_out) & ~table["target"])
+    loss_distances = table[list(uncertainty.LOSS_DIRECTIONS)]
+    sd = {law: np.zeros(len(table)) for law in floors}
+    for model, rows in table.groupby(np.where(table["pi_left_out"], table["model"], "")).indices.items():
+        model_error = left_out[model] if model else errors
+        part = table.iloc[rows]
+        for law in floors:
+            sd[law][rows] = uncertainty.prediction_sd(
+                model_error, law, part[f"{law}_ci_var"], part[list(uncertainty.LOSS_DIRECTIONS)],
+                part.get(f"{law}_slope"), part.get(f"{law}_L_below"))
+    beyond = errors["loss"].beyond_backtest(loss_distances)
+    for law in floors:
+        table[f"{law}_pi_lo"], table[f"{law}_pi_hi"] = uncertainty.interval(table[f"{law}_pred"], sd[law])
+        if law != "loss":
+            beyond |= errors[law].beyond_backtest(table[[f"{law}_L_below"]].set_axis(["L_below"], axis=1))
+    table["beyond_backtest"] = beyond
+    return table, errors
+
+
+def calibration_summary(table: pd.DataFrame, laws_predicted: list[str], errors: dict) -> dict:
+    """Coverage of the prediction intervals, and their width against the errors, on every run with a
+    known result outside the fit sets (held-out runs among them, and apart)."""
+    fit_columns = [c for c in ("in_loss_fit", "in_error_fit") if c in table.columns]
+    outside = ~table["target"] & ~table[fit_columns].any(axis=1)
+    summary = {"level": uncertainty.LEVEL, "outside_fit_sets": {}, "held_out": {},
+               "model_error": {law: errors[law].as_dict() for law in laws_predicted}}
+    for key, rows in (("outside_fit_sets", outside), ("held_out", outside & table["held_out"])):
+        for law in laws_predicted:
+            measured = table[rows & table[law].notna()]
+            summary[key][law] = uncertainty.calibration(
+                measured["model"], measured[law], measured[f"{law}_pred"], measured[f"{law}_pi_lo"],
+                measured[f"{law}_pi_hi"], measured[f"{law}_ci_lo"], measured[f"{law}_ci_hi"]).as_dict()
+    return summary
+
+
+# Columns the intervals are computed from, not results: left out of the predictions table.
+def _internal(column: str) -> bool:
+    return (column.endswith(("_ci_var", "_slope", "_L_below")) or column in uncertainty.LOSS_DIRECTIONS)
+
+
 def predict(
     loss: pd.DataFrame,
     tasks: pd.DataFrame | None,
     loss_law: dict,
-    error_law_selected: dict | None,
-    error_law_all: dict | None,
+    error_laws: dict[str, dict],
+    pool: pd.DataFrame,
     job: PredictJob,
-) -> pd.DataFrame:
-    """The chained predictions; without error laws (a loss-only study), the loss columns alone."""
-    dataset, valset, targets = job.dataset, job.valset, job.targets
-    held_out = [asdict(point) for point in job.held_out]
-    table, loss_samples = loss_predictions(loss, loss_law, dataset, valset, targets)
-    if error_law_selected is not None:
-        table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_selected, "err")
-        table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law_all, "err_all")
-        error_fit_models = {p["model"] for p in error_law_selected["fit_set"]}
-        table["in_error_fit"] = table["model"].isin(error_fit_models) & ~table["target"]
-    table = mark_held_out(table, list(held_out))
+) -> tuple[pd.DataFrame, dict]:
+    """The chained predictions and their calibration summary; without error laws (a loss-only
+    study), the loss columns alone. `pool` is the backtest's table of out-of-sample residuals."""
+    table = law_predictions(loss, tasks, loss_law, error_laws, job.dataset, job.valset, job.targets)
+    table = mark_held_out(table, [asdict(point) for point in job.held_out])
+    floors = {"loss": noise_floor(loss_law, "loss"), **{prefix: noise_floor(law, prefix)
+                                                       for prefix, law in error_laws.items()}}
+    table, errors = add_prediction_intervals(table, pool, floors)
+    summary = calibration_summary(table, list(floors), errors)
     leading = [c for c in ["model", "dataset", "size", "N", "M", "D", "C", "target", "held_out", "loss", "loss_pred",
                            "loss_rel_err", "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
                if c in table.columns]
-    return table[leading + [c for c in table.columns if c not in leading]].sort_values(["target", "N", "M"])
+    public = [c for c in table.columns if c not in leading and not _internal(c)]
+    return table[leading + public].sort_values(["target", "N", "M"]), summary
+
+
+def read_pool(path) -> pd.DataFrame:
+    """The backtest's out-of-sample residuals (its table, in the pool's columns)."""
+    backtest = testbed.read_csv(path)
+    return backtest[uncertainty.POOL_COLUMNS]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +243,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss-law", required=True)
     parser.add_argument("--error-law", help="error law over the selected tasks")
     parser.add_argument("--error-law-all", help="error law over every task")
+    parser.add_argument("--backtest", required=True, help="the backtest's table: the out-of-sample residuals")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--calibration", required=True, help="JSON: how the prediction intervals held")
 
 
 def main(args) -> None:
@@ -149,24 +255,31 @@ def main(args) -> None:
         raise ValueError("give --tasks-table, --error-law and --error-law-all together, or none (loss only)")
     if all(chained):
         loss, tasks = testbed.read_tables(args.loss_table, args.tasks_table)
-        error_laws = [read_json(args.error_law), read_json(args.error_law_all)]
+        error_laws = {"err": read_json(args.error_law), "err_all": read_json(args.error_law_all)}
     else:
         log.info("no tasks table and no error laws (a loss-only study): predicting the loss alone")
-        loss, tasks, error_laws = testbed.read_loss_table(args.loss_table), None, [None, None]
-    table = predict(
-        loss,
-        tasks,
-        read_json(args.loss_law),
-        *error_laws,
-        job,
-    )
+        loss, tasks, error_laws = testbed.read_loss_table(args.loss_table), None, {}
+    table, summary = predict(loss, tasks, read_json(args.loss_law), error_laws, read_pool(args.backtest), job)
     testbed.write_csv(table, args.out)
+    atomic_write_json(args.calibration, summary, sort_keys=False)
     measured = table[~table["target"]]
     errors = "err" in table.columns
     log.info("predicted %d models and %d targets; median relative error: loss %.2f%%%s", len(measured),
              int(table["target"].sum()), 100 * measured["loss_rel_err"].median(),
              f", error {100 * measured['err_rel_err'].median():.2f}%" if errors else "")
+    for law, calibrated in summary["outside_fit_sets"].items():
+        if calibrated["runs"]:
+            log.info("%s: %d runs outside the fit sets; %.0f%% inside their 95%% prediction interval, median "
+                     "half-width %.2f%% against a median error of %.2f%%%s", law, calibrated["runs"],
+                     100 * calibrated["coverage"], 100 * calibrated["median_half_width"],
+                     100 * calibrated["median_relative_error"],
+                     f"; outside: {', '.join(calibrated['misses'])}" if calibrated["misses"] else "")
     for row in table[table["held_out"]].itertuples():
-        log.info("held out %s: loss %.4f predicted %.4f (%.2f%%)%s", row.model, row.loss, row.loss_pred,
-                 100 * row.loss_rel_err, f", average error {row.err:.4f} predicted {row.err_pred:.4f} "
-                 f"({100 * row.err_rel_err:.2f}%)" if errors else "")
+        log.info("held out %s: loss %.4f predicted %.4f (%.2f%%) [%.4f, %.4f]%s", row.model, row.loss, row.loss_pred,
+                 100 * row.loss_rel_err, row.loss_pi_lo, row.loss_pi_hi,
+                 f", average error {row.err:.4f} predicted {row.err_pred:.4f} ({100 * row.err_rel_err:.2f}%) "
+                 f"[{row.err_pi_lo:.4f}, {row.err_pi_hi:.4f}]" if errors else "")
+    for row in table[table["target"]].itertuples():
+        log.info("target %s: loss %.4f [%.4f, %.4f]%s%s", row.model, row.loss_pred, row.loss_pi_lo, row.loss_pi_hi,
+                 f", average error {row.err_pred:.4f} [{row.err_pi_lo:.4f}, {row.err_pi_hi:.4f}]" if errors else "",
+                 " (beyond anything the backtest checked)" if row.beyond_backtest else "")

@@ -35,6 +35,7 @@ wildcard_constraints:
     valset=r"[^/]+",
     t=r"[0-9]+(\.[0-9]+)?",
     taskset=r"t[0-9]+(\.[0-9]+)?|all",
+    tag=r"t[0-9]+(\.[0-9]+)?|loss",
 
 
 def trains_models():
@@ -74,31 +75,28 @@ def threshold_tag():
     return f"t{study_config.format_multiplier(config['threshold'])}"
 
 
+def analysis_tag():
+    """What a study's predictions chain: t{t} (the error laws over the tasks kept at t) or `loss`."""
+    return threshold_tag() if HAS_TASKS else "loss"
+
+
 def analysis_datasets():
     return list(config["datasets"])
 
 
 def analysis_targets():
-    if not HAS_TASKS:
-        return [
-            path
-            for dataset in analysis_datasets()
-            for valset in config["valsets"]
-            for path in (
-                f"{RESULTS}/laws/{dataset}/{valset}/loss_law.json",
-                f"{RESULTS}/predictions/{dataset}/{valset}_loss.csv",
-            )
-        ]
-    t = threshold_tag()
-    targets = [f"{RESULTS}/laws/tasks_{t}.json"]
+    tag = analysis_tag()
+    targets = [f"{RESULTS}/laws/tasks_{tag}.json"] if HAS_TASKS else []
     for dataset in analysis_datasets():
         for valset in config["valsets"]:
             laws = f"{RESULTS}/laws/{dataset}/{valset}"
+            targets += [f"{laws}/loss_law.json"]
+            if HAS_TASKS:
+                targets += [f"{laws}/error_law_{tag}.json", f"{laws}/error_law_all.json"]
             targets += [
-                f"{laws}/loss_law.json",
-                f"{laws}/error_law_{t}.json",
-                f"{laws}/error_law_all.json",
-                f"{RESULTS}/predictions/{dataset}/{valset}_{t}.csv",
+                f"{RESULTS}/backtest/{dataset}/{valset}_{tag}.csv",
+                f"{RESULTS}/predictions/{dataset}/{valset}_{tag}.csv",
+                f"{RESULTS}/predictions/{dataset}/{valset}_{tag}_calibration.json",
             ]
     return targets
 
@@ -110,6 +108,8 @@ def all_targets():
 # ---- laws ----
 
 LAWS = f"{RESULTS}/laws/{{dataset}}/{{valset}}"
+BACKTEST = f"{RESULTS}/backtest/{{dataset}}/{{valset}}_{{tag}}"
+PREDICTIONS = f"{RESULTS}/predictions/{{dataset}}/{{valset}}_{{tag}}"
 
 
 def error_fit_tasks(wildcards):
@@ -128,6 +128,11 @@ def figure_job(kind):
     return lambda w: jobs.FigureJob.from_config(config, kind, w.dataset, w.valset).to_json()
 
 
+def figure_name(name):
+    """A figure's name without its threshold or tag: error_heatmap_t{t} -> error_heatmap."""
+    return name.split("_t{t}")[0].split("_{tag}")[0]
+
+
 def figure_files(name):
     """The figure in every configured format; the PNG goes into the report."""
     files = []
@@ -136,19 +141,20 @@ def figure_files(name):
         if ext == "png":
             path = report(
                 path,
-                caption=f"../report/{name.split('_t{t}')[0]}.rst",
+                caption=f"../report/{figure_name(name)}.rst",
                 category="{dataset}",
                 subcategory="{valset}",
-                labels={"figure": name.replace("_t{t}", ""), "dataset": "{dataset}", "valset": "{valset}"},
+                labels={"figure": figure_name(name), "dataset": "{dataset}", "valset": "{valset}"},
             )
         files.append(path)
     return files
 
 
 def figure_targets():
-    names = ["loss_heatmap", "loss_vs_compute"]
+    tag = analysis_tag()
+    names = ["loss_heatmap", "loss_vs_compute", f"backtest_{tag}", f"calibration_{tag}"]
     if HAS_TASKS:
-        names += [f"error_heatmap_{threshold_tag()}", f"error_vs_loss_{threshold_tag()}"]
+        names += [f"error_heatmap_{tag}", f"error_vs_loss_{tag}"]
     return [
         f"{RESULTS}/figures/{dataset}/{valset}/{name}.{ext}"
         for dataset in analysis_datasets()

@@ -65,3 +65,37 @@ rule error_vs_loss:
     shell:
         "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --error-law {input.law:q}"
         " --error-law-all {input.law_all:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule backtest_figure:
+    input:
+        table=f"{BACKTEST}.csv",
+        summary=f"{BACKTEST}.json",
+    output:
+        figure_files("backtest_{tag}"),
+    params:
+        job=figure_job("backtest"),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/figures/{{dataset}}/{{valset}}/backtest_{{tag}}.log",
+    shell:
+        "lmscale figure --job {params.job:q} --backtest {input.table:q} --summary {input.summary:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule calibration_figure:
+    input:
+        predictions=f"{PREDICTIONS}.csv",
+        summary=f"{PREDICTIONS}_calibration.json",
+    output:
+        figure_files("calibration_{tag}"),
+    params:
+        job=figure_job("calibration"),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/figures/{{dataset}}/{{valset}}/calibration_{{tag}}.log",
+    shell:
+        "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --summary {input.summary:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -49,40 +49,55 @@ rule fit_error:
         " --selection {input.selection:q} --out {output:q} > {log:q} 2>&1"
 
 
+def chained_inputs(wildcards):
+    """What a backtest or a prediction chains: the loss law, and the error laws unless loss only."""
+    inputs = {"loss": LOSS_TABLE, "loss_law": f"{LAWS}/loss_law.json"}
+    if wildcards.tag != "loss":
+        inputs |= {"tasks": TASK_TABLE, "error_law": f"{LAWS}/error_law_{wildcards.tag}.json",
+                   "error_law_all": f"{LAWS}/error_law_all.json"}
+    return inputs
+
+
+def error_law_flags(wildcards, input):
+    if wildcards.tag == "loss":
+        return []
+    return ["--tasks-table", input.tasks, "--error-law", input.error_law, "--error-law-all", input.error_law_all]
+
+
+rule backtest:
+    input:
+        unpack(chained_inputs),
+    output:
+        table=f"{BACKTEST}.csv",
+        summary=f"{BACKTEST}.json",
+    params:
+        job=lambda w: jobs.BacktestJob.from_config(config, w.dataset, w.valset, w.tag).to_json(),
+        error_laws=error_law_flags,
+    conda:
+        ENV
+    log:
+        f"{LOGS}/backtest/{{dataset}}/{{valset}}_{{tag}}.log",
+    shell:
+        "lmscale backtest --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
+        " {params.error_laws:q} --out {output.table:q} --summary {output.summary:q} > {log:q} 2>&1"
+
+
+# `{tag}` is t{t} (the error laws over the tasks kept at t) or `loss` (a loss-only study).
 rule predict:
     input:
-        loss=LOSS_TABLE,
-        tasks=TASK_TABLE,
-        loss_law=f"{LAWS}/loss_law.json",
-        error_law=f"{LAWS}/error_law_t{{t}}.json",
-        error_law_all=f"{LAWS}/error_law_all.json",
+        unpack(chained_inputs),
+        backtest=f"{BACKTEST}.csv",
     output:
-        f"{RESULTS}/predictions/{{dataset}}/{{valset}}_t{{t}}.csv",
+        table=f"{PREDICTIONS}.csv",
+        calibration=f"{PREDICTIONS}_calibration.json",
     params:
         job=lambda w: jobs.PredictJob.from_config(config, w.dataset, w.valset).to_json(),
+        error_laws=error_law_flags,
     conda:
         ENV
     log:
-        f"{LOGS}/predict/{{dataset}}/{{valset}}_t{{t}}.log",
-    shell:
-        "lmscale predict --job {params.job:q} --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
-        " --loss-law {input.loss_law:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
-        " --out {output:q} > {log:q} 2>&1"
-
-
-# A loss-only study (a `tables` testbed without tasks.csv): the loss law's predictions alone.
-rule predict_loss:
-    input:
-        loss=LOSS_TABLE,
-        loss_law=f"{LAWS}/loss_law.json",
-    output:
-        f"{RESULTS}/predictions/{{dataset}}/{{valset}}_loss.csv",
-    params:
-        job=lambda w: jobs.PredictJob.from_config(config, w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/predict/{{dataset}}/{{valset}}_loss.log",
+        f"{LOGS}/predict/{{dataset}}/{{valset}}_{{tag}}.log",
     shell:
         "lmscale predict --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " {params.error_laws:q} --backtest {input.backtest:q} --out {output.table:q}"
+        " --calibration {output.calibration:q} > {log:q} 2>&1"
