@@ -44,6 +44,28 @@ def run_name(size: str, multiplier: float, replicate_seed: int | None = None) ->
     return f"{size}_M{format_multiplier(multiplier)}{replicate_suffix(replicate_seed)}"
 
 
+def shard_name(index: int, count: int) -> str:
+    """Shard `index` of `count` of a corpus as it appears in file names: 3 of 16 -> '00003-of-00016'."""
+    if not 0 <= index < count:
+        raise ConfigError(f"shard {index} of {count}: a shard counts from 0 to shards - 1")
+    return f"{index:05d}-of-{count:05d}"
+
+
+def shard_of(name: str) -> tuple[int, int]:
+    """(index, count) of a shard name, inverse of `shard_name`."""
+    index, _, count = name.partition("-of-")
+    if not (index.isdigit() and count.isdigit()):
+        raise ConfigError(f"{name!r} is not a shard name such as 00003-of-00016")
+    shard_name(int(index), int(count))
+    return int(index), int(count)
+
+
+def shard_names(config: dict, dataset: str) -> list[str]:
+    """The shards a training dataset's corpus is cut into (`datasets.<name>.shards`), in order."""
+    count = config["datasets"][dataset]["shards"]
+    return [shard_name(index, count) for index in range(count)]
+
+
 @dataclass(frozen=True)
 class Run:
     """One model of the grid: a size trained on a dataset for M x N tokens, with the study's

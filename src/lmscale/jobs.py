@@ -25,7 +25,7 @@ import typing
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from lmscale.config import replicate_seed_of, run_name, to_json
+from lmscale.config import ConfigError, replicate_seed_of, run_name, shard_of, to_json
 from lmscale.model import Shape
 from lmscale.resources import RESOURCE_KEYS
 
@@ -96,7 +96,7 @@ def section(config: dict, key: str, cls) -> dict:
 
 
 # Keys of a `datasets` or `validation_sets` entry that are not part of where its text comes from.
-SPLIT_KEYS = ("validation_fraction", "tokens", "dataset")
+SPLIT_KEYS = ("validation_fraction", "tokens", "dataset", "shards")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,28 @@ class CorpusJob(Job):
             entry = config["datasets"][dataset]
             return cls(text_source(entry), ["train", "validation"], entry["validation_fraction"])
         return cls(text_source(config["validation_sets"][valset]), ["validation"], None)
+
+
+@dataclass(frozen=True)
+class CorpusShardJob(Job):
+    """Shard `shard` of the `shards` a training dataset's source is cut into, in train and validation.
+
+    The same source and split as its dataset's CorpusJob: the shards together hold its documents.
+    """
+
+    source: dict
+    validation_fraction: float
+    shard: int  # from 0
+    shards: int
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, shard: str) -> "CorpusShardJob":
+        entry = config["datasets"][dataset]
+        index, count = shard_of(shard)
+        if count != entry["shards"]:
+            raise ConfigError(f"shard {shard} of dataset {dataset!r}: the dataset is cut into "
+                              f"datasets.{dataset}.shards = {entry['shards']} shards, not {count}")
+        return cls(text_source(entry), entry["validation_fraction"], index, count)
 
 
 def text_source(entry: dict) -> dict:
@@ -409,7 +431,8 @@ class FigureJob(Job):
 
 
 JOBS: dict[str, Any] = {
-    "corpus": CorpusJob, "tokenizer": TokenizerJob, "train": TrainJob, "eval_loss": EvalLossJob,
+    "corpus": CorpusJob, "corpus_shard": CorpusShardJob, "tokenizer": TokenizerJob,
+    "train": TrainJob, "eval_loss": EvalLossJob,
     "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
     "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,
     "predict": PredictJob, "figure": FigureJob,
