@@ -1,23 +1,32 @@
 """Sharded corpora (`datasets.<name>.shards`): K shard jobs hold the documents of one, and
 training reads their token streams as one stream.
 
-The stdlib cut into 4 shards gives the same documents in the same order, the same validation
-split and the same token stream as K = 1; local files and a streamed `datasets` source are cut
-between files; an index slices across shards as one array.
+- the library: the stdlib cut into 4 shards gives the same documents in the same order, the
+  same validation split and the same token stream as K = 1; local files and a streamed
+  `datasets` source are cut between files; an index slices across shards as one array;
+- the workflow: a smoke study with 4 shards plans 4 corpus and 4 tokenize jobs and their
+  fan-in, trains on the index to the loss of the unsharded study, and a killed shard job is
+  the only one a rerun redoes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from lmscale import corpus, tokens
 from lmscale.config import shard_name, shard_names, shard_of
 from lmscale.tokenizer import train_bpe
-from tests.workflow import validated_config
+from tests.workflow import REPO, offline_env, planned, snakemake, snakemake_command, validated_config
 
 SMALL_STDLIB = {"source": "stdlib", "max_bytes": 400_000}
 
@@ -142,3 +151,148 @@ def test_shard_names_are_ordered_and_checked():
     for bad in ("3-of-3", "x-of-2", "00001"):
         with pytest.raises(ValueError):
             shard_of(bad)
+
+
+# ---- the workflow ------------------------------------------------------------------------------
+
+
+def smoke_config(study: str, shards: int) -> dict:
+    """The smoke study on less text, its corpus in `shards` shards."""
+    config = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    config["study"] = study
+    config["datasets"]["stdlib"] |= {"shards": shards, "max_bytes": 1_500_000}  # s1 at M = 5 reads ~0.1M tokens
+    return config
+
+
+def kill_when_running(workdir: Path, marker: str, found: list, seconds: float = 300) -> threading.Thread:
+    """A thread that SIGKILLs the `lmscale` process (not its shell) that runs in `workdir` with `marker`
+    (a shard's path) in its command line: a shard job killed as a cluster kills one."""
+
+    def watch():
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for entry in Path("/proc").iterdir():
+                try:
+                    argv = (entry / "cmdline").read_bytes().decode().split("\0")
+                    here = Path(os.readlink(entry / "cwd")) == workdir
+                except (OSError, ValueError):
+                    continue
+                command = " ".join(argv)
+                if here and marker in command and Path(argv[0]).name not in ("bash", "sh") and any(
+                        Path(arg).name == "lmscale" or arg == "lmscale.cli" for arg in argv[:3]):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    found.append(command)
+                    return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_killing(workdir: Path, configfile: Path, marker: str, *targets: str) -> list:
+    """The workflow up to `targets` (--keep-going), the shard job whose command holds `marker` killed."""
+    killed: list = []
+    watcher = kill_when_running(workdir, marker, killed)
+    result = subprocess.run(snakemake_command(workdir, "--keep-going", *targets, "--configfile", str(configfile)),
+                            capture_output=True, text=True, env=offline_env(), timeout=900)
+    watcher.join(timeout=1)
+    assert killed, f"no job with {marker} was seen running:\n{result.stderr[-3000:]}"
+    assert result.returncode != 0, "a killed job fails the run"
+    return killed
+
+
+def shard_files(results: Path, kind: str) -> dict[str, float]:
+    pattern = {"corpus": "data/stdlib/shards/*/train.jsonl", "tokens": "tokens/stdlib/shards/*/train.bin"}[kind]
+    return {path.parent.name: path.stat().st_mtime_ns for path in results.glob(pattern)}
+
+
+@pytest.fixture(scope="module")
+def sharded_study(tmp_path_factory):
+    """The smoke study in 4 shards, one shard job of each kind killed on the way, then s1 at M = 5
+    trained; and the same run of the study in one piece."""
+    workdir = tmp_path_factory.mktemp("sharded_study")
+    configs = {}
+    for study, shards in (("sharded", 4), ("whole", 1)):
+        configs[study] = workdir / f"{study}.yaml"
+        configs[study].write_text(yaml.safe_dump(smoke_config(study, shards)))
+    results = workdir / "results" / "sharded"
+    record = {"plan": planned(workdir, "--configfile", str(configs["sharded"]))}
+    shard_dirs = [f"results/sharded/data/stdlib/shards/{shard_name(k, 4)}" for k in range(4)]
+
+    # A corpus shard job killed: the other shards are written, the tokenizer (which reads them all) waits.
+    record["killed_corpus"] = run_killing(workdir, configs["sharded"], f"{shard_dirs[1]} ",
+                                          *(f"{folder}/manifest.json" for folder in shard_dirs))
+    record["corpus_before"] = shard_files(results, "corpus")
+    record["corpus_rerun"] = planned(workdir, *(f"{folder}/manifest.json" for folder in shard_dirs),
+                                     "--configfile", str(configs["sharded"]))
+    # A tokenize shard job killed on the way to the index.
+    index = "results/sharded/tokens/stdlib/train.index.json"
+    record["killed_tokens"] = run_killing(workdir, configs["sharded"],
+                                          f"results/sharded/tokens/stdlib/shards/{shard_name(2, 4)}/train.bin", index)
+    record["corpus_after"] = shard_files(results, "corpus")
+    record["tokens_before"] = shard_files(results, "tokens")
+    record["tokens_rerun"] = planned(workdir, index, "--configfile", str(configs["sharded"]))
+    run = "results/{study}/models/stdlib/s1_M5/run.json"
+    snakemake(workdir, run.format(study="sharded"), "--configfile", str(configs["sharded"]))
+    record["tokens_after"] = shard_files(results, "tokens")
+    snakemake(workdir, run.format(study="whole"), "--configfile", str(configs["whole"]))
+    return workdir, record
+
+
+def rules(jobs: list[dict]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for job in jobs:
+        found.setdefault(job["rule"], []).append(job["wildcards"])
+    return found
+
+
+@pytest.mark.slow
+def test_the_sharded_study_plans_a_job_per_shard_and_their_fan_in(sharded_study):
+    _, record = sharded_study
+    plan = rules(record["plan"])
+    assert sorted(job["shard"] for job in plan["corpus_shard"]) == [shard_name(k, 4) for k in range(4)]
+    assert len(plan["tokenize_shard"]) == 4 and len(plan["index_tokens"]) == 1
+    assert "corpus" not in plan  # the sharded dataset's; the pydoc validation set has its own rule
+    # The held-out split (loss evaluation, task suite) is the shards' joined.
+    assert plan["join_shards"] == [{"dataset": "stdlib"}]
+
+
+@pytest.mark.slow
+def test_a_killed_shard_job_is_the_only_one_redone(sharded_study):
+    _, record = sharded_study
+    # The killed corpus shard left no output; a rerun plans it alone of the four.
+    assert shard_name(1, 4) not in record["corpus_before"] and len(record["corpus_before"]) == 3
+    assert rules(record["corpus_rerun"]) == {"corpus_shard": [{"dataset": "stdlib", "shard": shard_name(1, 4)}]}
+    # The finished ones were not written again when the run went on.
+    assert {k: v for k, v in record["corpus_after"].items() if k != shard_name(1, 4)} == record["corpus_before"]
+    # Likewise a killed tokenize shard: it and the index (the fan-in) are all that is left to do.
+    assert sorted(record["tokens_before"]) == [shard_name(k, 4) for k in (0, 1, 3)]
+    assert rules(record["tokens_rerun"]) == {"tokenize_shard": [{"dataset": "stdlib", "shard": shard_name(2, 4)}],
+                                             "index_tokens": [{"dataset": "stdlib"}]}
+    assert {k: v for k, v in record["tokens_after"].items() if k != shard_name(2, 4)} == record["tokens_before"]
+
+
+@pytest.mark.slow
+def test_the_sharded_study_has_the_data_and_loss_of_the_whole(sharded_study):
+    workdir, _ = sharded_study
+    sharded, whole = workdir / "results" / "sharded", workdir / "results" / "whole"
+    # The same tokenizer, learnt from the shards' train splits in order.
+    assert (sharded / "tokenizer" / "tokenizer.json").read_bytes() == (whole / "tokenizer" / "tokenizer.json").read_bytes()
+    # The same token count and stream, and the same validation split.
+    index = json.loads((sharded / "tokens" / "stdlib" / "train.index.json").read_text())
+    summary = json.loads((whole / "tokens" / "stdlib" / "train.json").read_text())
+    assert index["tokens"] == summary["tokens"] and index["documents"] == summary["documents"]
+    assert b"".join((sharded / "tokens" / "stdlib" / shard["path"]).read_bytes() for shard in index["shards"]) == (
+        whole / "tokens" / "stdlib" / "train.bin").read_bytes()
+    shard_validation = b"".join(path.read_bytes() for path in sorted(sharded.glob("data/stdlib/shards/*/validation.jsonl")))
+    assert shard_validation == (whole / "data/stdlib/validation.jsonl").read_bytes()
+    # A run on the index reads the batches of the whole stream: the same budget, fingerprint and
+    # losses. (Seed noise would allow ~1% between the final losses; they agree exactly.)
+    runs = [json.loads((study / "models" / "stdlib" / "s1_M5" / "run.json").read_text()) for study in (sharded, whole)]
+    assert runs[0]["fingerprint"] == runs[1]["fingerprint"] and runs[0]["D"] == runs[1]["D"]
+    assert runs[0]["train_tokens_available"] == runs[1]["train_tokens_available"] == (index["tokens"] - 1) // 64 * 64
+    logs = [[json.loads(line)["loss"] for line in read_lines(study / "models" / "stdlib" / "s1_M5" / "train_log.jsonl")]
+            for study in (sharded, whole)]
+    print(f"\ntrain loss of s1_M5 at its last step: 4 shards {logs[0][-1]:.4f}, one piece {logs[1][-1]:.4f}")
+    assert logs[0] == logs[1] and len(logs[0]) > 5

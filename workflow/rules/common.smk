@@ -2,6 +2,7 @@
 # Each rule's `job` param is its stage's description (lmscale.jobs), built from the config
 # and the wildcards by that description's `from_config`.
 import os
+import re
 
 from snakemake.logging import logger
 
@@ -35,6 +36,7 @@ wildcard_constraints:
     valset=r"[^/]+",
     t=r"[0-9]+(\.[0-9]+)?",
     taskset=r"t[0-9]+(\.[0-9]+)?|all",
+    shard=r"[0-9]+-of-[0-9]+",
 
 
 def trains_models():
@@ -182,11 +184,48 @@ def valset_stream(valset):
     return VALSET_SPLIT.format(valset=valset)
 
 
+# A dataset with `shards` > 1 is cut into shards, one corpus job and one token stream each:
+#   data/{dataset}/shards/{shard}/{train,validation}.jsonl   shard {shard} ("00003-of-00016")
+#   data/{dataset}/validation.jsonl + manifest.json          the shards' validation splits, joined
+#   tokens/{dataset}/shards/{shard}/train.bin + .json        a shard's train stream
+#   tokens/{dataset}/train.index.json                        the shards' streams, read by training as one
+SHARD_DIR = f"{DATA}/{{dataset}}/shards/{{shard}}"
+SHARD_TOKENS = f"{TOKENS}/{{dataset}}/shards/{{shard}}/train"
+
+
+def dataset_names(sharded):
+    """A wildcard constraint matching the datasets cut into shards (or those that are not); none: nothing."""
+    names = [name for name in config["datasets"] if (config["datasets"][name]["shards"] > 1) == sharded]
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def shard_paths(pattern, dataset):
+    """`pattern` filled in for every shard of `dataset`, in order."""
+    return [pattern.format(dataset=dataset, shard=shard) for shard in study_config.shard_names(config, dataset)]
+
+
+def train_tokens(wildcards):
+    """What training reads: the train split's token stream, or the index of its shards' streams."""
+    if config["datasets"][wildcards.dataset]["shards"] > 1:
+        return f"{TOKENS}/{wildcards.dataset}/train.index.json"
+    return f"{TOKENS}/{wildcards.dataset}/train.bin"
+
+
+def train_token_shards(wildcards):
+    """The shards' streams an index names (none for a dataset in one piece): training reads them too."""
+    if config["datasets"][wildcards.dataset]["shards"] > 1:
+        return shard_paths(f"{SHARD_TOKENS}.bin", wildcards.dataset)
+    return []
+
+
 def tokenizer_training_split():
-    """The train split a BPE tokenizer learns from; none for a pretrained tokenizer."""
+    """The train split a BPE tokenizer learns from (a sharded dataset's in order); none for a pretrained tokenizer."""
     if config["tokenizer"]["kind"] != "bpe":
         return []
-    return f"{DATA}/{config['tokenizer']['dataset'] or analysis_datasets()[0]}/train.jsonl"
+    dataset = config["tokenizer"]["dataset"] or analysis_datasets()[0]
+    if config["datasets"][dataset]["shards"] > 1:
+        return shard_paths(f"{SHARD_DIR}/train.jsonl", dataset)
+    return f"{DATA}/{dataset}/train.jsonl"
 
 
 # ---- validation loss ----
@@ -243,3 +282,4 @@ def task_selection():
     section = tasks_config()
     keys = ["suite", "include", "exclude"] + (["table"] if section["suite"] == "llm_foundry_46" else [])
     return {key: section[key] for key in keys}
+
