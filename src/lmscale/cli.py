@@ -18,6 +18,7 @@ import sys
 
 # command -> (module, one-line help); the order is the order of the pipeline.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "prefetch": ("lmscale.prefetch", "fetch what the offline jobs read from the Hugging Face Hub into its cache"),
     "corpus": ("lmscale.corpus", "write a dataset's train/validation splits as JSONL"),
     "corpus-shard": ("lmscale.corpus", "write one shard of a dataset's train/validation splits as JSONL"),
     "join-shards": ("lmscale.corpus", "join a sharded dataset's validation splits"),

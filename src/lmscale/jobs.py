@@ -72,7 +72,7 @@ def _value(kind, value):
     return value
 
 
-def add_argument(parser: argparse.ArgumentParser, cls, flag: str = "--job") -> None:
+def add_argument(parser: argparse.ArgumentParser, cls, flag: str = "--job", required: bool = True) -> None:
     """`--job` (or `--options`): a description as JSON, read into `cls`; the help names its fields."""
 
     def parse(text: str):
@@ -83,7 +83,7 @@ def add_argument(parser: argparse.ArgumentParser, cls, flag: str = "--job") -> N
 
     summary = (cls.__doc__ or "").strip().splitlines()[0]
     fields = ", ".join(field.name for field in dataclasses.fields(cls))
-    parser.add_argument(flag, required=True, type=parse, metavar="JSON",
+    parser.add_argument(flag, required=required, type=parse, metavar="JSON",
                         help=f"{summary} As JSON (lmscale.jobs.{cls.__name__}): {fields}")
 
 
@@ -153,6 +153,38 @@ class TokenizerJob(Job):
     @classmethod
     def from_config(cls, config: dict) -> "TokenizerJob":
         return cls(**section(config, "tokenizer", cls))
+
+
+@dataclass(frozen=True)
+class TokenizerOptions(Job):
+    """Where a pretrained tokenizer is read from, offline: changes no result."""
+
+    hf_cache: str | None  # the Hugging Face cache the prefetch job filled (None: Hugging Face's default)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TokenizerOptions":
+        return cls(config["hf_cache"])
+
+
+@dataclass(frozen=True)
+class PrefetchJob(Job):
+    """What the offline jobs will read from the Hugging Face Hub, fetched into the cache once.
+
+    The datasets of the lm-eval tasks the study evaluates, and a pretrained tokenizer named by
+    its hub id; the cache they go to decides where the data are, so it is part of the job.
+    """
+
+    tasks: dict | None  # the `tasks` section's choice of tasks (suite, table, include, exclude); None: no lm-eval data
+    tokenizer: str | None  # a pretrained tokenizer's hub id; None: a BPE of the study's own or a local folder
+    hf_cache: str | None  # None: Hugging Face's default cache
+
+    @classmethod
+    def from_config(cls, config: dict, tasks: dict | None, tokenizer: str | None) -> "PrefetchJob":
+        return cls(tasks, tokenizer, config["hf_cache"])
+
+    def needed(self) -> bool:
+        """Whether the study reads anything from the Hub at all (the default study does not)."""
+        return self.tasks is not None or self.tokenizer is not None
 
 
 # ---- training ----------------------------------------------------------------------------
@@ -305,10 +337,11 @@ class EvalTasksOptions(Job):
     """How an evaluation is carried out, not what it measures."""
 
     device: str  # torch device of the evaluation
+    hf_cache: str | None  # the Hugging Face cache lm-eval's datasets are read from (None: Hugging Face's default)
 
     @classmethod
     def from_config(cls, config: dict) -> "EvalTasksOptions":
-        return cls(**section(config, "tasks", cls))
+        return cls(config["tasks"]["device"], config["hf_cache"])
 
 
 # ---- the testbed and the laws ------------------------------------------------------------
@@ -431,7 +464,7 @@ class FigureJob(Job):
 
 
 JOBS: dict[str, Any] = {
-    "corpus": CorpusJob, "corpus_shard": CorpusShardJob, "tokenizer": TokenizerJob,
+    "corpus": CorpusJob, "corpus_shard": CorpusShardJob, "prefetch": PrefetchJob, "tokenizer": TokenizerJob,
     "train": TrainJob, "eval_loss": EvalLossJob,
     "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
     "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,

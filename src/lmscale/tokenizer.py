@@ -6,7 +6,9 @@ reads and the train stage copies beside every model, so that
 `AutoTokenizer.from_pretrained(model_dir)` works offline.
 
 A BPE learns from the train split, or from the train splits of a sharded
-corpus read in order (the same text).
+corpus read in order (the same text). A pretrained tokenizer named by its hub
+id is read offline from the Hugging Face cache the prefetch stage filled
+(`--options`: which cache).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from lmscale import jobs
 from lmscale.corpus import read_texts
-from lmscale.jobs import TokenizerJob
+from lmscale.jobs import TokenizerJob, TokenizerOptions
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ def _capped(texts, max_bytes):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, TokenizerJob)
+    jobs.add_argument(parser, TokenizerOptions, "--options", required=False)
     parser.add_argument("--train", nargs="*", help="train split (JSONL) a BPE tokenizer learns from "
                                                    "(a sharded corpus: its shards' train splits, in order)")
     parser.add_argument("--out-dir", required=True, help="the tokenizer folder (Hugging Face format)")
@@ -120,6 +123,10 @@ def main(args: argparse.Namespace) -> int:
     else:
         if not job.name:
             raise ValueError("a pretrained tokenizer needs a name: a hub name or a path (tokenizer.name in the config)")
+        if args.options:
+            from lmscale.prefetch import use_cache
+
+            use_cache(args.options.hf_cache)
         out = fetch_pretrained(job.name, args.out_dir)
     log.info("tokenizer saved to %s (end-of-text id %d)", out, end_of_text_id(out))
     return 0

@@ -283,3 +283,31 @@ def task_selection():
     keys = ["suite", "include", "exclude"] + (["table"] if section["suite"] == "llm_foundry_46" else [])
     return {key: section[key] for key in keys}
 
+
+# ---- what the offline jobs read from the Hugging Face Hub ----
+# The prefetch job (a localrule: where Snakemake runs, with the network) fills the cache with the
+# datasets of the lm-eval tasks and a pretrained tokenizer named by its hub id; its manifest is an
+# input of the jobs that read them, so that none starts before its data is there. It is
+# ancient(): fetching again (another revision, a moved cache) reruns no evaluation.
+PREFETCH_MANIFEST = f"{RESULTS}/prefetch/manifest.json"
+
+
+def hub_tokenizer():
+    """The hub id of a pretrained tokenizer; None for a BPE of the study's own or a local folder."""
+    section = config["tokenizer"]
+    if section["kind"] != "pretrained" or not section["name"] or os.path.isdir(repository_path(section["name"])):
+        return None
+    return section["name"]
+
+
+def lm_eval_task_selection():
+    """The choice of tasks whose lm-eval datasets are fetched; None for the offline suite (its data are generated)."""
+    return task_selection() if tasks_config()["suite"] == "llm_foundry_46" else None
+
+
+PREFETCH = jobs.PrefetchJob.from_config(config, lm_eval_task_selection(), hub_tokenizer()) if trains_models() else None
+
+
+def prefetched(needed):
+    """The prefetch manifest as an input of a job that reads what it fetched, if it does."""
+    return ancient(PREFETCH_MANIFEST) if PREFETCH is not None and needed else []

@@ -1,5 +1,26 @@
 # Text to token streams: corpus splits, the tokenizer, and one token stream per split; a sharded
-# dataset's corpus and train stream in shards.
+# dataset's corpus and train stream in shards; and what the offline jobs read from the Hub.
+
+
+if PREFETCH is not None and PREFETCH.needed():
+
+    rule prefetch:
+        input:
+            table=task_table_input(),
+        output:
+            PREFETCH_MANIFEST,
+        params:
+            job=PREFETCH.to_json(),
+        conda:
+            ENV
+        log:
+            f"{LOGS}/prefetch.log",
+        # Where Snakemake runs, the network is: a cluster's compute nodes may have none.
+        localrule: True
+        threads: 1
+        priority: DATA_PRIORITY + 10
+        shell:
+            "lmscale prefetch --job {params.job:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule corpus:
@@ -94,6 +115,7 @@ rule corpus_valset:
 rule tokenizer:
     input:
         train=tokenizer_training_split(),
+        prefetched=prefetched(hub_tokenizer()),
     output:
         TOKENIZER,
     params:
@@ -105,8 +127,16 @@ rule tokenizer:
         f"{LOGS}/tokenizer.log",
     threads: 1
     priority: DATA_PRIORITY
+    resources:
+        # Which cache a hub tokenizer is read from changes no result: a resource, not a param.
+        options=jobs.TokenizerOptions.from_config(config).to_json(),
     shell:
+        # A BPE learns from the train split; a hub tokenizer is read offline from the cache the
+        # prefetch job filled.
         "lmscale tokenizer --job {params.job:q} --train {input.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        if not hub_tokenizer() else
+        "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 lmscale tokenizer --job {params.job:q}"
+        " --options {resources.options:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # Nothing but its inputs decides a token stream: no job description.
