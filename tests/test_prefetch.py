@@ -215,7 +215,8 @@ def test_with_a_prepared_cache_prefetch_passes_offline_and_the_evaluations_read_
 
 def test_a_hub_tokenizer_is_prefetched_and_read_offline(tmp_path):
     """A pretrained tokenizer named by a hub id: the prefetch job finds it in the cache and the tokenizer
-    job reads it with the Hub switched off; with nothing in the cache the prefetch job names it."""
+    job reads it with the Hub switched off. (With nothing in the cache the prefetch job names it:
+    test_paper_config.py, GPT-NeoX's.)"""
     from lmscale import corpus
     from lmscale.tokenizer import train_bpe
 
@@ -224,12 +225,6 @@ def test_a_hub_tokenizer_is_prefetched_and_read_offline(tmp_path):
     config = tiny_study("tok", tokenizer={"kind": "pretrained", "name": "lmscale-test/tiny-bpe"},
                         tasks={"suite": "offline"})
     target = "results/tok/tokenizer/tokenizer.json"
-    missing = run(tmp_path, config, target)
-    assert missing.returncode != 0
-    log = (tmp_path / "results/tok/logs/prefetch.log").read_text()
-    assert "1 of 1 downloads are not in the Hugging Face cache" in log and "tokenizer lmscale-test/tiny-bpe" in log
-    assert not (tmp_path / target).exists()
-
     prepare_hub_tokenizer(tmp_path / "hf-cache" / "hub", "lmscale-test/tiny-bpe", trained)
     found = run(tmp_path, config, target)
     assert found.returncode == 0, found.stderr[-3000:]

@@ -234,8 +234,9 @@ def prefetch(job: PrefetchJob, out: str | Path) -> dict:
         from lmscale.eval_tasks import set_offline
 
         set_offline()  # before datasets and huggingface_hub are imported: not one request is tried
+    log.info("prefetch: %s", f"offline ({reason}): the cache alone is read" if reason else "online")
     downloads = plan(job)
-    log.info("prefetch: %d downloads (%s)", len(downloads), f"offline: {reason}" if reason else "online")
+    log.info("prefetch: %d downloads", len(downloads))
     records, missing = [], []
     for download in downloads:
         try:
