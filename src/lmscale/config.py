@@ -257,6 +257,7 @@ def check_study(config: dict) -> None:
                               f"{', '.join(validation_sets) or 'none'}); add it under `validation_sets`, "
                               f"e.g. {valset}: {{dataset: {datasets[0]}}}, or name one of the known ones")
     _check_sizes(config)
+    _check_shards(config)
     runs = training_runs(config)
     if not runs:
         raise ConfigError("`grid` has no runs to train; add a block such as "
@@ -290,6 +291,23 @@ def _check_testbed_path(config: dict) -> None:
         raise ConfigError(f"testbed_path = {path!r} has no {needed}: a `{form}` testbed needs "
                           + ("loss.csv (tasks.csv optional)" if form == "tables"
                              else "models/, evals/ and eval_metadata.csv"))
+
+
+def _check_shards(config: dict) -> None:
+    """A sharded file source has a file for every shard: a shard is a run of whole files."""
+    from lmscale import corpus
+
+    for name, entry in config["datasets"].items():
+        source = entry.get("source", "stdlib")
+        if entry.get("shards", 1) == 1 or source not in ("stdlib", "local"):
+            continue
+        try:
+            files = len(corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry))
+        except FileNotFoundError as error:
+            raise ConfigError(f"datasets.{name}: {error}") from None
+        if files < entry["shards"]:
+            raise ConfigError(f"datasets.{name}.shards = {entry['shards']}, but its {source} source has {files} "
+                              f"file(s) and a shard is a run of whole files; set shards to at most {files}")
 
 
 def _check_sizes(config: dict) -> None:
