@@ -148,6 +148,16 @@ def fake_slurm(folder: Path) -> tuple[Path, Path]:
     return bin_dir, calls
 
 
+def on_fake_cluster(tmp_path: Path, monkeypatch) -> Path:
+    """The fake SLURM commands first on PATH, no SLURM variable of a real job; where their calls are recorded."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the slurm profile needs the executor plugin")
+    bin_dir, calls = fake_slurm(tmp_path / "slurm")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
+    for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
+        monkeypatch.delenv(name)
+    return calls
+
+
 def recorded_calls(calls: Path) -> list[list[str]]:
     return [shlex.split(path.read_text()) for path in sorted(calls.iterdir())]
 
@@ -248,11 +258,7 @@ def test_paper_dry_run_shows_the_promised_training_resources(paper_dry_run):
 @pytest.mark.slow
 def test_1_4b_training_job_asks_slurm_for_what_resources_promise(tmp_path, monkeypatch):
     """The sbatch calls of one 1.4B run, three attempts (the profile's retries: 2): --gpus, --mem, -t."""
-    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the slurm profile needs the executor plugin")
-    bin_dir, calls = fake_slurm(tmp_path / "slurm")
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
-    for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
-        monkeypatch.delenv(name)
+    calls = on_fake_cluster(tmp_path, monkeypatch)
     workdir = tmp_path / "work"
     # The run's inputs exist (the index of C4's 32 token shards, the shards, the tokenizer and what the
     # prefetch job fetched for it), in the order the workflow writes them: the training job is the only one.
@@ -295,11 +301,7 @@ def test_paper_prefetch_runs_where_snakemake_runs(tmp_path, monkeypatch):
     """The prefetch job is a localrule: through the SLURM profile it runs on this host, not through
     sbatch, and here, with no network and an empty cache, fails naming the GPT-NeoX tokenizer (the
     tasks are left out, so that it reads no lm-eval index: test_prefetch.py plans those)."""
-    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the slurm profile needs the executor plugin")
-    bin_dir, calls = fake_slurm(tmp_path / "slurm")
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
-    for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
-        monkeypatch.delenv(name)
+    calls = on_fake_cluster(tmp_path, monkeypatch)
     workdir = tmp_path / "work"
     result = snakemake(workdir, "--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1",
                        "--seconds-between-status-checks", "1", "results/paper/prefetch/manifest.json",
