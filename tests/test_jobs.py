@@ -76,7 +76,30 @@ def test_the_tasks_section_reaches_the_suite_the_evaluation_or_the_selection():
     evaluation = {"limit", "batch_size"}
     selection = {"suite", "table", "include", "exclude"}  # EvalTasksJob.tasks
     assert suite <= names(jobs.TaskSuiteJob) and evaluation <= names(jobs.EvalTasksJob)
-    assert keys == suite | evaluation | selection | names(jobs.EvalTasksOptions) | {"threads", "heldout_dataset"}
+    assert keys == suite | evaluation | selection | (names(jobs.EvalTasksOptions) - {"hf_cache"}) | {"threads",
+                                                                                                  "heldout_dataset"}
+
+
+def test_the_hugging_face_cache_reaches_every_job_that_reads_or_fills_it():
+    """`hf_cache` (top level): where the prefetch job puts what it fetches (its result), and where the
+    tokenizer and evaluation jobs read it (their options: moving the cache changes no result)."""
+    assert "hf_cache" in SCHEMA["properties"]
+    config = validated_config({"hf_cache": "/shared/hf"})
+    assert jobs.PrefetchJob.from_config(config, None, "org/name").hf_cache == "/shared/hf"
+    assert jobs.TokenizerOptions.from_config(config).hf_cache == "/shared/hf"
+    assert jobs.EvalTasksOptions.from_config(config).hf_cache == "/shared/hf"
+    assert validated_config()["hf_cache"] is None
+
+
+def test_a_datasets_shards_reach_its_shard_jobs_not_its_source():
+    config = validated_config({"datasets": {"stdlib": {"shards": 4, "max_bytes": 1000}}})
+    shard = jobs.CorpusShardJob.from_config(config, "stdlib", "00002-of-00004")
+    assert (shard.shard, shard.shards) == (2, 4)
+    assert shard.source == jobs.CorpusJob.from_config(config, dataset="stdlib").source == {
+        "source": "stdlib", "max_bytes": 1000, "text_field": "text"}
+    assert validated_config()["datasets"]["stdlib"]["shards"] == 1
+    with pytest.raises(ValueError, match="shards = 4 shards, not 8"):
+        jobs.CorpusShardJob.from_config(config, "stdlib", "00002-of-00008")
 
 
 def test_a_size_is_a_shape_per_size_hyperparameters_and_resources():
@@ -100,6 +123,10 @@ def test_every_job_of_a_study_survives_json(configfile):
     config = validated_config(yaml.safe_load((REPO / configfile).read_text()))
     dataset, valset = next(iter(config["datasets"])), config["valsets"][0]
     built = [jobs.CorpusJob.from_config(config, dataset=dataset), jobs.TokenizerJob.from_config(config),
+             jobs.CorpusShardJob.from_config(config, dataset, study_config.shard_names(config, dataset)[-1]),
+             jobs.TokenizerOptions.from_config(config),
+             jobs.PrefetchJob.from_config(config, {"suite": "llm_foundry_46", "table": "t.csv", "include": [],
+                                                   "exclude": []}, config["tokenizer"]["name"]),
              jobs.TrainOptions.from_config(config), jobs.EvalLossJob.from_config(config),
              jobs.TaskSuiteJob.from_config(config, ["bracket_next"], 64),
              jobs.EvalTasksOptions.from_config(config), jobs.SelectTasksJob.from_config(config, "10"),

@@ -4,7 +4,10 @@
   matches the release's, the release's batch sizes, warmups and learning rates;
 - `snakemake -n --profile profiles/slurm` plans it offline, calling no SLURM
   command that needs a cluster: 104 training jobs (34 C4, 35 RedPajama, 35
-  RefinedWeb) and their 104 loss and 104 task evaluations;
+  RefinedWeb) and their 104 loss and 104 task evaluations, the prefetch job, and
+  32 corpus and 32 tokenize shard jobs per dataset with their fan-in;
+- the prefetch job runs where Snakemake runs (no sbatch), and offline it fails
+  naming what is missing;
 - the sbatch call of a 1.4B training job asks for the GPUs, memory and wall
   time lmscale.resources promises, doubled on the second attempt (against fake
   SLURM commands that record each call and refuse it);
@@ -145,6 +148,16 @@ def fake_slurm(folder: Path) -> tuple[Path, Path]:
     return bin_dir, calls
 
 
+def on_fake_cluster(tmp_path: Path, monkeypatch) -> Path:
+    """The fake SLURM commands first on PATH, no SLURM variable of a real job; where their calls are recorded."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the slurm profile needs the executor plugin")
+    bin_dir, calls = fake_slurm(tmp_path / "slurm")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
+    for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
+        monkeypatch.delenv(name)
+    return calls
+
+
 def recorded_calls(calls: Path) -> list[list[str]]:
     return [shlex.split(path.read_text()) for path in sorted(calls.iterdir())]
 
@@ -190,9 +203,31 @@ def test_paper_dry_run_plans_104_runs_and_their_evaluations(paper_dry_run):
     for rule in ("eval_loss", "eval_tasks"):
         evaluated = {(job["dataset"], job["size"], float(job["mult"])) for job in jobs[rule]}
         assert len(jobs[rule]) == 104 and evaluated == runs, rule
-    # The data stages: three corpora, six validation sets, one pretrained tokenizer.
-    assert len(jobs["corpus"]) == 3 and len(jobs["corpus_valset"]) == 6
-    assert "tokenizer" in jobs
+    # The data stages: three corpora in 32 shards each, their streams indexed for training, six
+    # validation sets, one pretrained tokenizer, and the prefetch of what the offline jobs read.
+    assert "corpus" not in jobs and len(jobs["corpus_valset"]) == 6
+    for rule in ("corpus_shard", "tokenize_shard"):
+        shards = Counter(job["dataset"] for job in jobs[rule])
+        assert shards == {"c4_original": 32, "rpj": 32, "rw_original": 32}, rule
+        assert {job["shard"] for job in jobs[rule]} == {f"{k:05d}-of-00032" for k in range(32)}
+    assert sorted(job["dataset"] for job in jobs["index_tokens"]) == ["c4_original", "rpj", "rw_original"]
+    assert "tokenizer" in jobs and len(jobs["prefetch"]) == 1
+    print(f"data jobs: {len(jobs['prefetch'])} prefetch, {len(jobs['corpus_shard'])} corpus_shard, "
+          f"{len(jobs['tokenize_shard'])} tokenize_shard, {len(jobs['index_tokens'])} index_tokens")
+
+
+@pytest.mark.slow
+def test_paper_dry_run_shows_the_shard_jobs_cpu_resources(paper_dry_run):
+    output, _, _ = paper_dry_run
+    config = paper_config()
+    jobs = planned_job_wildcards(output)
+    for rule, stage in (("corpus_shard", "corpus"), ("tokenize_shard", "tokenize")):
+        for job in jobs[rule]:
+            threads = 2 if stage == "tokenize" else 1
+            promised = resources.data_job(resources.shard_bytes(config, job["dataset"]), stage, 1, threads)
+            shown = job["_resources"]
+            assert int(shown["mem_mb"]) == promised["mem_mb"] and int(shown["runtime"]) == promised["runtime"]
+            assert "gpu" not in shown or int(shown["gpu"]) == 0, (rule, shown)
 
 
 @pytest.mark.slow
@@ -223,14 +258,13 @@ def test_paper_dry_run_shows_the_promised_training_resources(paper_dry_run):
 @pytest.mark.slow
 def test_1_4b_training_job_asks_slurm_for_what_resources_promise(tmp_path, monkeypatch):
     """The sbatch calls of one 1.4B run, three attempts (the profile's retries: 2): --gpus, --mem, -t."""
-    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the slurm profile needs the executor plugin")
-    bin_dir, calls = fake_slurm(tmp_path / "slurm")
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
-    for name in [k for k in os.environ if k.startswith(("SLURM_", "SBATCH_", "SRUN_"))]:
-        monkeypatch.delenv(name)
+    calls = on_fake_cluster(tmp_path, monkeypatch)
     workdir = tmp_path / "work"
-    # The run's inputs exist, so the training job is the only one submitted.
-    for path in ("results/paper/tokens/c4_original/train.bin", "results/paper/tokenizer/tokenizer.json"):
+    # The run's inputs exist (the index of C4's 32 token shards, the shards, the tokenizer and what the
+    # prefetch job fetched for it), in the order the workflow writes them: the training job is the only one.
+    shards = [f"results/paper/tokens/c4_original/shards/{k:05d}-of-00032/train.bin" for k in range(32)]
+    for path in ("results/paper/prefetch/manifest.json", "results/paper/tokenizer/tokenizer.json", *shards,
+                 "results/paper/tokens/c4_original/train.index.json"):
         (workdir / path).parent.mkdir(parents=True, exist_ok=True)
         (workdir / path).touch()
     result = snakemake(
@@ -262,7 +296,36 @@ def test_1_4b_training_job_asks_slurm_for_what_resources_promise(tmp_path, monke
     print(f"\n1.4B M=20 sbatch, attempt 1: --gpus=8 --mem {flag(first, '--mem')} -t {flag(first, '-t')}")
 
 
+@pytest.mark.slow
+def test_paper_prefetch_runs_where_snakemake_runs(tmp_path, monkeypatch):
+    """The prefetch job is a localrule: through the SLURM profile it runs on this host, not through
+    sbatch, and here, with no network and an empty cache, fails naming the GPT-NeoX tokenizer (the
+    tasks are left out, so that it reads no lm-eval index: test_prefetch.py plans those)."""
+    calls = on_fake_cluster(tmp_path, monkeypatch)
+    workdir = tmp_path / "work"
+    result = snakemake(workdir, "--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1",
+                       "--seconds-between-status-checks", "1", "results/paper/prefetch/manifest.json",
+                       "--configfile", str(PAPER), "--config", f"hf_cache={tmp_path / 'empty-cache'}",
+                       "tasks={suite: offline}", check=False)
+    assert result.returncode != 0
+    assert "localrule prefetch:" in result.stderr
+    assert [call for call in recorded_calls(calls) if call[0] == "sbatch"] == []
+    log = (workdir / "results" / "paper" / "logs" / "prefetch.log").read_text()
+    assert "1 of 1 downloads are not in the Hugging Face cache" in log and "tokenizer EleutherAI/gpt-neox-20b" in log
+
+
 # ---- lmscale.resources ---------------------------------------------------------------
+
+
+def test_shard_jobs_ask_for_more_time_not_more_memory_as_shards_grow():
+    small, large = (resources.data_job(size, stage) for size, stage in ((1e9, "corpus"), (1e11, "corpus")))
+    assert small["mem_mb"] == large["mem_mb"] and small["runtime"] < large["runtime"]
+    assert resources.data_job(1e11, "tokenize", threads=2)["runtime"] < resources.data_job(1e11, "tokenize")["runtime"]
+    assert resources.data_job(1e11, "corpus", attempt=2) == {k: 2 * v for k, v in large.items()}
+    # The paper's corpora are at least what their largest runs read: 0.12T C4, 0.92T RedPajama tokens.
+    config = paper_config()
+    assert resources.corpus_bytes(config, "rpj") > 0.92e12 * 4 > resources.corpus_bytes(config, "c4_original")
+    assert resources.shard_bytes(config, "rpj") * 32 >= resources.corpus_bytes(config, "rpj")
 
 SMALL = {"width": 64, "depth": 2, "heads": 4, "mlp_width": 192, "context": 128}
 

@@ -75,6 +75,9 @@ CONFIG_ERRORS = {
     "validation set of an unknown dataset": (
         changed(validation_sets__extra={"dataset": "web"}),
         ["validation_sets.extra.dataset = 'web' is not a dataset under `datasets`"]),
+    "more shards than files": (
+        changed(datasets__stdlib={"source": "local", "paths": [str(REPO / "README.md")], "shards": 2}),
+        ["datasets.stdlib.shards = 2, but its local source has 1 file(s)", "set shards to at most 1"]),
     "testbed_path null": (
         changed(testbed_format="tables", testbed_path=None),
         ["testbed_format tables reads published results, but testbed_path is not set", "--config testbed_path="]),

@@ -1,8 +1,10 @@
 """`lmscale <stage> ...`: one command per stage of the workflow.
 
 Each stage lives in its own module with `add_arguments(parser)` and
-`main(args)`. Only the chosen stage's module is imported, so the analysis
-commands start without loading torch. A stage's command takes its job
+`main(args)`; a module that serves further commands (the shards of a corpus
+beside the corpus) maps each to its pair of functions in its own `COMMANDS`.
+Only the chosen stage's module is imported, so the analysis commands start
+without loading torch. A stage's command takes its job
 description as JSON (`--job`, lmscale.jobs), what changes no result
 (`--options`, `--threads`) and the paths it reads and writes.
 """
@@ -16,9 +18,13 @@ import sys
 
 # command -> (module, one-line help); the order is the order of the pipeline.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "prefetch": ("lmscale.prefetch", "fetch what the offline jobs read from the Hugging Face Hub into its cache"),
     "corpus": ("lmscale.corpus", "write a dataset's train/validation splits as JSONL"),
+    "corpus-shard": ("lmscale.corpus", "write one shard of a dataset's train/validation splits as JSONL"),
+    "join-shards": ("lmscale.corpus", "join a sharded dataset's validation splits"),
     "tokenizer": ("lmscale.tokenizer", "train a byte-level BPE tokenizer or fetch a pretrained one"),
     "tokenize": ("lmscale.tokens", "tokenize a split into a flat memmap token stream"),
+    "index-tokens": ("lmscale.tokens", "index the token streams of a dataset's shards as one stream"),
     "train": ("lmscale.train", "train one model of the N x M grid (resumable)"),
     "eval-loss": ("lmscale.eval_loss", "mean token loss of a model on a validation set"),
     "task-suite": ("lmscale.task_suite", "generate the offline lm-eval task suite"),
@@ -49,13 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     module_name, help_text = COMMANDS[command]
     module = importlib.import_module(module_name)
+    add_arguments, run = getattr(module, "COMMANDS", {}).get(command, (module.add_arguments, module.main))
     parser = argparse.ArgumentParser(prog=f"lmscale {command}", description=help_text)
-    module.add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(rest)
     args.command = command
     args.argv = argv  # the command as given, for a stage that runs itself again (under torchrun)
     try:
-        result = module.main(args)
+        result = run(args)
     except (ValueError, FileNotFoundError) as error:
         # Bad input ends in one readable line, not a traceback: the message names the value.
         logging.getLogger("lmscale").error("%s", error)

@@ -44,6 +44,28 @@ def run_name(size: str, multiplier: float, replicate_seed: int | None = None) ->
     return f"{size}_M{format_multiplier(multiplier)}{replicate_suffix(replicate_seed)}"
 
 
+def shard_name(index: int, count: int) -> str:
+    """Shard `index` of `count` of a corpus as it appears in file names: 3 of 16 -> '00003-of-00016'."""
+    if not 0 <= index < count:
+        raise ConfigError(f"shard {index} of {count}: a shard counts from 0 to shards - 1")
+    return f"{index:05d}-of-{count:05d}"
+
+
+def shard_of(name: str) -> tuple[int, int]:
+    """(index, count) of a shard name, inverse of `shard_name`."""
+    index, _, count = name.partition("-of-")
+    if not (index.isdigit() and count.isdigit()):
+        raise ConfigError(f"{name!r} is not a shard name such as 00003-of-00016")
+    shard_name(int(index), int(count))
+    return int(index), int(count)
+
+
+def shard_names(config: dict, dataset: str) -> list[str]:
+    """The shards a training dataset's corpus is cut into (`datasets.<name>.shards`), in order."""
+    count = config["datasets"][dataset]["shards"]
+    return [shard_name(index, count) for index in range(count)]
+
+
 @dataclass(frozen=True)
 class Run:
     """One model of the grid: a size trained on a dataset for M x N tokens, with the study's
@@ -235,6 +257,7 @@ def check_study(config: dict) -> None:
                               f"{', '.join(validation_sets) or 'none'}); add it under `validation_sets`, "
                               f"e.g. {valset}: {{dataset: {datasets[0]}}}, or name one of the known ones")
     _check_sizes(config)
+    _check_shards(config)
     runs = training_runs(config)
     if not runs:
         raise ConfigError("`grid` has no runs to train; add a block such as "
@@ -268,6 +291,23 @@ def _check_testbed_path(config: dict) -> None:
         raise ConfigError(f"testbed_path = {path!r} has no {needed}: a `{form}` testbed needs "
                           + ("loss.csv (tasks.csv optional)" if form == "tables"
                              else "models/, evals/ and eval_metadata.csv"))
+
+
+def _check_shards(config: dict) -> None:
+    """A sharded file source has a file for every shard: a shard is a run of whole files."""
+    from lmscale import corpus
+
+    for name, entry in config["datasets"].items():
+        source = entry.get("source", "stdlib")
+        if entry.get("shards", 1) == 1 or source not in ("stdlib", "local"):
+            continue
+        try:
+            files = len(corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry))
+        except FileNotFoundError as error:
+            raise ConfigError(f"datasets.{name}: {error}") from None
+        if files < entry["shards"]:
+            raise ConfigError(f"datasets.{name}.shards = {entry['shards']}, but its {source} source has {files} "
+                              f"file(s) and a shard is a run of whole files; set shards to at most {files}")
 
 
 def _check_sizes(config: dict) -> None:

@@ -16,6 +16,15 @@ Every document has an `id`; a document goes to the validation split when a
 hash of its id falls below `validation_fraction`. The split therefore depends
 only on the id, never on the order or the machine, and adding a file moves no
 other file between splits.
+
+A large corpus is cut into shards (`datasets.<name>.shards`), one job each
+(`corpus-shard`): shard k of K holds a contiguous run of the source's
+documents, so the shards in order hold every document once, in the order of
+the whole. A file source (stdlib, local, pydoc_topics) is cut between files,
+the runs balanced by bytes; an hf source between the files the dataset
+streams from (datasets' `IterableDataset.shard`). The shards' validation
+splits are then joined (`join-shards`); their train splits are tokenised
+shard by shard, and training reads the streams as one (`lmscale.tokens`).
 """
 
 from __future__ import annotations
@@ -26,14 +35,16 @@ import fnmatch
 import hashlib
 import json
 import logging
+import itertools
 import os
 import sysconfig
 from pathlib import Path
 from typing import Iterator
 
 from lmscale import jobs
+from lmscale.config import shard_name
 from lmscale.files import atomic_write_json, atomic_writer
-from lmscale.jobs import CorpusJob
+from lmscale.jobs import CorpusJob, CorpusShardJob
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +63,27 @@ STDLIB_EXCLUDE = (
 )
 
 Document = dict  # {"id": str, "text": str}
+Shard = tuple[int, int]  # (index from 0, count); None: the whole source
 
 
 # ---- sources -----------------------------------------------------------------
 
 
-def stdlib_documents(source: dict) -> Iterator[Document]:
+def stdlib_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
     """The standard library's .py files, sorted by path; ids are paths relative to it."""
-    root = Path(source.get("root") or sysconfig.get_paths()["stdlib"])
+    root = stdlib_root(source)
+    paths = _cap_bytes(stdlib_paths(source), source.get("max_bytes"), key=lambda p: _rel(p, root))
+    for path in shard_share(paths, shard, [path.stat().st_size for path in paths], f"stdlib under {root}"):
+        yield {"id": _rel(path, root), "text": path.read_text(encoding="utf-8", errors="replace")}
+
+
+def stdlib_root(source: dict) -> Path:
+    return Path(source.get("root") or sysconfig.get_paths()["stdlib"])
+
+
+def stdlib_paths(source: dict) -> list[Path]:
+    """The .py files of the standard library a source keeps (before max_bytes), sorted."""
+    root = stdlib_root(source)
     exclude = list(source.get("exclude", STDLIB_EXCLUDE))
     include = list(source.get("include", ["*"]))
     paths = sorted(
@@ -71,15 +95,15 @@ def stdlib_documents(source: dict) -> Iterator[Document]:
     )
     if not paths:
         raise FileNotFoundError(f"no .py files under {root} (include={include}, exclude={exclude})")
-    for path in _cap_bytes(paths, source.get("max_bytes"), key=lambda p: _rel(p, root)):
-        yield {"id": _rel(path, root), "text": path.read_text(encoding="utf-8", errors="replace")}
+    return paths
 
 
-def pydoc_topics_documents(source: dict) -> Iterator[Document]:
+def pydoc_topics_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
     """Python's reference manual as shipped in pydoc_data: English prose, one document per topic."""
     from pydoc_data.topics import topics
 
-    for name in sorted(topics):
+    names = sorted(topics)
+    for name in shard_share(names, shard, [len(topics[name]) for name in names], "pydoc_topics"):
         yield {"id": f"pydoc_data/{name}", "text": topics[name]}
 
 
@@ -96,11 +120,11 @@ def local_paths(source: dict) -> list[Path]:
     return paths
 
 
-def local_documents(source: dict) -> Iterator[Document]:
+def local_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
     """Local files by glob: .txt (one document per file), .jsonl/.json (one per line), .parquet."""
-    paths = local_paths(source)
+    paths = _cap_bytes(local_paths(source), source.get("max_bytes"), key=str)
     field = source.get("text_field", "text")
-    for path in _cap_bytes(paths, source.get("max_bytes"), key=str):
+    for path in shard_share(paths, shard, [path.stat().st_size for path in paths], "local source"):
         kind = source.get("format") or _format_of(path)
         if kind == "text":
             yield {"id": str(path), "text": path.read_text(encoding="utf-8", errors="replace")}
@@ -119,23 +143,39 @@ def local_documents(source: dict) -> Iterator[Document]:
             raise ValueError(f"unknown local format {kind!r} for {path}; use text, jsonl or parquet")
 
 
-def hf_documents(source: dict) -> Iterator[Document]:
-    """A Hugging Face dataset, streamed so that a large corpus never lands on disk whole."""
+def hf_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
+    """A Hugging Face dataset, streamed so that a large corpus never lands on disk whole.
+
+    The whole dataset numbers its documents in stream order; a shard reads a contiguous run of
+    the files the dataset streams from, one after the other, and numbers each file's documents
+    (ids `.../{file}/{row}`, the same for any number of shards above one). `max_documents` caps
+    the whole, each shard at its share.
+    """
     import datasets
 
     name = source.get("name")
     if not name:
         raise ValueError("hf source needs `name` (for instance allenai/c4)")
-    stream = datasets.load_dataset(
-        name, source.get("config"), split=source.get("split", "train"), streaming=True
-    )
+    split = source.get("split", "train")
+    stream = datasets.load_dataset(name, source.get("config"), split=split, streaming=True)
     field = source.get("text_field", "text")
     limit = source.get("max_documents")
-    for index, record in enumerate(stream):
-        if limit is not None and index >= limit:
-            break
-        yield {"id": f"{name}/{source.get('config')}/{source.get('split', 'train')}/{index}",
-               "text": _text_field(record, field, name)}
+    prefix = f"{name}/{source.get('config')}/{split}"
+    if shard is None:
+        for index, record in enumerate(itertools.islice(stream, limit)):
+            yield {"id": f"{prefix}/{index}", "text": _text_field(record, field, name)}
+        return
+    index, count = shard
+    files = stream.num_shards
+    if count > files:
+        raise ValueError(f"hf source {name} ({source.get('config')}, {split}) streams from {files} file(s), "
+                         f"too few for {count} shards: a shard is a run of whole files; set shards to at most {files}")
+    if limit is not None:
+        limit = limit * (index + 1) // count - limit * index // count
+    records = ((file, row, record) for file in _contiguous(files, index, count)
+               for row, record in enumerate(stream.shard(num_shards=files, index=file)))
+    for file, row, record in itertools.islice(records, limit):
+        yield {"id": f"{prefix}/{file}/{row}", "text": _text_field(record, field, name)}
 
 
 SOURCES = {
@@ -146,13 +186,13 @@ SOURCES = {
 }
 
 
-def documents(source: dict) -> Iterator[Document]:
-    """The documents of a source, in a fixed order; empty documents are dropped."""
+def documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
+    """The documents of a source (of one of its shards), in a fixed order; empty documents are dropped."""
     kind = source.get("source", "stdlib")
     if kind not in SOURCES:
         raise ValueError(f"unknown corpus source {kind!r}; use one of {', '.join(SOURCES)}")
     found = 0
-    for document in SOURCES[kind](source):
+    for document in SOURCES[kind](source, shard):
         if document["text"].strip():
             found += 1
             yield document
@@ -177,11 +217,14 @@ def write_corpus(
     out_dir: str | Path,
     splits: tuple[str, ...] = SPLITS,
     validation_fraction: float | None = None,
+    shard: Shard | None = None,
 ) -> dict:
     """Write `{split}.jsonl` for each split and `manifest.json` beside them; return the manifest.
 
     With a single split every document goes into it (a validation set drawn
-    from a source of its own has no train split).
+    from a source of its own has no train split). With `shard`, the splits of
+    that shard of the source: its validation split may be empty (the joined one
+    may not), its train split may not.
     """
     for split in splits:
         if split not in SPLITS:
@@ -194,7 +237,7 @@ def write_corpus(
     stats = {split: {"documents": 0, "bytes": 0} for split in splits}
     with contextlib.ExitStack() as stack:
         handles = {split: stack.enter_context(atomic_writer(out_dir / f"{split}.jsonl")) for split in splits}
-        for document in documents(source):
+        for document in documents(source, shard):
             split = splits[0] if len(splits) == 1 else split_of(document["id"], validation_fraction)
             handles[split].write(json.dumps(document, ensure_ascii=False) + "\n")
             encoded = document["text"].encode("utf-8")
@@ -202,10 +245,12 @@ def write_corpus(
             stats[split]["documents"] += 1
             stats[split]["bytes"] += len(encoded)
     for split in splits:
-        if stats[split]["documents"] == 0:
+        if stats[split]["documents"] == 0 and not (shard and split == "validation"):
+            where = f" (shard {shard_name(*shard)})" if shard else ""
             raise ValueError(
-                f"split {split!r} of source {source.get('source', 'stdlib')!r} is empty; "
+                f"split {split!r} of source {source.get('source', 'stdlib')!r}{where} is empty; "
                 f"add documents or change validation_fraction ({validation_fraction})"
+                + (" or use fewer shards" if shard else "")
             )
     manifest = {
         "source": source,
@@ -215,11 +260,45 @@ def write_corpus(
         "sha256": whole.hexdigest(),
         "splits": stats,
     }
+    if shard:
+        manifest["shard"] = shard_name(*shard)
     atomic_write_json(out_dir / "manifest.json", manifest)
     log.info(
         "corpus: %d documents, %.1f MB, sha256 %s",
         manifest["documents"], manifest["bytes"] / 1e6, manifest["sha256"][:12],
     )
+    return manifest
+
+
+def join_shards(shard_dirs: list[str | Path], out_dir: str | Path) -> dict:
+    """The validation split of a sharded corpus, its shards' joined in order, and its manifest.
+
+    The train splits stay apart: each is tokenised on its own and training reads their token
+    streams as one. Returns the manifest: the totals, and each shard's own manifest.
+    """
+    out_dir = Path(out_dir)
+    manifests = [json.loads((Path(folder) / "manifest.json").read_text()) for folder in shard_dirs]
+    with atomic_writer(out_dir / "validation.jsonl", "wb") as handle:
+        for folder in shard_dirs:
+            with open(Path(folder) / "validation.jsonl", "rb") as shard:
+                while block := shard.read(1 << 20):
+                    handle.write(block)
+    splits = {split: {key: sum(m["splits"][split][key] for m in manifests) for key in ("documents", "bytes")}
+              for split in SPLITS}
+    if splits["validation"]["documents"] == 0:
+        raise ValueError(f"the validation split of {out_dir} is empty in every shard; "
+                         f"raise validation_fraction ({manifests[0]['validation_fraction']}) or add documents")
+    manifest = {
+        "source": manifests[0]["source"],
+        "validation_fraction": manifests[0]["validation_fraction"],
+        "documents": sum(m["documents"] for m in manifests),
+        "bytes": sum(m["bytes"] for m in manifests),
+        "splits": splits,
+        "shards": [{key: m[key] for key in ("shard", "documents", "bytes", "sha256", "splits")} for m in manifests],
+    }
+    atomic_write_json(out_dir / "manifest.json", manifest)
+    log.info("corpus: %d shards, %d documents, %.1f MB; validation %d documents",
+             len(manifests), manifest["documents"], manifest["bytes"] / 1e6, splits["validation"]["documents"])
     return manifest
 
 
@@ -258,6 +337,33 @@ def _text_field(record: dict, field: str, where) -> str:
     return record[field] or ""
 
 
+def shard_share(items: list, shard: Shard | None, sizes: list[int], what: str) -> list:
+    """The items of one shard: a contiguous run of `items`, the runs of all shards balanced by size.
+
+    Each item goes to the shard its middle byte falls in, so that the shards in order hold
+    every item once, in order. None: every item.
+    """
+    if shard is None:
+        return items
+    index, count = shard
+    total = sum(sizes)
+    share, before = [], 0
+    for position, (item, size) in enumerate(zip(items, sizes)):
+        middle = (2 * before + size) * count // (2 * total) if total else position * count // len(items)
+        if min(count - 1, middle) == index:
+            share.append(item)
+        before += size
+    if not share:
+        raise ValueError(f"shard {shard_name(index, count)} of {what} gets no file: {len(items)} file(s) of "
+                         f"{total:,} bytes are too few or too uneven for {count} shards; use fewer shards")
+    return share
+
+
+def _contiguous(items: int, index: int, count: int) -> range:
+    """Shard `index` of `count` of `items` numbered items: a contiguous run, the runs within one item in length."""
+    return range(items * index // count, items * (index + 1) // count)
+
+
 def _cap_bytes(paths: list[Path], max_bytes: int | None, key) -> list[Path]:
     """At most `max_bytes` of files, picked in hash order so the subset spans the whole tree.
 
@@ -289,3 +395,29 @@ def main(args: argparse.Namespace) -> int:
     job = args.job
     write_corpus(job.source, args.out_dir, tuple(job.splits), job.validation_fraction)
     return 0
+
+
+def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, CorpusShardJob)
+    parser.add_argument("--out-dir", required=True, help="the shard's folder for {split}.jsonl and manifest.json")
+
+
+def shard_main(args: argparse.Namespace) -> int:
+    job = args.job
+    write_corpus(job.source, args.out_dir, SPLITS, job.validation_fraction, (job.shard, job.shards))
+    return 0
+
+
+def add_join_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shards", nargs="+", required=True,
+                        help="the shards' folders (`lmscale corpus-shard`), in order")
+    parser.add_argument("--out-dir", required=True, help="folder for the joined validation.jsonl and manifest.json")
+
+
+def join_main(args: argparse.Namespace) -> int:
+    join_shards(args.shards, args.out_dir)
+    return 0
+
+
+# Commands of this module besides `corpus` (lmscale.cli).
+COMMANDS = {"corpus-shard": (add_shard_arguments, shard_main), "join-shards": (add_join_arguments, join_main)}

@@ -11,8 +11,9 @@ Two suites, chosen by the config's `tasks.suite`:
   (`lmscale.task_suite`), every task of its manifest;
 - `llm_foundry_46`: the paper's 46 LLM-Foundry tasks through the table
   `configs/tasks/llm_foundry_46.csv`, which maps each to an lm-eval task with
-  the paper's shots and random baseline (the datasets must already be in the
-  local Hugging Face cache: nothing is downloaded).
+  the paper's shots and random baseline (their datasets are read from the
+  Hugging Face cache that the prefetch stage filled, `--options`' hf_cache:
+  nothing is downloaded here).
 
 The output (TASK_EVAL in workflow/rules/common.smk) holds, per task, top-1
 accuracy, its standard error, the random baseline as a fraction, the shots and
@@ -427,6 +428,9 @@ def model_name(model_dir: str | Path, size: str, multiplier: float) -> str:
 
 
 def main(args) -> int:
+    from lmscale.prefetch import use_cache
+
+    use_cache(args.options.hf_cache)  # where the prefetch job put lm-eval's datasets
     job = args.job
     tasks_config = job.tasks
     specs = task_specs(tasks_config, args.suite)

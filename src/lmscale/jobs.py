@@ -25,7 +25,7 @@ import typing
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from lmscale.config import replicate_seed_of, run_name, to_json
+from lmscale.config import ConfigError, replicate_seed_of, run_name, shard_of, to_json
 from lmscale.model import Shape
 from lmscale.resources import RESOURCE_KEYS
 
@@ -72,7 +72,7 @@ def _value(kind, value):
     return value
 
 
-def add_argument(parser: argparse.ArgumentParser, cls, flag: str = "--job") -> None:
+def add_argument(parser: argparse.ArgumentParser, cls, flag: str = "--job", required: bool = True) -> None:
     """`--job` (or `--options`): a description as JSON, read into `cls`; the help names its fields."""
 
     def parse(text: str):
@@ -83,7 +83,7 @@ def add_argument(parser: argparse.ArgumentParser, cls, flag: str = "--job") -> N
 
     summary = (cls.__doc__ or "").strip().splitlines()[0]
     fields = ", ".join(field.name for field in dataclasses.fields(cls))
-    parser.add_argument(flag, required=True, type=parse, metavar="JSON",
+    parser.add_argument(flag, required=required, type=parse, metavar="JSON",
                         help=f"{summary} As JSON (lmscale.jobs.{cls.__name__}): {fields}")
 
 
@@ -96,7 +96,7 @@ def section(config: dict, key: str, cls) -> dict:
 
 
 # Keys of a `datasets` or `validation_sets` entry that are not part of where its text comes from.
-SPLIT_KEYS = ("validation_fraction", "tokens", "dataset")
+SPLIT_KEYS = ("validation_fraction", "tokens", "dataset", "shards")
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,28 @@ class CorpusJob(Job):
         return cls(text_source(config["validation_sets"][valset]), ["validation"], None)
 
 
+@dataclass(frozen=True)
+class CorpusShardJob(Job):
+    """Shard `shard` of the `shards` a training dataset's source is cut into, in train and validation.
+
+    The same source and split as its dataset's CorpusJob: the shards together hold its documents.
+    """
+
+    source: dict
+    validation_fraction: float
+    shard: int  # from 0
+    shards: int
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, shard: str) -> "CorpusShardJob":
+        entry = config["datasets"][dataset]
+        index, count = shard_of(shard)
+        if count != entry["shards"]:
+            raise ConfigError(f"shard {shard} of dataset {dataset!r}: the dataset is cut into "
+                              f"datasets.{dataset}.shards = {entry['shards']} shards, not {count}")
+        return cls(text_source(entry), entry["validation_fraction"], index, count)
+
+
 def text_source(entry: dict) -> dict:
     return {key: value for key, value in entry.items() if key not in SPLIT_KEYS}
 
@@ -131,6 +153,38 @@ class TokenizerJob(Job):
     @classmethod
     def from_config(cls, config: dict) -> "TokenizerJob":
         return cls(**section(config, "tokenizer", cls))
+
+
+@dataclass(frozen=True)
+class TokenizerOptions(Job):
+    """Where a pretrained tokenizer is read from, offline: changes no result."""
+
+    hf_cache: str | None  # the Hugging Face cache the prefetch job filled (None: Hugging Face's default)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TokenizerOptions":
+        return cls(config["hf_cache"])
+
+
+@dataclass(frozen=True)
+class PrefetchJob(Job):
+    """What the offline jobs will read from the Hugging Face Hub, fetched into the cache once.
+
+    The datasets of the lm-eval tasks the study evaluates, and a pretrained tokenizer named by
+    its hub id; the cache they go to decides where the data are, so it is part of the job.
+    """
+
+    tasks: dict | None  # the `tasks` section's choice of tasks (suite, table, include, exclude); None: no lm-eval data
+    tokenizer: str | None  # a pretrained tokenizer's hub id; None: a BPE of the study's own or a local folder
+    hf_cache: str | None  # None: Hugging Face's default cache
+
+    @classmethod
+    def from_config(cls, config: dict, tasks: dict | None, tokenizer: str | None) -> "PrefetchJob":
+        return cls(tasks, tokenizer, config["hf_cache"])
+
+    def needed(self) -> bool:
+        """Whether the study reads anything from the Hub at all (the default study does not)."""
+        return self.tasks is not None or self.tokenizer is not None
 
 
 # ---- training ----------------------------------------------------------------------------
@@ -283,10 +337,11 @@ class EvalTasksOptions(Job):
     """How an evaluation is carried out, not what it measures."""
 
     device: str  # torch device of the evaluation
+    hf_cache: str | None  # the Hugging Face cache lm-eval's datasets are read from (None: Hugging Face's default)
 
     @classmethod
     def from_config(cls, config: dict) -> "EvalTasksOptions":
-        return cls(**section(config, "tasks", cls))
+        return cls(config["tasks"]["device"], config["hf_cache"])
 
 
 # ---- the testbed and the laws ------------------------------------------------------------
@@ -426,7 +481,8 @@ class FigureJob(Job):
 
 
 JOBS: dict[str, Any] = {
-    "corpus": CorpusJob, "tokenizer": TokenizerJob, "train": TrainJob, "eval_loss": EvalLossJob,
+    "corpus": CorpusJob, "corpus_shard": CorpusShardJob, "prefetch": PrefetchJob, "tokenizer": TokenizerJob,
+    "train": TrainJob, "eval_loss": EvalLossJob,
     "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
     "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,
     "backtest": BacktestJob, "predict": PredictJob, "figure": FigureJob,

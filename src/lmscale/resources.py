@@ -169,3 +169,69 @@ def train_priority(config: dict, size: str, multiplier) -> int:
     start first and the study does not wait at its end on one long run started last."""
     cost = estimate(config["sizes"][size], float(multiplier), config.get("train", {}), study_vocab_size(config))
     return round(100 * math.log10(cost.flops))
+
+
+# ---- corpus shards and their token streams: CPU jobs ----------------------------------
+#
+# A shard job streams its documents through (the corpus job reads one record and writes one
+# line at a time; the tokenize job encodes BATCH_DOCUMENTS at a time): its memory does not
+# grow with the shard, its wall time does. Assumed, stated once:
+# - a shard's text is the corpus's over the shards: a local or stdlib source's files as they
+#   are on disk (at most max_bytes), an hf source's max_documents x HF_BYTES_PER_DOCUMENT, else
+#   at least what the grid's largest run on the dataset reads (D / (1 - validation_fraction)
+#   tokens of BYTES_PER_TOKEN bytes: the corpus must hold that much, as train.repeat_data
+#   refuses a run beyond it);
+# - one process streams and writes CORPUS_BYTES_PER_SECOND of text from the Hub (less from a
+#   local disk), and encodes TOKENIZE_BYTES_PER_SECOND of text per thread.
+
+BYTES_PER_TOKEN = 4.2  # GPT-NeoX's BPE on web text
+HF_BYTES_PER_DOCUMENT = 2300  # C4's mean document
+CORPUS_BYTES_PER_SECOND = 5e6
+TOKENIZE_BYTES_PER_SECOND = 4e6
+DATA_STARTUP_MINUTES = 10  # imports, opening the stream, the first files
+CORPUS_MB = 4096  # Python, datasets and pyarrow's read buffers of one file
+TOKENIZE_MB = 2048  # Python, the tokenizer and one batch of documents
+
+
+def corpus_bytes(config: dict, dataset: str) -> int:
+    """The text of a training dataset's corpus, in bytes: measured for files, estimated for a hub dataset."""
+    entry = config["datasets"][dataset]
+    source = entry.get("source", "stdlib")
+    if source in ("stdlib", "local"):
+        from lmscale import corpus
+
+        paths = corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry)
+        total = sum(path.stat().st_size for path in paths)
+        return min(total, entry.get("max_bytes") or total)
+    if source == "hf" and entry.get("max_documents"):
+        return entry["max_documents"] * HF_BYTES_PER_DOCUMENT
+    from lmscale.config import training_runs
+
+    vocab = study_vocab_size(config)
+    needed = max((estimate(config["sizes"][run.size], run.multiplier, config.get("train", {}), vocab).D
+                  for run in training_runs(config) if run.dataset == dataset), default=0)
+    return math.ceil(needed / (1 - entry["validation_fraction"]) * BYTES_PER_TOKEN)
+
+
+def shard_bytes(config: dict, dataset: str) -> int:
+    """The text of one shard of a training dataset's corpus, in bytes (`corpus_bytes` over the shards)."""
+    return math.ceil(corpus_bytes(config, dataset) / config["datasets"][dataset]["shards"])
+
+
+def data_job(shard: int, stage: str, attempt: int = 1, threads: int = 1) -> dict:
+    """{mem_mb, runtime} of the `corpus_shard` or `tokenize_shard` job of a shard of `shard` bytes on its `attempt`.
+
+    Memory is the stage's fixed share (the jobs stream their shard through); wall time grows
+    with the shard's text, with a 1.5x margin and DATA_STARTUP_MINUTES on top, rounded up to
+    10 minutes. Attempt k asks k times attempt 1.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt!r}")
+    if stage == "corpus":
+        seconds, mem_mb = shard / CORPUS_BYTES_PER_SECOND, CORPUS_MB
+    elif stage == "tokenize":
+        seconds, mem_mb = shard / (TOKENIZE_BYTES_PER_SECOND * max(1, threads)), TOKENIZE_MB
+    else:
+        raise ValueError(f"unknown data stage {stage!r}; use corpus or tokenize")
+    runtime = 10 * math.ceil((DATA_STARTUP_MINUTES + SAFETY * seconds / 60) / 10)
+    return {"mem_mb": mem_mb * attempt, "runtime": runtime * attempt}

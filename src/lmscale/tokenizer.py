@@ -4,6 +4,11 @@ Either way the result is a folder in Hugging Face format (`tokenizer.json`,
 `tokenizer_config.json`) with an end-of-text token, which the tokenize stage
 reads and the train stage copies beside every model, so that
 `AutoTokenizer.from_pretrained(model_dir)` works offline.
+
+A BPE learns from the train split, or from the train splits of a sharded
+corpus read in order (the same text). A pretrained tokenizer named by its hub
+id is read offline from the Hugging Face cache the prefetch stage filled
+(`--options`: which cache).
 """
 
 from __future__ import annotations
@@ -15,16 +20,16 @@ from pathlib import Path
 
 from lmscale import jobs
 from lmscale.corpus import read_texts
-from lmscale.jobs import TokenizerJob
+from lmscale.jobs import TokenizerJob, TokenizerOptions
 
 log = logging.getLogger(__name__)
 
 END_OF_TEXT = "<|endoftext|>"
 
 
-def train_bpe(train_jsonl: str | Path, out_dir: str | Path, vocab_size: int,
+def train_bpe(train_jsonl: str | Path | list[str | Path], out_dir: str | Path, vocab_size: int,
               max_bytes: int | None = None, min_frequency: int = 2) -> Path:
-    """Train a byte-level BPE (GPT-2 style) on the texts of a split; return the folder."""
+    """Train a byte-level BPE (GPT-2 style) on the texts of a split (of its shards, in order); return the folder."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 257 + 1:
@@ -40,7 +45,9 @@ def train_bpe(train_jsonl: str | Path, out_dir: str | Path, vocab_size: int,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=True,
     )
-    tokenizer.train_from_iterator(_capped(read_texts(train_jsonl), max_bytes), trainer=trainer)
+    splits = train_jsonl if isinstance(train_jsonl, list) else [train_jsonl]
+    texts = (text for split in splits for text in read_texts(split))
+    tokenizer.train_from_iterator(_capped(texts, max_bytes), trainer=trainer)
     return save_hf_tokenizer(tokenizer, out_dir)
 
 
@@ -101,7 +108,9 @@ def _capped(texts, max_bytes):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, TokenizerJob)
-    parser.add_argument("--train", nargs="?", help="train split (JSONL) a BPE tokenizer learns from")
+    jobs.add_argument(parser, TokenizerOptions, "--options", required=False)
+    parser.add_argument("--train", nargs="*", help="train split (JSONL) a BPE tokenizer learns from "
+                                                   "(a sharded corpus: its shards' train splits, in order)")
     parser.add_argument("--out-dir", required=True, help="the tokenizer folder (Hugging Face format)")
 
 
@@ -110,10 +119,14 @@ def main(args: argparse.Namespace) -> int:
     if job.kind == "bpe":
         if not args.train:
             raise ValueError("a bpe tokenizer needs --train <split.jsonl>")
-        out = train_bpe(args.train, args.out_dir, job.vocab_size, job.max_bytes)
+        out = train_bpe(list(args.train), args.out_dir, job.vocab_size, job.max_bytes)
     else:
         if not job.name:
             raise ValueError("a pretrained tokenizer needs a name: a hub name or a path (tokenizer.name in the config)")
+        if args.options:
+            from lmscale.prefetch import use_cache
+
+            use_cache(args.options.hf_cache)
         out = fetch_pretrained(job.name, args.out_dir)
     log.info("tokenizer saved to %s (end-of-text id %d)", out, end_of_text_id(out))
     return 0

@@ -4,6 +4,13 @@ The stream is a raw `.bin` array (uint16 when the vocabulary fits, else
 uint32) that training and evaluation open as a numpy memmap, nanoGPT style.
 Every document is followed by the end-of-text token. A `.json` beside it
 records the token count and what produced the stream.
+
+A sharded corpus (`datasets.<name>.shards`) has one stream per shard of its
+train split and an index of them (`train.index.json`, `index-tokens`): its
+summary's fields over the whole, and each shard's path and token count.
+`open_tokens` reads an index as one stream, the shards in order, without
+copying them into one file; the shards of a file source in order are the
+stream the whole corpus would have given.
 """
 
 from __future__ import annotations
@@ -81,8 +88,78 @@ def summary_path(bin_path: str | Path) -> Path:
     return Path(bin_path).with_suffix(".json")
 
 
-def open_tokens(bin_path: str | Path) -> tuple[np.memmap, dict]:
-    """A token stream as a read-only memmap, with its summary."""
+# The summary fields every shard of an index must share.
+SHARED = ("dtype", "vocab_size", "end_of_text_id", "tokenizer_sha256")
+INDEX_SUFFIX = ".index.json"
+
+
+def index_streams(streams: list[str | Path], out: str | Path) -> dict:
+    """Write the index of token streams (the shards of one split, in order) and return it."""
+    out = Path(out)
+    if not out.name.endswith(INDEX_SUFFIX):
+        raise ValueError(f"an index of token streams is named *{INDEX_SUFFIX}, not {out.name}")
+    summaries = [json.loads(summary_path(stream).read_text()) for stream in streams]
+    for stream, summary in zip(streams, summaries):
+        different = [key for key in SHARED if summary[key] != summaries[0][key]]
+        if different:
+            raise ValueError(f"{stream} differs from {streams[0]} in {', '.join(different)}: the shards of a stream "
+                             f"must come from one tokenizer; delete the shards' .bin files and tokenize again")
+    index = {key: summaries[0][key] for key in SHARED}
+    index |= {
+        "tokens": sum(summary["tokens"] for summary in summaries),
+        "documents": sum(summary["documents"] for summary in summaries),
+        "shards": [{"path": os.path.relpath(stream, out.parent), "tokens": summary["tokens"],
+                    "documents": summary["documents"]} for stream, summary in zip(streams, summaries)],
+    }
+    atomic_write_json(out, index)
+    log.info("%s: %d shards, %d tokens", out, len(streams), index["tokens"])
+    return index
+
+
+class ShardedTokens:
+    """Token streams read as one, in order, without a copy: what `tokens[a:b]` and `len` see.
+
+    A slice across the end of a shard joins the two pieces.
+    """
+
+    def __init__(self, parts: list[np.ndarray]):
+        self.parts = parts
+        self.ends = np.cumsum([len(part) for part in parts])
+        self.dtype = parts[0].dtype
+
+    def __len__(self) -> int:
+        return int(self.ends[-1])
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            position = int(key) + (len(self) if int(key) < 0 else 0)
+            return self[position : position + 1][0]
+        start, stop, step = key.indices(len(self))
+        if step != 1:
+            raise ValueError("a sharded token stream is read in contiguous slices")
+        pieces = []
+        part = int(np.searchsorted(self.ends, start, side="right"))
+        while start < stop:
+            begin = int(self.ends[part - 1]) if part else 0
+            piece = self.parts[part][start - begin : min(stop, int(self.ends[part])) - begin]
+            pieces.append(piece)
+            start += len(piece)
+            part += 1
+        if len(pieces) == 1:
+            return pieces[0]
+        return np.concatenate(pieces) if pieces else np.empty(0, dtype=self.dtype)
+
+
+def open_tokens(bin_path: str | Path) -> tuple[np.memmap | ShardedTokens, dict]:
+    """A token stream as a read-only memmap, with its summary; an index of shards as one stream."""
+    if str(bin_path).endswith(INDEX_SUFFIX):
+        index = json.loads(Path(bin_path).read_text())
+        parts = [open_tokens(Path(bin_path).parent / shard["path"])[0] for shard in index["shards"]]
+        for part, shard in zip(parts, index["shards"]):
+            if len(part) != shard["tokens"]:
+                raise ValueError(f"{shard['path']} holds {len(part)} tokens but the index {bin_path} says "
+                                 f"{shard['tokens']}; index the shards again (`lmscale index-tokens`)")
+        return ShardedTokens(parts), index
     summary = json.loads(summary_path(bin_path).read_text())
     tokens = np.memmap(bin_path, dtype=np.dtype(summary["dtype"]), mode="r")
     if len(tokens) != summary["tokens"]:
@@ -112,3 +189,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     tokenize_split(args.split, args.tokenizer, args.out, args.threads)
     return 0
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--streams", nargs="+", required=True, help="the shards' token streams (.bin), in order")
+    parser.add_argument("--out", required=True, help=f"the index (*{INDEX_SUFFIX}), beside the shards' folder")
+
+
+def index_main(args: argparse.Namespace) -> int:
+    index_streams(args.streams, args.out)
+    return 0
+
+
+# Commands of this module besides `tokenize` (lmscale.cli).
+COMMANDS = {"index-tokens": (add_index_arguments, index_main)}

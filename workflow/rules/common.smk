@@ -2,6 +2,7 @@
 # Each rule's `job` param is its stage's description (lmscale.jobs), built from the config
 # and the wildcards by that description's `from_config`.
 import os
+import re
 
 from snakemake.logging import logger
 
@@ -36,6 +37,7 @@ wildcard_constraints:
     t=r"[0-9]+(\.[0-9]+)?",
     taskset=r"t[0-9]+(\.[0-9]+)?|all",
     tag=r"t[0-9]+(\.[0-9]+)?|loss",
+    shard=r"[0-9]+-of-[0-9]+",
 
 
 def trains_models():
@@ -188,11 +190,48 @@ def valset_stream(valset):
     return VALSET_SPLIT.format(valset=valset)
 
 
+# A dataset with `shards` > 1 is cut into shards, one corpus job and one token stream each:
+#   data/{dataset}/shards/{shard}/{train,validation}.jsonl   shard {shard} ("00003-of-00016")
+#   data/{dataset}/validation.jsonl + manifest.json          the shards' validation splits, joined
+#   tokens/{dataset}/shards/{shard}/train.bin + .json        a shard's train stream
+#   tokens/{dataset}/train.index.json                        the shards' streams, read by training as one
+SHARD_DIR = f"{DATA}/{{dataset}}/shards/{{shard}}"
+SHARD_TOKENS = f"{TOKENS}/{{dataset}}/shards/{{shard}}/train"
+
+
+def dataset_names(sharded):
+    """A wildcard constraint matching the datasets cut into shards (or those that are not); none: nothing."""
+    names = [name for name in config["datasets"] if (config["datasets"][name]["shards"] > 1) == sharded]
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
+def shard_paths(pattern, dataset):
+    """`pattern` filled in for every shard of `dataset`, in order."""
+    return [pattern.format(dataset=dataset, shard=shard) for shard in study_config.shard_names(config, dataset)]
+
+
+def train_tokens(wildcards):
+    """What training reads: the train split's token stream, or the index of its shards' streams."""
+    if config["datasets"][wildcards.dataset]["shards"] > 1:
+        return f"{TOKENS}/{wildcards.dataset}/train.index.json"
+    return f"{TOKENS}/{wildcards.dataset}/train.bin"
+
+
+def train_token_shards(wildcards):
+    """The shards' streams an index names (none for a dataset in one piece): training reads them too."""
+    if config["datasets"][wildcards.dataset]["shards"] > 1:
+        return shard_paths(f"{SHARD_TOKENS}.bin", wildcards.dataset)
+    return []
+
+
 def tokenizer_training_split():
-    """The train split a BPE tokenizer learns from; none for a pretrained tokenizer."""
+    """The train split a BPE tokenizer learns from (a sharded dataset's in order); none for a pretrained tokenizer."""
     if config["tokenizer"]["kind"] != "bpe":
         return []
-    return f"{DATA}/{config['tokenizer']['dataset'] or analysis_datasets()[0]}/train.jsonl"
+    dataset = config["tokenizer"]["dataset"] or analysis_datasets()[0]
+    if config["datasets"][dataset]["shards"] > 1:
+        return shard_paths(f"{SHARD_DIR}/train.jsonl", dataset)
+    return f"{DATA}/{dataset}/train.jsonl"
 
 
 # ---- validation loss ----
@@ -249,3 +288,32 @@ def task_selection():
     section = tasks_config()
     keys = ["suite", "include", "exclude"] + (["table"] if section["suite"] == "llm_foundry_46" else [])
     return {key: section[key] for key in keys}
+
+
+# ---- what the offline jobs read from the Hugging Face Hub ----
+# The prefetch job (a localrule: where Snakemake runs, with the network) fills the cache with the
+# datasets of the lm-eval tasks and a pretrained tokenizer named by its hub id; its manifest is an
+# input of the jobs that read them, so that none starts before its data is there. It is
+# ancient(): fetching again (another revision, a moved cache) reruns no evaluation.
+PREFETCH_MANIFEST = f"{RESULTS}/prefetch/manifest.json"
+
+
+def hub_tokenizer():
+    """The hub id of a pretrained tokenizer; None for a BPE of the study's own or a local folder."""
+    section = config["tokenizer"]
+    if section["kind"] != "pretrained" or not section["name"] or os.path.isdir(repository_path(section["name"])):
+        return None
+    return section["name"]
+
+
+def lm_eval_task_selection():
+    """The choice of tasks whose lm-eval datasets are fetched; None for the offline suite (its data are generated)."""
+    return task_selection() if tasks_config()["suite"] == "llm_foundry_46" else None
+
+
+PREFETCH = jobs.PrefetchJob.from_config(config, lm_eval_task_selection(), hub_tokenizer()) if trains_models() else None
+
+
+def prefetched(needed):
+    """The prefetch manifest as an input of a job that reads what it fetched, if it does."""
+    return ancient(PREFETCH_MANIFEST) if PREFETCH is not None and needed else []

@@ -28,6 +28,8 @@ rule eval_tasks:
         run=RUN_JSON,
         suite=TASK_SUITE,
         table=task_table_input(),
+        # lm-eval's datasets in the Hugging Face cache (the prefetch job); none for the offline suite.
+        prefetched=prefetched(lm_eval_task_selection()),
     output:
         TASK_EVAL,
     params:
@@ -40,7 +42,7 @@ rule eval_tasks:
     threads: config["tasks"]["threads"]
     resources:
         mem_mb=4000,
-        # The device changes no result: a resource, not a param.
+        # The device and the cache the datasets are read from change no result: a resource, not a param.
         options=jobs.EvalTasksOptions.from_config(config).to_json(),
     shell:
         # Fully offline: nothing may reach the Hugging Face Hub, checkpoints and data are local.

@@ -8,7 +8,9 @@ TRAIN = config["train"]
 
 rule train:
     input:
-        tokens=f"{TOKENS}/{{dataset}}/train.bin",
+        # The train split's stream, or the index of its shards' streams (read as one) and the shards.
+        tokens=train_tokens,
+        shards=train_token_shards,
         tokenizer=TOKENIZER,
     output:
         run=RUN_JSON,
