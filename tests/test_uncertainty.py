@@ -82,7 +82,7 @@ def test_model_error_recovers_a_spread_that_grows_outside_the_fit_set():
     rng = np.random.default_rng(0)
     distance = np.where(rng.random(4000) < 0.5, 0.0, rng.uniform(0, 3, 4000))
     distances = pd.DataFrame({"M_below": 0.0, "M_above": 0.0, "C_above": distance})
-    ci_variance = np.full(4000, 0.004**2)
+    ci_variance = np.full(4000, 0.004**2)  # each residual's confidence-interval variance
     truth = np.sqrt(ci_variance + 0.01**2 + (0.02 * distance) ** 2)
     fitted = uncertainty.ModelError.fit(truth * rng.standard_normal(4000), ci_variance, distances, floor=0.0)
     assert fitted.scale == pytest.approx(0.01, rel=0.1)

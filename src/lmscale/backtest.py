@@ -107,7 +107,6 @@ def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, l
                 "truth": out_of_sample[law], "pred": out_of_sample[f"{law}_pred"],
                 "ci_lo": out_of_sample[f"{law}_ci_lo"], "ci_hi": out_of_sample[f"{law}_ci_hi"],
                 "residual": log_ratio(out_of_sample[law], out_of_sample[f"{law}_pred"]),
-                "ci_var": out_of_sample[f"{law}_ci_var"],
                 "slope": out_of_sample[f"{law}_slope"] if law != "loss" else np.nan,
                 **{d: out_of_sample[d] for d in uncertainty.LOSS_DIRECTIONS},
                 "L_below": out_of_sample[f"{law}_L_below"] if law != "loss" else 0.0,
@@ -137,9 +136,9 @@ def intervals_left_out(pool: pd.DataFrame, floors: dict[str, float]):
     pool = pool.assign(pi_lo=np.nan, pi_hi=np.nan)
     for (model, law), rows in pool.groupby(["model", "law"]).indices.items():
         part = pool.iloc[rows]
-        sd = uncertainty.prediction_sd(left_out[model], law, part["ci_var"], part[list(uncertainty.LOSS_DIRECTIONS)],
-                                       part["slope"], part["L_below"])
-        low, high = uncertainty.interval(part["pred"], sd)
+        extra = uncertainty.extra_sd(left_out[model], law, part[list(uncertainty.LOSS_DIRECTIONS)], part["slope"],
+                                     part["L_below"])
+        low, high = uncertainty.interval(part["pred"], part["ci_lo"], part["ci_hi"], extra)
         pool.iloc[rows, pool.columns.get_loc("pi_lo")] = low
         pool.iloc[rows, pool.columns.get_loc("pi_hi")] = high
     pool["covered"] = (pool["truth"] >= pool["pi_lo"]) & (pool["truth"] <= pool["pi_hi"])

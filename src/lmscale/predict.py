@@ -51,8 +51,8 @@ def loss_predictions(
     loss: pd.DataFrame, loss_law: dict, dataset: str, valset: str, targets: list[dict] = ()
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Predicted loss with its confidence interval for every model of `dataset` on `valset` and every
-    target, and what its prediction interval needs: the confidence interval's log variance
-    (`loss_ci_var`) and how far each run lies outside the fit set (uncertainty.LOSS_DIRECTIONS).
+    target, and how far each run lies outside the fit set (uncertainty.LOSS_DIRECTIONS), which its
+    prediction interval needs.
 
     Also returns the loss predicted by each bootstrap refit (refits x rows), for chaining.
     """
@@ -69,7 +69,6 @@ def loss_predictions(
     sampled = np.array([form.predict(s, table["N"], table["D"]) for s in samples]) if samples else None
     for column, tail in (("loss_ci_lo", 2.5), ("loss_ci_hi", 97.5)):
         table[column] = np.percentile(sampled, tail, axis=0) if sampled is not None else np.nan
-    table["loss_ci_var"] = uncertainty.log_variance(sampled, len(table))
     table["loss_rel_err"] = _relative_error(table["loss_pred"], table["loss"])
     fit_models = {p["model"] for p in loss_law["fit_set"]}
     table["in_loss_fit"] = table["model"].isin(fit_models) & ~table["target"]
@@ -88,9 +87,8 @@ def add_error_predictions(
     prefix: str,
 ) -> pd.DataFrame:
     """Columns `{prefix}` (the truth), `{prefix}_pred`, its confidence interval and relative error for one
-    error law, and what its prediction interval needs: the confidence interval's log variance, the
-    law's slope d log Err / d log L at the predicted loss and how far below the fit set's losses
-    the prediction lies."""
+    error law, and what its prediction interval needs: the law's slope d log Err / d log L at the
+    predicted loss and how far below the fit set's losses the prediction lies."""
     truth = loss_and_error(loss, tasks, valset, error_law["tasks"])[["dataset", "model", "err"]]
     table = table.merge(truth.rename(columns={"err": prefix}), on=["dataset", "model"], how="left")
     table[f"{prefix}_pred"] = laws.error_law(table["loss_pred"], **error_law["params"])
@@ -99,7 +97,6 @@ def add_error_predictions(
     chained = np.array([laws.error_law(loss_samples[i], **error_samples[i]) for i in range(count)])
     for column, tail in ((f"{prefix}_ci_lo", 2.5), (f"{prefix}_ci_hi", 97.5)):
         table[column] = np.percentile(chained, tail, axis=0) if count else np.nan
-    table[f"{prefix}_ci_var"] = uncertainty.log_variance(chained if count else None, len(table))
     params = error_law["params"]
     # d log Err / d log L = k gamma exp(-gamma L) L / Err: how a loss error carries into the error.
     table[f"{prefix}_slope"] = (params["k"] * params["gamma"] * np.exp(-params["gamma"] * table["loss_pred"])
@@ -169,17 +166,17 @@ def add_prediction_intervals(table: pd.DataFrame, pool: pd.DataFrame, floors: di
     errors, left_out = uncertainty.left_out_model_errors(pool, floors)
     table = table.assign(pi_left_out=table["model"].isin(left_out) & ~table["target"])
     loss_distances = table[list(uncertainty.LOSS_DIRECTIONS)]
-    sd = {law: np.zeros(len(table)) for law in floors}
+    extra = {law: np.zeros(len(table)) for law in floors}
     for model, rows in table.groupby(np.where(table["pi_left_out"], table["model"], "")).indices.items():
         model_error = left_out[model] if model else errors
         part = table.iloc[rows]
         for law in floors:
-            sd[law][rows] = uncertainty.prediction_sd(
-                model_error, law, part[f"{law}_ci_var"], part[list(uncertainty.LOSS_DIRECTIONS)],
-                part.get(f"{law}_slope"), part.get(f"{law}_L_below"))
+            extra[law][rows] = uncertainty.extra_sd(model_error, law, part[list(uncertainty.LOSS_DIRECTIONS)],
+                                                    part.get(f"{law}_slope"), part.get(f"{law}_L_below"))
     beyond = errors["loss"].beyond_backtest(loss_distances)
     for law in floors:
-        table[f"{law}_pi_lo"], table[f"{law}_pi_hi"] = uncertainty.interval(table[f"{law}_pred"], sd[law])
+        table[f"{law}_pi_lo"], table[f"{law}_pi_hi"] = uncertainty.interval(
+            table[f"{law}_pred"], table[f"{law}_ci_lo"], table[f"{law}_ci_hi"], extra[law])
         if law != "loss":
             beyond |= errors[law].beyond_backtest(table[[f"{law}_L_below"]].set_axis(["L_below"], axis=1))
     table["beyond_backtest"] = beyond
@@ -204,7 +201,7 @@ def calibration_summary(table: pd.DataFrame, laws_predicted: list[str], errors: 
 
 # Columns the intervals are computed from, not results: left out of the predictions table.
 def _internal(column: str) -> bool:
-    return (column.endswith(("_ci_var", "_slope", "_L_below")) or column in uncertainty.LOSS_DIRECTIONS)
+    return column.endswith(("_slope", "_L_below")) or column in uncertainty.LOSS_DIRECTIONS
 
 
 def predict(

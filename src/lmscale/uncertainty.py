@@ -225,19 +225,25 @@ class ModelError:
         return cls(float(max(fitted[0], floor)), slopes, seen, int(len(residuals)), float(floor))
 
 
-def interval(predicted, sd) -> tuple[np.ndarray, np.ndarray]:
-    """The 95% interval of a positive quantity with log standard deviation `sd`."""
-    predicted, sd = np.asarray(predicted, float), np.asarray(sd, float)
-    return predicted * np.exp(-Z * sd), predicted * np.exp(Z * sd)
-
-
-def log_variance(samples: np.ndarray | None, n: int) -> np.ndarray:
-    """The variance of log predictions over bootstrap refits (refits x rows); zero without refits."""
-    if samples is None or len(samples) < 2:
-        return np.zeros(n)
+def ci_sd(predicted, ci_lo, ci_hi) -> tuple[np.ndarray, np.ndarray]:
+    """The confidence interval as a standard deviation (log units) below and above the prediction:
+    a bootstrap's spread can be lopsided (a parameter held at a bound), and each side keeps its own.
+    Zero without an interval (no bootstrap)."""
+    predicted, low, high = (np.asarray(v, float) for v in (predicted, ci_lo, ci_hi))
     with np.errstate(invalid="ignore", divide="ignore"):
-        logs = np.log(np.where(samples > 0, samples, np.nan))
-    return np.nan_to_num(np.nanvar(logs, axis=0, ddof=1), nan=0.0)
+        below = np.log(predicted / low) / Z
+        above = np.log(high / predicted) / Z
+    return (np.nan_to_num(np.maximum(below, 0.0), nan=0.0), np.nan_to_num(np.maximum(above, 0.0), nan=0.0))
+
+
+def interval(predicted, ci_lo, ci_hi, extra_sd) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% prediction interval: the confidence interval, each side widened in quadrature by
+    `extra_sd` (log units), the spread a new run adds to the law's mean; it holds the confidence
+    interval by construction."""
+    predicted, extra = np.asarray(predicted, float), np.asarray(extra_sd, float)
+    below, above = ci_sd(predicted, ci_lo, ci_hi)
+    return (predicted * np.exp(-Z * np.sqrt(below**2 + extra**2)),
+            predicted * np.exp(Z * np.sqrt(above**2 + extra**2)))
 
 
 # ---------------------------------------------------------------- calibration
@@ -278,9 +284,16 @@ def calibration(models, truth, predicted, pi_lo, pi_hi, ci_lo, ci_hi) -> Calibra
 
 
 # One row per out-of-sample prediction (the backtest's table): the law (`loss` or an error law's
-# prefix), the model, residual = log(truth / prediction), its confidence interval's log variance,
+# prefix), the model, the prediction, its confidence interval, residual = log(truth / prediction),
 # for error laws the slope d log Err / d log L, and the distances from the fit sets.
-POOL_COLUMNS = ["law", "model", "residual", "ci_var", "slope", *LOSS_DIRECTIONS, *ERROR_DIRECTIONS]
+POOL_COLUMNS = ["law", "model", "pred", "ci_lo", "ci_hi", "residual", "slope", *LOSS_DIRECTIONS, *ERROR_DIRECTIONS]
+
+
+def ci_variance_toward(rows: pd.DataFrame) -> np.ndarray:
+    """Each residual's confidence-interval variance on the side it falls (a lopsided interval
+    explains a miss on its long side better than on its short one)."""
+    below, above = ci_sd(rows["pred"], rows["ci_lo"], rows["ci_hi"])
+    return np.where(rows["residual"].to_numpy(float) > 0, above, below) ** 2
 
 
 def model_errors(pool: pd.DataFrame, floors: dict[str, float], leave_out: str | None = None,
@@ -294,34 +307,33 @@ def model_errors(pool: pd.DataFrame, floors: dict[str, float], leave_out: str | 
     rows = pool if leave_out is None else pool[pool["model"] != leave_out]
     # A prediction at or below zero (a law refitted on few runs can go there) has no log residual:
     # the law does not hold there at all, which the backtest's table shows; it sets no spread.
-    usable = np.isfinite(rows["residual"].to_numpy(float)) & np.isfinite(rows["ci_var"].to_numpy(float))
+    usable = np.isfinite(rows["residual"].to_numpy(float))
     usable &= (rows["law"] == "loss").to_numpy() | np.isfinite(rows["slope"].to_numpy(float))
     rows = rows[usable]
     fitted = {}
     loss_rows = rows[rows["law"] == "loss"]
     near = near or {}
-    fitted["loss"] = ModelError.fit(loss_rows["residual"], loss_rows["ci_var"], loss_rows[list(LOSS_DIRECTIONS)],
-                                    floors.get("loss", 0.0), near.get("loss"))
+    fitted["loss"] = ModelError.fit(loss_rows["residual"], ci_variance_toward(loss_rows),
+                                    loss_rows[list(LOSS_DIRECTIONS)], floors.get("loss", 0.0), near.get("loss"))
     for law in floors:
         if law == "loss":
             continue
         law_rows = rows[rows["law"] == law]
         carried = law_rows["slope"].to_numpy(float) * fitted["loss"].sd(law_rows[list(LOSS_DIRECTIONS)])
-        fitted[law] = ModelError.fit(law_rows["residual"], law_rows["ci_var"].to_numpy(float) + carried**2,
+        fitted[law] = ModelError.fit(law_rows["residual"], ci_variance_toward(law_rows) + carried**2,
                                      law_rows[list(ERROR_DIRECTIONS)], floors[law], near.get(law))
     return fitted
 
 
-def prediction_sd(errors: dict[str, ModelError], law: str, ci_var, loss_distances: pd.DataFrame, slope=None,
-                  L_below=None) -> np.ndarray:
-    """The log standard deviation of a new run's measured value: the confidence interval's, the
-    law's own error, and for an error law the loss law's error carried through its slope."""
+def extra_sd(errors: dict[str, ModelError], law: str, loss_distances: pd.DataFrame, slope=None,
+             L_below=None) -> np.ndarray:
+    """What a new run's measured value adds to the law's mean (log units): the law's own error, and
+    for an error law the loss law's error carried through its slope as well."""
     loss_error = errors["loss"].sd(loss_distances)
-    variance = np.asarray(ci_var, float)
     if law == "loss":
-        return np.sqrt(variance + loss_error**2)
+        return loss_error
     own = errors[law].sd(pd.DataFrame({"L_below": np.asarray(L_below, float)}))
-    return np.sqrt(variance + (np.asarray(slope, float) * loss_error) ** 2 + own**2)
+    return np.sqrt((np.asarray(slope, float) * loss_error) ** 2 + own**2)
 
 
 def left_out_model_errors(pool: pd.DataFrame, floors: dict[str, float]) -> tuple[dict, dict[str, dict]]:
