@@ -114,6 +114,22 @@ BACKTEST = f"{RESULTS}/backtest/{{dataset}}/{{valset}}_{{tag}}"
 PREDICTIONS = f"{RESULTS}/predictions/{{dataset}}/{{valset}}_{{tag}}"
 
 
+def chained_inputs(wildcards):
+    """What a backtest or a prediction chains: the loss law, and the error laws unless loss only."""
+    inputs = {"loss": LOSS_TABLE, "loss_law": f"{LAWS}/loss_law.json"}
+    if wildcards.tag != "loss":
+        inputs |= {"tasks": TASK_TABLE, "error_law": f"{LAWS}/error_law_{wildcards.tag}.json",
+                   "error_law_all": f"{LAWS}/error_law_all.json"}
+    return inputs
+
+
+def error_law_flags(wildcards, input):
+    """The command's flags for the inputs `chained_inputs` adds for the error laws."""
+    if wildcards.tag == "loss":
+        return []
+    return ["--tasks-table", input.tasks, "--error-law", input.error_law, "--error-law-all", input.error_law_all]
+
+
 def error_fit_tasks(wildcards):
     """The selection file for a threshold task set; nothing for the all-task average."""
     if wildcards.taskset == "all":

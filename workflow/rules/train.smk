@@ -20,6 +20,8 @@ rule train:
     params:
         # A replicate's seed rides in its job, in place of the study's.
         job=lambda w: jobs.TrainJob.from_config(config, w.dataset, w.size, w.mult, w.replica).to_json(),
+        # An object, not its JSON: changing how the job runs reruns nothing (lmscale.jobs.Options).
+        options=jobs.TrainOptions.from_config(config),
         tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
         out_dir=lambda w, output: os.path.dirname(output.run),
         checkpoints=CHECKPOINTS,
@@ -39,10 +41,7 @@ rule train:
         # Host memory (MB) and wall time (minutes) from the shape and D = M x N, times the attempt.
         mem_mb=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt)["mem_mb"],
         runtime=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt)["runtime"],
-        # What changes no result (log and checkpoint cadence, device, processes): a resource,
-        # not a param, so that changing it retrains nothing.
-        options=jobs.TrainOptions.from_config(config).to_json(),
     shell:
-        "lmscale train --job {params.job:q} --options {resources.options:q}"
+        "lmscale train --job {params.job:q} --options {params.options:q}"
         " --tokens {input.tokens:q} --tokenizer {params.tokenizer:q} --out-dir {params.out_dir:q}"
         " --checkpoint-dir {params.checkpoints:q} --threads {threads:q} --gpus {resources.gpu:q} > {log:q} 2>&1"
