@@ -34,6 +34,11 @@ def properties(*path: str) -> dict:
     return node["properties"]
 
 
+def resolved(node: dict) -> dict:
+    """A schema node with the definition its `$ref` names filled in (its own keys win)."""
+    return {**SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]], **node} if "$ref" in node else node
+
+
 def annotation(schema_type) -> str:
     """The Python annotation a schema type reads as: "integer" -> int, ["integer", "null"] -> int | None."""
     kinds = schema_type if isinstance(schema_type, list) else [schema_type]
@@ -59,7 +64,7 @@ def test_every_key_of_a_block_is_one_field_of_one_description(block):
     for cls in described:
         hints = {field.name: field.type for field in dataclasses.fields(cls)}
         for key in names(cls) & keys:
-            assert hints[key] == annotation(properties(*block)[key]["type"]), (cls.__name__, key)
+            assert hints[key] == annotation(resolved(properties(*block)[key])["type"]), (cls.__name__, key)
 
 
 def test_the_tasks_section_reaches_the_suite_the_evaluation_or_the_selection():
