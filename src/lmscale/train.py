@@ -459,8 +459,6 @@ def build(context, planned: Plan, options: TrainOptions) -> Model:
     compiled, reason = performance.should_compile(options.compile, device.type, planned.budget.steps,
                                                   6 * planned.counts["N"] * planned.budget.tokens_per_step, seen)
     log.info("%s: %s", planned.run, reason)
-    if compiled:
-        model.compile(dynamic=False)  # in place: parameter names, checkpoints and saved weights unchanged
     return Model(core, model, optimizer, mode, autocast, compiled, key)
 
 
@@ -503,15 +501,18 @@ def batch_on_device(planned: Plan, index: int, rows: slice, device):
 def compile_step(context, planned: Plan, trained: Model, index: int, rows: slice) -> float:
     """Compile the forward and backward passes before the first step; returns the seconds it took.
 
-    A forward and backward pass on step `index`'s first micro-batch, whose gradients are then
-    dropped: no weight, optimizer state or random generator moves, so the run is what it would
-    be without it. With inductor's caches warm (the same shape compiled before), this loads
-    the compiled graphs instead of building them.
+    The model is compiled in place (parameter names, checkpoints and the saved weights do not
+    change), then runs a forward and backward pass on step `index`'s first micro-batch, whose
+    gradients are dropped: no weight, optimizer state or random generator moves, so the run is
+    what it would be without it. With inductor's caches warm (the same shape compiled before),
+    this loads the compiled graphs instead of building them.
     """
     import torch
-    from torch._dynamo.utils import counters
 
     started = time.perf_counter()
+    trained.model.compile(dynamic=False)
+    from torch._dynamo.utils import counters
+
     micro_batch = batch_on_device(planned, index, rows, context.device)[: planned.micro]
     with trained.autocast:
         cross_entropy, z = trained.model(micro_batch[:, :-1], micro_batch[:, 1:], planned.hp.z_loss)
