@@ -131,13 +131,13 @@ def test_data_order_is_a_function_of_the_step():
 def test_auto_compiles_on_cuda_and_on_the_cpu_where_it_pays():
     from lmscale.performance import should_compile
 
-    tiny_step, large_step = 6 * 15_000 * 128, 6 * 200_000 * 1024  # FLOPs: the default's s1 and s6
-    assert should_compile("auto", "cuda", 10, tiny_step, compiled_before=False)[0]
-    assert not should_compile("auto", "cpu", 1_000, tiny_step, compiled_before=False)[0]
-    assert not should_compile("auto", "cpu", 10_000, tiny_step, compiled_before=False)[0]
-    assert should_compile("auto", "cpu", 10_000, tiny_step, compiled_before=True)[0]  # a warm cache pays sooner
-    assert should_compile("auto", "cpu", 3_000, large_step, compiled_before=False)[0]
-    assert not should_compile("auto", "mps", 10**6, large_step, compiled_before=True)[0]
+    small, large = 128 * 16 * 2, 1024 * 80 * 2  # activations per step: the default's s1 and s6
+    assert should_compile("auto", "cuda", 10, small, compiled_before=False)[0]
+    assert not should_compile("auto", "cpu", 1_000, small, compiled_before=False)[0]
+    assert not should_compile("auto", "cpu", 10_000, small, compiled_before=False)[0]
+    assert should_compile("auto", "cpu", 10_000, small, compiled_before=True)[0]  # a warm cache pays sooner
+    assert should_compile("auto", "cpu", 10_000, large, compiled_before=False)[0]
+    assert not should_compile("auto", "mps", 10**6, large, compiled_before=True)[0]
     # YAML reads a bare on/off as true/false.
     assert [should_compile(setting, "cpu", 1, 1.0, False)[0] for setting in ("on", True, "off", False)] == \
         [True, True, False, False]

@@ -37,12 +37,14 @@ GPU_BF16_PEAK = (
     ("L4", 121e12),
 )
 
-# torch.compile on the CPU, measured on the default study's sizes with one thread (docs/performance.md):
-# a compiled step saves ~2 ms of fixed cost plus ~1e-11 s per FLOP of the step (6 N_total x its
-# tokens), and compiling a shape costs ~40 s the first time on a machine (inductor writes and
-# builds ~30 C++ kernels) and ~5 s once inductor's cache holds it.
+# torch.compile on the CPU, measured with one thread on the default study's sizes and a 4M-parameter
+# shape at context 128 (docs/performance.md): a compiled step saves ~2 ms of fixed cost plus
+# ~3e-8 s per activation a step passes through its layers (tokens per step x width x depth: the
+# elementwise and normalisation work that compiling fuses; matmuls run as fast either way), and
+# compiling a shape costs ~40 s the first time on a machine (inductor writes and builds ~30 C++
+# kernels) and ~5 s once inductor's cache holds it.
 CPU_STEP_SAVING_SECONDS = 2e-3
-CPU_SAVING_SECONDS_PER_FLOP = 1e-11
+CPU_SAVING_SECONDS_PER_ACTIVATION = 3e-8
 CPU_COLD_COMPILE_SECONDS = 40.0
 CPU_WARM_COMPILE_SECONDS = 5.0
 
@@ -90,12 +92,12 @@ def mfu(flops_per_second: float, peak: float | None) -> float | None:
     return flops_per_second / peak if peak else None
 
 
-def should_compile(setting: str | bool, device_type: str, steps: int, flops_per_step: float,
+def should_compile(setting: str | bool, device_type: str, steps: int, activations_per_step: int,
                    compiled_before: bool) -> tuple[bool, str]:
     """Whether a run compiles its step, and why: `on`, `off` (or YAML's true, false), or under
     `auto` on CUDA always and on the CPU when the seconds it should save (steps x the measured
-    saving per step) exceed what compiling should cost (cold, or warm when this machine compiled
-    the same step before)."""
+    saving per step; `activations_per_step` is tokens per step x width x depth) exceed what
+    compiling should cost (cold, or warm when this machine compiled the same step before)."""
     setting = {True: "on", False: "off"}.get(setting, setting) if isinstance(setting, bool) else setting
     if setting not in COMPILE_SETTINGS:
         raise ValueError(f"train.compile must be one of {', '.join(COMPILE_SETTINGS)}, got {setting!r}")
@@ -105,7 +107,7 @@ def should_compile(setting: str | bool, device_type: str, steps: int, flops_per_
         return True, "compile: auto, on CUDA"
     if device_type != "cpu":
         return False, f"compile: auto, not on {device_type}"
-    saving = steps * (CPU_STEP_SAVING_SECONDS + CPU_SAVING_SECONDS_PER_FLOP * flops_per_step)
+    saving = steps * (CPU_STEP_SAVING_SECONDS + CPU_SAVING_SECONDS_PER_ACTIVATION * activations_per_step)
     cost = CPU_WARM_COMPILE_SECONDS if compiled_before else CPU_COLD_COMPILE_SECONDS
     verdict = saving > cost
     return verdict, (f"compile: auto, {'on' if verdict else 'off'}: it should save ~{saving:.0f} s of "

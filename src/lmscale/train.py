@@ -457,7 +457,8 @@ def build(context, planned: Plan, options: TrainOptions) -> Model:
                        "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__})
     seen = options.compile == "auto" and device.type == "cpu" and performance.compile_marker(key).exists()
     compiled, reason = performance.should_compile(options.compile, device.type, planned.budget.steps,
-                                                  6 * planned.counts["N"] * planned.budget.tokens_per_step, seen)
+                                                  planned.budget.tokens_per_step * job.shape.width * job.shape.depth,
+                                                  seen)
     log.info("%s: %s", planned.run, reason)
     return Model(core, model, optimizer, mode, autocast, compiled, key)
 
