@@ -41,11 +41,20 @@ class BatchedHFLM(HFLM):
         kwargs = _add_special_kwargs(None, self.add_bos_token)
         bos = self.tokenizer.decode(self.prefix_token_id)
         plain = [text for text in unique if not has_bos_prefix(text, bos)]
-        encoded = dict(zip(plain, self.tokenizer(plain, **kwargs)["input_ids"])) if plain else {}
+        encoded = dict(zip(plain, self.encode_batch(plain, kwargs))) if plain else {}
         for text in unique:  # a text that starts with BOS: lm-eval's own handling
             if text not in encoded:
                 encoded[text] = self.tok_encode(text)
         return encoded
+
+    def encode_batch(self, texts: list[str], kwargs: dict) -> list[list[int]]:
+        """`tokenizer.encode` of each text; straight from the Rust tokenizer of a fast one that neither
+        truncates nor pads (what `encode` sets it to), which skips building a dict per text."""
+        backend = getattr(self.tokenizer, "_tokenizer", None)
+        if backend is None or backend.truncation is not None or backend.padding is not None:
+            return self.tokenizer(texts, **kwargs)["input_ids"]
+        add_special_tokens = kwargs.get("add_special_tokens", True)
+        return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=add_special_tokens)]
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         if not self._batched():
