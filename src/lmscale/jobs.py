@@ -278,6 +278,11 @@ class TrainOptions(Options):
     device: str  # auto (cuda when present), cpu or cuda
     parallel: str  # how several processes share a run: auto, ddp or fsdp
     processes: int  # processes of a CPU job (a GPU job runs one per GPU)
+    # Whether the step is compiled (torch.compile): auto, on or off (YAML reads a bare on/off as
+    # true/false). An option, not part of the job: a compiled step computes what the eager one
+    # does, rounding apart, as the same run on another device does (`device` is an option too);
+    # a run resumes a checkpoint written either way, and switching it retrains nothing.
+    compile: str | bool
 
     @classmethod
     def from_config(cls, config: dict) -> "TrainOptions":
