@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmscale import corpus, distributed, eval_loss, train
+from lmscale import corpus, distributed, eval_loss, eval_tasks, train
 from lmscale.jobs import Hyperparameters, TrainJob, TrainOptions
 from lmscale.tokenizer import train_bpe
 from lmscale.tokens import tokenize_split
@@ -123,6 +123,26 @@ def test_data_order_is_a_function_of_the_step():
     epoch = np.concatenate([b[:, 0] for b in first])[:100] // 10
     assert sorted(epoch.tolist()) == list(range(100))
     assert not np.array_equal(train.SequenceOrder(stream, 10, seed=4).batch(0, 8), first[0])
+    # A process's share of a batch is those rows of it, across an epoch's end too (step 12: positions 96-103).
+    for step in (3, 12):
+        np.testing.assert_array_equal(replay.batch(step, 8, slice(2, 6)), first[step][2:6])
+
+
+def test_auto_compiles_on_cuda_and_on_the_cpu_where_it_pays():
+    from lmscale.performance import should_compile
+
+    small, large = 128 * 16 * 2, 1024 * 80 * 2  # activations per step: the default's s1 and s6
+    assert should_compile("auto", "cuda", 10, small, compiled_before=False)[0]
+    assert not should_compile("auto", "cpu", 1_000, small, compiled_before=False)[0]
+    assert not should_compile("auto", "cpu", 10_000, small, compiled_before=False)[0]
+    assert should_compile("auto", "cpu", 10_000, small, compiled_before=True)[0]  # a warm cache pays sooner
+    assert should_compile("auto", "cpu", 10_000, large, compiled_before=False)[0]
+    assert not should_compile("auto", "mps", 10**6, large, compiled_before=True)[0]
+    # YAML reads a bare on/off as true/false.
+    assert [should_compile(setting, "cpu", 1, 1.0, False)[0] for setting in ("on", True, "off", False)] == \
+        [True, True, False, False]
+    with pytest.raises(ValueError, match="train.compile must be one of auto, on, off"):
+        should_compile("fast", "cpu", 1, 1.0, False)
 
 
 def test_repeating_data_is_refused_unless_allowed():
@@ -182,6 +202,74 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(streams):
     reference_loss = heldout_loss(streams, streams / "models" / "reference")
     assert math.isfinite(reference_loss)
     assert abs(killed_loss - reference_loss) < 1e-4, (killed_loss, reference_loss)
+
+
+# ---- the compiled step ------------------------------------------------------------------------------
+
+# ~600 steps: long enough to kill a compiled run (a few ms a step) once it has checkpointed.
+COMPILED_MULTIPLIER = 20
+# The tiny size at a gentler learning rate (as tests/test_distributed.py): at lr 0.01 its early
+# loss spikes grow the rounding differences of any two ways of computing a step (here, by step 25).
+GENTLE = TINY | {"lr": 0.003}
+
+
+def train_log(model_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in open(model_dir / "train_log.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def compiled_and_eager(streams) -> dict:
+    """The same run compiled and eager, in this process, logging every step."""
+    return {setting: train_here(streams, f"compile_{setting}", COMPILED_MULTIPLIER,
+                                tiny({"compile": setting, "log_every": 1}, size=GENTLE))
+            for setting in ("on", "off")}
+
+
+@pytest.mark.slow
+def test_a_compiled_run_follows_the_eager_runs_loss(streams, compiled_and_eager):
+    compiled, eager = compiled_and_eager["on"], compiled_and_eager["off"]
+    assert (compiled["compiled"], eager["compiled"]) == (True, False)
+    assert compiled["compile_seconds"] > 0 and eager["compile_seconds"] == 0
+    assert compiled["fingerprint"] == eager["fingerprint"]  # compiling is how a run is carried out, not what
+    assert 0 < compiled["mfu"] < 1 and compiled["peak_source"].startswith("fp32 matmul measured")
+    losses = {setting: [line["loss"] for line in train_log(streams / "models" / f"compile_{setting}")]
+              for setting in ("on", "off")}
+    assert len(losses["on"]) == compiled["steps"] > 50
+    np.testing.assert_allclose(losses["on"][:50], losses["off"][:50], rtol=0, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_a_compiled_run_killed_after_a_checkpoint_resumes_and_its_model_scores_in_lm_eval(
+        streams, compiled_and_eager, tmp_path):
+    from tests.test_task_suite import write_suite
+
+    config = tiny({"compile": "on", "log_every": 1}, size=GENTLE)
+    command = train_command(streams, "compile_killed", COMPILED_MULTIPLIER, config)
+    checkpoints = streams / "checkpoints" / "compile_killed"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    kill_once_checkpointed(process, checkpoints, 50, 600)
+    assert process.returncode == -signal.SIGKILL
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resumed from checkpoint at step" in rerun.stderr
+    # The shape was compiled before (by the uninterrupted run): its graphs come from inductor's cache.
+    assert re.search(r"compiled in [\d.]+ s \(\d+ graph\(s\) from the cache in .+, 0 built\)", rerun.stderr)
+
+    reference, model_dir = compiled_and_eager["on"], streams / "models" / "compile_killed"
+    resumed = json.loads((model_dir / "run.json").read_text())
+    assert resumed["compiled"] and resumed["resumed_from_step"] and resumed["fingerprint"] == reference["fingerprint"]
+    assert [line["loss"] for line in train_log(model_dir)] == pytest.approx(
+        [line["loss"] for line in train_log(streams / "models" / "compile_on")], abs=1e-5)
+    # Saved as the stock Qwen3: AutoModelForCausalLM reads it (eval_loss loads it so) ...
+    assert abs(heldout_loss(streams, model_dir) - heldout_loss(streams, streams / "models" / "compile_on")) < 1e-4
+    # ... and lm-eval's hf backend scores it.
+    suite = tmp_path / "suite"
+    write_suite(suite, tasks=["code_next_line", "code_swap_pairs"], heldout=streams / "data" / "validation.jsonl",
+                tokenizer=model_dir, context=TINY["context"], seed=0, size=30, fewshot_pool=5, context_lines=2)
+    specs = eval_tasks.task_specs({"suite": "offline", "include": ["code_next_line", "code_swap_pairs"]}, suite)
+    scored = eval_tasks.evaluate_model(model_dir, specs, suite_dir=suite, batch_size=16)
+    assert scored["failed"] == {} and set(scored["tasks"]) == {"code_next_line", "code_swap_pairs"}
+    assert all(0 <= task["acc"] <= 1 and task["num_docs"] > 0 for task in scored["tasks"].values())
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(streams, caplog):

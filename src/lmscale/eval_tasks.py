@@ -28,6 +28,7 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,13 +259,14 @@ def run_details(output: dict, spec: TaskSpec) -> dict:
 
 
 def load_model(model_dir: str | Path, batch_size: int, device: str):
-    """The checkpoint in lm-eval's `hf` backend, from its folder only."""
-    from lm_eval.models.huggingface import HFLM
+    """The checkpoint in lm-eval's `hf` backend, from its folder only; its log-likelihood requests
+    tokenized and scored a batch at a time (lmscale.lm_eval_model)."""
+    from lmscale.lm_eval_model import BatchedHFLM
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(f"{model_dir} is not a Hugging Face checkpoint (no config.json); train it first")
-    return HFLM(
+    return BatchedHFLM(
         pretrained=str(model_dir),
         tokenizer=str(model_dir),
         device=device,
@@ -295,6 +297,20 @@ def batches(specs: list[TaskSpec]) -> list[list[TaskSpec]]:
         else:
             groups.append([spec])
     return groups
+
+
+@contextmanager
+def without_environment_report():
+    """`simple_evaluate` without its report of the environment (collect_env, `pip list`: ~1 s a
+    call, twice per model here), which evaluate_model does not keep."""
+    import lm_eval.evaluator
+
+    report = lm_eval.evaluator.add_env_info
+    lm_eval.evaluator.add_env_info = lambda results: None
+    try:
+        yield
+    finally:
+        lm_eval.evaluator.add_env_info = report
 
 
 class TruncationCounter(logging.Filter):
@@ -392,13 +408,14 @@ def evaluate_model(
     hf_log = logging.getLogger("lm_eval.models.huggingface")
     hf_log.addFilter(truncated)
     try:
-        with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir:
+        with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir, without_environment_report():
             for batch in batches(specs):
                 if not attempt(batch, cache_dir) and len(batch) > 1:
                     for spec in batch:
                         attempt([spec], cache_dir)
     finally:
         hf_log.removeFilter(truncated)
+    truncated.count += getattr(lm, "truncated", 0)
     if truncated.count:
         log.info("%d requests were longer than the model's context and lost their leftmost tokens "
                  "(lm-eval truncates from the left)", truncated.count)

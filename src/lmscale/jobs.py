@@ -5,9 +5,10 @@ Its rule passes it to the command as one JSON param (`job`), so Snakemake
 reruns a job exactly when its description changes, and the command reads it
 back with `from_json`; the command's other arguments are the job's input and
 output paths. What changes no result (log and checkpoint cadence, the device,
-how a run is split across processes) is an options object beside the job,
-which the rule hands over as a resource: never a param, so changing it reruns
-nothing.
+how a run is split across processes) is an `Options` object beside the job,
+which the rule also passes as a param, but as the object: Snakemake records
+only params of plain types, so changing an option reruns nothing. (Not a
+resource: a group job needs its jobs' string resources equal.)
 
 Every builder (`from_config`) reads a config whose defaults the schema,
 workflow/schemas/config.schema.yaml, has filled in (the Snakefile validates it
@@ -43,6 +44,15 @@ class Job:
         except json.JSONDecodeError as error:
             raise ValueError(f"{cls.__name__}: not valid JSON ({error})") from None
         return _build(cls, values)
+
+
+class Options(Job):
+    """How a job is carried out, not what it computes. As a rule's param it stays this object,
+    which Snakemake's rerun check leaves out (it records plain values only); the shell command
+    receives `str(options)`, its JSON."""
+
+    def __str__(self) -> str:
+        return self.to_json()
 
 
 def _build(cls, values):
@@ -156,7 +166,7 @@ class TokenizerJob(Job):
 
 
 @dataclass(frozen=True)
-class TokenizerOptions(Job):
+class TokenizerOptions(Options):
     """Where a pretrained tokenizer is read from, offline: changes no result."""
 
     hf_cache: str | None  # the Hugging Face cache the prefetch job filled (None: Hugging Face's default)
@@ -343,7 +353,7 @@ class BranchJob(Job):
 
 
 @dataclass(frozen=True)
-class TrainOptions(Job):
+class TrainOptions(Options):
     """How a run is carried out, not what it computes: changing any of these retrains nothing."""
 
     log_every: int  # steps per line of train_log.jsonl
@@ -352,6 +362,11 @@ class TrainOptions(Job):
     device: str  # auto (cuda when present), cpu or cuda
     parallel: str  # how several processes share a run: auto, ddp or fsdp
     processes: int  # processes of a CPU job (a GPU job runs one per GPU)
+    # Whether the step is compiled (torch.compile): auto, on or off (YAML reads a bare on/off as
+    # true/false). An option, not part of the job: a compiled step computes what the eager one
+    # does, rounding apart, as the same run on another device does (`device` is an option too);
+    # a run resumes a checkpoint written either way, and switching it retrains nothing.
+    compile: str | bool
 
     @classmethod
     def from_config(cls, config: dict) -> "TrainOptions":
@@ -359,7 +374,7 @@ class TrainOptions(Job):
 
 
 @dataclass(frozen=True)
-class TrunkOptions(Job):
+class TrunkOptions(Options):
     """Where a trunk stops and leaves its states, and how it is carried out: none of it changes a
     state (each a function of its step), so changing it retrains no trunk.
 
@@ -437,7 +452,7 @@ class EvalTasksJob(Job):
 
 
 @dataclass(frozen=True)
-class EvalTasksOptions(Job):
+class EvalTasksOptions(Options):
     """How an evaluation is carried out, not what it measures."""
 
     device: str  # torch device of the evaluation

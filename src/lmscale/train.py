@@ -47,11 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lmscale import distributed, jobs
+from lmscale import distributed, jobs, performance
 from lmscale.config import to_json
 from lmscale.files import atomic_write_json, atomic_writer
 from lmscale.jobs import BranchJob, Hyperparameters, TrainJob, TrainOptions, TrunkJob, TrunkOptions
-from lmscale.model import build_config, build_model, parameter_counts
+from lmscale.model import build_config, parameter_counts
 from lmscale.tokens import open_tokens
 
 log = logging.getLogger(__name__)
@@ -135,14 +135,17 @@ class SequenceOrder:
             self._permutation = np.random.default_rng([self.seed, epoch]).permutation(self.sequences)
         return self._permutation
 
-    def batch(self, step: int, batch_size: int) -> np.ndarray:
-        """Token windows of shape (batch_size, context + 1) for `step`."""
-        rows = []
-        for position in range(step * batch_size, (step + 1) * batch_size):
-            epoch, index = divmod(position, self.sequences)
-            start = int(self.permutation(epoch)[index]) * self.context
-            rows.append(self.tokens[start : start + self.context + 1])
-        return np.stack(rows).astype(np.int64)
+    def batch(self, step: int, batch_size: int, rows: slice = slice(None)) -> np.ndarray:
+        """Token windows of shape (batch_size, context + 1) for `step` (only `rows` of them), gathered
+        from the stream in one indexing operation."""
+        positions = np.arange(step * batch_size, (step + 1) * batch_size)[rows]
+        epochs, indices = np.divmod(positions, self.sequences)
+        sequences = np.empty(len(positions), dtype=np.int64)
+        for epoch in np.unique(epochs):  # one epoch, or two where one ends inside the step
+            chosen = epochs == epoch
+            sequences[chosen] = self.permutation(int(epoch))[indices[chosen]]
+        windows = (sequences * self.context)[:, None] + np.arange(self.context + 1)
+        return self.tokens[windows].astype(np.int64)
 
 
 # ---- schedule and loss --------------------------------------------------------------
@@ -182,25 +185,19 @@ def cooldown_rate(step: int, steps: int, hp: Hyperparameters, warmup: int, branc
     return hp.lr_floor + (start - hp.lr_floor) * (1 - fallen)
 
 
-def loss_terms(logits, targets, z_loss: float):
-    """Mean token cross-entropy and the z-loss, z_loss x mean(log Z^2), which keeps logits from drifting."""
-    logits = logits.float().reshape(-1, logits.shape[-1])
-    # One log-partition serves both terms: cross-entropy is log Z minus the target's logit.
-    log_z = logits.logsumexp(dim=-1)
-    cross_entropy = (log_z - logits.gather(1, targets.reshape(-1, 1)).squeeze(1)).mean()
-    z = z_loss * log_z.pow(2).mean()
-    return cross_entropy, z
+def make_optimizer(model, hp: Hyperparameters, fused: bool = True):
+    """AdamW; norms (1-D weights) are not decayed, as in nanoGPT and open_lm.
 
-
-def make_optimizer(model, hp: Hyperparameters):
-    """AdamW; norms (1-D weights) are not decayed, as in nanoGPT and open_lm."""
+    Fused (one kernel updates every tensor of a group, on the CPU and on CUDA) unless asked
+    not to; sharded (FSDP2) parameters take torch's default, foreach on CUDA.
+    """
     import torch
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=hp.lr, betas=(hp.beta1, hp.beta2), eps=hp.eps,
+        lr=hp.lr, betas=(hp.beta1, hp.beta2), eps=hp.eps, fused=fused or None,
     )
 
 
@@ -440,13 +437,15 @@ class Plan:
 
 @dataclass
 class Model:
-    """The model as the loop drives it, its optimizer, and how the run is split across processes."""
+    """The network as the loop drives it, its optimizer, and how the run is split and compiled."""
 
-    core: object  # the `transformers` model, saved at the end
-    model: object  # core itself, or its DDP / FSDP2 form
+    core: object  # lmscale.decoder.Decoder: Qwen3ForCausalLM's parameters, saved as one at the end
+    model: object  # core itself, or its DDP / FSDP2 form; compiled in place when `compiled`
     optimizer: object
     mode: str  # none, ddp or fsdp
     autocast: object  # bf16 on GPU, nothing on the CPU
+    compiled: bool
+    compile_key: str  # what the compiled step depends on (shape, batch, device, threads, torch)
 
 
 def train(job: TrainJob | TrunkJob | BranchJob, options: TrainOptions | TrunkOptions, paths: Paths,
@@ -511,7 +510,7 @@ def plan(job: TrainJob | TrunkJob | BranchJob, tokens_path: str | Path,
 
 
 def _train(context, planned: Plan, options: TrainOptions, paths: Paths) -> dict:
-    """Build, resume, then the loop: step, log, checkpoint; then finish."""
+    """Build, resume, compile, then the loop: step, log, checkpoint; then finish."""
     from tqdm import tqdm
 
     run, steps, main = planned.run, planned.budget.steps, context.is_main
@@ -521,56 +520,82 @@ def _train(context, planned: Plan, options: TrainOptions, paths: Paths) -> dict:
         log.warning("%s: warmup %d is more than half of its %d steps; using %d", run, planned.hp.warmup, steps,
                     planned.warmup)
     rows = context.local_rows(planned.hp.batch_size)  # this process's share of every global batch
-    trained = build(context, planned, options.parallel)
-    start, wall_before, resumed_from = resume(context, planned, trained, paths)
+    trained = build(context, planned, options)
+    start, wall_before, compile_before, resumed_from = resume(context, planned, trained, paths)
     budget, split = planned.budget, f", {context.world} processes ({trained.mode})" if context.distributed else ""
     log.info("%s: N = %s (of %s parameters, %s without embeddings), D = %s in %d steps of %d tokens "
              "(M = %g, target %s), %.2f epochs, device %s%s", run, f"{budget.N:,}", f"{budget.N_total:,}",
              f"{budget.N_non_embedding:,}", f"{budget.D:,}", steps, budget.tokens_per_step,
              planned.job.multiplier, f"{budget.D_target:,}", planned.epochs, context.device, split)
     log.info("%s: %s", run, schedule_summary(planned))
+    peak, peak_source = performance.device_peak(context.device)
 
     trained.model.train()
-    train_log = TrainLog(paths.checkpoints / "train_log.jsonl", main, wall_before, budget.tokens_per_step)
+    compile_seconds = compile_step(context, planned, trained, start, rows) if trained.compiled else 0.0
+    train_log = TrainLog(paths.checkpoints / "train_log.jsonl", context, wall_before + compile_seconds,
+                         budget.tokens_per_step, 6 * budget.N_total, peak)
+    compile_seconds += compile_before
     progress = tqdm(total=steps, initial=start, desc=run, unit="step", mininterval=5.0, disable=not main)
-    loss = float("nan")
     for index in range(start, steps):
-        lr, loss, grad_norm = step(context, planned, trained, index, rows)
+        lr, loss, grad_norm = step(context, planned, trained, index, rows)  # tensors: no wait for the device
         done = index + 1
         progress.update(1)
         if train_log.add(loss, done % options.log_every == 0 or done == steps, done, lr, grad_norm):
-            progress.set_postfix(loss=f"{train_log.last['loss']:.3f}", lr=f"{lr:.2e}", refresh=False)
+            progress.set_postfix(loss=f"{train_log.last['loss']:.3f}", lr=f"{lr:.2e}", refresh=False,
+                                 **({"mfu": f"{train_log.last['mfu']:.1%}"} if peak else {}))
         if done in planned.states:  # a trunk's branch point: its state is kept for the branches
-            checkpoint(context, planned, trained, paths.states, done, train_log.wall_seconds(), keep=None)
+            checkpoint(context, planned, trained, paths.states, done, train_log.wall_seconds(), compile_seconds,
+                       keep=None)
         elif done % options.checkpoint_every == 0 and done < steps:
-            checkpoint(context, planned, trained, paths.checkpoints, done, train_log.wall_seconds())
+            checkpoint(context, planned, trained, paths.checkpoints, done, train_log.wall_seconds(), compile_seconds)
     progress.close()
     train_log.close()
-    record = run_record(context, planned, trained, train_log.wall_seconds(), resumed_from)
+    record = run_record(context, planned, trained, train_log.wall_seconds(), compile_seconds, resumed_from,
+                        (peak, peak_source))
     record.update(schedule_record(planned, paths, record))
     finish(context, planned, trained, paths, record, options.keep_checkpoints)
     if main:
-        log.info("%s: done in %.1f s, %.0f tokens/s, %.3g FLOP/s, final train loss %.4f", run,
-                 record["wall_seconds"], record["tokens_per_second"], record["flops_per_second"], loss)
+        log.info("%s: done in %.1f s (%.1f s compiling), %.0f tokens/s, %.3g FLOP/s%s, final train loss %.4f", run,
+                 record["wall_seconds"], record["compile_seconds"], record["tokens_per_second"],
+                 record["flops_per_second"], f", MFU {record['mfu']:.1%}" if record["mfu"] else "",
+                 train_log.last["loss"])
     return record
 
 
-def build(context, planned: Plan, parallel: str) -> Model:
-    """A fresh model on this process's device, wrapped for the processes, and its optimizer."""
+def build(context, planned: Plan, options: TrainOptions) -> Model:
+    """A fresh model on this process's device, wrapped for the processes, compiled or not, and its
+    optimizer.
+
+    The model is lmscale.decoder.Decoder, holding the stock Qwen3 model's initial weights.
+    Whether to compile is an option, not part of the job: a compiled step computes what the
+    eager one does (tests/test_train.py follows both for 50 steps), rounding apart, as a run
+    on another device does; so a run resumes whichever way its checkpoint was written.
+    """
     import torch
 
+    from lmscale.decoder import build_decoder
+
     job, device = planned.job, context.device
-    mode = distributed.choose_parallel(parallel, planned.counts["N"], context)
-    core = build_model(job.shape, planned.stream["vocab_size"], planned.stream["end_of_text_id"],
-                       planned.hp.seed).to(device)
+    mode = distributed.choose_parallel(options.parallel, planned.counts["N"], context)
+    core = build_decoder(job.shape, planned.stream["vocab_size"], planned.stream["end_of_text_id"],
+                         planned.hp.seed).to(device)
     model = distributed.wrap(core, mode, context)
-    optimizer = make_optimizer(model, planned.hp)  # after sharding: FSDP2 replaces the parameters
+    optimizer = make_optimizer(model, planned.hp, fused=mode != "fsdp")  # after sharding: FSDP2 replaces them
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    return Model(core, model, optimizer, mode, autocast)
+    rows = context.local_rows(planned.hp.batch_size)
+    key = fingerprint({"shape": job.shape.as_dict(), "vocab_size": planned.stream["vocab_size"],
+                       "rows": min(planned.micro, rows.stop - rows.start), "mode": mode, "world": context.world,
+                       "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__})
+    seen = options.compile == "auto" and device.type == "cpu" and performance.compile_marker(key).exists()
+    compiled, reason = performance.should_compile(options.compile, device.type, planned.budget.steps,
+                                                  planned.budget.tokens_per_step * job.shape.width * job.shape.depth,
+                                                  seen)
+    log.info("%s: %s", planned.run, reason)
+    return Model(core, model, optimizer, mode, autocast, compiled, key)
 
 
-def resume(context, planned: Plan, trained: Model, paths: Paths) -> tuple[int, float, int | None]:
-    """(first step, wall seconds spent before it, the step resumed from or None).
+def resume(context, planned: Plan, trained: Model, paths: Paths) -> tuple[int, float, float, int | None]:
+    """(first step, wall seconds spent before it, of which compiling, the step resumed from or None).
 
     Rank 0 chooses the newest checkpoint of this very run (a trunk's states included), else, for
     a branch, its trunk's newest state at or before its branch point, else a fresh start; every
@@ -582,7 +607,7 @@ def resume(context, planned: Plan, trained: Model, paths: Paths) -> tuple[int, f
     if main:
         checkpoints.mkdir(parents=True, exist_ok=True)
     found = newest_checkpoint(planned.sources(paths)) if main else None
-    chosen = context.broadcast(str(found[0]) if found else None)
+    chosen = context.broadcast((str(found[0]), found[2]) if found else None)
     if chosen is None:
         if main:
             remove_checkpoints(checkpoints)
@@ -592,24 +617,25 @@ def resume(context, planned: Plan, trained: Model, paths: Paths) -> tuple[int, f
             if isinstance(planned.job, BranchJob):
                 atomic_write_json(checkpoints / BRANCH_ORIGIN, {"trunk_state_step": None})
             log.info("%s: fresh start", planned.run)
-        return 0, 0.0, None
-    state = found[1] if main else read_checkpoint(Path(chosen))
+        return 0, 0.0, 0.0, None
+    state = found[1] if main else read_checkpoint(Path(chosen[0]))
     distributed.load_full_state(trained.model, trained.optimizer, state["model"], state["optimizer"])
     set_rng_state(state["rng"])
-    if main and found[2]:  # a branch on its trunk's state: its log starts as the trunk's did
-        remove_checkpoints(checkpoints)
-        atomic_write_json(checkpoints / BRANCH_ORIGIN, {"trunk_state_step": state["step"]})
-        trunk_log = paths.trunk / "train_log.jsonl"
-        with atomic_writer(log_path) as handle:
-            handle.write(trunk_log.read_text() if trunk_log.exists() else "")
-        truncate_log(log_path, state["step"])
+    if chosen[1]:  # a branch on its trunk's state: its log starts as the trunk's did
+        if main:
+            remove_checkpoints(checkpoints)
+            atomic_write_json(checkpoints / BRANCH_ORIGIN, {"trunk_state_step": state["step"]})
+            trunk_log = paths.trunk / "train_log.jsonl"
+            with atomic_writer(log_path) as handle:
+                handle.write(trunk_log.read_text() if trunk_log.exists() else "")
+            truncate_log(log_path, state["step"])
         log.info("%s: continues its trunk from the state at step %d (branch point %d of %d)", planned.run,
                  state["step"], planned.branch, planned.budget.steps)
-        return state["step"], 0.0, None
+        return state["step"], 0.0, 0.0, None
     if main:
         truncate_log(log_path, state["step"])
     log.info("%s: resumed from checkpoint at step %d of %d", planned.run, state["step"], planned.budget.steps)
-    return state["step"], state["wall_seconds"], state["step"]
+    return state["step"], state["wall_seconds"], state.get("compile_seconds", 0.0), state["step"]
 
 
 # Beside a branch's checkpoints: the trunk state it started from (null: the trunk's first step).
@@ -627,63 +653,120 @@ def newest_checkpoint(sources: list[tuple[Path, str, int | None, bool]]) -> tupl
     return best
 
 
-def step(context, planned: Plan, trained: Model, index: int, rows: slice) -> tuple[float, float, float]:
-    """Optimizer step `index` on its batch: (learning rate, loss, gradient norm before clipping)."""
+def batch_on_device(planned: Plan, index: int, rows: slice, device):
+    """Step `index`'s sequences of this process as one tensor on the device (copied asynchronously to a GPU)."""
     import torch
 
-    hp, device = planned.hp, context.device
+    batch = torch.from_numpy(planned.order.batch(index, planned.hp.batch_size, rows))
+    if device.type == "cuda":
+        return batch.pin_memory().to(device, non_blocking=True)
+    return batch.to(device)
+
+
+def compile_step(context, planned: Plan, trained: Model, index: int, rows: slice) -> float:
+    """Compile the forward and backward passes before the first step; returns the seconds it took.
+
+    The model is compiled in place (parameter names, checkpoints and the saved weights do not
+    change), then runs a forward and backward pass on step `index`'s first micro-batch, whose
+    gradients are dropped: no weight, optimizer state or random generator moves, so the run is
+    what it would be without it. With inductor's caches warm (the same shape compiled before),
+    this loads the compiled graphs instead of building them.
+    """
+    import torch
+
+    started = time.perf_counter()
+    trained.model.compile(dynamic=False)
+    from torch._dynamo.utils import counters
+
+    micro_batch = batch_on_device(planned, index, rows, context.device)[: planned.micro]
+    with trained.autocast:
+        cross_entropy, z = trained.model(micro_batch[:, :-1], micro_batch[:, 1:], planned.hp.z_loss)
+    (cross_entropy + z).backward()
+    trained.optimizer.zero_grad(set_to_none=True)
+    if context.device.type == "cuda":
+        torch.cuda.synchronize(context.device)
+    seconds = time.perf_counter() - started
+    hits, misses = counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"]
+    log.info("%s: compiled in %.1f s (%d graph(s) from the cache in %s, %d built)", planned.run, seconds, hits,
+             performance.compile_cache(), misses)
+    if context.is_main:
+        marker = performance.compile_marker(trained.compile_key)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(marker, {"run": planned.run, "seconds": seconds, "graphs_built": misses})
+    return seconds
+
+
+def step(context, planned: Plan, trained: Model, index: int, rows: slice) -> tuple[float, object, object]:
+    """Optimizer step `index` on its batch: (learning rate, mean loss and gradient norm before clipping).
+
+    The loss and the norm stay tensors on the device (this process's share of the loss): reading
+    them would wait for the device, so TrainLog reads them once per logged interval.
+    """
+    import torch
+
+    hp = planned.hp
     lr = planned.lr(index)
     for group in trained.optimizer.param_groups:
         group["lr"] = lr
-    batch = torch.from_numpy(planned.order.batch(index, hp.batch_size)[rows]).to(device)
-    micro_batches = batch.split(min(planned.micro, rows.stop - rows.start))
+    micro_batches = batch_on_device(planned, index, rows, context.device).split(planned.micro)
     # Each process weighs its sequences as a share of the global batch; the gradient
     # average over processes (x 1/world) is undone by the factor world.
     scale = context.world / hp.batch_size
-    loss_sum = torch.zeros((), device=device)
+    loss = None
     for position, micro_batch in enumerate(micro_batches):
         with distributed.gradient_sync(trained.model, trained.mode, sync=position == len(micro_batches) - 1):
             with trained.autocast:
-                logits = trained.model(input_ids=micro_batch[:, :-1]).logits
-            cross_entropy, z = loss_terms(logits, micro_batch[:, 1:], hp.z_loss)
+                cross_entropy, z = trained.model(micro_batch[:, :-1], micro_batch[:, 1:], hp.z_loss)
             ((cross_entropy + z) * len(micro_batch) * scale).backward()
-        loss_sum += cross_entropy.detach() * len(micro_batch) / hp.batch_size
-    loss = context.sum(loss_sum).item()
-    grad_norm = distributed.grad_norm_value(torch.nn.utils.clip_grad_norm_(trained.model.parameters(), hp.grad_clip))
+        share = cross_entropy.detach() * (len(micro_batch) / hp.batch_size)
+        loss = share if loss is None else loss + share
+    grad_norm = torch.nn.utils.clip_grad_norm_(trained.model.parameters(), hp.grad_clip)
     trained.optimizer.step()
     trained.optimizer.zero_grad(set_to_none=True)
     return lr, loss, grad_norm
 
 
 class TrainLog:
-    """train_log.jsonl, one line per interval of steps (rank 0 writes): its mean loss and throughput."""
+    """train_log.jsonl, one line per interval of steps (rank 0 writes): its mean loss, throughput and MFU.
 
-    def __init__(self, path: Path, main: bool, wall_before: float, tokens_per_step: int):
-        self.file = open(path, "a") if main else None
-        self.wall_before, self.tokens_per_step = wall_before, tokens_per_step
+    The step losses add up on the device; the end of an interval reads their sum (summed over
+    processes), the one point per interval where the host waits for the device.
+    """
+
+    def __init__(self, path: Path, context, wall_before: float, tokens_per_step: int, flops_per_token: float,
+                 peak: float | None):
+        self.file = open(path, "a") if context.is_main else None
+        self.context, self.wall_before, self.tokens_per_step = context, wall_before, tokens_per_step
+        self.flops_per_token, self.peak = flops_per_token, peak
         self.started = self.interval_start = time.perf_counter()
-        self.losses: list[float] = []
-        self.last: dict = {}
+        self.loss_sum, self.steps = None, 0
+        self.last: dict = {"loss": float("nan")}
 
     def wall_seconds(self) -> float:
         return self.wall_before + time.perf_counter() - self.started
 
-    def add(self, loss: float, ends_interval: bool, done: int, lr: float, grad_norm: float) -> bool:
+    def add(self, loss, ends_interval: bool, done: int, lr: float, grad_norm) -> bool:
         """Count a step's loss; at the end of an interval, write its line. Returns whether it wrote."""
-        self.losses.append(loss)
+        loss = loss.detach().float()
+        self.loss_sum = loss if self.loss_sum is None else self.loss_sum + loss
+        self.steps += 1
         if not ends_interval:
             return False
+        mean_loss = self.context.sum(self.loss_sum).item() / self.steps
+        grad_norm = distributed.grad_norm_value(grad_norm)
         now = time.perf_counter()
+        tokens_per_second = self.steps * self.tokens_per_step / (now - self.interval_start)
         self.last = {
-            "step": done, "loss": float(np.mean(self.losses)), "lr": lr, "grad_norm": grad_norm,
-            "tokens": done * self.tokens_per_step,
-            "tokens_per_second": len(self.losses) * self.tokens_per_step / (now - self.interval_start),
+            "step": done, "loss": mean_loss, "lr": lr, "grad_norm": grad_norm,
+            "tokens": done * self.tokens_per_step, "tokens_per_second": tokens_per_second,
             "wall_seconds": self.wall_before + now - self.started,
         }
+        if self.peak:
+            self.last["mfu"] = performance.mfu(tokens_per_second * self.flops_per_token, self.peak)
         if self.file:
             self.file.write(json.dumps(self.last) + "\n")
             self.file.flush()
-        self.interval_start, self.losses = now, []
+        self.interval_start, self.loss_sum, self.steps = now, None, 0
         return True
 
     def close(self) -> None:
@@ -692,7 +775,7 @@ class TrainLog:
 
 
 def checkpoint(context, planned: Plan, trained: Model, checkpoints: Path, done: int, wall_seconds: float,
-               keep: int | None = 2) -> None:
+               compile_seconds: float, keep: int | None = 2) -> None:
     """Full (unsharded) weights, optimizer and RNG state after step `done`; every rank gathers, rank 0 saves
     (and keeps the newest `keep` in the folder; None: all, a trunk's states)."""
     model_state, optimizer_state = distributed.full_state(trained.model, trained.optimizer)  # a collective
@@ -700,12 +783,22 @@ def checkpoint(context, planned: Plan, trained: Model, checkpoints: Path, done: 
         save_checkpoint(checkpoints, {
             "step": done, "fingerprint": planned.fingerprint, "format": CHECKPOINT_FORMAT,
             "model": model_state, "optimizer": optimizer_state, "rng": rng_state(), "wall_seconds": wall_seconds,
+            "compile_seconds": compile_seconds,
         }, keep)
 
 
-def run_record(context, planned: Plan, trained: Model, wall: float, resumed_from: int | None) -> dict:
-    """run.json: the run's N, D, C, budget and throughput, and every setting it was trained with."""
+def run_record(context, planned: Plan, trained: Model, wall: float, compile_seconds: float,
+               resumed_from: int | None, peak: tuple[float | None, str]) -> dict:
+    """run.json: the run's N, D, C, budget and throughput, and every setting it was trained with.
+
+    wall_seconds is the whole training (every attempt, compiling included); tokens_per_second,
+    flops_per_second (6 N D) and MFU (6 N_total D over the device's peak; null when the peak is
+    unknown) count the seconds spent stepping, without compiling.
+    """
+    from lmscale.decoder import Decoder
+
     job, hp, budget = planned.job, planned.hp, planned.budget
+    stepping = max(wall - compile_seconds, 1e-9)
     return {
         "model": job.name, "dataset": job.dataset, "size": job.size, "seed": hp.seed,
         "N": budget.N, "N_total": budget.N_total, "N_non_embedding": budget.N_non_embedding,
@@ -715,12 +808,14 @@ def run_record(context, planned: Plan, trained: Model, wall: float, resumed_from
         "steps": budget.steps, "batch_size": hp.batch_size, "context": job.shape.context,
         "tokens_per_step": budget.tokens_per_step, "epochs": planned.epochs,
         "train_tokens_available": planned.order.usable_tokens, "warmup_steps": planned.warmup,
-        "wall_seconds": wall, "tokens_per_second": budget.D / wall,
-        "flops_per_second": 6 * budget.N * budget.D / wall,
+        "wall_seconds": wall, "compile_seconds": compile_seconds, "compiled": trained.compiled,
+        "tokens_per_second": budget.D / stepping, "flops_per_second": 6 * budget.N * budget.D / stepping,
+        "mfu": performance.mfu(6 * budget.N_total * budget.D / stepping, peak[0]),
+        "peak_flops_per_second": peak[0], "peak_source": peak[1],
         "resumed_from_step": resumed_from, "device": str(context.device.type),
         "processes": context.world, "parallel": trained.mode,
         "shape": job.shape.as_dict(), "hyperparameters": asdict(hp), "fingerprint": planned.fingerprint,
-        "architecture": type(trained.core).__name__,
+        "architecture": Decoder.SAVED_AS,
     }
 
 
@@ -760,7 +855,7 @@ def schedule_record(planned: Plan, paths: Paths, record: dict) -> dict:
     share_steps, share_seconds = trunk_share(trunk_states(paths.states, planned.trunk_fingerprint), start)
     trained = (budget.steps - start) * tokens_per_step
     spent = trained + round(share_steps * tokens_per_step)
-    wall = record["wall_seconds"]
+    stepping = max(record["wall_seconds"] - record["compile_seconds"], 1e-9)  # as run_record counts it
     return {
         "schedule": "wsd", "role": "branch", "cooldown": planned.job.cooldown.cooldown,
         "cooldown_shape": planned.job.cooldown.cooldown_shape, "lr_stable": planned.hp.lr,
@@ -768,7 +863,9 @@ def schedule_record(planned: Plan, paths: Paths, record: dict) -> dict:
         "cooldown_steps": budget.steps - planned.branch, "trunk_state_step": origin,
         "tokens_trained": trained, "trunk_share_tokens": round(share_steps * tokens_per_step),
         "trunk_share_wall_seconds": share_seconds, "tokens_spent": spent, "flops_spent": 6 * budget.N * spent,
-        "tokens_per_second": trained / wall, "flops_per_second": 6 * budget.N * trained / wall,
+        # Throughput of what this job trained (run_record's counts the whole D).
+        "tokens_per_second": trained / stepping, "flops_per_second": 6 * budget.N * trained / stepping,
+        "mfu": performance.mfu(6 * budget.N_total * trained / stepping, record["peak_flops_per_second"]),
     }
 
 
@@ -802,25 +899,26 @@ def trunk_share(states: list[tuple[int, float]], start: int) -> tuple[float, flo
 
 
 def finish(context, planned: Plan, trained: Model, paths: Paths, record: dict, keep_checkpoints: bool) -> None:
-    """Save the model, its log and, last, run.json (its presence means the run is whole); drop the checkpoints.
-    A trunk writes its record (its states stay, and its log) and drops its periodic checkpoints."""
+    """Save the model as the stock Qwen3, its log and, last, run.json (its presence means the run is whole);
+    drop the checkpoints. A trunk writes its record (its states stay, and its log) and drops its periodic
+    checkpoints."""
+    from lmscale.decoder import to_transformers
+
     if isinstance(planned.job, TrunkJob):
         if context.is_main:
             atomic_write_json(paths.out_dir, record)
             if not keep_checkpoints:
                 remove_checkpoints(paths.checkpoints)
         return
-    core = trained.core
     if trained.mode == "fsdp":  # gather the shards (every rank), then rank 0 saves an unsharded copy
         weights = distributed.full_model_state(trained.model)
-        if context.is_main:
-            core = build_model(planned.job.shape, planned.stream["vocab_size"], planned.stream["end_of_text_id"],
-                               planned.hp.seed)
-            core.load_state_dict(weights)
-        del weights
+    else:
+        weights = trained.core.state_dict()
     if not context.is_main:
         return
-    save_model(core, paths.tokenizer, paths.out_dir)
+    stream = planned.stream
+    save_model(to_transformers(weights, planned.job.shape, stream["vocab_size"], stream["end_of_text_id"]),
+               paths.tokenizer, paths.out_dir)
     with atomic_writer(Path(paths.out_dir) / "train_log.jsonl", "wb") as handle:
         handle.write((Path(paths.checkpoints) / "train_log.jsonl").read_bytes())
     atomic_write_json(Path(paths.out_dir) / "run.json", record)

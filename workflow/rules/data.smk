@@ -120,6 +120,8 @@ rule tokenizer:
         TOKENIZER,
     params:
         job=jobs.TokenizerJob.from_config(config).to_json(),
+        # An object, not its JSON: changing how the job runs reruns nothing (lmscale.jobs.Options).
+        options=jobs.TokenizerOptions.from_config(config),
         out_dir=lambda w, output: os.path.dirname(output[0]),
     conda:
         ENV
@@ -127,16 +129,13 @@ rule tokenizer:
         f"{LOGS}/tokenizer.log",
     threads: 1
     priority: DATA_PRIORITY
-    resources:
-        # Which cache a hub tokenizer is read from changes no result: a resource, not a param.
-        options=jobs.TokenizerOptions.from_config(config).to_json(),
     shell:
         # A BPE learns from the train split; a hub tokenizer is read offline from the cache the
         # prefetch job filled.
         "lmscale tokenizer --job {params.job:q} --train {input.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
         if not hub_tokenizer() else
         "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 lmscale tokenizer --job {params.job:q}"
-        " --options {resources.options:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --options {params.options:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # Nothing but its inputs decides a token stream: no job description.

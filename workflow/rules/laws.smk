@@ -49,21 +49,6 @@ rule fit_error:
         " --selection {input.selection:q} --out {output:q} > {log:q} 2>&1"
 
 
-def chained_inputs(wildcards):
-    """What a backtest or a prediction chains: the loss law, and the error laws unless loss only."""
-    inputs = {"loss": LOSS_TABLE, "loss_law": f"{LAWS}/loss_law.json"}
-    if wildcards.tag != "loss":
-        inputs |= {"tasks": TASK_TABLE, "error_law": f"{LAWS}/error_law_{wildcards.tag}.json",
-                   "error_law_all": f"{LAWS}/error_law_all.json"}
-    return inputs
-
-
-def error_law_flags(wildcards, input):
-    if wildcards.tag == "loss":
-        return []
-    return ["--tasks-table", input.tasks, "--error-law", input.error_law, "--error-law-all", input.error_law_all]
-
-
 rule backtest:
     input:
         unpack(chained_inputs),

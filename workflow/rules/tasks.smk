@@ -34,6 +34,8 @@ rule eval_tasks:
         TASK_EVAL,
     params:
         job=lambda w: jobs.EvalTasksJob.from_config(config, task_selection(), w.dataset, w.size, w.mult).to_json(),
+        # An object, not its JSON: changing how the job runs reruns nothing (lmscale.jobs.Options).
+        options=jobs.EvalTasksOptions.from_config(config),
         model=lambda w, input: os.path.dirname(input.run),
     conda:
         ENV
@@ -42,10 +44,8 @@ rule eval_tasks:
     threads: config["tasks"]["threads"]
     resources:
         mem_mb=4000,
-        # The device and the cache the datasets are read from change no result: a resource, not a param.
-        options=jobs.EvalTasksOptions.from_config(config).to_json(),
     shell:
         # Fully offline: nothing may reach the Hugging Face Hub, checkpoints and data are local.
         "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 lmscale eval-tasks --job {params.job:q}"
-        " --options {resources.options:q} --model {params.model:q} --suite {input.suite:q}"
+        " --options {params.options:q} --model {params.model:q} --suite {input.suite:q}"
         " --threads {threads:q} --out {output:q} > {log:q} 2>&1"

@@ -1,21 +1,7 @@
 # One job per run of the grid: models/{dataset}/{size}_M{mult}/ in Hugging Face format.
 # Checkpoints go to CHECKPOINTS, which is no declared output: Snakemake deletes a
 # job's outputs before rerunning it, and a killed run must find its checkpoints.
-
-CHECKPOINTS = f"{RESULTS}/checkpoints/{{dataset}}/{RUN}"
-TRAIN = config["train"]
-
-
-def train_resources(part):
-    """The GPUs, host memory (MB) and wall time (minutes) of a training job that trains `part` of its
-    run (lmscale.resources: from the shape and the tokens, times the attempt)."""
-    return dict(
-        # GPUs: the size's own `gpus`, else the `train` block's (0: a CPU job). The command
-        # runs itself under torchrun, one process per GPU it was granted.
-        gpu=lambda w: config["sizes"][w.size].get("gpus", TRAIN["gpus"]),
-        mem_mb=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt, part)["mem_mb"],
-        runtime=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt, part)["runtime"],
-    )
+# Paths and input functions: common.smk.
 
 
 if TRAIN["schedule"] == "cosine":
@@ -34,6 +20,8 @@ if TRAIN["schedule"] == "cosine":
         params:
             # A replicate's seed rides in its job, in place of the study's.
             job=lambda w: jobs.TrainJob.from_config(config, w.dataset, w.size, w.mult, w.replica).to_json(),
+            # An object, not its JSON: changing how the job runs reruns nothing (lmscale.jobs.Options).
+            options=jobs.TrainOptions.from_config(config),
             tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
             out_dir=lambda w, output: os.path.dirname(output.run),
             checkpoints=CHECKPOINTS,
@@ -48,11 +36,8 @@ if TRAIN["schedule"] == "cosine":
         priority: lambda w: job_resources.train_priority(config, w.size, w.mult)
         resources:
             **train_resources("run"),
-            # What changes no result (log and checkpoint cadence, device, processes): a resource,
-            # not a param, so that changing it retrains nothing.
-            options=jobs.TrainOptions.from_config(config).to_json(),
         shell:
-            "lmscale train --job {params.job:q} --options {resources.options:q}"
+            "lmscale train --job {params.job:q} --options {params.options:q}"
             " --tokens {input.tokens:q} --tokenizer {params.tokenizer:q} --out-dir {params.out_dir:q}"
             " --checkpoint-dir {params.checkpoints:q} --threads {threads:q} --gpus {resources.gpu:q} > {log:q} 2>&1"
 
@@ -65,26 +50,6 @@ if TRAIN["schedule"] == "cosine":
 # extends the states, so the finished trunk job, and every branch waiting on it, stays done:
 # were the trunk one job whose params grew, Snakemake would rerun every branch below it
 # (an ancient() input does not help: Snakemake 9 then never plans the new branch).
-TRUNK_DIR = f"{RESULTS}/trunks/{{dataset}}/{{size}}{{replica}}"
-TRUNK_RECORD = f"{RESULTS}/trunks/{{dataset}}/{RUN}.json"
-TRUNKS = {(t.dataset, t.size, t.replicate_seed): t for t in study_config.trunks(config)} if trains_models() else {}
-
-
-def trunk_of(w):
-    return TRUNKS[(w.dataset, w.size, study_config.replicate_seed_of(w.replica))]
-
-
-def trunk_record(w):
-    """The record of the trunk job a branch waits for: the first finished one that reached its M,
-    else the trunk of the size's largest M."""
-    trunk = trunk_of(w)
-    top = study_config.trunk_to_wait_for(
-        study_config.finished_trunks(f"{RESULTS}/trunks/{w.dataset}", w.size, trunk.replicate_seed),
-        float(w.mult), trunk.top)
-    return TRUNK_RECORD.format(dataset=w.dataset, size=w.size, mult=study_config.format_multiplier(top),
-                               replica=w.replica)
-
-
 if TRAIN["schedule"] == "wsd":
     logger.info(f"train.schedule wsd: {job_resources.schedule_summary(job_resources.schedule_costs(config))}")
 
@@ -96,6 +61,10 @@ if TRAIN["schedule"] == "wsd":
             TRUNK_RECORD,
         params:
             job=lambda w: jobs.TrunkJob.from_config(config, w.dataset, w.size, w.mult, w.replica).to_json(),
+            # Where it stops and leaves its states (the cooldown and the grid's Ms) changes no state:
+            # an option (an object: Snakemake's rerun check leaves it out), so that a changed
+            # cooldown retrains no trunk.
+            options=lambda w: jobs.TrunkOptions.from_config(config, trunk_of(w).multipliers),
             trunk=TRUNK_DIR,
         conda:
             ENV
@@ -105,11 +74,8 @@ if TRAIN["schedule"] == "wsd":
         priority: lambda w: job_resources.train_priority(config, w.size, w.mult, "trunk")
         resources:
             **train_resources("trunk"),
-            # Where it stops and leaves its states (the cooldown and the grid's Ms) changes no state:
-            # an option, so that a changed cooldown retrains no trunk.
-            options=lambda w: jobs.TrunkOptions.from_config(config, trunk_of(w).multipliers).to_json(),
         shell:
-            "lmscale trunk --job {params.job:q} --options {resources.options:q} --tokens {input.tokens:q}"
+            "lmscale trunk --job {params.job:q} --options {params.options:q} --tokens {input.tokens:q}"
             " --trunk-dir {params.trunk:q} --out {output:q} --threads {threads:q} --gpus {resources.gpu:q}"
             " > {log:q} 2>&1"
 
@@ -128,6 +94,7 @@ if TRAIN["schedule"] == "wsd":
             job=lambda w: jobs.BranchJob.from_config(config, w.dataset, w.size, w.mult, w.replica).to_json(),
             tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
             out_dir=lambda w, output: os.path.dirname(output.run),
+            options=jobs.TrainOptions.from_config(config),
             checkpoints=CHECKPOINTS,
             trunk=TRUNK_DIR,
         conda:
@@ -138,9 +105,8 @@ if TRAIN["schedule"] == "wsd":
         priority: lambda w: job_resources.train_priority(config, w.size, w.mult, "cooldown")
         resources:
             **train_resources("cooldown"),
-            options=jobs.TrainOptions.from_config(config).to_json(),
         shell:
-            "lmscale branch --job {params.job:q} --options {resources.options:q}"
+            "lmscale branch --job {params.job:q} --options {params.options:q}"
             " --tokens {input.tokens:q} --tokenizer {params.tokenizer:q} --out-dir {params.out_dir:q}"
             " --checkpoint-dir {params.checkpoints:q} --trunk-dir {params.trunk:q} --threads {threads:q}"
             " --gpus {resources.gpu:q} > {log:q} 2>&1"
