@@ -121,6 +121,10 @@ def cost_table(cosine_runs: pd.DataFrame, wsd_runs: pd.DataFrame, wsd_trunks: pd
     return "\n".join(lines)
 
 
+def hours(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def grid_costs(config_path: Path, schedule_note: str) -> str:
     from snakemake.utils import validate
 
@@ -132,9 +136,10 @@ def grid_costs(config_path: Path, schedule_note: str) -> str:
     lines = [f"| size | runs | trunks | cosine {unit} | wsd {unit} | FLOPs saved |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for c in costs:
-        lines.append(f"| {c.size} | {c.runs} | {c.trunks} | {c.cosine_hours:,.2f} | {c.wsd_hours:,.2f} | {c.saved:.1%} |")
+        lines.append(f"| {c.size} | {c.runs} | {c.trunks} | {hours(c.cosine_hours)} | {hours(c.wsd_hours)} "
+                     f"| {c.saved:.1%} |")
     lines.append(f"| all | {sum(c.runs for c in costs)} | {sum(c.trunks for c in costs)} "
-                 f"| {sum(c.cosine_hours for c in costs):,.2f} | {sum(c.wsd_hours for c in costs):,.2f} "
+                 f"| {hours(sum(c.cosine_hours for c in costs))} | {hours(sum(c.wsd_hours for c in costs))} "
                  f"| {1 - sum(c.wsd_flops for c in costs) / sum(c.cosine_flops for c in costs):.1%} |")
     return f"{schedule_note}\n\n" + "\n".join(lines) + "\n\n" + resources.schedule_summary(costs)
 

@@ -85,6 +85,8 @@ def test_a_branch_has_its_cosine_runs_D_and_continues_its_trunks_data_order(stre
     assert branch.budget == cosine.budget  # D = M x N in whole steps, exactly the cosine run's
     assert branch.branch == cosine.budget.steps - round(0.25 * cosine.budget.steps)
     assert branch.warmup == TINY["warmup"]  # the trunk's first steps, whatever the run's length
+    # Whether to compile is weighed on the steps a job trains: a branch's cooldown, a cosine run's every step.
+    assert (branch.steps_to_train, cosine.steps_to_train) == (branch.budget.steps - branch.branch, cosine.budget.steps)
     trunk = train.plan(TrunkJob.from_config(config, "stdlib", "tiny", 4), tokens, TrunkOptions.from_config(config, [1, 2, 4]))
     small = [train.plan(BranchJob.from_config(config, "stdlib", "tiny", m), tokens).branch for m in (1, 2)]
     assert trunk.budget.steps == branch.branch and trunk.states == (*small, branch.branch)

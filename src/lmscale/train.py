@@ -387,6 +387,11 @@ class Plan:
     def run(self) -> str:
         return f"{self.job.dataset}/{self.job.name}" + (" trunk" if isinstance(self.job, TrunkJob) else "")
 
+    @property
+    def steps_to_train(self) -> int:
+        """The steps a fresh attempt of the job trains: a branch on its trunk's state, its cooldown."""
+        return self.budget.steps - self.branch if isinstance(self.job, BranchJob) else self.budget.steps
+
     def lr(self, step: int) -> float:
         """The learning rate of optimizer step `step` (from 0) under the job's schedule."""
         if isinstance(self.job, TrunkJob):
@@ -587,7 +592,7 @@ def build(context, planned: Plan, options: TrainOptions) -> Model:
                        "rows": min(planned.micro, rows.stop - rows.start), "mode": mode, "world": context.world,
                        "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__})
     seen = options.compile == "auto" and device.type == "cpu" and performance.compile_marker(key).exists()
-    compiled, reason = performance.should_compile(options.compile, device.type, planned.budget.steps,
+    compiled, reason = performance.should_compile(options.compile, device.type, planned.steps_to_train,
                                                   planned.budget.tokens_per_step * job.shape.width * job.shape.depth,
                                                   seen)
     log.info("%s: %s", planned.run, reason)
