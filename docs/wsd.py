@@ -52,6 +52,7 @@ def trunks(study: Path) -> pd.DataFrame:
         record = json.loads(path.read_text())
         rows.append({"trunk": path.stem, "size": record["size"], "steps": record["steps"], "D": record["D"],
                      "flops": record["flops_trained"], "seconds": record["wall_seconds"],
+                     "compile_seconds": record.get("compile_seconds", 0.0),
                      "resumed_from_step": record["resumed_from_step"]})
     return pd.DataFrame(rows)
 
@@ -67,9 +68,9 @@ def law(study: Path, name: str) -> dict:
 
 
 def cell_table(cosine: pd.DataFrame, wsd: pd.DataFrame) -> str:
-    both = cosine[["size", "M", "loss", "err"]].join(wsd[["loss", "err"]], rsuffix="_wsd")
+    both = cosine[["size", "M", "loss", "err"]].join(wsd[["loss", "err"]].add_suffix("_wsd"))
     both["difference"] = both["loss_wsd"] / both["loss"] - 1
-    both = both.sort_values(["size", "M", "model"] if "model" in both else ["size", "M"])
+    both = both.rename_axis("model").reset_index().sort_values(["size", "M", "model"]).set_index("model")
     lines = ["| run | loss, cosine | loss, wsd | wsd / cosine - 1 | average error, cosine | average error, wsd |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for model, row in both.iterrows():
@@ -115,7 +116,7 @@ def cost_table(cosine_runs: pd.DataFrame, wsd_runs: pd.DataFrame, wsd_trunks: pd
              f"| training seconds summed (wsd: trunks + branches) | {cosine_seconds:,.0f} | {wsd_seconds:,.0f} "
              f"| {wsd_seconds / cosine_seconds:.3f} |",
              f"| of which compiling | {cosine_runs['compile_seconds'].sum():,.0f} | "
-             f"{wsd_runs['compile_seconds'].sum():,.0f} (branches) | |",
+             f"{wsd_trunks['compile_seconds'].sum() + wsd_runs['compile_seconds'].sum():,.0f} | |",
              f"| the same, counted as trunks once + what each branch trained | | {counted_once:.4g} | |",
              f"| jobs | {len(cosine_runs)} runs | {len(wsd_trunks)} trunks + {len(wsd_runs)} branches | |"]
     return "\n".join(lines)
