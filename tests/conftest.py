@@ -15,6 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTBEDS = Path(os.environ.get("LMSCALE_TESTBEDS", REPO.parent / "shared" / "testbeds"))
 
 
+# Two pytest-xdist workers (pyproject's addopts) take whole test files (`--dist loadgroup`), so that a
+# module's fixture (a study run once for its tests) is built once; files that share a session
+# fixture go together.
+SHARED_SESSION_FIXTURE = {"test_eval_loss": "smoke_study", "test_smoke_study": "smoke_study"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(SHARED_SESSION_FIXTURE.get(item.path.stem, item.path.stem)))
+
+
 def shared_testbed(name: str) -> Path:
     path = SHARED_TESTBEDS / name
     if not path.is_dir():

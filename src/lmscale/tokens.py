@@ -119,7 +119,8 @@ def index_streams(streams: list[str | Path], out: str | Path) -> dict:
 class ShardedTokens:
     """Token streams read as one, in order, without a copy: what `tokens[a:b]` and `len` see.
 
-    A slice across the end of a shard joins the two pieces.
+    A slice across the end of a shard joins the two pieces; an array of positions (a training
+    step's windows) is gathered from each shard it touches.
     """
 
     def __init__(self, parts: list[np.ndarray]):
@@ -131,6 +132,8 @@ class ShardedTokens:
         return int(self.ends[-1])
 
     def __getitem__(self, key):
+        if isinstance(key, np.ndarray) and key.ndim:
+            return self._gather(key)
         if not isinstance(key, slice):
             position = int(key) + (len(self) if int(key) < 0 else 0)
             return self[position : position + 1][0]
@@ -148,6 +151,20 @@ class ShardedTokens:
         if len(pieces) == 1:
             return pieces[0]
         return np.concatenate(pieces) if pieces else np.empty(0, dtype=self.dtype)
+
+
+    def _gather(self, positions: np.ndarray) -> np.ndarray:
+        flat = positions.ravel()
+        flat = np.where(flat < 0, flat + len(self), flat)
+        if flat.size and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"a position outside the sharded stream's {len(self)} tokens")
+        parts = np.searchsorted(self.ends, flat, side="right")
+        gathered = np.empty(flat.shape, dtype=self.dtype)
+        for part in np.unique(parts):
+            chosen = parts == part
+            begin = int(self.ends[part - 1]) if part else 0
+            gathered[chosen] = self.parts[part][flat[chosen] - begin]
+        return gathered.reshape(positions.shape)
 
 
 def open_tokens(bin_path: str | Path) -> tuple[np.memmap | ShardedTokens, dict]:
