@@ -51,7 +51,8 @@ def annotation(schema_type) -> str:
 # the scheduler's (threads, GPUs) or chooses files (which tasks and formats exist, where text is).
 BLOCKS = {
     ("properties", "tokenizer"): ([jobs.TokenizerJob], {"dataset"}),
-    ("properties", "train"): ([jobs.Hyperparameters, jobs.TrainOptions], {"threads", "gpus"}),
+    # `schedule` chooses the rules (train, or trunk and branch) that make the models.
+    ("properties", "train"): ([jobs.Hyperparameters, jobs.TrainOptions, jobs.Cooldown], {"threads", "gpus", "schedule"}),
     ("properties", "fit"): ([jobs.FitLossJob], set()),
     ("properties", "backtest"): ([jobs.BacktestJob], set()),
 }
@@ -139,12 +140,35 @@ def test_every_job_of_a_study_survives_json(configfile):
               for kind in ("loss-heatmap", "loss-vs-compute", "error-heatmap", "error-vs-loss", "backtest",
                            "calibration")]
     for run in study_config.training_runs(config):
-        built.append(jobs.TrainJob.from_config(config, run.dataset, run.size, run.multiplier,
-                                               study_config.replicate_suffix(run.replicate_seed)))
+        replica = study_config.replicate_suffix(run.replicate_seed)
+        built.append(jobs.TrainJob.from_config(config, run.dataset, run.size, run.multiplier, replica))
+        built.append(jobs.BranchJob.from_config(config, run.dataset, run.size, run.multiplier, replica))
         built.append(jobs.EvalTasksJob.from_config(config, {"suite": "offline"}, run.dataset, run.size,
                                                    str(run.multiplier)))
+    for trunk in study_config.trunks(config):
+        built.append(jobs.TrunkJob.from_config(config, trunk.dataset, trunk.size, trunk.top,
+                                               study_config.replicate_suffix(trunk.replicate_seed)))
+        built.append(jobs.TrunkOptions.from_config(config, list(trunk.multipliers)))
     for job in built:
         assert type(job).from_json(job.to_json()) == job, job
+
+
+def test_a_trunk_is_its_branches_without_their_m_cooldown_and_floor():
+    """What a trunk computes leaves out what only its branches reach: their M, the cooldown and
+    lr_floor (so changing these reruns branches, not trunks); where it stops and leaves its states
+    (the cooldown, the grid's Ms) is an option."""
+    config = validated_config(yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+                              | {"replicate_seeds": [3]})
+    branch = jobs.BranchJob.from_config(config, "stdlib", "s1", "5", "_seed3")
+    trunk = jobs.TrunkJob.from_config(config, "stdlib", "s1", "10", "_seed3")
+    assert (trunk.name, branch.name, trunk.hyperparameters.seed) == ("s1_seed3", "s1_M5_seed3", 3)
+    assert trunk.hyperparameters.lr_floor is None and branch.hyperparameters.lr_floor == 3e-5
+    assert branch.trunk == dataclasses.replace(trunk, multiplier=5.0)  # the same states at every step
+    assert branch.cooldown == jobs.Cooldown(0.2, "1-sqrt")  # the schema's defaults
+    recooled = validated_config({**config, "train": {**config["train"], "cooldown": 0.3, "lr_floor": 1e-4}})
+    assert jobs.TrunkJob.from_config(recooled, "stdlib", "s1", "10", "_seed3") == trunk
+    assert jobs.BranchJob.from_config(recooled, "stdlib", "s1", "5", "_seed3") != branch
+    assert jobs.TrunkOptions.from_config(recooled, [10, 5]).multipliers == [5.0, 10.0]
 
 
 def test_a_replicate_job_carries_its_seed_in_place_of_the_studys():

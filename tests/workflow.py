@@ -77,6 +77,11 @@ with open(sys.argv[1], "w") as out:
 
 def planned(workdir: Path, *args: str) -> list[dict]:
     """Every job a dry run would execute: {"rule", "wildcards", "resources", "threads", "shellcmd"}."""
+    return planned_and_log(workdir, *args)[0]
+
+
+def planned_and_log(workdir: Path, *args: str) -> tuple[list[dict], str]:
+    """`planned`, and what the dry run printed (stdout, then stderr)."""
     out = workdir / f".planned_{os.getpid()}.json"
     command = [sys.executable, "-c", PLAN, str(out), *snakemake_command(workdir, "--dry-run", *args)[3:]]
     result = subprocess.run(command, capture_output=True, text=True, env=offline_env(), timeout=1200)
@@ -84,7 +89,7 @@ def planned(workdir: Path, *args: str) -> list[dict]:
         raise AssertionError(f"dry run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     jobs = json.loads(out.read_text())
     out.unlink()
-    return jobs
+    return jobs, result.stdout + result.stderr
 
 
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenize": ("lmscale.tokens", "tokenize a split into a flat memmap token stream"),
     "index-tokens": ("lmscale.tokens", "index the token streams of a dataset's shards as one stream"),
     "train": ("lmscale.train", "train one model of the N x M grid (resumable)"),
+    "trunk": ("lmscale.train", "train.schedule wsd: one size's stable phase to its largest M's branch point"),
+    "branch": ("lmscale.train", "train.schedule wsd: one model of the grid: its trunk's state, then its cooldown"),
     "eval-loss": ("lmscale.eval_loss", "mean token loss of a model on a validation set"),
     "task-suite": ("lmscale.task_suite", "generate the offline lm-eval task suite"),
     "eval-tasks": ("lmscale.eval_tasks", "downstream accuracy of a model through lm-eval"),

@@ -123,6 +123,53 @@ def training_runs(config: dict) -> list[Run]:
                                                 -1 if r.replicate_seed is None else r.replicate_seed))
 
 
+@dataclass(frozen=True)
+class Trunk:
+    """Under `train.schedule: wsd`, the stable phase one size trains once per dataset and seed,
+    and the Ms of the grid that branch off it (ascending)."""
+
+    dataset: str
+    size: str
+    replicate_seed: int | None
+    multipliers: tuple[float, ...]
+
+    @property
+    def top(self) -> float:
+        """The largest M: the trunk trains to its branch point."""
+        return self.multipliers[-1]
+
+
+def trunks(config: dict) -> list[Trunk]:
+    """Every trunk of the grid, one per (dataset, size, seed), in the order of `training_runs`."""
+    grouped: dict[tuple, list[float]] = {}
+    for run in training_runs(config):
+        grouped.setdefault((run.dataset, run.size, run.replicate_seed), []).append(run.multiplier)
+    return [Trunk(dataset, size, seed, tuple(sorted(multipliers)))
+            for (dataset, size, seed), multipliers in grouped.items()]
+
+
+def finished_trunks(folder: str | Path, size: str, replicate_seed: int | None) -> list[float]:
+    """The largest M of every trunk job of a size and seed that has finished: the Ms in the names of
+    the trunk records under `folder` ({size}_M{top}{replica}.json, as `run_name` spells them)."""
+    import re
+
+    pattern = re.compile(rf"{re.escape(size)}_M([0-9]+(?:\.[0-9]+)?){re.escape(replicate_suffix(replicate_seed))}\.json")
+    return sorted(float(match.group(1)) for path in Path(folder).glob(f"{size}_M*.json")
+                  if (match := pattern.fullmatch(path.name)))
+
+
+def trunk_to_wait_for(finished: Iterable[float], multiplier: float, top: float) -> float:
+    """The trunk job (by its largest M) that a branch at `multiplier` waits for: the first finished
+    one that reached past its M, else the grid's trunk, trained to `top` now.
+
+    A trunk job never changes once finished: a larger M added later is a new job (its largest M
+    in its name) that extends the same states. Were a branch to wait for the newest trunk, its
+    input would change with the grid and Snakemake would retrain it; it waits for the one it
+    first had.
+    """
+    return min((m for m in finished if m >= multiplier), default=top)
+
+
 def replicate_seeds(config: dict) -> list[int]:
     """The seeds, besides `train.seed`, each fit-set run is trained with again."""
     seeds = [int(seed) for seed in config.get("replicate_seeds", [])]

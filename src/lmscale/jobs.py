@@ -26,7 +26,7 @@ import typing
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from lmscale.config import ConfigError, replicate_seed_of, run_name, shard_of, to_json
+from lmscale.config import ConfigError, replicate_seed_of, replicate_suffix, run_name, shard_of, to_json
 from lmscale.model import Shape
 from lmscale.resources import RESOURCE_KEYS
 
@@ -269,6 +269,90 @@ class TrainJob(Job):
 
 
 @dataclass(frozen=True)
+class Cooldown:
+    """How a warmup-stable-decay run ends (`train.schedule: wsd`): the decay from the stable rate
+    (`lr`) to `lr_floor` over the last share of the run's own D = M x N."""
+
+    cooldown: float  # share of the branch's D: its branch point is D x (1 - cooldown) tokens into the trunk
+    cooldown_shape: str  # linear, or 1-sqrt (Hägele et al. 2024)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Cooldown":
+        return cls(float(config["train"]["cooldown"]), config["train"]["cooldown_shape"])
+
+
+def trunk_hyperparameters(hp: Hyperparameters) -> Hyperparameters:
+    """A trunk's settings: its branches' without lr_floor, which only the cooldown reaches (so a
+    changed floor reruns the branches, not the trunk)."""
+    return replace(hp, lr_floor=None)
+
+
+@dataclass(frozen=True)
+class TrunkJob(Job):
+    """The stable phase a WSD schedule shares among every M of one size and seed (`train.schedule: wsd`).
+
+    Linear warmup over `warmup` steps to the stable rate `lr`, then `lr` held, in one data order:
+    the trunk's state after step s is a function of s alone, whatever M it was trained for. It
+    trains to the branch point of `multiplier`, the largest M of its size and seed in the grid;
+    a larger M is another trunk job, which extends the states this one left.
+    """
+
+    dataset: str
+    size: str
+    multiplier: float  # the largest M it serves: it trains to that M's branch point
+    replicate_seed: int | None
+    shape: Shape
+    hyperparameters: Hyperparameters  # lr_floor None: the floor is the cooldown's, in its branches
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, size: str, top: str | float, replica: str = "") -> "TrunkJob":
+        run = TrainJob.from_config(config, dataset, size, top, replica)
+        return cls(dataset, size, run.multiplier, run.replicate_seed, run.shape,
+                   trunk_hyperparameters(run.hyperparameters))
+
+    @property
+    def name(self) -> str:
+        return trunk_name(self.size, self.replicate_seed)
+
+
+def trunk_name(size: str, replicate_seed: int | None) -> str:
+    """The trunk of a size and seed: 's1', or 's1_seed1' for a replicate's, as its folder is named."""
+    return f"{size}{replicate_suffix(replicate_seed)}"
+
+
+@dataclass(frozen=True)
+class BranchJob(Job):
+    """One run of the N x M grid under `train.schedule: wsd`: its trunk's stable phase to the branch
+    point, then its own cooldown to D = M x N. It ends as the TrainJob of the same run would, a
+    model of D tokens, and is evaluated the same way."""
+
+    dataset: str
+    size: str
+    multiplier: float
+    replicate_seed: int | None
+    shape: Shape
+    hyperparameters: Hyperparameters  # lr: the stable rate; lr_floor: where the cooldown ends
+    cooldown: Cooldown
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, size: str, mult: str | float,
+                    replica: str = "") -> "BranchJob":
+        run = TrainJob.from_config(config, dataset, size, mult, replica)
+        return cls(dataset, size, run.multiplier, run.replicate_seed, run.shape, run.hyperparameters,
+                   Cooldown.from_config(config))
+
+    @property
+    def name(self) -> str:
+        return run_name(self.size, self.multiplier, self.replicate_seed)
+
+    @property
+    def trunk(self) -> TrunkJob:
+        """The trunk it continues (trained to this branch's own M: its states are the same at every step)."""
+        return TrunkJob(self.dataset, self.size, self.multiplier, self.replicate_seed, self.shape,
+                        trunk_hyperparameters(self.hyperparameters))
+
+
+@dataclass(frozen=True)
 class TrainOptions(Options):
     """How a run is carried out, not what it computes: changing any of these retrains nothing."""
 
@@ -287,6 +371,26 @@ class TrainOptions(Options):
     @classmethod
     def from_config(cls, config: dict) -> "TrainOptions":
         return cls(**section(config, "train", cls))
+
+
+@dataclass(frozen=True)
+class TrunkOptions(Options):
+    """Where a trunk stops and leaves its states, and how it is carried out: none of it changes a
+    state (each a function of its step), so changing it retrains no trunk.
+
+    The branch points are D x (1 - cooldown) into the trunk for every M of the size and seed
+    in the grid; the trunk stops at its own M's. A branch whose point has no state (a changed
+    cooldown, an M added below the trunk's) trains the stable steps from the state before it.
+    """
+
+    train: TrainOptions
+    cooldown: float
+    multipliers: list[float]  # the Ms of its size and seed in the grid: a state at each one's branch point
+
+    @classmethod
+    def from_config(cls, config: dict, multipliers: list[float]) -> "TrunkOptions":
+        return cls(TrainOptions.from_config(config), float(config["train"]["cooldown"]),
+                   sorted(float(m) for m in multipliers))
 
 
 # ---- evaluation --------------------------------------------------------------------------
@@ -497,7 +601,7 @@ class FigureJob(Job):
 
 JOBS: dict[str, Any] = {
     "corpus": CorpusJob, "corpus_shard": CorpusShardJob, "prefetch": PrefetchJob, "tokenizer": TokenizerJob,
-    "train": TrainJob, "eval_loss": EvalLossJob,
+    "train": TrainJob, "trunk": TrunkJob, "branch": BranchJob, "eval_loss": EvalLossJob,
     "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
     "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,
     "backtest": BacktestJob, "predict": PredictJob, "figure": FigureJob,

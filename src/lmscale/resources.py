@@ -21,6 +21,12 @@ Assumptions, stated once:
 A size may replace either estimate in the config (`sizes.<label>.mem_mb`,
 `sizes.<label>.runtime`, the values of attempt 1); the attempt still scales
 them. `gpus` comes from the size, else the `train` block (0: a CPU job).
+
+Under `train.schedule: wsd` a job trains part of a run (`part`): a trunk the
+stable steps of its largest M up to the branch point, a branch its cooldown.
+A trunk that extends an earlier one and a branch that must train stable steps
+first (after a changed cooldown) take longer than asked; a retry asks for twice.
+`schedule_costs` sums a grid's training under both schedules.
 """
 
 from __future__ import annotations
@@ -99,23 +105,34 @@ def _setting(key: str, size_config: dict, train_config: dict, default):
     return default
 
 
+# What a job trains of a run: all of it (cosine), a trunk's stable steps or a branch's cooldown (wsd).
+PARTS = ("run", "trunk", "cooldown")
+
+
 def estimate(size_config: dict, multiplier: float, train_config: dict,
-             vocab_size: int = DEFAULT_VOCAB_SIZE) -> Estimate:
+             vocab_size: int = DEFAULT_VOCAB_SIZE, part: str = "run") -> Estimate:
     """N (every parameter), D (M x the counted N, rounded to whole steps, as lmscale.train plans it),
-    FLOPs, seconds and host memory."""
+    FLOPs, seconds and host memory. `part` other than "run": D and steps are those the job trains,
+    the trunk's steps to M's branch point or M's cooldown (`train_config["cooldown"]` of its steps)."""
     if multiplier <= 0:
         raise ValueError(f"token multiplier must be positive, got {multiplier!r}")
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r} of a run; use one of {', '.join(PARTS)}")
     n = parameter_count(size_config, vocab_size)
     batch = int(_setting("batch_size", size_config, train_config, 32))
     micro = int(_setting("micro_batch_size", size_config, train_config, batch))
     context = size_config["context"]
     # D exactly as training plans it (lmscale.train imports nothing heavy at module level).
-    from lmscale.train import Budget
+    from lmscale.train import Budget, branch_point
 
     counts = {"N": n, "N_non_embedding": n - embedding_count(size_config, vocab_size)}
     budget = Budget.plan(counts, multiplier, batch, context,
                          bool(_setting("count_embeddings", size_config, train_config, True)))
-    steps, d = budget.steps, budget.D
+    steps = budget.steps
+    if part != "run":
+        stable = branch_point(budget.steps, float(train_config["cooldown"]))
+        steps = stable if part == "trunk" else budget.steps - stable
+    d = steps * budget.tokens_per_step
     flops = flops_per_token(size_config, vocab_size) * d
     gpus = int(_setting("gpus", size_config, train_config, 0))
     threads = int(_setting("threads", {}, train_config, 1))
@@ -134,7 +151,7 @@ def estimate(size_config: dict, multiplier: float, train_config: dict,
 
 
 def training_resources(size_config: dict, multiplier: float, train_config: dict, attempt: int = 1,
-                       vocab_size: int = DEFAULT_VOCAB_SIZE) -> dict:
+                       vocab_size: int = DEFAULT_VOCAB_SIZE, part: str = "run") -> dict:
     """{gpu, mem_mb, runtime} of a training job on its `attempt` (1, 2, ...): attempt k asks k times attempt 1.
 
     mem_mb is rounded up to a multiple of 1024 MB, runtime (minutes) to a
@@ -142,7 +159,7 @@ def training_resources(size_config: dict, multiplier: float, train_config: dict,
     """
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt!r}")
-    cost = estimate(size_config, multiplier, train_config, vocab_size)
+    cost = estimate(size_config, multiplier, train_config, vocab_size, part)
     mem_mb = size_config.get("mem_mb") or 1024 * math.ceil(cost.host_mb / 1024)
     runtime = size_config.get("runtime") or 10 * math.ceil(
         (STARTUP_MINUTES + SAFETY * cost.seconds / 60) / 10
@@ -158,17 +175,82 @@ def study_vocab_size(config: dict) -> int:
     return DEFAULT_VOCAB_SIZE
 
 
-def train_job(config: dict, size: str, multiplier, attempt: int = 1) -> dict:
-    """`training_resources` of one run of a study's grid, as the `train` rule asks for them."""
+def train_job(config: dict, size: str, multiplier, attempt: int = 1, part: str = "run") -> dict:
+    """`training_resources` of one run of a study's grid (or its `part`), as the `train` rule (or
+    the `trunk` and `branch` rules) ask for them."""
     return training_resources(config["sizes"][size], float(multiplier), config.get("train", {}), attempt,
-                              vocab_size=study_vocab_size(config))
+                              vocab_size=study_vocab_size(config), part=part)
 
 
-def train_priority(config: dict, size: str, multiplier) -> int:
+def train_priority(config: dict, size: str, multiplier, part: str = "run") -> int:
     """Scheduling priority of a training job: larger for more FLOPs, so that the longest runs
     start first and the study does not wait at its end on one long run started last."""
-    cost = estimate(config["sizes"][size], float(multiplier), config.get("train", {}), study_vocab_size(config))
-    return round(100 * math.log10(cost.flops))
+    cost = estimate(config["sizes"][size], float(multiplier), config.get("train", {}), study_vocab_size(config),
+                    part)
+    return round(100 * math.log10(max(cost.flops, 1.0)))
+
+
+@dataclass(frozen=True)
+class ScheduleCost:
+    """What one size's runs cost under each schedule: FLOPs (as the resource estimates count
+    them) and device hours (GPU hours, or CPU core hours for a CPU size) at the assumed
+    throughput, before any margin."""
+
+    size: str
+    runs: int
+    trunks: int
+    cosine_flops: float
+    wsd_flops: float
+    cosine_hours: float
+    wsd_hours: float
+    gpus: int
+
+    @property
+    def saved(self) -> float:
+        return 1 - self.wsd_flops / self.cosine_flops
+
+
+def schedule_costs(config: dict) -> list[ScheduleCost]:
+    """Every size's training under cosine (each run alone) and under wsd (each trunk to its
+    largest M's branch point once, plus every cooldown), the grid and replicates as configured."""
+    from lmscale.config import trunks
+
+    vocab, train = study_vocab_size(config), config.get("train", {})
+    totals: dict[str, dict] = {}
+    for trunk in trunks(config):
+        size = config["sizes"][trunk.size]
+        parts = [estimate(size, m, train, vocab) for m in trunk.multipliers]
+        wsd = [estimate(size, trunk.top, train, vocab, "trunk")]
+        wsd += [estimate(size, m, train, vocab, "cooldown") for m in trunk.multipliers]
+        row = totals.setdefault(trunk.size, {"runs": 0, "trunks": 0, "cosine": [], "wsd": []})
+        row["runs"] += len(trunk.multipliers)
+        row["trunks"] += 1
+        row["cosine"] += parts
+        row["wsd"] += wsd
+
+    def hours(estimates: list[Estimate]) -> float:
+        # GPU hours: seconds on the job's GPUs; CPU core hours: on its threads.
+        return sum(e.seconds * (e.gpus or int(_setting("threads", {}, train, 1))) for e in estimates) / 3600
+
+    return [ScheduleCost(size, row["runs"], row["trunks"], sum(e.flops for e in row["cosine"]),
+                         sum(e.flops for e in row["wsd"]), hours(row["cosine"]), hours(row["wsd"]),
+                         row["cosine"][0].gpus) for size, row in totals.items()]
+
+
+def schedule_summary(costs: list[ScheduleCost]) -> str:
+    """The training of a grid under both schedules, in one line: device hours and FLOPs."""
+    gpu = [c for c in costs if c.gpus]
+    cpu = [c for c in costs if not c.gpus]
+    cosine, wsd = sum(c.cosine_flops for c in costs), sum(c.wsd_flops for c in costs)
+    parts = []
+    for unit, rows in (("GPU hours", gpu), ("CPU core hours", cpu)):
+        if rows:
+            before, after = sum(c.cosine_hours for c in rows), sum(c.wsd_hours for c in rows)
+            parts.append(f"{after:,.0f} {unit} under wsd against {before:,.0f} under cosine "
+                         f"({before - after:,.0f} saved)" if before >= 10 else
+                         f"{after:,.2f} {unit} under wsd against {before:,.2f} under cosine")
+    return (f"{'; '.join(parts)}; {wsd:.3g} training FLOPs against {cosine:.3g}, {1 - wsd / cosine:.1%} fewer "
+            f"({sum(c.trunks for c in costs)} trunks, {sum(c.runs for c in costs)} branches)")
 
 
 # ---- corpus shards and their token streams: CPU jobs ----------------------------------

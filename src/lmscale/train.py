@@ -7,6 +7,15 @@ the learning-rate schedule, checkpoints, then the run in named steps: `plan`
 then `finish`. What a run computes is its `lmscale.jobs.TrainJob`; how it is
 carried out (log and checkpoint cadence, device, processes) its `TrainOptions`.
 
+Under `train.schedule: wsd` (warmup-stable-decay) the same loop runs two other
+jobs. A trunk (`TrunkJob`) trains one size and seed at the stable rate to the
+branch point of its largest M and leaves its state at every branch point; a
+branch (`BranchJob`) continues the trunk from the newest state at or before its
+own branch point, D x (1 - cooldown) tokens in, and decays to lr_floor at
+D = M x N. Both walk the one data order of the size's seed by global step, so a
+branch's tokens are the trunk's next tokens, and a branch ends where an
+uninterrupted warmup-stable-decay run of its D would end.
+
 Snakemake deletes a job's declared outputs before it reruns it, so
 checkpoints live outside them (`results/<study>/checkpoints/...`). A rerun
 of a killed job continues from the newest checkpoint whose fingerprint
@@ -33,7 +42,7 @@ import random
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +50,7 @@ import numpy as np
 from lmscale import distributed, jobs, performance
 from lmscale.config import to_json
 from lmscale.files import atomic_write_json, atomic_writer
-from lmscale.jobs import Hyperparameters, TrainJob, TrainOptions
+from lmscale.jobs import BranchJob, Hyperparameters, TrainJob, TrainOptions, TrunkJob, TrunkOptions
 from lmscale.model import build_config, parameter_counts
 from lmscale.tokens import open_tokens
 
@@ -150,6 +159,32 @@ def learning_rate(step: int, steps: int, hp: Hyperparameters, warmup: int) -> fl
     return hp.lr_floor + 0.5 * (hp.lr - hp.lr_floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def cooldown_steps(steps: int, share: float) -> int:
+    """The steps of a branch's cooldown: `share` of its own steps, at least one."""
+    return min(steps, max(1, round(steps * share)))
+
+
+def branch_point(steps: int, share: float) -> int:
+    """The trunk step after which a branch of `steps` steps starts its cooldown: D x (1 - share) tokens in."""
+    return steps - cooldown_steps(steps, share)
+
+
+def stable_rate(step: int, hp: Hyperparameters, warmup: int) -> float:
+    """A trunk's rate: linear warmup over the trunk's first `warmup` steps to hp.lr, then hp.lr held."""
+    return hp.lr * (step + 1) / warmup if step < warmup else hp.lr
+
+
+def cooldown_rate(step: int, steps: int, hp: Hyperparameters, warmup: int, branch: int, shape: str) -> float:
+    """A branch's rate: the trunk's before step `branch`, then from that rate down to hp.lr_floor at the
+    last step, linearly or as 1 - sqrt of the cooldown's progress."""
+    if step < branch:
+        return stable_rate(step, hp, warmup)
+    start = stable_rate(branch, hp, warmup)  # the stable rate, or the warmup's where a branch point falls in it
+    progress = (step - branch + 1) / (steps - branch)
+    fallen = progress if shape == "linear" else math.sqrt(progress)
+    return hp.lr_floor + (start - hp.lr_floor) * (1 - fallen)
+
+
 def make_optimizer(model, hp: Hyperparameters, fused: bool = True):
     """AdamW; norms (1-D weights) are not decayed, as in nanoGPT and open_lm.
 
@@ -191,26 +226,42 @@ def checkpoint_header(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def save_checkpoint(checkpoint_dir: Path, state: dict, keep: int = 2) -> Path:
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint (or its header) holds, from its name: step_000000123.pt -> 123."""
+    return int(path.stem.split("_")[1])
+
+
+def save_checkpoint(checkpoint_dir: Path, state: dict, keep: int | None = 2) -> Path:
     """Write the header, then the checkpoint, each atomically (temporary file, then rename); keep
-    the newest `keep`. A checkpoint on disk always has its header."""
+    the newest `keep` (None: every one, as a trunk keeps its branch points). A checkpoint on disk
+    always has its header."""
     import torch
 
     path = checkpoint_dir / f"step_{state['step']:09d}.pt"
     atomic_write_json(checkpoint_header(path),
-                      {key: state[key] for key in ("step", "fingerprint", "format")})
+                      {key: state[key] for key in ("step", "fingerprint", "format", "wall_seconds")})
     with atomic_writer(path, "wb") as handle:
         torch.save(state, handle)
-    for old in checkpoint_paths(checkpoint_dir)[keep:]:
+    for old in checkpoint_paths(checkpoint_dir)[keep:] if keep is not None else []:
         old.unlink()
         checkpoint_header(old).unlink(missing_ok=True)
     return path
 
 
-def remove_checkpoints(checkpoint_dir: Path) -> None:
-    """Every checkpoint and header (a fresh start)."""
-    for path in checkpoint_dir.glob("step_*"):
+def remove_checkpoints(checkpoint_dir: Path, keep_fingerprint: str | None = None) -> None:
+    """Every checkpoint and header (a fresh start), or every one of settings other than `keep_fingerprint`."""
+    for path in checkpoint_dir.glob("step_*.pt"):
+        if keep_fingerprint is not None:
+            try:
+                if json.loads(checkpoint_header(path).read_text()).get("fingerprint") == keep_fingerprint:
+                    continue
+            except (OSError, ValueError, AttributeError):
+                pass
         path.unlink()
+        checkpoint_header(path).unlink(missing_ok=True)
+    for header in checkpoint_dir.glob("step_*.json"):  # a header whose checkpoint never landed
+        if not header.with_suffix(".pt").exists():
+            header.unlink()
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -221,13 +272,17 @@ def read_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
-def find_checkpoint(checkpoint_dir: Path, expected_fingerprint: str) -> tuple[Path, dict] | None:
-    """The newest readable checkpoint of this very run and its state, or None to start fresh.
+def find_checkpoint(checkpoint_dir: Path, expected_fingerprint: str,
+                    max_step: int | None = None) -> tuple[Path, dict] | None:
+    """The newest readable checkpoint of this very run (at most at `max_step`) and its state, or None
+    to start fresh.
 
     Each checkpoint's header is read first; a checkpoint whose header is missing or names other
     settings or another layout is never opened.
     """
     for path in checkpoint_paths(checkpoint_dir):
+        if max_step is not None and checkpoint_step(path) > max_step:
+            continue  # a trunk's state past where this run stops or branches
         try:
             header = json.loads(checkpoint_header(path).read_text())
         except (OSError, ValueError) as error:
@@ -297,9 +352,16 @@ class Paths:
     """Where a run reads and writes."""
 
     tokens: Path  # the train token stream (.bin with its .json)
-    tokenizer: Path  # the tokenizer folder, copied beside the model
-    out_dir: Path  # the model folder (Hugging Face format), train_log.jsonl and run.json
-    checkpoints: Path  # resumable checkpoints: outside the workflow's declared outputs
+    tokenizer: Path | None  # the tokenizer folder, copied beside the model (a trunk saves no model)
+    out_dir: Path  # the model folder (Hugging Face format), train_log.jsonl and run.json; a trunk's record (JSON)
+    checkpoints: Path  # resumable checkpoints and the log: outside the workflow's declared outputs
+    # Under wsd, the trunk's folder (a trunk's `checkpoints` too): its log, and in states/ its state at
+    # every branch point, kept for the branches; outside the declared outputs, so never deleted by a rerun.
+    trunk: Path | None = None
+
+    @property
+    def states(self) -> Path | None:
+        return self.trunk / "states" if self.trunk else None
 
 
 @dataclass(frozen=True)
@@ -312,8 +374,10 @@ class Plan:
     counts: dict  # N with and without the embeddings
     budget: Budget
     epochs: float
-    warmup: int  # the job's warmup, at most half the run
+    warmup: int  # the job's warmup: cosine, at most half the run; wsd, the trunk's first steps
     micro: int  # sequences per forward pass
+    branch: int | None = None  # a branch: the trunk step after which its cooldown starts
+    states: tuple[int, ...] = ()  # a trunk: the steps after which it leaves a state (the branch points)
 
     @property
     def hp(self) -> Hyperparameters:
@@ -321,16 +385,59 @@ class Plan:
 
     @property
     def run(self) -> str:
-        return f"{self.job.dataset}/{self.job.name}"
+        return f"{self.job.dataset}/{self.job.name}" + (" trunk" if isinstance(self.job, TrunkJob) else "")
+
+    @property
+    def steps_to_train(self) -> int:
+        """The steps a fresh attempt of the job trains: a branch on its trunk's state, its cooldown."""
+        return self.budget.steps - self.branch if isinstance(self.job, BranchJob) else self.budget.steps
+
+    def lr(self, step: int) -> float:
+        """The learning rate of optimizer step `step` (from 0) under the job's schedule."""
+        if isinstance(self.job, TrunkJob):
+            return stable_rate(step, self.hp, self.warmup)
+        if isinstance(self.job, BranchJob):
+            return cooldown_rate(step, self.budget.steps, self.hp, self.warmup, self.branch,
+                                 self.job.cooldown.cooldown_shape)
+        return learning_rate(step, self.budget.steps, self.hp, self.warmup)
 
     @property
     def fingerprint(self) -> str:
         """What a checkpoint must match to be resumed: every setting that changes the run."""
+        if isinstance(self.job, TrunkJob):
+            return self.trunk_fingerprint
+        if isinstance(self.job, BranchJob):
+            return fingerprint({"run": self.run, "trunk": self.trunk_fingerprint, "steps": self.budget.steps,
+                                "branch": self.branch, "hyperparameters": asdict(self.hp),
+                                "cooldown": asdict(self.job.cooldown)})
         return fingerprint({
             "run": self.run, "shape": self.job.shape.as_dict(), "multiplier": self.job.multiplier,
             "steps": self.budget.steps, "hyperparameters": asdict(self.hp),
             "stream": {k: self.stream[k] for k in ("tokens", "tokenizer_sha256")},
         })
+
+    @property
+    def trunk_fingerprint(self) -> str:
+        """What a trunk's state must match: the trajectory (size, seed, settings, stream), not how far it went."""
+        trunk = self.job if isinstance(self.job, TrunkJob) else self.job.trunk
+        return fingerprint({
+            "trunk": f"{trunk.dataset}/{trunk.name}", "shape": trunk.shape.as_dict(),
+            "hyperparameters": asdict(trunk.hyperparameters), "warmup": self.warmup,
+            "stream": {k: self.stream[k] for k in ("tokens", "tokenizer_sha256")},
+        })
+
+    def sources(self, paths: Paths) -> list[tuple[Path, str, int | None, bool]]:
+        """Where this run may resume from, in order: (folder, fingerprint, last step, a trunk's state).
+
+        Its own checkpoints; a trunk also its states, up to where it stops; a branch also its
+        trunk's states, up to its branch point.
+        """
+        own = [(paths.checkpoints, self.fingerprint, self.budget.steps, False)]
+        if isinstance(self.job, TrunkJob):
+            return own + [(paths.states, self.fingerprint, self.budget.steps, False)]
+        if isinstance(self.job, BranchJob):
+            return own + [(paths.states, self.trunk_fingerprint, self.branch, True)]
+        return own
 
 
 @dataclass
@@ -346,8 +453,10 @@ class Model:
     compile_key: str  # what the compiled step depends on (shape, batch, device, threads, torch)
 
 
-def train(job: TrainJob, options: TrainOptions, paths: Paths, threads: int = 1) -> dict:
+def train(job: TrainJob | TrunkJob | BranchJob, options: TrainOptions | TrunkOptions, paths: Paths,
+          threads: int = 1) -> dict:
     """Train one run of the grid and save it in Hugging Face format; return its run.json record.
+    A trunk (`options` its TrunkOptions) saves its states and returns its record instead.
 
     Under torchrun every process calls this; rank 0 alone writes files and returns the record
     (other ranks return it too, unwritten). `threads` are the job's: under torchrun, shared
@@ -356,7 +465,9 @@ def train(job: TrainJob, options: TrainOptions, paths: Paths, threads: int = 1) 
     import torch
 
     torch.set_num_threads(max(1, threads // int(os.environ.get("WORLD_SIZE", "1"))))
-    planned = plan(job, paths.tokens)
+    trunk_options = options if isinstance(options, TrunkOptions) else None
+    planned = plan(job, paths.tokens, trunk_options)
+    options = trunk_options.train if trunk_options else options
     context = distributed.Context.start(options.device)
     try:
         return _train(context, planned, options, paths)
@@ -364,8 +475,14 @@ def train(job: TrainJob, options: TrainOptions, paths: Paths, threads: int = 1) 
         context.close()
 
 
-def plan(job: TrainJob, tokens_path: str | Path) -> Plan:
-    """The budget D = M x N in whole steps and the data order; refuses a run its data cannot feed."""
+def plan(job: TrainJob | TrunkJob | BranchJob, tokens_path: str | Path,
+         trunk_options: TrunkOptions | None = None) -> Plan:
+    """The budget D = M x N in whole steps and the data order; refuses a run its data cannot feed.
+
+    A branch has the budget of the same run under cosine, and its branch point; a trunk runs to
+    the branch point of its M (where `trunk_options` put it) and leaves a state at every branch
+    point of the grid's Ms up to there.
+    """
     import torch
     from transformers import Qwen3ForCausalLM
 
@@ -377,10 +494,24 @@ def plan(job: TrainJob, tokens_path: str | Path) -> Plan:
     with torch.device("meta"):
         counts = parameter_counts(Qwen3ForCausalLM(build_config(job.shape, stream["vocab_size"],
                                                                 stream["end_of_text_id"])))
-    budget = Budget.plan(counts, job.multiplier, hp.batch_size, job.shape.context, hp.count_embeddings)
+
+    def budget_of(multiplier: float) -> Budget:
+        return Budget.plan(counts, multiplier, hp.batch_size, job.shape.context, hp.count_embeddings)
+
+    budget, branch, states = budget_of(job.multiplier), None, ()
+    warmup = min(hp.warmup, budget.steps // 2) if isinstance(job, TrainJob) else hp.warmup
+    if isinstance(job, BranchJob):
+        branch = branch_point(budget.steps, job.cooldown.cooldown)
+    elif isinstance(job, TrunkJob):
+        if trunk_options is None:
+            raise ValueError(f"trunk {job.dataset}/{job.name}: its options (the branch points) are missing")
+        end = branch_point(budget.steps, trunk_options.cooldown)
+        points = {branch_point(budget_of(m).steps, trunk_options.cooldown) for m in trunk_options.multipliers}
+        states = tuple(sorted(point for point in points | {end} if 0 < point <= end))
+        budget = replace(budget, steps=end)  # the trunk's tokens: its M's D up to the branch point
     order = SequenceOrder(tokens, job.shape.context, hp.seed)
     epochs = check_enough_data(f"{job.dataset}/{job.name}", budget, order.usable_tokens, hp.repeat_data)
-    return Plan(job, stream, order, counts, budget, epochs, min(hp.warmup, budget.steps // 2), micro)
+    return Plan(job, stream, order, counts, budget, epochs, warmup, micro, branch, states)
 
 
 def _train(context, planned: Plan, options: TrainOptions, paths: Paths) -> dict:
@@ -395,12 +526,13 @@ def _train(context, planned: Plan, options: TrainOptions, paths: Paths) -> dict:
                     planned.warmup)
     rows = context.local_rows(planned.hp.batch_size)  # this process's share of every global batch
     trained = build(context, planned, options)
-    start, wall_before, compile_before, resumed_from = resume(context, planned, trained, paths.checkpoints)
+    start, wall_before, compile_before, resumed_from = resume(context, planned, trained, paths)
     budget, split = planned.budget, f", {context.world} processes ({trained.mode})" if context.distributed else ""
     log.info("%s: N = %s (of %s parameters, %s without embeddings), D = %s in %d steps of %d tokens "
              "(M = %g, target %s), %.2f epochs, device %s%s", run, f"{budget.N:,}", f"{budget.N_total:,}",
              f"{budget.N_non_embedding:,}", f"{budget.D:,}", steps, budget.tokens_per_step,
              planned.job.multiplier, f"{budget.D_target:,}", planned.epochs, context.device, split)
+    log.info("%s: %s", run, schedule_summary(planned))
     peak, peak_source = performance.device_peak(context.device)
 
     trained.model.train()
@@ -416,12 +548,16 @@ def _train(context, planned: Plan, options: TrainOptions, paths: Paths) -> dict:
         if train_log.add(loss, done % options.log_every == 0 or done == steps, done, lr, grad_norm):
             progress.set_postfix(loss=f"{train_log.last['loss']:.3f}", lr=f"{lr:.2e}", refresh=False,
                                  **({"mfu": f"{train_log.last['mfu']:.1%}"} if peak else {}))
-        if done % options.checkpoint_every == 0 and done < steps:
+        if done in planned.states:  # a trunk's branch point: its state is kept for the branches
+            checkpoint(context, planned, trained, paths.states, done, train_log.wall_seconds(), compile_seconds,
+                       keep=None)
+        elif done % options.checkpoint_every == 0 and done < steps:
             checkpoint(context, planned, trained, paths.checkpoints, done, train_log.wall_seconds(), compile_seconds)
     progress.close()
     train_log.close()
     record = run_record(context, planned, trained, train_log.wall_seconds(), compile_seconds, resumed_from,
                         (peak, peak_source))
+    record.update(schedule_record(planned, paths, record))
     finish(context, planned, trained, paths, record, options.keep_checkpoints)
     if main:
         log.info("%s: done in %.1f s (%.1f s compiling), %.0f tokens/s, %.3g FLOP/s%s, final train loss %.4f", run,
@@ -456,37 +592,70 @@ def build(context, planned: Plan, options: TrainOptions) -> Model:
                        "rows": min(planned.micro, rows.stop - rows.start), "mode": mode, "world": context.world,
                        "device": device.type, "threads": torch.get_num_threads(), "torch": torch.__version__})
     seen = options.compile == "auto" and device.type == "cpu" and performance.compile_marker(key).exists()
-    compiled, reason = performance.should_compile(options.compile, device.type, planned.budget.steps,
+    compiled, reason = performance.should_compile(options.compile, device.type, planned.steps_to_train,
                                                   planned.budget.tokens_per_step * job.shape.width * job.shape.depth,
                                                   seen)
     log.info("%s: %s", planned.run, reason)
     return Model(core, model, optimizer, mode, autocast, compiled, key)
 
 
-def resume(context, planned: Plan, trained: Model, checkpoints: Path) -> tuple[int, float, float, int | None]:
+def resume(context, planned: Plan, trained: Model, paths: Paths) -> tuple[int, float, float, int | None]:
     """(first step, wall seconds spent before it, of which compiling, the step resumed from or None).
 
-    Rank 0 chooses the newest checkpoint of this very run, or a fresh start; every rank
-    reads the one it chose.
+    Rank 0 chooses the newest checkpoint of this very run (a trunk's states included), else, for
+    a branch, its trunk's newest state at or before its branch point, else a fresh start; every
+    rank reads the one it chose. A branch's wall seconds and tokens start at the trunk's state:
+    its own (BRANCH_ORIGIN records where it started, for every later attempt).
     """
+    checkpoints = paths.checkpoints
     main, log_path = context.is_main, checkpoints / "train_log.jsonl"
     if main:
         checkpoints.mkdir(parents=True, exist_ok=True)
-    found = find_checkpoint(checkpoints, planned.fingerprint) if main else None
-    chosen = context.broadcast(str(found[0]) if found else None)
+    found = newest_checkpoint(planned.sources(paths)) if main else None
+    chosen = context.broadcast((str(found[0]), found[2]) if found else None)
     if chosen is None:
         if main:
             remove_checkpoints(checkpoints)
             log_path.unlink(missing_ok=True)
+            if isinstance(planned.job, TrunkJob):  # states of other settings: not this trunk's
+                remove_checkpoints(paths.states, keep_fingerprint=planned.fingerprint)
+            if isinstance(planned.job, BranchJob):
+                atomic_write_json(checkpoints / BRANCH_ORIGIN, {"trunk_state_step": None})
             log.info("%s: fresh start", planned.run)
         return 0, 0.0, 0.0, None
-    state = found[1] if main else read_checkpoint(Path(chosen))
+    state = found[1] if main else read_checkpoint(Path(chosen[0]))
     distributed.load_full_state(trained.model, trained.optimizer, state["model"], state["optimizer"])
     set_rng_state(state["rng"])
+    if chosen[1]:  # a branch on its trunk's state: its log starts as the trunk's did
+        if main:
+            remove_checkpoints(checkpoints)
+            atomic_write_json(checkpoints / BRANCH_ORIGIN, {"trunk_state_step": state["step"]})
+            trunk_log = paths.trunk / "train_log.jsonl"
+            with atomic_writer(log_path) as handle:
+                handle.write(trunk_log.read_text() if trunk_log.exists() else "")
+            truncate_log(log_path, state["step"])
+        log.info("%s: continues its trunk from the state at step %d (branch point %d of %d)", planned.run,
+                 state["step"], planned.branch, planned.budget.steps)
+        return state["step"], 0.0, 0.0, None
     if main:
         truncate_log(log_path, state["step"])
     log.info("%s: resumed from checkpoint at step %d of %d", planned.run, state["step"], planned.budget.steps)
     return state["step"], state["wall_seconds"], state.get("compile_seconds", 0.0), state["step"]
+
+
+# Beside a branch's checkpoints: the trunk state it started from (null: the trunk's first step).
+BRANCH_ORIGIN = "branch.json"
+
+
+def newest_checkpoint(sources: list[tuple[Path, str, int | None, bool]]) -> tuple[Path, dict, bool] | None:
+    """The newest checkpoint among `sources` (Plan.sources), the earlier source on a tie, and whether
+    it is a trunk's state that a branch continues."""
+    best = None
+    for folder, expected, max_step, of_trunk in sources:
+        found = find_checkpoint(folder, expected, max_step) if folder.is_dir() else None
+        if found and (best is None or found[1]["step"] > best[1]["step"]):
+            best = (*found, of_trunk)
+    return best
 
 
 def batch_on_device(planned: Plan, index: int, rows: slice, device):
@@ -541,7 +710,7 @@ def step(context, planned: Plan, trained: Model, index: int, rows: slice) -> tup
     import torch
 
     hp = planned.hp
-    lr = learning_rate(index, planned.budget.steps, hp, planned.warmup)
+    lr = planned.lr(index)
     for group in trained.optimizer.param_groups:
         group["lr"] = lr
     micro_batches = batch_on_device(planned, index, rows, context.device).split(planned.micro)
@@ -611,15 +780,16 @@ class TrainLog:
 
 
 def checkpoint(context, planned: Plan, trained: Model, checkpoints: Path, done: int, wall_seconds: float,
-               compile_seconds: float) -> None:
-    """Full (unsharded) weights, optimizer and RNG state after step `done`; every rank gathers, rank 0 saves."""
+               compile_seconds: float, keep: int | None = 2) -> None:
+    """Full (unsharded) weights, optimizer and RNG state after step `done`; every rank gathers, rank 0 saves
+    (and keeps the newest `keep` in the folder; None: all, a trunk's states)."""
     model_state, optimizer_state = distributed.full_state(trained.model, trained.optimizer)  # a collective
     if context.is_main:
         save_checkpoint(checkpoints, {
             "step": done, "fingerprint": planned.fingerprint, "format": CHECKPOINT_FORMAT,
             "model": model_state, "optimizer": optimizer_state, "rng": rng_state(), "wall_seconds": wall_seconds,
             "compile_seconds": compile_seconds,
-        })
+        }, keep)
 
 
 def run_record(context, planned: Plan, trained: Model, wall: float, compile_seconds: float,
@@ -654,11 +824,97 @@ def run_record(context, planned: Plan, trained: Model, wall: float, compile_seco
     }
 
 
+def schedule_summary(planned: Plan) -> str:
+    """The learning-rate schedule of a run, in one line of its log."""
+    hp, steps = planned.hp, planned.budget.steps
+    if isinstance(planned.job, TrunkJob):
+        return (f"wsd trunk: warmup over {planned.warmup} steps to the stable rate {hp.lr:g}, to step {steps} "
+                f"(the branch point of M = {planned.job.multiplier:g}); states at steps "
+                f"{', '.join(map(str, planned.states)) or 'none'}")
+    if isinstance(planned.job, BranchJob):
+        cooldown = planned.job.cooldown
+        return (f"wsd branch: its trunk to step {planned.branch} (warmup {planned.warmup} steps, stable rate "
+                f"{hp.lr:g}), then a {cooldown.cooldown_shape} cooldown to {hp.lr_floor:g} over "
+                f"{steps - planned.branch} steps ({cooldown.cooldown:.0%} of its D)")
+    return f"cosine: warmup over {planned.warmup} steps to {hp.lr:g}, cosine to {hp.lr_floor:g} at step {steps}"
+
+
+def schedule_record(planned: Plan, paths: Paths, record: dict) -> dict:
+    """run.json's schedule fields: the schedule, and the compute the run actually spent.
+
+    tokens_trained counts what this job's attempts trained (a branch: from the trunk state it
+    continued to D; a trunk: every trunk step so far); a branch is also charged its share of
+    the trunk (`trunk_share`), so that over the grid the branches' tokens_spent add up to the
+    trunk counted once, plus every cooldown. C stays 6 N D, the run's place on the laws' axis.
+    """
+    budget, tokens_per_step = planned.budget, planned.budget.tokens_per_step
+    if isinstance(planned.job, TrainJob):
+        return {"schedule": "cosine", "tokens_trained": budget.D, "tokens_spent": budget.D,
+                "flops_spent": 6 * budget.N * budget.D}
+    if isinstance(planned.job, TrunkJob):
+        return {"schedule": "wsd", "role": "trunk", "tokens_trained": budget.D, "flops_trained": 6 * budget.N * budget.D,
+                "states": [{"step": step, "tokens": step * tokens_per_step} for step in planned.states]}
+    origin_file = paths.checkpoints / BRANCH_ORIGIN
+    origin = json.loads(origin_file.read_text())["trunk_state_step"] if origin_file.exists() else None
+    start = origin or 0
+    share_steps, share_seconds = trunk_share(trunk_states(paths.states, planned.trunk_fingerprint), start)
+    trained = (budget.steps - start) * tokens_per_step
+    spent = trained + round(share_steps * tokens_per_step)
+    stepping = max(record["wall_seconds"] - record["compile_seconds"], 1e-9)  # as run_record counts it
+    return {
+        "schedule": "wsd", "role": "branch", "cooldown": planned.job.cooldown.cooldown,
+        "cooldown_shape": planned.job.cooldown.cooldown_shape, "lr_stable": planned.hp.lr,
+        "branch_step": planned.branch, "branch_tokens": planned.branch * tokens_per_step,
+        "cooldown_steps": budget.steps - planned.branch, "trunk_state_step": origin,
+        "tokens_trained": trained, "trunk_share_tokens": round(share_steps * tokens_per_step),
+        "trunk_share_wall_seconds": share_seconds, "tokens_spent": spent, "flops_spent": 6 * budget.N * spent,
+        # Throughput of what this job trained (run_record's counts the whole D).
+        "tokens_per_second": trained / stepping, "flops_per_second": 6 * budget.N * trained / stepping,
+        "mfu": performance.mfu(6 * budget.N_total * trained / stepping, record["peak_flops_per_second"]),
+    }
+
+
+def trunk_states(states: Path, trunk_fingerprint: str) -> list[tuple[int, float]]:
+    """(step, the trunk's wall seconds to it) of every state of this trunk, ascending, from their headers."""
+    found = []
+    for header in sorted(states.glob("step_*.json")) if states and states.is_dir() else []:
+        try:
+            values = json.loads(header.read_text())
+        except (OSError, ValueError):
+            continue
+        if values.get("fingerprint") == trunk_fingerprint and header.with_suffix(".pt").exists():
+            found.append((int(values["step"]), float(values.get("wall_seconds", 0.0))))
+    return found
+
+
+def trunk_share(states: list[tuple[int, float]], start: int) -> tuple[float, float]:
+    """(steps, seconds) of the trunk charged to a branch that continued its state at step `start`:
+    each stretch between two states is split evenly among the branches that continue a state at or
+    past its end (one per state: each is a branch point)."""
+    steps = seconds = 0.0
+    before = (0, 0.0)
+    for index, (step, wall) in enumerate(states):
+        if step > start:
+            break
+        sharing = len(states) - index
+        steps += (step - before[0]) / sharing
+        seconds += (wall - before[1]) / sharing
+        before = (step, wall)
+    return steps, seconds
+
+
 def finish(context, planned: Plan, trained: Model, paths: Paths, record: dict, keep_checkpoints: bool) -> None:
     """Save the model as the stock Qwen3, its log and, last, run.json (its presence means the run is whole);
-    drop the checkpoints."""
+    drop the checkpoints. A trunk writes its record (its states stay, and its log) and drops its periodic
+    checkpoints."""
     from lmscale.decoder import to_transformers
 
+    if isinstance(planned.job, TrunkJob):
+        if context.is_main:
+            atomic_write_json(paths.out_dir, record)
+            if not keep_checkpoints:
+                remove_checkpoints(paths.checkpoints)
+        return
     if trained.mode == "fsdp":  # gather the shards (every rank), then rank 0 saves an unsharded copy
         weights = distributed.full_model_state(trained.model)
     else:
@@ -689,13 +945,17 @@ def save_model(model, tokenizer_dir: str | Path, out_dir: str | Path) -> None:
 # ---- CLI -------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    jobs.add_argument(parser, TrainJob)
+def add_arguments(parser: argparse.ArgumentParser, job=TrainJob) -> None:
+    jobs.add_argument(parser, job)
     jobs.add_argument(parser, TrainOptions, "--options")
     parser.add_argument("--tokens", required=True, help="train token stream (.bin with its .json)")
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder, copied beside the model")
     parser.add_argument("--out-dir", required=True, help="the model folder (Hugging Face format)")
     parser.add_argument("--checkpoint-dir", required=True, help="resumable checkpoints; not a workflow output")
+    add_process_arguments(parser)
+
+
+def add_process_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads the scheduler granted the job; under torchrun, divided among its processes")
     parser.add_argument("--gpus", type=int, default=0,
@@ -703,8 +963,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with one process per GPU (on the CPU, options.processes gloo processes)")
 
 
+def add_branch_arguments(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser, BranchJob)
+    parser.add_argument("--trunk-dir", required=True, help="the trunk's folder: its log and, in states/, its states")
+
+
+def add_trunk_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, TrunkJob)
+    jobs.add_argument(parser, TrunkOptions, "--options")
+    parser.add_argument("--tokens", required=True, help="train token stream (.bin with its .json)")
+    parser.add_argument("--trunk-dir", required=True,
+                        help="the trunk's folder: its log, checkpoints and, in states/, its state at every branch "
+                             "point; not a workflow output")
+    parser.add_argument("--out", required=True, help="the trunk's record (JSON): written last, when it is whole")
+    add_process_arguments(parser)
+
+
 def main(args: argparse.Namespace) -> int:
     distributed.relaunch(distributed.process_count(args.gpus, args.options.processes), args.argv)
-    paths = Paths(Path(args.tokens), Path(args.tokenizer), Path(args.out_dir), Path(args.checkpoint_dir))
+    paths = Paths(Path(args.tokens), Path(args.tokenizer), Path(args.out_dir), Path(args.checkpoint_dir),
+                  Path(args.trunk_dir) if getattr(args, "trunk_dir", None) else None)
     train(args.job, args.options, paths, args.threads)
     return 0
+
+
+def main_trunk(args: argparse.Namespace) -> int:
+    distributed.relaunch(distributed.process_count(args.gpus, args.options.train.processes), args.argv)
+    trunk = Path(args.trunk_dir)
+    train(args.job, args.options, Paths(Path(args.tokens), None, Path(args.out), trunk, trunk), args.threads)
+    return 0
+
+
+# `lmscale train`, and under train.schedule wsd `lmscale trunk` and `lmscale branch`.
+COMMANDS = {"train": (add_arguments, main), "trunk": (add_trunk_arguments, main_trunk),
+            "branch": (add_branch_arguments, main)}

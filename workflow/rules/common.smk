@@ -333,3 +333,43 @@ PREFETCH = jobs.PrefetchJob.from_config(config, lm_eval_task_selection(), hub_to
 def prefetched(needed):
     """The prefetch manifest as an input of a job that reads what it fetched, if it does."""
     return ancient(PREFETCH_MANIFEST) if PREFETCH is not None and needed else []
+
+
+# ---- training (train.smk): a run of the grid, or under train.schedule wsd a trunk and its branches
+
+CHECKPOINTS = f"{RESULTS}/checkpoints/{{dataset}}/{RUN}"
+TRAIN = config["train"]
+
+
+def train_resources(part):
+    """The GPUs, host memory (MB) and wall time (minutes) of a training job that trains `part` of its
+    run (lmscale.resources: from the shape and the tokens, times the attempt)."""
+    return dict(
+        # GPUs: the size's own `gpus`, else the `train` block's (0: a CPU job). The command
+        # runs itself under torchrun, one process per GPU it was granted.
+        gpu=lambda w: config["sizes"][w.size].get("gpus", TRAIN["gpus"]),
+        mem_mb=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt, part)["mem_mb"],
+        runtime=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt, part)["runtime"],
+    )
+
+
+# A trunk's folder (its log, checkpoints and states/): no declared output, so no rerun deletes it.
+# Its record is named for the largest M it was trained for ({mult}).
+TRUNK_DIR = f"{RESULTS}/trunks/{{dataset}}/{{size}}{{replica}}"
+TRUNK_RECORD = f"{RESULTS}/trunks/{{dataset}}/{RUN}.json"
+TRUNKS = {(t.dataset, t.size, t.replicate_seed): t for t in study_config.trunks(config)} if trains_models() else {}
+
+
+def trunk_of(w):
+    return TRUNKS[(w.dataset, w.size, study_config.replicate_seed_of(w.replica))]
+
+
+def trunk_record(w):
+    """The record of the trunk job a branch waits for: the first finished one that reached its M,
+    else the trunk of the size's largest M."""
+    trunk = trunk_of(w)
+    top = study_config.trunk_to_wait_for(
+        study_config.finished_trunks(f"{RESULTS}/trunks/{w.dataset}", w.size, trunk.replicate_seed),
+        float(w.mult), trunk.top)
+    return TRUNK_RECORD.format(dataset=w.dataset, size=w.size, mult=study_config.format_multiplier(top),
+                               replica=w.replica)
