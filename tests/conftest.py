@@ -21,6 +21,7 @@ SHARED_TESTBEDS = Path(os.environ.get("LMSCALE_TESTBEDS", REPO.parent / "shared"
 SHARED_SESSION_FIXTURE = {"test_eval_loss": "smoke_study", "test_smoke_study": "smoke_study"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.xdist_group(SHARED_SESSION_FIXTURE.get(item.path.stem, item.path.stem)))
