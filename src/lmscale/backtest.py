@@ -29,7 +29,7 @@ from lmscale.files import atomic_write_json, read_json
 from lmscale.fit_error import fit_error
 from lmscale.fit_loss import fit_loss
 from lmscale.jobs import BacktestJob
-from lmscale.predict import law_predictions, mark_held_out, noise_floor
+from lmscale.predict import add_chained_arguments, law_predictions, mark_held_out, noise_floor, read_chained
 
 log = logging.getLogger(__name__)
 
@@ -153,25 +153,15 @@ def step_calibration(pool: pd.DataFrame, step: int, law: str) -> dict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, BacktestJob)
-    parser.add_argument("--loss-table", required=True)
-    parser.add_argument("--tasks-table", help="without it and the error laws: the loss law alone")
-    parser.add_argument("--loss-law", required=True)
-    parser.add_argument("--error-law", help="error law over the selected tasks")
-    parser.add_argument("--error-law-all", help="error law over every task")
+    add_chained_arguments(parser)
     parser.add_argument("--out", required=True, help="the table: one row per step, law and run")
     parser.add_argument("--summary", required=True, help="JSON: the model errors and each step's coverage")
 
 
 def main(args) -> None:
     job = args.job
-    chained = [args.tasks_table, args.error_law, args.error_law_all]
-    if any(chained) and not all(chained):
-        raise ValueError("give --tasks-table, --error-law and --error-law-all together, or none (loss only)")
-    if all(chained):
-        loss, tasks = testbed.read_tables(args.loss_table, args.tasks_table)
-        error_laws = {"err": read_json(args.error_law), "err_all": read_json(args.error_law_all)}
-    else:
-        loss, tasks, error_laws = testbed.read_loss_table(args.loss_table), None, {}
+    loss, tasks, error_laws = read_chained(args)
+    if not error_laws:
         job = replace(job, error=None)
     pool, summary = backtest(job, loss, tasks, read_json(args.loss_law), error_laws)
     testbed.write_csv(pool, args.out)

@@ -233,13 +233,30 @@ def read_pool(path) -> pd.DataFrame:
     return backtest[uncertainty.POOL_COLUMNS]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    jobs.add_argument(parser, PredictJob)
+def add_chained_arguments(parser) -> None:
+    """The inputs a chain of laws reads: the tables and the laws (the error laws and the tasks table
+    together, or none for the loss alone). predict and backtest take the same."""
     parser.add_argument("--loss-table", required=True)
-    parser.add_argument("--tasks-table", help="without it and the error laws: loss predictions only")
+    parser.add_argument("--tasks-table", help="without it and the error laws: the loss law alone")
     parser.add_argument("--loss-law", required=True)
     parser.add_argument("--error-law", help="error law over the selected tasks")
     parser.add_argument("--error-law-all", help="error law over every task")
+
+
+def read_chained(args) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, dict]]:
+    """The loss table, the tasks table (None for the loss alone) and the error laws by prefix."""
+    chained = [args.tasks_table, args.error_law, args.error_law_all]
+    if any(chained) and not all(chained):
+        raise ValueError("give --tasks-table, --error-law and --error-law-all together, or none (loss only)")
+    if not all(chained):
+        return testbed.read_loss_table(args.loss_table), None, {}
+    loss, tasks = testbed.read_tables(args.loss_table, args.tasks_table)
+    return loss, tasks, {"err": read_json(args.error_law), "err_all": read_json(args.error_law_all)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, PredictJob)
+    add_chained_arguments(parser)
     parser.add_argument("--backtest", required=True, help="the backtest's table: the out-of-sample residuals")
     parser.add_argument("--out", required=True)
     parser.add_argument("--calibration", required=True, help="JSON: how the prediction intervals held")
@@ -247,15 +264,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> None:
     job = args.job
-    chained = [args.tasks_table, args.error_law, args.error_law_all]
-    if any(chained) and not all(chained):
-        raise ValueError("give --tasks-table, --error-law and --error-law-all together, or none (loss only)")
-    if all(chained):
-        loss, tasks = testbed.read_tables(args.loss_table, args.tasks_table)
-        error_laws = {"err": read_json(args.error_law), "err_all": read_json(args.error_law_all)}
-    else:
+    loss, tasks, error_laws = read_chained(args)
+    if not error_laws:
         log.info("no tasks table and no error laws (a loss-only study): predicting the loss alone")
-        loss, tasks, error_laws = testbed.read_loss_table(args.loss_table), None, {}
     table, summary = predict(loss, tasks, read_json(args.loss_law), error_laws, read_pool(args.backtest), job)
     testbed.write_csv(table, args.out)
     atomic_write_json(args.calibration, summary, sort_keys=False)
