@@ -154,7 +154,7 @@ class SequenceOrder:
 def learning_rate(step: int, steps: int, hp: Hyperparameters, warmup: int) -> float:
     """Linear warmup to hp.lr, then cosine decay to hp.lr_floor at the last step."""
     if step < warmup:
-        return hp.lr * (step + 1) / warmup
+        return stable_rate(step, hp, warmup)
     progress = (step - warmup) / max(1, steps - warmup)
     return hp.lr_floor + 0.5 * (hp.lr - hp.lr_floor) * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -814,14 +814,20 @@ def run_record(context, planned: Plan, trained: Model, wall: float, compile_seco
         "tokens_per_step": budget.tokens_per_step, "epochs": planned.epochs,
         "train_tokens_available": planned.order.usable_tokens, "warmup_steps": planned.warmup,
         "wall_seconds": wall, "compile_seconds": compile_seconds, "compiled": trained.compiled,
-        "tokens_per_second": budget.D / stepping, "flops_per_second": 6 * budget.N * budget.D / stepping,
-        "mfu": performance.mfu(6 * budget.N_total * budget.D / stepping, peak[0]),
+        **throughput(budget, budget.D, stepping, peak[0]),
         "peak_flops_per_second": peak[0], "peak_source": peak[1],
         "resumed_from_step": resumed_from, "device": str(context.device.type),
         "processes": context.world, "parallel": trained.mode,
         "shape": job.shape.as_dict(), "hyperparameters": asdict(hp), "fingerprint": planned.fingerprint,
         "architecture": Decoder.SAVED_AS,
     }
+
+
+def throughput(budget: Budget, tokens: int, stepping: float, peak: float | None) -> dict:
+    """run.json's tokens_per_second, flops_per_second (6 N per token) and MFU (6 N_total per token over
+    the device's peak) of `tokens` trained in `stepping` seconds."""
+    return {"tokens_per_second": tokens / stepping, "flops_per_second": 6 * budget.N * tokens / stepping,
+            "mfu": performance.mfu(6 * budget.N_total * tokens / stepping, peak)}
 
 
 def schedule_summary(planned: Plan) -> str:
@@ -869,8 +875,7 @@ def schedule_record(planned: Plan, paths: Paths, record: dict) -> dict:
         "tokens_trained": trained, "trunk_share_tokens": round(share_steps * tokens_per_step),
         "trunk_share_wall_seconds": share_seconds, "tokens_spent": spent, "flops_spent": 6 * budget.N * spent,
         # Throughput of what this job trained (run_record's counts the whole D).
-        "tokens_per_second": trained / stepping, "flops_per_second": 6 * budget.N * trained / stepping,
-        "mfu": performance.mfu(6 * budget.N_total * trained / stepping, record["peak_flops_per_second"]),
+        **throughput(budget, trained, stepping, record["peak_flops_per_second"]),
     }
 
 
