@@ -91,8 +91,28 @@ def test_model_error_recovers_a_spread_that_grows_outside_the_fit_set():
     assert fitted.slopes["M_below"] == fitted.slopes["M_above"] == 0.0
     assert fitted.beyond_backtest(pd.DataFrame({"M_below": [0.0, 0.5], "M_above": 0.0, "C_above": [1.0, 1.0]})).tolist() \
         == [False, True]
+    assert fitted.powers["C_above"] == pytest.approx(1.0, abs=0.1)
     # With no residual at all, the points' own noise is all it knows.
     assert uncertainty.ModelError.fit([], [], distances.iloc[:0], floor=0.003).scale == 0.003
+
+
+def test_model_error_recovers_a_spread_that_grows_faster_than_the_distance():
+    """Errors that grow as the square of the distance in one direction (as the paper's runs at M = 5 and
+    10 do below its fit set) and linearly in another: each direction gets its own power."""
+    rng = np.random.default_rng(1)
+    below = np.where(rng.random(4000) < 0.5, 0.0, rng.uniform(0, 1.5, 4000))
+    above = np.where(rng.random(4000) < 0.5, 0.0, rng.uniform(0, 3, 4000))
+    distances = pd.DataFrame({"M_below": below, "M_above": 0.0, "C_above": above})
+    truth = np.sqrt(0.01**2 + (0.04 * below**2) ** 2 + (0.02 * above) ** 2)
+    fitted = uncertainty.ModelError.fit(truth * rng.standard_normal(4000), np.zeros(4000), distances, floor=0.0)
+    assert fitted.powers["M_below"] == pytest.approx(2.0, abs=0.15)
+    assert fitted.slopes["M_below"] == pytest.approx(0.04, rel=0.15)
+    assert fitted.powers["C_above"] == pytest.approx(1.0, abs=0.15)
+    assert fitted.slopes["C_above"] == pytest.approx(0.02, rel=0.15)
+    assert fitted.scale == pytest.approx(0.01, rel=0.15)
+    # The spread it predicts at the farthest distance seen is the one drawn there.
+    far = pd.DataFrame({"M_below": [1.5], "M_above": [0.0], "C_above": [0.0]})
+    assert fitted.sd(far)[0] == pytest.approx(np.hypot(0.01, 0.04 * 1.5**2), rel=0.1)
 
 
 def synthetic_study(seed: int) -> pd.DataFrame:
@@ -132,3 +152,22 @@ def test_prediction_intervals_cover_runs_outside_the_fit_set_when_the_law_holds(
     assert 0.88 <= inside / runs <= 1.0
     # Intervals no wider than the noise and the extrapolation call for: 1.96 x 1% in the grid's core.
     assert np.median(half_widths) < 0.05
+
+
+def test_width_to_error_if_exact_brackets_the_ratio_of_results_drawn_from_the_intervals():
+    """Results drawn from their own intervals give a width-to-error ratio inside the stated 5-95% range
+    about 90% of the time; results twice as far off give ratios below it."""
+    rng = np.random.default_rng(2)
+    predicted = np.full(29, 3.0)
+    spread = np.concatenate([np.full(20, 0.01), np.full(9, 0.05)])  # a grid's core and its far corners
+    pi_lo, pi_hi = predicted * np.exp(-uncertainty.Z * spread), predicted * np.exp(uncertainty.Z * spread)
+    low, middle, high = uncertainty.width_to_error_if_exact(predicted, pi_lo, pi_hi)
+    assert low < middle < high
+    inside, twice_off = 0, 0
+    for _ in range(400):
+        truth = predicted * np.exp(spread * rng.standard_normal(29))
+        inside += low <= uncertainty.calibration(range(29), truth, predicted, pi_lo, pi_hi, pi_lo, pi_hi).width_to_error <= high
+        truth = predicted * np.exp(2 * spread * rng.standard_normal(29))
+        twice_off += uncertainty.calibration(range(29), truth, predicted, pi_lo, pi_hi, pi_lo, pi_hi).width_to_error < low
+    assert 0.85 <= inside / 400 <= 0.95
+    assert twice_off / 400 > 0.5

@@ -200,10 +200,11 @@ def calibration(predictions, summary, dataset, valset):
         calibrated = summary["outside_fit_sets"][law]
         interval_panel(ax, rows[law], rows[f"{law}_pred"], rows[f"{law}_pi_lo"], rows[f"{law}_pi_hi"], rows["C"],
                        rows["held_out"].to_numpy(bool), LAW_NAMES[law])
-        ax.set_xlabel("compute C (FLOPs)")
-        ax.text(0.02, 0.02, f"median half-width {100 * calibrated['median_half_width']:.2f}%\n"
-                            f"median error {100 * calibrated['median_relative_error']:.2f}%",
-                transform=ax.transAxes, fontsize=7, va="bottom")
+        exact = calibrated.get("width_to_error_if_exact")
+        ratio = (f": {calibrated['width_to_error']:.2f}x" + (f" ({exact[0]:.1f}-{exact[2]:.1f}x if exact)" if exact else "")
+                 if calibrated["width_to_error"] else "")
+        ax.set_xlabel(f"compute C (FLOPs)\nmedian half-width {100 * calibrated['median_half_width']:.2f}%, "
+                      f"median error {100 * calibrated['median_relative_error']:.2f}%{ratio}", fontsize=7)
     figure.suptitle(f"95% prediction intervals, {dataset} ({valset}): every run outside the fit sets, "
                     "each checked on a result it did not shape; red: held out", fontsize=9)
     return figure

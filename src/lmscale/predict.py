@@ -277,10 +277,14 @@ def main(args) -> None:
              f", error {100 * measured['err_rel_err'].median():.2f}%" if errors else "")
     for law, calibrated in summary["outside_fit_sets"].items():
         if calibrated["runs"]:
+            exact = calibrated.get("width_to_error_if_exact")
             log.info("%s: %d runs outside the fit sets; %.0f%% inside their 95%% prediction interval, median "
-                     "half-width %.2f%% against a median error of %.2f%%%s", law, calibrated["runs"],
+                     "half-width %.2f%% against a median error of %.2f%% (%sx%s)%s", law, calibrated["runs"],
                      100 * calibrated["coverage"], 100 * calibrated["median_half_width"],
                      100 * calibrated["median_relative_error"],
+                     "-" if calibrated["width_to_error"] is None else f"{calibrated['width_to_error']:.2f}",
+                     f"; {exact[0]:.2f}-{exact[2]:.2f}x in 90% of draws had every run landed as its interval "
+                     "says" if exact else "",
                      f"; outside: {', '.join(calibrated['misses'])}" if calibrated["misses"] else "")
     for row in table[table["held_out"]].itertuples():
         log.info("held out %s: loss %.4f predicted %.4f (%.2f%%) [%.4f, %.4f]%s", row.model, row.loss, row.loss_pred,
