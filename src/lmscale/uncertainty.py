@@ -312,7 +312,7 @@ def width_to_error_if_exact(predicted, pi_lo, pi_hi, draws: int = 4000) -> list[
     draws of every run's result from its own 95% prediction interval (normal in log units, one
     spread per run: the mean of the interval's two sides)."""
     predicted, pi_lo, pi_hi = (np.asarray(v, float) for v in (predicted, pi_lo, pi_hi))
-    spread = (np.log(pi_hi / pi_lo) / (2 * Z))
+    spread = np.log(pi_hi / pi_lo) / (2 * Z)
     if len(spread) == 0 or not np.all(np.isfinite(spread)) or not np.all(spread > 0):
         return None
     half_width = np.median((pi_hi - pi_lo) / 2 / predicted)
