@@ -152,7 +152,6 @@ class ShardedTokens:
             return pieces[0]
         return np.concatenate(pieces) if pieces else np.empty(0, dtype=self.dtype)
 
-
     def _gather(self, positions: np.ndarray) -> np.ndarray:
         flat = positions.ravel()
         flat = np.where(flat < 0, flat + len(self), flat)
