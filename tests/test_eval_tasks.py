@@ -15,7 +15,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import pytest
 
-from lmscale import cli, eval_tasks, task_suite
+from lmscale import cli, eval_tasks, task_list, task_suite
 from lmscale.jobs import EvalTasksJob, EvalTasksOptions
 from tests.test_task_suite import write_suite
 from tests.workflow import validated_config
@@ -124,7 +124,7 @@ def direct_choice_accuracy(model_dir: Path, documents: list[dict]) -> float:
 
 
 def test_accuracy_matches_a_direct_computation(study):
-    specs = eval_tasks.task_specs({"suite": "offline", "include": ["code_next_line"]}, study["suite"])
+    specs = task_list.task_specs({"suite": "offline", "include": ["code_next_line"]}, study["suite"])
     result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=study["suite"], batch_size=8)
     assert result["failed"] == {}
     scored = result["tasks"]["code_next_line"]
@@ -147,10 +147,10 @@ def test_unknown_task_fails_before_any_model_is_loaded(study, tmp_path, caplog):
 
 
 def test_unknown_lm_eval_name_names_the_closest(study):
-    specs = [eval_tasks.TaskSpec("ours", "code_next_lines", 0, 0.25, "multiple_choice")]
+    specs = [task_list.TaskSpec("ours", "code_next_lines", 0, 0.25, "multiple_choice")]
     manager = eval_tasks.task_manager(study["suite"], with_builtin_tasks=False)
     with pytest.raises(ValueError, match="closest: code_next_line"):
-        eval_tasks.check_registered(specs, manager.all_tasks)
+        task_list.check_registered(specs, manager.all_tasks)
 
 
 def test_a_failing_task_keeps_the_others(study, tmp_path):
@@ -158,7 +158,7 @@ def test_a_failing_task_keeps_the_others(study, tmp_path):
     shutil.copytree(study["suite"], suite)
     # Corrupt one task's data: lm-eval fails on it, the other task must still be scored.
     (suite / "doctest_comparison" / "test.jsonl").write_text("{not json\n")
-    specs = eval_tasks.task_specs(
+    specs = task_list.task_specs(
         {"suite": "offline", "include": ["doctest_comparison", "doctest_addition"]}, suite
     )
     result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=suite, limit=10)
@@ -168,15 +168,15 @@ def test_a_failing_task_keeps_the_others(study, tmp_path):
 
 
 def test_paper_table_selects_runnable_rows():
-    specs = eval_tasks.table_specs(TABLE)
+    specs = task_list.table_specs(TABLE)
     names = [spec.name for spec in specs]
     assert "jeopardy" not in names and "squad" not in names  # no lm-eval equivalent
     assert {"hellaswag", "hellaswag_zeroshot"} <= set(names)
-    assert eval_tasks.local_tasks_of_table(TABLE) == [
+    assert task_list.local_tasks_of_table(TABLE) == [
         "simple_arithmetic_nospaces", "simple_arithmetic_withspaces"
     ]
     with pytest.raises(ValueError, match="closest: hellaswag"):
-        eval_tasks.select_specs(specs, ["hellaswg"], [])
+        task_list.select_specs(specs, ["hellaswg"], [])
 
 
 @pytest.mark.slow
@@ -205,9 +205,9 @@ def test_whole_suite_through_the_cli(study, tmp_path):
 def test_paper_suite_offline_keeps_what_it_can(study, tmp_path):
     """lm-eval's own tasks need their datasets cached; a missing one is a failure, not a crash."""
     suite = tmp_path / "suite"
-    write_suite(suite, tasks=eval_tasks.local_tasks_of_table(TABLE),
+    write_suite(suite, tasks=task_list.local_tasks_of_table(TABLE),
                            size=20, fewshot_pool=10)
-    specs = eval_tasks.task_specs(
+    specs = task_list.task_specs(
         {"suite": "llm_foundry_46", "table": TABLE,
          "include": ["copa", "simple_arithmetic_withspaces"]},
         suite,
@@ -218,12 +218,12 @@ def test_paper_suite_offline_keeps_what_it_can(study, tmp_path):
 
 
 def test_tasks_to_generate_follow_the_selection():
-    assert eval_tasks.tasks_to_generate({"suite": "offline"}) == task_suite.offline_suite()
-    assert eval_tasks.tasks_to_generate({"suite": "offline", "include": ["code_next_line"]}) == ["code_next_line"]
-    assert "code_line_cloze" not in eval_tasks.tasks_to_generate({"suite": "offline", "exclude": ["code_line_cloze"]})
-    assert eval_tasks.tasks_to_generate({"suite": "llm_foundry_46", "table": TABLE, "include": ["copa"]}) == []
+    assert task_list.tasks_to_generate({"suite": "offline"}) == task_suite.offline_suite()
+    assert task_list.tasks_to_generate({"suite": "offline", "include": ["code_next_line"]}) == ["code_next_line"]
+    assert "code_line_cloze" not in task_list.tasks_to_generate({"suite": "offline", "exclude": ["code_line_cloze"]})
+    assert task_list.tasks_to_generate({"suite": "llm_foundry_46", "table": TABLE, "include": ["copa"]}) == []
     with pytest.raises(ValueError, match="closest: bracket_next"):
-        eval_tasks.tasks_to_generate({"suite": "offline", "include": ["bracket_nxt"]})
+        task_list.tasks_to_generate({"suite": "offline", "include": ["bracket_nxt"]})
 
 
 def test_a_suite_generated_without_the_excluded_tasks_evaluates(tmp_path):
@@ -232,12 +232,12 @@ def test_a_suite_generated_without_the_excluded_tasks_evaluates(tmp_path):
     section = {"suite": "offline", "exclude": ["string_repetition"]}
     suite = tmp_path / "suite"
     write_suite(suite, tasks=["bracket_next", "doctest_comparison"], size=20, fewshot_pool=5)
-    specs = eval_tasks.task_specs(section, suite)
+    specs = task_list.task_specs(section, suite)
     assert [spec.name for spec in specs] == ["bracket_next", "doctest_comparison"]
     with pytest.raises(ValueError, match="regenerate"):
-        eval_tasks.task_specs({"suite": "offline", "include": ["bracket_next", "code_next_line"]}, suite)
+        task_list.task_specs({"suite": "offline", "include": ["bracket_next", "code_next_line"]}, suite)
     with pytest.raises(ValueError, match="closest: string_repetition"):
-        eval_tasks.task_specs({"suite": "offline", "exclude": ["string_repetitio"]}, suite)
+        task_list.task_specs({"suite": "offline", "exclude": ["string_repetitio"]}, suite)
 
 
 def test_a_task_scores_the_same_beside_tasks_that_share_its_text(study, tmp_path):
@@ -260,7 +260,7 @@ def test_a_task_scores_the_same_beside_tasks_that_share_its_text(study, tmp_path
     (suite / "code_name_swap_pairs" / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
 
     def accuracy(include: list[str]) -> float:
-        specs = eval_tasks.task_specs({"suite": "offline", "include": include}, suite)
+        specs = task_list.task_specs({"suite": "offline", "include": include}, suite)
         result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=suite, batch_size=8)
         assert result["failed"] == {}
         return result["tasks"]["code_name_choice"]["acc"]
@@ -300,7 +300,7 @@ def test_batched_scoring_gives_lm_evals_own_scores(study):
 
 
 def test_the_same_accuracy_batched_and_one_request_at_a_time(study):
-    specs = eval_tasks.task_specs({"suite": "offline", "include": ["code_next_line", "code_swap_pairs",
+    specs = task_list.task_specs({"suite": "offline", "include": ["code_next_line", "code_swap_pairs",
                                                                     "doctest_comparison"]}, study["suite"])
     accuracy = {}
     for batch_size in (1, 64):

@@ -6,7 +6,7 @@ shot count. A call that fails is repeated task by task, so a task that fails
 (a dataset missing from the cache, a metric it lacks) is recorded under
 `failed` and the other tasks keep their results.
 
-Two suites, chosen by the config's `tasks.suite`:
+Two suites, chosen by the config's `tasks.suite` (`lmscale.task_list` reads the choice):
 - `offline` (the embedded default): the generated local suite
   (`lmscale.task_suite`), every task of its manifest;
 - `llm_foundry_46`: the paper's 46 LLM-Foundry tasks through the table
@@ -22,162 +22,26 @@ lm-eval's kind of task, so the testbed table needs nothing else.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import os
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from lmscale import jobs, task_suite
+from lmscale import hub, jobs
 from lmscale.config import run_name
 from lmscale.files import atomic_write_json
 from lmscale.jobs import EvalTasksJob, EvalTasksOptions
+from lmscale.task_list import TaskSpec, check_registered, task_specs
 
 log = logging.getLogger(__name__)
 
-SUITES = ("offline", "llm_foundry_46")
 # The metric that counts as top-1 accuracy, in order of preference: lm-eval
 # names it `acc` for likelihood tasks and `exact_match` for generated answers.
 ACCURACY_METRICS = ("acc", "exact_match", "em", "contains")
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task to evaluate: its name in our results and how lm-eval runs it."""
-
-    name: str
-    lm_eval_task: str
-    num_fewshot: int
-    random_baseline: float  # fraction, 0-1
-    kind: str  # lm-eval output_type, "" when only lm-eval knows it
-
-
-def set_offline() -> None:
-    """Nothing may reach the Hugging Face Hub; must run before datasets is imported."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-# ---------------------------------------------------------------- which tasks
-
-
-def offline_specs(suite_dir: str | Path) -> list[TaskSpec]:
-    manifest = task_suite.read_manifest(suite_dir)
-    return [
-        TaskSpec(
-            name=entry["task"],
-            lm_eval_task=entry["task"],
-            num_fewshot=int(entry["num_fewshot"]),
-            random_baseline=float(entry["random_baseline"]),
-            kind=entry["kind"],
-        )
-        for entry in manifest["tasks"]
-    ]
-
-
-def read_task_table(table: str | Path) -> list[dict]:
-    table = Path(table)
-    if not table.exists():
-        raise FileNotFoundError(f"task table {table} does not exist (tasks.table in the config)")
-    with open(table, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def table_specs(table: str | Path) -> list[TaskSpec]:
-    """The rows of a task table that lm-eval can run (an lm_eval_task is named)."""
-    specs = []
-    for row in read_task_table(table):
-        if not row["lm_eval_task"].strip():
-            continue  # no lm-eval equivalent; the table's note says what is nearest
-        specs.append(
-            TaskSpec(
-                name=row["task"],
-                lm_eval_task=row["lm_eval_task"].strip(),
-                num_fewshot=int(row["num_fewshot"]),
-                random_baseline=float(row["random_baseline"]),
-                kind=row.get("lm_eval_kind", ""),
-            )
-        )
-    return specs
-
-
-def local_tasks_of_table(table: str | Path) -> list[str]:
-    """Table rows served by a YAML of our own in lmscale/tasks/ (generated data)."""
-    return [
-        spec.lm_eval_task
-        for spec in table_specs(table)
-        if spec.lm_eval_task in task_suite.GENERATED_TASKS
-    ]
-
-
-def tasks_to_generate(tasks_config: dict) -> list[str]:
-    """The local tasks whose data the study needs, after `include` and `exclude`.
-
-    Read before any suite exists (by the workflow, to plan the task_suite job),
-    so a typo in `include` fails at once, naming the closest task.
-    """
-    suite = tasks_config.get("suite", "offline")
-    if suite == "offline":
-        names = task_suite.offline_suite()
-        specs = [TaskSpec(name, name, 0, 0.0, "") for name in names]
-    elif suite == "llm_foundry_46":
-        specs = table_specs(tasks_config["table"])
-    else:
-        raise ValueError(f"unknown tasks.suite {suite!r}; choose one of {', '.join(SUITES)}")
-    chosen = select_specs(specs, tasks_config.get("include"), tasks_config.get("exclude"))
-    return [spec.lm_eval_task for spec in chosen if spec.lm_eval_task in task_suite.GENERATED_TASKS]
-
-
-def select_specs(specs: list[TaskSpec], include: list[str] | None, exclude: list[str] | None,
-                 known: list[str] | None = None) -> list[TaskSpec]:
-    """`include` (all when empty) minus `exclude`; an unknown name fails, with the closest ones.
-
-    `known` are the names the config may mention (default: the specs'). A generated suite
-    holds only the tasks left after include and exclude, so an excluded task it lacks is
-    fine; an included one it lacks means the suite is stale.
-    """
-    present = [spec.name for spec in specs]
-    known = present if known is None else known
-    asked = list(include or []) + list(exclude or [])
-    unknown = [name for name in asked if name not in known]
-    if unknown:
-        raise ValueError(
-            task_suite.unknown_tasks_message(unknown, known)
-            + " in tasks.include/tasks.exclude; the suite has: "
-            + ", ".join(known)
-        )
-    missing = [name for name in include or [] if name not in present]
-    if missing:
-        raise ValueError(
-            f"tasks.include names {', '.join(missing)}, which the generated suite lacks; "
-            f"regenerate it with `lmscale task-suite --tasks ...` (the workflow does so when include changes)"
-        )
-    chosen = [spec for spec in specs if not include or spec.name in include]
-    return [spec for spec in chosen if spec.name not in (exclude or [])]
-
-
-def task_specs(tasks_config: dict, suite_dir: str | Path | None) -> list[TaskSpec]:
-    """The tasks the config's `tasks` section asks for, in a stable order."""
-    suite = tasks_config.get("suite", "offline")
-    if suite == "offline":
-        if suite_dir is None:
-            raise ValueError("the offline suite needs --suite, the folder `lmscale task-suite` wrote")
-        return select_specs(offline_specs(suite_dir), tasks_config.get("include"), tasks_config.get("exclude"),
-                            known=task_suite.offline_suite())
-    elif suite == "llm_foundry_46":
-        if not tasks_config.get("table"):
-            raise ValueError("tasks.suite llm_foundry_46 needs tasks.table (configs/tasks/llm_foundry_46.csv)")
-        specs = table_specs(tasks_config["table"])
-    else:
-        raise ValueError(f"unknown tasks.suite {suite!r}; choose one of {', '.join(SUITES)}")
-    return select_specs(specs, tasks_config.get("include"), tasks_config.get("exclude"))
 
 
 # ---------------------------------------------------------------- lm-eval
@@ -193,17 +57,6 @@ def task_manager(suite_dir: str | Path | None, with_builtin_tasks: bool):
 
     include_path = [str(suite_dir)] if suite_dir is not None and Path(suite_dir).exists() else None
     return TaskManager(include_path=include_path, include_defaults=with_builtin_tasks)
-
-
-def check_registered(specs: list[TaskSpec], registered: list[str]) -> None:
-    """Fail before any model is loaded if lm-eval does not know a task."""
-    known = set(registered)
-    unknown = [spec.lm_eval_task for spec in specs if spec.lm_eval_task not in known]
-    if unknown:
-        raise ValueError(
-            task_suite.unknown_tasks_message(unknown, sorted(known))
-            + " in lm-eval's registry; fix the name, or generate local tasks with `lmscale task-suite`"
-        )
 
 
 def local_task_config(suite_dir: Path, name: str, cache_dir: str) -> dict | None:
@@ -344,7 +197,7 @@ def evaluate_model(
     Returns {"tasks": {name: {...}}, "failed": {name: message}}. A call that
     fails is repeated task by task, so one broken task loses only itself.
     """
-    set_offline()
+    hub.set_offline()
     needs_builtin = any(
         suite_dir is None or not (Path(suite_dir) / f"{spec.lm_eval_task}.yaml").exists() for spec in specs
     )
@@ -445,9 +298,7 @@ def model_name(model_dir: str | Path, size: str, multiplier: float) -> str:
 
 
 def main(args) -> int:
-    from lmscale.prefetch import use_cache
-
-    use_cache(args.options.hf_cache)  # where the prefetch job put lm-eval's datasets
+    hub.use_cache(args.options.hf_cache)  # where the prefetch job put lm-eval's datasets
     job = args.job
     tasks_config = job.tasks
     specs = task_specs(tasks_config, args.suite)
@@ -471,7 +322,7 @@ def main(args) -> int:
         "dataset": job.dataset,
         "size": job.size,
         "M": job.multiplier,
-        "suite": tasks_config.get("suite", "offline"),
+        "suite": tasks_config["suite"],
         **evaluation,
         "seconds": round(time.perf_counter() - started, 2),
     }

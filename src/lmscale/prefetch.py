@@ -33,20 +33,16 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import shlex
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-from lmscale import jobs
+from lmscale import hub, jobs, task_list, task_suite
 from lmscale.files import atomic_write_json
 from lmscale.jobs import PrefetchJob
 
 log = logging.getLogger(__name__)
 
-OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 # The files AutoTokenizer may read from a hub repository (a repository has some of them): the
 # tokenizer's own, and the model's config.json, which transformers 5 reads first.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -68,35 +64,6 @@ class Download:
         return f"{self.kind} {self.path}" + (f" ({self.config})" if self.config else "")
 
 
-# ---------------------------------------------------------------- the cache
-
-
-def use_cache(cache: str | None) -> None:
-    """Point Hugging Face's hub and datasets caches at `cache`/hub and `cache`/datasets.
-
-    None leaves Hugging Face's own. Must run before huggingface_hub or datasets is imported:
-    both read the variables once.
-    """
-    if cache is None:
-        return
-    root = Path(cache).expanduser().resolve()
-    os.environ["HF_HUB_CACHE"] = str(root / "hub")
-    os.environ["HF_DATASETS_CACHE"] = str(root / "datasets")
-
-
-def offline_reason() -> str | None:
-    """Why the Hub cannot be reached, or None when it can: an offline setting, or no connection."""
-    for name in OFFLINE_VARIABLES:
-        if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
-            return f"{name}={os.environ[name]}"
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=10).close()
-    except OSError as error:
-        return f"{endpoint.hostname} cannot be reached ({error})"
-    return None
-
-
 # ---------------------------------------------------------------- what to fetch
 
 
@@ -113,12 +80,10 @@ def task_datasets(tasks_config: dict) -> list[Download]:
 
     One download per (path, config, kwargs), listing the table's tasks that read it.
     """
-    from lmscale import eval_tasks, task_suite
-
-    specs = [spec for spec in eval_tasks.task_specs(tasks_config, None)
+    specs = [spec for spec in task_list.task_specs(tasks_config, None)
              if spec.lm_eval_task not in task_suite.GENERATED_TASKS]
     index = lm_eval_index()
-    eval_tasks.check_registered(specs, list(index))
+    task_list.check_registered(specs, list(index))
     found: dict[str, Download] = {}
     for spec in specs:
         for path, config, kwargs in lm_eval_datasets(spec.lm_eval_task, index):
@@ -228,12 +193,10 @@ def record(download: Download, online: bool) -> dict:
 
 def prefetch(job: PrefetchJob, out: str | Path) -> dict:
     """Fetch (or, offline, find) every download of the job's plan; write and return the manifest."""
-    use_cache(job.hf_cache)
-    reason = offline_reason()
+    hub.use_cache(job.hf_cache)
+    reason = hub.offline_reason()
     if reason:
-        from lmscale.eval_tasks import set_offline
-
-        set_offline()  # before datasets and huggingface_hub are imported: not one request is tried
+        hub.set_offline()  # before datasets and huggingface_hub are imported: not one request is tried
     log.info("prefetch: %s", f"offline ({reason}): the cache alone is read" if reason else "online")
     downloads = plan(job)
     log.info("prefetch: %d downloads", len(downloads))

@@ -18,7 +18,7 @@ import json
 import logging
 from pathlib import Path
 
-from lmscale import jobs
+from lmscale import hub, jobs
 from lmscale.corpus import read_texts
 from lmscale.jobs import TokenizerJob, TokenizerOptions
 
@@ -124,9 +124,7 @@ def main(args: argparse.Namespace) -> int:
         if not job.name:
             raise ValueError("a pretrained tokenizer needs a name: a hub name or a path (tokenizer.name in the config)")
         if args.options:
-            from lmscale.prefetch import use_cache
-
-            use_cache(args.options.hf_cache)
+            hub.use_cache(args.options.hf_cache)
         out = fetch_pretrained(job.name, args.out_dir)
     log.info("tokenizer saved to %s (end-of-text id %d)", out, end_of_text_id(out))
     return 0

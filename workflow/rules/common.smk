@@ -7,7 +7,7 @@ import re
 from snakemake.logging import logger
 
 from lmscale import config as study_config
-from lmscale import eval_tasks as task_evaluation
+from lmscale import task_list
 from lmscale import jobs
 from lmscale import task_suite as offline_task_suite
 from lmscale import resources as job_resources
@@ -278,7 +278,7 @@ def repository_path(path):
 
 def local_tasks():
     """The tasks whose data this study generates: the offline suite, or the table's own YAMLs."""
-    return task_evaluation.tasks_to_generate(tasks_config())
+    return task_list.tasks_to_generate(tasks_config())
 
 
 def shortest_context():
