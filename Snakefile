@@ -3,6 +3,7 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from lmscale import checks
 from lmscale import config as study_config
 
 min_version("9.0")
@@ -21,7 +22,7 @@ try:
 except WorkflowError as error:
     raise study_config.schema_error(error) from None
 # Whatever can be checked before a model trains is checked now: `snakemake -n` fails on it.
-study_config.check_study(config)
+checks.check_study(config)
 
 report: "workflow/report/workflow.rst"
 

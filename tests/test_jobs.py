@@ -13,7 +13,7 @@ import yaml
 from lmscale import config as study_config
 from lmscale import jobs
 from lmscale.model import Shape
-from lmscale.resources import RESOURCE_KEYS
+from lmscale.jobs import RESOURCE_KEYS
 from tests.workflow import REPO, validated_config
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())

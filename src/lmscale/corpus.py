@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fnmatch
+import glob
 import hashlib
 import json
 import logging
@@ -100,6 +101,7 @@ def stdlib_paths(source: dict) -> list[Path]:
 
 def pydoc_topics_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
     """Python's reference manual as shipped in pydoc_data: English prose, one document per topic."""
+    # deferred: 0.7 MB of reference text, read by a pydoc_topics source only
     from pydoc_data.topics import topics
 
     names = sorted(topics)
@@ -134,6 +136,7 @@ def local_documents(source: dict, shard: Shard | None = None) -> Iterator[Docume
                     if line.strip():
                         yield {"id": f"{path}:{line_number}", "text": _text_field(json.loads(line), field, path)}
         elif kind == "parquet":
+            # deferred: pyarrow, for parquet files only
             import pyarrow.parquet as pq
 
             table = pq.read_table(path, columns=[field])
@@ -151,6 +154,7 @@ def hf_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]
     (ids `.../{file}/{row}`, the same for any number of shards above one). `max_documents` caps
     the whole, each shard at its share.
     """
+    # deferred: datasets takes seconds to import; a Hugging Face source only needs it
     import datasets
 
     name = source.get("name")
@@ -317,8 +321,6 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _glob(pattern: str) -> list[str]:
-    import glob
-
     return [p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p)]
 
 

@@ -40,6 +40,7 @@ def evaluation_windows(tokens: np.ndarray, context: int, max_tokens: int) -> np.
 
 def sequence_losses(model, windows: np.ndarray, batch_size: int = 32, device: str = "cpu") -> np.ndarray:
     """Mean token cross-entropy of each window (fp32 on CPU, bf16 autocast on GPU)."""
+    # deferred: torch takes seconds to import; `lmscale eval-loss` parses its arguments first
     import torch
     import torch.nn.functional as F
 
@@ -70,6 +71,7 @@ def summarize(losses: np.ndarray) -> dict:
 
 
 def load_model(model_dir: str | Path, device: str = "cpu"):
+    # deferred: torch takes seconds to import; `lmscale eval-loss` parses its arguments first
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -85,6 +87,7 @@ def evaluate(model_dir: str | Path, valsets: dict, outputs: dict, threads: int =
     maps the same names to the JSON each result goes to. One process serves all
     sets because loading torch and transformers costs more than a small eval.
     """
+    # deferred: torch takes seconds to import; `lmscale eval-loss` parses its arguments first
     import torch
 
     torch.set_num_threads(max(1, threads))

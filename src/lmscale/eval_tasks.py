@@ -53,6 +53,7 @@ def task_manager(suite_dir: str | Path | None, with_builtin_tasks: bool):
     Indexing lm-eval's ~15,000 built-in YAML files takes about 20 s, so the
     offline suite leaves them out.
     """
+    # deferred: lm-eval imports torch and transformers
     from lm_eval.tasks import TaskManager
 
     include_path = [str(suite_dir)] if suite_dir is not None and Path(suite_dir).exists() else None
@@ -114,6 +115,7 @@ def run_details(output: dict, spec: TaskSpec) -> dict:
 def load_model(model_dir: str | Path, batch_size: int, device: str):
     """The checkpoint in lm-eval's `hf` backend, from its folder only; its log-likelihood requests
     tokenized and scored a batch at a time (lmscale.lm_eval_model)."""
+    # deferred: lmscale.lm_eval_model imports torch and lm-eval at its top
     from lmscale.lm_eval_model import BatchedHFLM
 
     model_dir = Path(model_dir)
@@ -156,6 +158,7 @@ def batches(specs: list[TaskSpec]) -> list[list[TaskSpec]]:
 def without_environment_report():
     """`simple_evaluate` without its report of the environment (collect_env, `pip list`: ~1 s a
     call, twice per model here), which evaluate_model does not keep."""
+    # deferred: lm-eval imports torch and transformers
     import lm_eval.evaluator
 
     report = lm_eval.evaluator.add_env_info
@@ -204,6 +207,7 @@ def evaluate_model(
     manager = task_manager(suite_dir, with_builtin_tasks=needs_builtin)
     check_registered(specs, manager.all_tasks)
 
+    # deferred: lm-eval imports torch and transformers
     from lm_eval import simple_evaluate
 
     lm = load_model(model_dir, batch_size, device)
@@ -305,6 +309,7 @@ def main(args) -> int:
     if not specs:
         raise ValueError("no tasks to evaluate: tasks.include/tasks.exclude leave none")
     if args.threads:
+        # deferred: torch takes seconds to import
         import torch
 
         torch.set_num_threads(args.threads)

@@ -28,7 +28,6 @@ from typing import Any
 
 from lmscale.config import ConfigError, replicate_seed_of, replicate_suffix, run_name, shard_of, to_json
 from lmscale.model import Shape
-from lmscale.resources import RESOURCE_KEYS
 
 
 class Job:
@@ -198,6 +197,10 @@ class PrefetchJob(Job):
 
 
 # ---- training ----------------------------------------------------------------------------
+
+
+# Keys of a size's config that are resources, not part of the model or its training.
+RESOURCE_KEYS = ("gpus", "mem_mb", "runtime")
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Shape:
 
 
 def build_config(shape: Shape, vocab_size: int, end_of_text_id: int):
+    # deferred: transformers takes seconds; jobs and the workflow import Shape from here
     from transformers import Qwen3Config
 
     return Qwen3Config(
@@ -63,6 +64,7 @@ def build_config(shape: Shape, vocab_size: int, end_of_text_id: int):
 
 def build_model(shape: Shape, vocab_size: int, end_of_text_id: int, seed: int):
     """A freshly initialised model; the seed fixes the initial weights."""
+    # deferred: torch and transformers take seconds; jobs and the workflow import Shape from here
     import torch
     from transformers import Qwen3ForCausalLM
 

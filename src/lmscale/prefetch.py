@@ -97,6 +97,7 @@ def task_datasets(tasks_config: dict) -> list[Download]:
 @functools.cache
 def lm_eval_index() -> dict:
     """lm-eval's registry of its own tasks, groups and tags, their YAMLs read (~15,000 files), no dataset loaded."""
+    # deferred: lm-eval imports torch and transformers; a study without lm-eval tasks never needs it
     from lm_eval.tasks import TaskManager
 
     return TaskManager(include_defaults=True).task_index
@@ -108,6 +109,7 @@ def lm_eval_datasets(name: str, index: dict, overrides: dict | None = None) -> l
     As lm-eval's TaskFactory builds them: a tag is its tasks; a group its members, each
     with the group's own task settings and the member's overrides on top; a task its config.
     """
+    # deferred: lm-eval imports torch and transformers
     from lm_eval.tasks._index import Kind
 
     entry = index.get(name)
@@ -121,6 +123,7 @@ def lm_eval_datasets(name: str, index: dict, overrides: dict | None = None) -> l
 
 
 def group_datasets(cfg: dict, index: dict, overrides: dict | None) -> list[tuple[str, str | None, dict]]:
+    # deferred: lm-eval imports torch and transformers
     from lm_eval.config.group import GroupConfig
 
     group_keys = {field.name for field in dataclasses.fields(GroupConfig)}
@@ -159,6 +162,7 @@ def dataset_record(download: Download, online: bool) -> dict:
     Online, `datasets` asks the Hub for the dataset's latest revision and downloads it unless
     the cache holds that revision already. Offline it reads the cache alone.
     """
+    # deferred: after use_cache and set_offline, which datasets reads once at import
     import datasets
 
     builder = datasets.load_dataset_builder(download.path, download.config, **download.kwargs)
@@ -173,6 +177,7 @@ def dataset_record(download: Download, online: bool) -> dict:
 
 def tokenizer_record(download: Download, online: bool) -> dict:
     """Fetch a tokenizer into the hub cache (online) or find it there (offline); its manifest entry."""
+    # deferred: after use_cache and set_offline, which the hub and transformers read once at import
     from huggingface_hub import constants, try_to_load_from_cache
     from transformers import AutoTokenizer
 
@@ -210,6 +215,7 @@ def prefetch(job: PrefetchJob, out: str | Path) -> dict:
             (log.debug if reason else log.error)("%s: %s", download.label, missing[-1][1])
     if missing:
         raise ValueError(missing_message(job, missing, len(downloads), reason, out))
+    # deferred: after use_cache and set_offline, which datasets reads once at import
     import datasets
     from huggingface_hub import constants
 

@@ -34,6 +34,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from lmscale import corpus
+from lmscale.config import training_runs, trunks
+from lmscale.train import Budget, branch_point
+
 PEAK_FLOPS_PER_GPU = 312e12  # A100, dense bf16
 MFU = 0.30  # model-FLOPs utilisation assumed for every size
 CPU_FLOPS_PER_THREAD = 2e10  # fp32 training on one core, roughly
@@ -50,9 +54,6 @@ MB = 2**20
 # GPT-NeoX-20B's tokenizer as open_lm pads it (50277 tokens rounded up to a
 # multiple of 128): the vocabulary assumed when the config does not fix one.
 DEFAULT_VOCAB_SIZE = 50432
-
-# Keys of a size's config that are resources, not part of the model or its training.
-RESOURCE_KEYS = ("gpus", "mem_mb", "runtime")
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,7 @@ def estimate(size_config: dict, multiplier: float, train_config: dict,
     batch = int(_setting("batch_size", size_config, train_config, 32))
     micro = int(_setting("micro_batch_size", size_config, train_config, batch))
     context = size_config["context"]
-    # D exactly as training plans it (lmscale.train imports nothing heavy at module level).
-    from lmscale.train import Budget, branch_point
-
+    # D exactly as training plans it.
     counts = {"N": n, "N_non_embedding": n - embedding_count(size_config, vocab_size)}
     budget = Budget.plan(counts, multiplier, batch, context,
                          bool(_setting("count_embeddings", size_config, train_config, True)))
@@ -213,8 +212,6 @@ class ScheduleCost:
 def schedule_costs(config: dict) -> list[ScheduleCost]:
     """Every size's training under cosine (each run alone) and under wsd (each trunk to its
     largest M's branch point once, plus every cooldown), the grid and replicates as configured."""
-    from lmscale.config import trunks
-
     vocab, train = study_vocab_size(config), config.get("train", {})
     totals: dict[str, dict] = {}
     for trunk in trunks(config):
@@ -280,15 +277,11 @@ def corpus_bytes(config: dict, dataset: str) -> int:
     entry = config["datasets"][dataset]
     source = entry.get("source", "stdlib")
     if source in ("stdlib", "local"):
-        from lmscale import corpus
-
         paths = corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry)
         total = sum(path.stat().st_size for path in paths)
         return min(total, entry.get("max_bytes") or total)
     if source == "hf" and entry.get("max_documents"):
         return entry["max_documents"] * HF_BYTES_PER_DOCUMENT
-    from lmscale.config import training_runs
-
     vocab = study_vocab_size(config)
     needed = max((estimate(config["sizes"][run.size], run.multiplier, config.get("train", {}), vocab).D
                   for run in training_runs(config) if run.dataset == dataset), default=0)

@@ -457,6 +457,7 @@ def answers(document: Document) -> list[str]:
 
 def token_encoder(tokenizer_dir: str | Path) -> Callable[[str], list[int]]:
     """Token ids of a text under the study's tokenizer, as lm-eval's Hugging Face backend encodes it."""
+    # deferred: transformers takes seconds; only a check of answers against a tokenizer needs it
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))

@@ -30,6 +30,7 @@ END_OF_TEXT = "<|endoftext|>"
 def train_bpe(train_jsonl: str | Path | list[str | Path], out_dir: str | Path, vocab_size: int,
               max_bytes: int | None = None, min_frequency: int = 2) -> Path:
     """Train a byte-level BPE (GPT-2 style) on the texts of a split (of its shards, in order); return the folder."""
+    # deferred: tokenizers, for training a BPE only
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if vocab_size < 257 + 1:
@@ -53,6 +54,7 @@ def train_bpe(train_jsonl: str | Path | list[str | Path], out_dir: str | Path, v
 
 def save_hf_tokenizer(tokenizer, out_dir: str | Path) -> Path:
     """Wrap a `tokenizers.Tokenizer` as a PreTrainedTokenizerFast and save it."""
+    # deferred: transformers takes seconds to import
     from transformers import PreTrainedTokenizerFast
 
     wrapped = PreTrainedTokenizerFast(
@@ -66,6 +68,7 @@ def save_hf_tokenizer(tokenizer, out_dir: str | Path) -> Path:
 
 def fetch_pretrained(name: str, out_dir: str | Path) -> Path:
     """A pretrained fast tokenizer by hub name or local path, saved to `out_dir`."""
+    # deferred: after use_cache, which transformers reads once at import
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name)
@@ -86,6 +89,7 @@ def end_of_text_id(tokenizer_dir: str | Path) -> int:
         eos = eos.get("content")
     if eos is None:
         raise ValueError(f"tokenizer in {tokenizer_dir} has no eos_token; retrain or choose another")
+    # deferred: tokenizers; lmscale.tokens imports this module
     from tokenizers import Tokenizer
 
     token_id = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json")).token_to_id(eos)

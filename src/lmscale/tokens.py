@@ -26,6 +26,7 @@ import numpy as np
 
 from lmscale.corpus import read_texts
 from lmscale.files import atomic_write_json, atomic_writer
+from lmscale.tokenizer import end_of_text_id
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,9 @@ def tokenize_split(split_jsonl: str | Path, tokenizer_dir: str | Path, out_bin: 
     # variable once, so it is set before the library first runs.
     os.environ["RAYON_NUM_THREADS"] = str(max(1, threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    # deferred: after RAYON_NUM_THREADS is set; training and eval-loss read streams without them
     from tokenizers import Tokenizer
     from tqdm import tqdm
-
-    from lmscale.tokenizer import end_of_text_id
 
     tokenizer_file = Path(tokenizer_dir) / "tokenizer.json"
     tokenizer = Tokenizer.from_file(str(tokenizer_file))

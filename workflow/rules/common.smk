@@ -201,7 +201,7 @@ DATA_PRIORITY = 50
 def valset_stream(valset):
     """The token stream of a validation set, relative to TOKENS: a dataset's held-out split or its own."""
     entry = config["validation_sets"][valset]
-    if entry.get("dataset"):  # a dataset under `datasets` (study_config.check_study)
+    if entry.get("dataset"):  # a dataset under `datasets` (checks.check_study)
         return f"{entry['dataset']}/validation"
     return VALSET_SPLIT.format(valset=valset)
 

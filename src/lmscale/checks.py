@@ -1,0 +1,157 @@
+"""Plan-time checks of a study: whatever can be checked before a model trains.
+
+The Snakefile calls `check_study` on the config the schema has validated (its
+defaults filled in), so that `snakemake -n` fails on a config that would
+otherwise fail after the grid has trained, with a message naming the key, the
+value and the fix. The checks build what the stages would build (a size's
+shape and hyperparameters, a corpus's files), so this module stands above
+them; `lmscale.config` stays the floor they all stand on.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lmscale import corpus
+from lmscale.config import ConfigError, Run, fit_points, has_tasks, loss_fit_set, training_runs
+from lmscale.jobs import Hyperparameters
+from lmscale.model import Shape
+
+
+def check_study(config: dict) -> None:
+    """Every check of the config that needs no trained model, made when the workflow is planned.
+
+    `config` has been validated by the schema (defaults filled in). Raises ConfigError naming
+    the key, the value and how to fix it, so that `snakemake -n` fails on what would otherwise
+    fail after the grid has trained.
+    """
+    trained = config.get("testbed_format", "trained") == "trained"
+    _check_fit_sets_apart(config)
+    if has_tasks(config):
+        for key in ("threshold", "reference_size"):
+            if config.get(key) is None:
+                raise ConfigError(f"`{key}` is missing: a study with downstream tasks selects them by "
+                                  f"threshold t at the reference size (e.g. threshold: 10, reference_size: s3)")
+    if not trained:
+        _check_testbed_path(config)
+        return
+    datasets = list(config["datasets"])
+    for key in ("tokenizer.dataset", "tasks.heldout_dataset"):
+        section, name = key.split(".")
+        value = config.get(section, {}).get(name)
+        if value is not None and value not in datasets:
+            raise ConfigError(f"{key} = {value!r} is not a dataset under `datasets` "
+                              f"(known: {', '.join(datasets)}); name one of them, or leave it out for the first")
+    validation_sets = config.get("validation_sets", {})
+    for valset, entry in validation_sets.items():
+        if entry.get("dataset") is not None and entry["dataset"] not in datasets:
+            raise ConfigError(f"validation_sets.{valset}.dataset = {entry['dataset']!r} is not a dataset under "
+                              f"`datasets` (known: {', '.join(datasets)})")
+    for index, valset in enumerate(config["valsets"]):
+        if valset not in validation_sets:
+            raise ConfigError(f"valsets[{index}] = {valset!r} names no validation set (known: "
+                              f"{', '.join(validation_sets) or 'none'}); add it under `validation_sets`, "
+                              f"e.g. {valset}: {{dataset: {datasets[0]}}}, or name one of the known ones")
+    _check_sizes(config)
+    _check_shards(config)
+    runs = training_runs(config)
+    if not runs:
+        raise ConfigError("`grid` has no runs to train; add a block such as "
+                          "{sizes: [s1, s2], multipliers: [10, 20]} (a study of published results sets "
+                          "testbed_format and testbed_path instead)")
+    _check_runs_in_grid(config, runs)
+
+
+def _check_fit_sets_apart(config: dict) -> None:
+    """No held-out run is also a fit run: it would test the laws on a point they were fitted to."""
+    fit = [("loss_fit_set", point) for point in loss_fit_set(config)]
+    fit += [("error_fit_extra", point) for point in fit_points(config.get("error_fit_extra", []))]
+    for index, (size, multiplier) in enumerate(fit_points(config.get("held_out", []))):
+        for key, (fit_size, fit_multiplier) in fit:
+            if fit_size == size and math.isclose(fit_multiplier, multiplier, rel_tol=1e-6):
+                raise ConfigError(f"held_out[{index}] = {{size: {size}, M: {multiplier:g}}} is also in {key}: a "
+                                  f"held-out run tests the laws only if they were not fitted to it; drop it from "
+                                  f"`held_out` or from `{key}`")
+
+
+def _check_testbed_path(config: dict) -> None:
+    path, form = config.get("testbed_path"), config["testbed_format"]
+    if not path:
+        raise ConfigError(f"testbed_format {form} reads published results, but testbed_path is not set; "
+                          f"set it to their folder (--config testbed_path=path/to/folder)")
+    if not Path(path).is_dir():
+        raise ConfigError(f"testbed_path = {path!r} is not a folder (from {Path.cwd()}); "
+                          f"set it to the folder of the published results")
+    needed = "loss.csv" if form == "tables" else "models"
+    if not (Path(path) / needed).exists():
+        raise ConfigError(f"testbed_path = {path!r} has no {needed}: a `{form}` testbed needs "
+                          + ("loss.csv (tasks.csv optional)" if form == "tables"
+                             else "models/, evals/ and eval_metadata.csv"))
+
+
+def _check_shards(config: dict) -> None:
+    """A sharded file source has a file for every shard: a shard is a run of whole files."""
+    for name, entry in config["datasets"].items():
+        source = entry.get("source", "stdlib")
+        if entry.get("shards", 1) == 1 or source not in ("stdlib", "local"):
+            continue
+        try:
+            files = len(corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry))
+        except FileNotFoundError as error:
+            raise ConfigError(f"datasets.{name}: {error}") from None
+        if files < entry["shards"]:
+            raise ConfigError(f"datasets.{name}.shards = {entry['shards']}, but its {source} source has {files} "
+                              f"file(s) and a shard is a run of whole files; set shards to at most {files}")
+
+
+def _check_sizes(config: dict) -> None:
+    """Every size's shape builds, and its batch splits into whole micro-batches."""
+    for label, size in config.get("sizes", {}).items():
+        try:
+            Shape.from_config(label, size)
+        except ValueError as error:
+            raise ConfigError(f"sizes.{label}: {str(error).removeprefix(f'size {label}: ')}; "
+                              f"choose heads (and kv_heads) that divide it") from None
+        hp = Hyperparameters.resolve(size, config.get("train", {}))
+        micro = hp.micro_batch_size or hp.batch_size
+        if hp.batch_size % micro:
+            raise ConfigError(f"sizes.{label}: batch_size {hp.batch_size} is not a multiple of micro_batch_size "
+                              f"{micro}; choose a micro_batch_size that divides it")
+
+
+def _check_runs_in_grid(config: dict, runs: list[Run]) -> None:
+    """The fit sets, held-out runs and reference size name runs and sizes the grid trains."""
+    trained = {(run.dataset, run.size, run.multiplier) for run in runs if run.replicate_seed is None}
+    sizes = list(dict.fromkeys(run.size for run in runs))
+
+    def in_grid(dataset, size, multiplier):
+        return any(d == dataset and s == size and math.isclose(m, multiplier, rel_tol=1e-6)
+                   for d, s, m in trained)
+
+    def grid_of(size):
+        return ", ".join(f"{m:g}" for m in sorted({m for _, s, m in trained if s == size}))
+
+    def refuse(key, size, multiplier, dataset=None):
+        where = f" for dataset {dataset!r}" if dataset else ""
+        if size not in sizes:
+            problem = f"size {size!r} is not in the grid (its sizes: {', '.join(sizes)})"
+        else:
+            problem = f"the grid trains size {size!r}{where} at M = {grid_of(size)} only"
+        raise ConfigError(f"{key} = {{size: {size}, M: {multiplier:g}}}: {problem}; add the run to a "
+                          f"`grid` block or drop it from {key.split('[')[0]}")
+
+    for key in ("loss_fit_set", "error_fit_extra"):
+        for index, (size, multiplier) in enumerate(fit_points(config.get(key, []))):
+            # The laws are fitted on every dataset: each must have the run.
+            for dataset in config["datasets"]:
+                if not in_grid(dataset, size, multiplier):
+                    refuse(f"{key}[{index}]", size, multiplier, dataset)
+    for index, (size, multiplier) in enumerate(fit_points(config.get("held_out", []))):
+        # A held-out run may exist for one dataset only (the paper's 1.4B at M = 640).
+        if not any(in_grid(dataset, size, multiplier) for dataset in config["datasets"]):
+            refuse(f"held_out[{index}]", size, multiplier)
+    reference = config.get("reference_size")
+    if reference is not None and reference not in sizes:
+        raise ConfigError(f"reference_size = {reference!r} is not a size of the grid (its sizes: "
+                          f"{', '.join(sizes)}); name the size whose models choose the tasks")
