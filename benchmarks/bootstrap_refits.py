@@ -42,7 +42,7 @@ def main() -> None:
     L = points["loss"].to_numpy(float)
 
     started = time.perf_counter()
-    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber")
+    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
     cold_seconds = time.perf_counter() - started
     form = laws.loss_form("chinchilla")
     center = form.predict(fitted, N, D)
@@ -50,7 +50,7 @@ def main() -> None:
     start = [tuple(fitted[p] for p in form.params)]
     started = time.perf_counter()
     refits = laws.parametric_bootstrap(
-        lambda drawn: laws.fit_loss_law("chinchilla", N, D, drawn, "huber", starts=start),
+        lambda drawn: laws.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3, starts=start),
         center, noise.sd, args.refits, seed=0, relative=True)
     seconds = time.perf_counter() - started
     print(f"CPU: {cpu()}, one process")

@@ -149,7 +149,7 @@ def warmup_for(size: str, batch_size: int, count_embeddings: bool = True, common
     """About 10% of the M = 20 run's steps, at least 10."""
     from lmscale.resources import embedding_count, parameter_count
 
-    shape = {**SHAPES[size], **common}
+    shape = study(size, 20, {**SHAPES[size], **common}, {})["sizes"][size]
     n = parameter_count(shape, 512)
     if not count_embeddings:
         n -= embedding_count(shape, 512)
@@ -157,17 +157,23 @@ def warmup_for(size: str, batch_size: int, count_embeddings: bool = True, common
     return max(10, int(round(steps / 10, -1)))
 
 
-def train_job(size: str, mult: float, size_config: dict, train_config: dict):
-    """The run's TrainJob and TrainOptions, from a config the schema fills in as the workflow does."""
+def study(size: str, mult: float, size_config: dict, train_config: dict) -> dict:
+    """A study of one run, its config filled in by the schema as the workflow fills it."""
     from snakemake.utils import validate
-
-    from lmscale.jobs import TrainJob, TrainOptions
 
     config = {"study": "sweep", "datasets": {"stdlib": {}}, "valsets": ["stdlib_heldout"], "threshold": 10,
               "reference_size": size, "loss_fit_set": [{"size": size, "M": mult}],
               "sizes": {size: size_config}, "train": train_config}
     validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"),
              set_default=True)
+    return config
+
+
+def train_job(size: str, mult: float, size_config: dict, train_config: dict):
+    """The run's TrainJob and TrainOptions."""
+    from lmscale.jobs import TrainJob, TrainOptions
+
+    config = study(size, mult, size_config, train_config)
     return TrainJob.from_config(config, "stdlib", size, mult), TrainOptions.from_config(config)
 
 

@@ -43,7 +43,7 @@ def stopped_refit(arguments):
 
 def cold_refit(arguments):
     N, D, L = arguments
-    return laws.fit_loss_law("chinchilla", N, D, L, "huber")
+    return laws.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
 
 
 def main() -> None:
@@ -56,13 +56,13 @@ def main() -> None:
     N = points["Model Size"].to_numpy(float)
     D = points["Training FLOP"].to_numpy(float) / (6 * N)
     L = points["loss"].to_numpy(float)
-    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber")
+    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
     form = laws.loss_form("chinchilla")
     center = form.predict(fitted, N, D)
     noise = uncertainty.point_noise(list(zip(N, D)), np.log(L), np.log(center), 5, robust=True)
     draws = []
     now = laws.parametric_bootstrap(
-        lambda drawn: draws.append(drawn) or laws.fit_loss_law("chinchilla", N, D, drawn, "huber",
+        lambda drawn: draws.append(drawn) or laws.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3,
                                                               starts=[tuple(fitted[p] for p in NAMES)]),
         center, noise.sd, args.draws, seed=0, relative=True)
     start = laws._to_huber_start(form, fitted)

@@ -47,7 +47,7 @@ def chinchilla_epoch2024() -> Path:
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory) -> dict:
     """The smoke study (configs/smoke.yaml) run whole by `snakemake --cores 2` from nothing, once per session."""
-    from tests.workflow import snakemake
+    from tests.workflow import snakemake, validated_config
 
     workdir = tmp_path_factory.mktemp("smoke")
     configfile = REPO / "configs" / "smoke.yaml"
@@ -55,5 +55,5 @@ def smoke_study(tmp_path_factory) -> dict:
     started = time.monotonic()
     snakemake(workdir, "--configfile", str(configfile))
     return {"workdir": workdir, "configfile": configfile, "config": config,
-            "results": workdir / "results" / config["study"], "runs": training_runs(config),
+            "results": workdir / "results" / config["study"], "runs": training_runs(validated_config(config)),
             "seconds": time.monotonic() - started}

@@ -13,6 +13,11 @@ from lmscale.tokenizer import END_OF_TEXT, end_of_text_id, train_bpe
 SMALL_STDLIB = {"source": "stdlib", "max_bytes": 400_000}
 
 
+def local(*paths) -> dict:
+    """A local source of files or globs, as the filled config holds it (with the schema's text_field)."""
+    return {"source": "local", "paths": [str(path) for path in paths], "text_field": "text"}
+
+
 @pytest.fixture(scope="module")
 def stdlib_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus") / "stdlib"
@@ -66,15 +71,15 @@ def test_local_sources_text_jsonl_parquet(tmp_path):
             handle.write(json.dumps({"content": f"record {i}"}) + "\n")
     pq.write_table(pa.table({"content": ["row zero", "row one"]}), tmp_path / "c.parquet")
 
-    docs = list(corpus.documents({"source": "local", "paths": [str(tmp_path / "a.txt")]}))
+    docs = list(corpus.documents(local(tmp_path / "a.txt")))
     assert [d["text"] for d in docs] == ["plain text document\n"]
     docs = list(corpus.documents({"source": "local", "paths": [str(tmp_path / "*.jsonl"), str(tmp_path / "*.parquet")],
                                   "text_field": "content"}))
     assert [d["text"] for d in docs] == ["record 0", "record 1", "record 2", "row zero", "row one"]
     with pytest.raises(ValueError, match="text field 'text'"):
-        list(corpus.documents({"source": "local", "paths": [str(tmp_path / "b.jsonl")]}))
+        list(corpus.documents(local(tmp_path / "b.jsonl")))
     with pytest.raises(FileNotFoundError, match="matches no files"):
-        list(corpus.documents({"source": "local", "paths": [str(tmp_path / "missing*.txt")]}))
+        list(corpus.documents(local(tmp_path / "missing*.txt")))
 
 
 def test_a_source_without_text_names_its_files(tmp_path):
@@ -82,7 +87,7 @@ def test_a_source_without_text_names_its_files(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "blank.jsonl").write_text('{"text": "  "}\n')
     with pytest.raises(ValueError) as error:
-        corpus.write_corpus({"source": "local", "paths": [str(tmp_path / "*.jsonl")]}, tmp_path / "out",
+        corpus.write_corpus(local(tmp_path / "*.jsonl"), tmp_path / "out",
                             validation_fraction=0.05)
     message = str(error.value)
     assert message.startswith(f"{tmp_path / 'blank.jsonl'}, {tmp_path / 'empty.jsonl'}: no document with text")
@@ -133,7 +138,8 @@ def test_hf_source_streams_by_name_config_split(monkeypatch):
         return iter([{"text": f"web page {i}"} for i in range(10)])
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    source = {"source": "hf", "name": "allenai/c4", "config": "en", "split": "validation", "max_documents": 3}
+    source = {"source": "hf", "name": "allenai/c4", "config": "en", "split": "validation", "max_documents": 3,
+              "text_field": "text"}
     docs = list(corpus.documents(source))
     assert calls == [("allenai/c4", "en", "validation", True)]
     assert [d["text"] for d in docs] == ["web page 0", "web page 1", "web page 2"]

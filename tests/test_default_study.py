@@ -10,23 +10,24 @@ import pytest
 from lmscale import config as study_config
 from lmscale.resources import embedding_count, parameter_count, study_vocab_size
 from lmscale.train import Budget
+from tests.workflow import validated_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 
 
 @pytest.fixture(scope="module")
 def default():
-    return study_config.load_yaml(CONFIG)
+    return validated_config(study_config.load_yaml(CONFIG))
 
 
 def compute(config: dict, size: str, multiplier: float) -> float:
     """C = 6 N D with N and D as training counts them."""
-    shape = config["sizes"][size]
+    settings = study_config.size_settings(config, size)
     vocab = study_vocab_size(config)
-    total = parameter_count(shape, vocab)
-    counts = {"N": total, "N_non_embedding": total - embedding_count(shape, vocab)}
-    budget = Budget.plan(counts, multiplier, shape["batch_size"], shape["context"],
-                         config["train"].get("count_embeddings", True))
+    total = parameter_count(settings, vocab)
+    counts = {"N": total, "N_non_embedding": total - embedding_count(settings, vocab)}
+    budget = Budget.plan(counts, multiplier, settings["batch_size"], settings["context"],
+                         settings["count_embeddings"])
     return 6.0 * budget.N * budget.D
 
 
@@ -55,7 +56,7 @@ def test_held_out_runs_are_extrapolations(default):
     fit_multipliers = {m for _, m in fit}
     assert any(m in fit_multipliers and compute(default, s, m) >= 4 * largest_fit for s, m in held_out)
     # The smallest size at the largest M, its multipliers spanning at least 16x.
-    smallest = min(default["sizes"], key=lambda s: parameter_count(default["sizes"][s]))
+    smallest = min(default["sizes"], key=lambda s: parameter_count(default["sizes"][s], study_vocab_size(default)))
     multipliers = sorted(m for s, m in grid if s == smallest)
     assert multipliers[-1] / multipliers[0] >= 16
     assert (smallest, multipliers[-1]) in held_out

@@ -125,7 +125,7 @@ def direct_choice_accuracy(model_dir: Path, documents: list[dict]) -> float:
 
 def test_accuracy_matches_a_direct_computation(study):
     specs = task_list.task_specs({"suite": "offline", "include": ["code_next_line"]}, study["suite"])
-    result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=study["suite"], batch_size=8)
+    result = eval_tasks.evaluate_model(study["model"], specs, 8, "cpu", suite_dir=study["suite"])
     assert result["failed"] == {}
     scored = result["tasks"]["code_next_line"]
     documents = [json.loads(line) for line in (study["suite"] / "code_next_line" / "test.jsonl").open()]
@@ -161,7 +161,7 @@ def test_a_failing_task_keeps_the_others(study, tmp_path):
     specs = task_list.task_specs(
         {"suite": "offline", "include": ["doctest_comparison", "doctest_addition"]}, suite
     )
-    result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=suite, limit=10)
+    result = eval_tasks.evaluate_model(study["model"], specs, 32, "cpu", suite_dir=suite, limit=10)
     assert list(result["failed"]) == ["doctest_comparison"]
     assert list(result["tasks"]) == ["doctest_addition"]
     assert result["tasks"]["doctest_addition"]["num_docs"] == 10
@@ -212,7 +212,7 @@ def test_paper_suite_offline_keeps_what_it_can(study, tmp_path):
          "include": ["copa", "simple_arithmetic_withspaces"]},
         suite,
     )
-    result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=suite, limit=5)
+    result = eval_tasks.evaluate_model(study["model"], specs, 32, "cpu", suite_dir=suite, limit=5)
     assert result["tasks"]["simple_arithmetic_withspaces"]["num_fewshot"] == 10
     assert "copa" in result["tasks"] or "copa" in result["failed"]
 
@@ -261,7 +261,7 @@ def test_a_task_scores_the_same_beside_tasks_that_share_its_text(study, tmp_path
 
     def accuracy(include: list[str]) -> float:
         specs = task_list.task_specs({"suite": "offline", "include": include}, suite)
-        result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=suite, batch_size=8)
+        result = eval_tasks.evaluate_model(study["model"], specs, 8, "cpu", suite_dir=suite)
         assert result["failed"] == {}
         return result["tasks"]["code_name_choice"]["acc"]
 
@@ -304,7 +304,7 @@ def test_the_same_accuracy_batched_and_one_request_at_a_time(study):
                                                                     "doctest_comparison"]}, study["suite"])
     accuracy = {}
     for batch_size in (1, 64):
-        result = eval_tasks.evaluate_model(study["model"], specs, suite_dir=study["suite"], batch_size=batch_size)
+        result = eval_tasks.evaluate_model(study["model"], specs, batch_size, "cpu", suite_dir=study["suite"])
         assert result["failed"] == {}
         accuracy[batch_size] = {name: task["acc"] for name, task in result["tasks"].items()}
     assert accuracy[1] == accuracy[64] and len(accuracy[1]) == 3

@@ -11,6 +11,7 @@ from lmscale import laws
 
 TRUE_GADRE = {"E": 1.84, "a": 212.0, "b": 367.0, "eta": 0.136}
 TRUE_CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+HUBER_DELTA = 1e-3  # Epoch's, as Hoffmann et al.
 
 
 def synthetic_grid():
@@ -30,7 +31,7 @@ def assert_within(fitted: dict, truth: dict, rel: float):
 def test_loss_law_recovers_exact_parameters(form, truth, method):
     N, D = synthetic_grid()
     L = laws.loss_form(form).predict(truth, N, D)
-    assert_within(laws.fit_loss_law(form, N, D, L, method), truth, rel=1e-3)
+    assert_within(laws.fit_loss_law(form, N, D, L, method, HUBER_DELTA), truth, rel=1e-3)
 
 
 @pytest.mark.parametrize("method", ["least_squares", "huber"])
@@ -41,7 +42,7 @@ def test_loss_law_recovers_parameters_under_noise(form, truth, method):
     rng = np.random.default_rng(0)
     # Multiplicative noise of 0.02% (a loss of 3 +- 0.0006), averaged over 20 seeds per run.
     L = laws.loss_form(form).predict(truth, N, D) * (1 + 2e-4 * rng.standard_normal(N.size))
-    assert_within(laws.fit_loss_law(form, N, D, L, method), truth, rel=0.01)
+    assert_within(laws.fit_loss_law(form, N, D, L, method, HUBER_DELTA), truth, rel=0.01)
 
 
 def test_gadre_form_is_chinchilla_with_tied_exponents():
@@ -83,9 +84,9 @@ def test_bootstrap_interval_covers_truth_and_shrinks_with_more_points():
 
 def test_unknown_form_and_method_are_named():
     with pytest.raises(ValueError, match="unknown loss law form 'kaplan'"):
-        laws.fit_loss_law("kaplan", [1e7], [1e9], [3.0])
+        laws.fit_loss_law("kaplan", [1e7], [1e9], [3.0], "least_squares", HUBER_DELTA)
     with pytest.raises(ValueError, match="unknown fitting method 'adam'"):
-        laws.fit_loss_law("gadre", [1e7] * 5, [1e9] * 5, [3.0] * 5, method="adam")
+        laws.fit_loss_law("gadre", [1e7] * 5, [1e9] * 5, [3.0] * 5, method="adam", huber_delta=HUBER_DELTA)
 
 
 @pytest.mark.testbed
@@ -96,5 +97,6 @@ def test_huber_fit_reproduces_epoch_chinchilla_replication(chinchilla_epoch2024)
     points = points.sort_values("loss").iloc[:-5]
     N = points["Model Size"].to_numpy(float)
     D = points["Training FLOP"].to_numpy(float) / (6 * N)
-    fitted = laws.fit_loss_law("chinchilla", N, D, points["loss"].to_numpy(float), method="huber")
+    fitted = laws.fit_loss_law("chinchilla", N, D, points["loss"].to_numpy(float), method="huber",
+                               huber_delta=HUBER_DELTA)
     assert_within(fitted, {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}, rel=0.01)

@@ -10,13 +10,13 @@
   naming what is missing;
 - the sbatch call of a 1.4B training job asks for the GPUs, memory and wall
   time lmscale.resources promises, doubled on the second attempt (against fake
-  SLURM commands that record each call and refuse it);
-- unit tests of lmscale.resources.
+  SLURM commands that record each call and refuse it).
+
+lmscale.resources itself: tests/test_resources.py.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -30,12 +30,7 @@ import yaml
 
 from lmscale import config as study_config
 from lmscale import resources
-from tests.workflow import REPO, planned, snakemake, validated_config
-
-
-def validated_size(size: dict) -> dict:
-    """A size with the schema's defaults filled in, as the workflow reads it."""
-    return validated_config({"sizes": {"s": size}})["sizes"]["s"]
+from tests.workflow import REPO, planned, snakemake
 
 PAPER = REPO / "configs" / "paper.yaml"
 PROFILE = REPO / "profiles" / "slurm"
@@ -83,7 +78,8 @@ def test_paper_grid_counts_per_dataset():
 
 
 def test_paper_sizes_match_the_release(gadre2024):
-    sizes = paper_config()["sizes"]
+    config = paper_config()
+    sizes = config["sizes"]
     for run in release_runs(gadre2024):
         size, hp = sizes[run["size"]], run["hp"]
         arch = run["arch"]
@@ -97,7 +93,7 @@ def test_paper_sizes_match_the_release(gadre2024):
         # The 6.9B record's global_bs field reads 1; its open_lm arguments say 2048.
         batch = hp["global_bs"] if hp["global_bs"] > 1 else int(run["args"][run["args"].index("--global-batch-size") + 1])
         assert size["batch_size"] == batch, run
-        assert size.get("weight_decay", 0.033) == pytest.approx(hp["wd"]), run
+        assert study_config.size_settings(config, run["size"])["weight_decay"] == pytest.approx(hp["wd"]), run
         # N: at open_lm's padded vocabulary ours counts the per-head QK-norm gains
         # (2 x head_dim per block) that the release does not; at the GPT-NeoX
         # tokenizer's own 50,277 tokens it is at most 0.3% below.
@@ -312,149 +308,3 @@ def test_paper_prefetch_runs_where_snakemake_runs(tmp_path, monkeypatch):
     assert [call for call in recorded_calls(calls) if call[0] == "sbatch"] == []
     log = (workdir / "results" / "paper" / "logs" / "prefetch.log").read_text()
     assert "1 of 1 downloads are not in the Hugging Face cache" in log and "tokenizer EleutherAI/gpt-neox-20b" in log
-
-
-# ---- lmscale.resources ---------------------------------------------------------------
-
-
-def test_shard_jobs_ask_for_more_time_not_more_memory_as_shards_grow():
-    small, large = (resources.data_job(size, stage) for size, stage in ((1e9, "corpus"), (1e11, "corpus")))
-    assert small["mem_mb"] == large["mem_mb"] and small["runtime"] < large["runtime"]
-    assert resources.data_job(1e11, "tokenize", threads=2)["runtime"] < resources.data_job(1e11, "tokenize")["runtime"]
-    assert resources.data_job(1e11, "corpus", attempt=2) == {k: 2 * v for k, v in large.items()}
-    # The paper's corpora are at least what their largest runs read: 0.12T C4, 0.92T RedPajama tokens.
-    config = paper_config()
-    assert resources.corpus_bytes(config, "rpj") > 0.92e12 * 4 > resources.corpus_bytes(config, "c4_original")
-    assert resources.shard_bytes(config, "rpj") * 32 >= resources.corpus_bytes(config, "rpj")
-
-SMALL = {"width": 64, "depth": 2, "heads": 4, "mlp_width": 192, "context": 128}
-
-
-@pytest.mark.parametrize("shape", [
-    SMALL,
-    SMALL | {"kv_heads": 2},
-    SMALL | {"tie_embeddings": True},
-    {"width": 96, "depth": 8, "heads": 4, "mlp_width": 256, "context": 2048},
-])
-def test_parameter_count_is_the_models(shape):
-    pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
-    from transformers import Qwen3ForCausalLM
-
-    from lmscale.model import Shape, build_config, parameter_counts
-
-    with torch.device("meta"):
-        model = Qwen3ForCausalLM(build_config(Shape.from_config("s", validated_size(shape)), 1000, 0))
-    assert resources.parameter_count(shape, 1000) == parameter_counts(model)["N"]
-
-
-def test_resources_scale_with_attempt():
-    size = paper_config()["sizes"]["1.4B"]
-    first = resources.training_resources(size, 20, {}, attempt=1)
-    for attempt in (2, 3):
-        later = resources.training_resources(size, 20, {}, attempt=attempt)
-        assert later["gpu"] == first["gpu"] == 8
-        assert later["mem_mb"] == attempt * first["mem_mb"]
-        assert later["runtime"] == attempt * first["runtime"]
-    with pytest.raises(ValueError, match="attempt"):
-        resources.training_resources(size, 20, {}, attempt=0)
-
-
-def test_resources_grow_with_size_and_tokens():
-    sizes = paper_config()["sizes"]
-    labels = ["0.011B", "0.079B", "0.154B", "0.411B", "1.4B", "6.9B"]
-    memory = [resources.training_resources(sizes[s], 20, {})["mem_mb"] for s in labels]
-    assert memory == sorted(memory) and memory[0] < memory[-1]
-    # Runtime grows with N x D per GPU: with M, and with size at a fixed GPU count.
-    for label in labels:
-        runtimes = [resources.training_resources(sizes[label], m, {})["runtime"] for m in (5, 20, 80, 640)]
-        assert runtimes == sorted(runtimes) and runtimes[0] < runtimes[-1], label
-    same_gpus = [resources.training_resources(sizes[s], 20, {})["runtime"] for s in ("0.411B", "1.4B", "6.9B")]
-    assert same_gpus == sorted(same_gpus)
-
-
-def test_runtime_follows_the_stated_throughput():
-    size = paper_config()["sizes"]["1.4B"]
-    cost = resources.estimate(size, 20, {})
-    n = resources.parameter_count(size)
-    assert cost.N == n
-    tokens_per_step = size["batch_size"] * size["context"]
-    assert cost.D % tokens_per_step == 0 and abs(cost.D - 20 * n) <= tokens_per_step / 2
-    per_token = 6 * n + 6 * size["depth"] * size["context"] * size["width"]
-    assert cost.flops == pytest.approx(per_token * cost.D)
-    seconds = cost.flops / (8 * resources.PEAK_FLOPS_PER_GPU * resources.MFU)
-    assert cost.seconds == pytest.approx(seconds)
-    minutes = resources.STARTUP_MINUTES + resources.SAFETY * seconds / 60
-    runtime = resources.training_resources(size, 20, {})["runtime"]
-    assert minutes <= runtime < minutes + 10 and runtime % 10 == 0
-    print(f"\n1.4B at M = 20: N = {n:,}, D = {cost.D:,}, {cost.flops:.3g} FLOPs, "
-          f"{seconds / 86400:.1f} days on 8 GPUs at the assumed throughput; runtime {runtime} min")
-
-
-@pytest.mark.parametrize("count_embeddings", [True, False])
-def test_estimate_plans_the_D_that_training_plans(count_embeddings):
-    pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
-    from transformers import Qwen3ForCausalLM
-
-    from lmscale.model import Shape, build_config, parameter_counts
-    from lmscale.train import Budget
-
-    shape = SMALL | {"tie_embeddings": True}
-    train_config = {"batch_size": 8, "count_embeddings": count_embeddings}
-    with torch.device("meta"):
-        counts = parameter_counts(Qwen3ForCausalLM(build_config(Shape.from_config("s", validated_size(shape)), 1000, 0)))
-    budget = Budget.plan(counts, 20, 8, shape["context"], count_embeddings)
-    cost = resources.estimate(shape, 20, train_config, vocab_size=1000)
-    assert (cost.D, cost.steps) == (budget.D, budget.steps)
-    assert cost.N == counts["N"]  # memory and FLOPs follow every parameter, whatever N counts
-
-
-def test_host_memory_holds_a_checkpoint_and_a_process_per_gpu():
-    size = paper_config()["sizes"]["6.9B"]
-    n = resources.parameter_count(size)
-    mem_mb = resources.training_resources(size, 20, {})["mem_mb"]
-    assert mem_mb * 2**20 >= 16 * n + 8 * 4 * n  # checkpoint + eight fp32 copies
-    assert mem_mb % 1024 == 0
-
-
-def test_size_overrides_replace_the_estimate_and_still_scale():
-    size = paper_config()["sizes"]["6.9B"] | {"mem_mb": 500000, "runtime": 2880}
-    assert resources.training_resources(size, 20, {}, attempt=1) == {"gpu": 8, "mem_mb": 500000, "runtime": 2880}
-    assert resources.training_resources(size, 20, {}, attempt=2) == {"gpu": 8, "mem_mb": 1000000, "runtime": 5760}
-
-
-def test_schema_accepts_size_resource_overrides():
-    from snakemake.utils import validate
-
-    config = yaml.safe_load(PAPER.read_text())
-    config["sizes"]["1.4B"] |= {"mem_mb": 200000, "runtime": 2880}
-    validate(copy.deepcopy(config), str(SCHEMA))
-    config["sizes"]["1.4B"]["runtime"] = 0
-    with pytest.raises(Exception):
-        validate(config, str(SCHEMA))
-
-
-def test_cpu_jobs_of_the_smoke_study_are_small():
-    config = paper_config_like(REPO / "configs" / "smoke.yaml")
-    for size in config["sizes"]:
-        got = resources.train_job(config, size, 10, attempt=1)
-        assert got["gpu"] == 0
-        assert got["mem_mb"] <= 4096
-        assert resources.STARTUP_MINUTES <= got["runtime"] <= 30
-    assert resources.study_vocab_size(config) == 512
-    assert resources.study_vocab_size(paper_config()) == resources.DEFAULT_VOCAB_SIZE
-
-
-def test_gpu_count_falls_back_to_the_train_block():
-    assert resources.training_resources(SMALL, 5, {"gpus": 2})["gpu"] == 2
-    assert resources.training_resources(SMALL | {"gpus": 1}, 5, {"gpus": 2})["gpu"] == 1
-    assert resources.training_resources(SMALL, 5, {})["gpu"] == 0
-
-
-def paper_config_like(path: Path) -> dict:
-    from snakemake.utils import validate
-
-    config = yaml.safe_load(path.read_text())
-    validate(config, str(SCHEMA))
-    return config

@@ -115,11 +115,11 @@ def test_an_index_refuses_shards_of_another_tokenizer(whole_and_shards, tmp_path
 def test_local_files_are_cut_between_files(tmp_path):
     for name in "abcde":
         (tmp_path / f"{name}.txt").write_text(f"document {name}\n" * (10 if name == "c" else 3))
-    source = {"source": "local", "paths": [str(tmp_path / "*.txt")]}
+    source = {"source": "local", "paths": [str(tmp_path / "*.txt")], "text_field": "text"}
     whole = [doc["text"] for doc in corpus.documents(source)]
     shards = [[doc["text"] for doc in corpus.documents(source, (k, 3))] for k in range(3)]
     assert [text for shard in shards for text in shard] == whole and all(shards)
-    two = {"source": "local", "paths": [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]}
+    two = {**source, "paths": [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]}
     with pytest.raises(ValueError, match="shard 00001-of-00003 of local source gets no file: 2 file.*use fewer shards"):
         list(corpus.documents(two, (1, 3)))
 
@@ -132,7 +132,7 @@ def test_a_streamed_dataset_is_cut_between_its_files(tmp_path):
         with open(folder / f"part-{file}.jsonl", "w") as handle:
             for row in range(4 + file):
                 handle.write(json.dumps({"text": f"file {file} row {row}"}) + "\n")
-    source = {"source": "hf", "name": str(folder), "split": "train"}
+    source = {"source": "hf", "name": str(folder), "split": "train", "text_field": "text"}
     whole = list(corpus.documents(source))
     shards = [list(corpus.documents(source, (k, 3))) for k in range(3)]
     assert [doc["text"] for shard in shards for doc in shard] == [doc["text"] for doc in whole]

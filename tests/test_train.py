@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from lmscale import corpus, distributed, eval_loss, eval_tasks, train
+from lmscale.config import size_settings
 from lmscale.jobs import Hyperparameters, TrainJob, TrainOptions
 from lmscale.tokenizer import train_bpe
 from lmscale.tokens import tokenize_split
@@ -96,7 +97,7 @@ def test_budget_counts_N_without_embeddings_when_asked():
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
-    hp = Hyperparameters.resolve({}, validated_config({"train": {"lr": 3e-3, "lr_floor": 3e-5}})["train"])
+    hp = Hyperparameters.resolve(validated_config({"train": {"lr": 3e-3, "lr_floor": 3e-5}})["train"])
     lrs = [train.learning_rate(step, 200, hp, warmup=20) for step in range(200)]
     assert lrs[0] == pytest.approx(3e-3 / 20) and lrs[19] == pytest.approx(3e-3)
     assert all(a >= b for a, b in zip(lrs[19:], lrs[20:]))
@@ -104,8 +105,9 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 
 def test_hyperparameters_default_to_the_paper_and_sizes_override_train():
-    train_block = validated_config({"train": {"lr": 5e-3, "weight_decay": 0.1, "threads": 2}})["train"]
-    hp = Hyperparameters.resolve({"lr": 1e-2, "width": 8}, train_block)
+    size = {"width": 8, "depth": 1, "heads": 1, "mlp_width": 8, "context": 8, "lr": 1e-2}
+    config = validated_config({"train": {"lr": 5e-3, "weight_decay": 0.1, "threads": 2}, "sizes": {"s": size}})
+    hp = Hyperparameters.resolve(size_settings(config, "s"))
     assert (hp.lr, hp.weight_decay, hp.z_loss, hp.lr_floor, hp.beta2) == (1e-2, 0.1, 1e-4, 3e-5, 0.95)
 
 
@@ -267,7 +269,7 @@ def test_a_compiled_run_killed_after_a_checkpoint_resumes_and_its_model_scores_i
     write_suite(suite, tasks=["code_next_line", "code_swap_pairs"], heldout=streams / "data" / "validation.jsonl",
                 tokenizer=model_dir, context=TINY["context"], seed=0, size=30, fewshot_pool=5, context_lines=2)
     specs = eval_tasks.task_specs({"suite": "offline", "include": ["code_next_line", "code_swap_pairs"]}, suite)
-    scored = eval_tasks.evaluate_model(model_dir, specs, suite_dir=suite, batch_size=16)
+    scored = eval_tasks.evaluate_model(model_dir, specs, 16, "cpu", suite_dir=suite)
     assert scored["failed"] == {} and set(scored["tasks"]) == {"code_next_line", "code_swap_pairs"}
     assert all(0 <= task["acc"] <= 1 and task["num_docs"] > 0 for task in scored["tasks"].values())
 

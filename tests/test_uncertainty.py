@@ -43,7 +43,7 @@ def test_huber_bootstrap_refits_reach_what_cold_fits_reach(chinchilla_epoch2024)
 
     started = time.perf_counter()
     N, D, L = chinchilla_points(chinchilla_epoch2024)
-    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber")
+    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
     for name, value in EPOCH_HUBER.items():
         assert fitted[name] == pytest.approx(value, rel=0.01)
     form = laws.loss_form("chinchilla")
@@ -52,7 +52,7 @@ def test_huber_bootstrap_refits_reach_what_cold_fits_reach(chinchilla_epoch2024)
     draws = []
     warm = laws.parametric_bootstrap(
         lambda drawn: draws.append(drawn) or laws.fit_loss_law(
-            "chinchilla", N, D, drawn, "huber", starts=[tuple(fitted[p] for p in CHINCHILLA)]),
+            "chinchilla", N, D, drawn, "huber", 1e-3, starts=[tuple(fitted[p] for p in CHINCHILLA)]),
         center, noise.sd, 200, seed=0, relative=True)
     with ProcessPoolExecutor(2) as pool:
         cold = list(pool.map(cold_fit, [(N, D, drawn) for drawn in draws], chunksize=10))

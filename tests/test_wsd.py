@@ -60,7 +60,7 @@ def train_branch(root: Path, trunk: str, multiplier: float, config: dict | None 
 
 @pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
 def test_the_schedule_warms_up_holds_the_stable_rate_then_cools_down_to_the_floor(shape):
-    hp = Hyperparameters.resolve({}, validated_config({"train": {"lr": 1e-2, "lr_floor": 1e-4}})["train"])
+    hp = Hyperparameters.resolve(validated_config({"train": {"lr": 1e-2, "lr_floor": 1e-4}})["train"])
     steps, warmup = 100, 10
     branch = train.branch_point(steps, 0.2)
     assert (branch, train.cooldown_steps(steps, 0.2)) == (80, 20)
@@ -118,9 +118,9 @@ def test_wsd_costs_the_trunk_once_and_every_cooldown():
     config = validated_config({"sizes": {"s": size}, "train": {"schedule": "wsd"},
                                "grid": [{"sizes": ["s"], "multipliers": [10, 20, 40, 80, 160, 320]}],
                                "loss_fit_set": [{"size": "s", "M": 20}], "reference_size": "s"})
-    size, train_config = config["sizes"]["s"], config["train"]
+    settings = study_config.size_settings(config, "s")
     (cost,) = resources.schedule_costs(config)
-    per_m = {m: resources.estimate(size, m, train_config, 8192).flops for m in (10, 20, 40, 80, 160, 320)}
+    per_m = {m: resources.estimate(settings, m, 8192).flops for m in (10, 20, 40, 80, 160, 320)}
     assert cost.cosine_flops == pytest.approx(sum(per_m.values()))
     # 320 x 0.8 for the trunk and 0.2 x each M: 256 + 126 = 382 of 630 units (the count).
     assert cost.wsd_flops == pytest.approx(sum(per_m.values()) * 382 / 630, rel=0.01)

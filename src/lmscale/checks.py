@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from lmscale import corpus
-from lmscale.config import ConfigError, Run, fit_points, has_tasks, loss_fit_set, training_runs
+from lmscale.config import ConfigError, Run, fit_points, has_tasks, loss_fit_set, size_settings, training_runs
 from lmscale.jobs import Hyperparameters
 from lmscale.model import Shape
 
@@ -26,7 +26,7 @@ def check_study(config: dict) -> None:
     the key, the value and how to fix it, so that `snakemake -n` fails on what would otherwise
     fail after the grid has trained.
     """
-    trained = config.get("testbed_format", "trained") == "trained"
+    trained = config["testbed_format"] == "trained"
     _check_fit_sets_apart(config)
     if has_tasks(config):
         for key in ("threshold", "reference_size"):
@@ -39,11 +39,11 @@ def check_study(config: dict) -> None:
     datasets = list(config["datasets"])
     for key in ("tokenizer.dataset", "tasks.heldout_dataset"):
         section, name = key.split(".")
-        value = config.get(section, {}).get(name)
+        value = config[section][name]
         if value is not None and value not in datasets:
             raise ConfigError(f"{key} = {value!r} is not a dataset under `datasets` "
                               f"(known: {', '.join(datasets)}); name one of them, or leave it out for the first")
-    validation_sets = config.get("validation_sets", {})
+    validation_sets = config["validation_sets"]
     for valset, entry in validation_sets.items():
         if entry.get("dataset") is not None and entry["dataset"] not in datasets:
             raise ConfigError(f"validation_sets.{valset}.dataset = {entry['dataset']!r} is not a dataset under "
@@ -66,8 +66,8 @@ def check_study(config: dict) -> None:
 def _check_fit_sets_apart(config: dict) -> None:
     """No held-out run is also a fit run: it would test the laws on a point they were fitted to."""
     fit = [("loss_fit_set", point) for point in loss_fit_set(config)]
-    fit += [("error_fit_extra", point) for point in fit_points(config.get("error_fit_extra", []))]
-    for index, (size, multiplier) in enumerate(fit_points(config.get("held_out", []))):
+    fit += [("error_fit_extra", point) for point in fit_points(config["error_fit_extra"])]
+    for index, (size, multiplier) in enumerate(fit_points(config["held_out"])):
         for key, (fit_size, fit_multiplier) in fit:
             if fit_size == size and math.isclose(fit_multiplier, multiplier, rel_tol=1e-6):
                 raise ConfigError(f"held_out[{index}] = {{size: {size}, M: {multiplier:g}}} is also in {key}: a "
@@ -76,7 +76,7 @@ def _check_fit_sets_apart(config: dict) -> None:
 
 
 def _check_testbed_path(config: dict) -> None:
-    path, form = config.get("testbed_path"), config["testbed_format"]
+    path, form = config["testbed_path"], config["testbed_format"]
     if not path:
         raise ConfigError(f"testbed_format {form} reads published results, but testbed_path is not set; "
                           f"set it to their folder (--config testbed_path=path/to/folder)")
@@ -93,8 +93,8 @@ def _check_testbed_path(config: dict) -> None:
 def _check_shards(config: dict) -> None:
     """A sharded file source has a file for every shard: a shard is a run of whole files."""
     for name, entry in config["datasets"].items():
-        source = entry.get("source", "stdlib")
-        if entry.get("shards", 1) == 1 or source not in ("stdlib", "local"):
+        source = entry["source"]
+        if entry["shards"] == 1 or source not in ("stdlib", "local"):
             continue
         try:
             files = len(corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry))
@@ -107,13 +107,13 @@ def _check_shards(config: dict) -> None:
 
 def _check_sizes(config: dict) -> None:
     """Every size's shape builds, and its batch splits into whole micro-batches."""
-    for label, size in config.get("sizes", {}).items():
+    for label, size in config["sizes"].items():
         try:
             Shape.from_config(label, size)
         except ValueError as error:
             raise ConfigError(f"sizes.{label}: {str(error).removeprefix(f'size {label}: ')}; "
                               f"choose heads (and kv_heads) that divide it") from None
-        hp = Hyperparameters.resolve(size, config.get("train", {}))
+        hp = Hyperparameters.resolve(size_settings(config, label))
         micro = hp.micro_batch_size or hp.batch_size
         if hp.batch_size % micro:
             raise ConfigError(f"sizes.{label}: batch_size {hp.batch_size} is not a multiple of micro_batch_size "
@@ -142,12 +142,12 @@ def _check_runs_in_grid(config: dict, runs: list[Run]) -> None:
                           f"`grid` block or drop it from {key.split('[')[0]}")
 
     for key in ("loss_fit_set", "error_fit_extra"):
-        for index, (size, multiplier) in enumerate(fit_points(config.get(key, []))):
+        for index, (size, multiplier) in enumerate(fit_points(config[key])):
             # The laws are fitted on every dataset: each must have the run.
             for dataset in config["datasets"]:
                 if not in_grid(dataset, size, multiplier):
                     refuse(f"{key}[{index}]", size, multiplier, dataset)
-    for index, (size, multiplier) in enumerate(fit_points(config.get("held_out", []))):
+    for index, (size, multiplier) in enumerate(fit_points(config["held_out"])):
         # A held-out run may exist for one dataset only (the paper's 1.4B at M = 640).
         if not any(in_grid(dataset, size, multiplier) for dataset in config["datasets"]):
             refuse(f"held_out[{index}]", size, multiplier)

@@ -91,10 +91,10 @@ def training_runs(config: dict) -> list[Run]:
     products describes irregular grids such as the paper's, where the larger
     sizes were trained at fewer multipliers.
     """
-    datasets = list(config.get("datasets", {}))
-    sizes = config.get("sizes", {})
+    datasets = list(config["datasets"])
+    sizes = config["sizes"]
     runs: dict[tuple, Run] = {}
-    for index, block in enumerate(config.get("grid", [])):
+    for index, block in enumerate(config["grid"]):
         block_datasets = block.get("datasets", datasets)
         for name in block_datasets:
             if name not in datasets:
@@ -172,8 +172,8 @@ def trunk_to_wait_for(finished: Iterable[float], multiplier: float, top: float) 
 
 def replicate_seeds(config: dict) -> list[int]:
     """The seeds, besides `train.seed`, each fit-set run is trained with again."""
-    seeds = [int(seed) for seed in config.get("replicate_seeds", [])]
-    own = int(config.get("train", {}).get("seed", 0))
+    seeds = [int(seed) for seed in config["replicate_seeds"]]
+    own = int(config["train"]["seed"])
     if own in seeds:
         raise ConfigError(
             f"replicate_seeds lists {own}, the study's own seed (train.seed): "
@@ -182,6 +182,17 @@ def replicate_seeds(config: dict) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"replicate_seeds lists a seed twice: {seeds}")
     return seeds
+
+
+def size_settings(config: dict, size: str) -> dict:
+    """What a size trains with: the `train` block, the size's own settings laid over it.
+
+    A size may set any hyperparameter of `train` and its `gpus`; the schema gives a size no default
+    of these, so one it leaves out (or sets to null) is the train block's. The size's shape comes
+    along (width, ..., kv_heads), and so do its resources (mem_mb, runtime) where it sets them.
+    """
+    train, own = config["train"], config["sizes"][size]
+    return {**train, **{key: value for key, value in own.items() if value is not None or key not in train}}
 
 
 def fit_points(points: Iterable[dict]) -> list[tuple[str, float]]:
@@ -195,7 +206,7 @@ def loss_fit_set(config: dict) -> list[tuple[str, float]]:
 
 def error_fit_set(config: dict) -> list[tuple[str, float]]:
     """The error law's fit set: the loss fit set plus `error_fit_extra` (paper Table 1)."""
-    return loss_fit_set(config) + fit_points(config.get("error_fit_extra", []))
+    return loss_fit_set(config) + fit_points(config["error_fit_extra"])
 
 
 # ---- a config the schema refuses, and what the workflow plans from it ---------------------
@@ -263,7 +274,7 @@ def _rule(error) -> str:
 
 def has_tasks(config: dict) -> bool:
     """Whether the study has downstream results: a `tables` testbed without tasks.csv is loss-only."""
-    if config.get("testbed_format", "trained") != "tables" or not config.get("testbed_path"):
+    if config["testbed_format"] != "tables" or not config["testbed_path"]:
         return True
     return (Path(config["testbed_path"]) / "tasks.csv").exists()
 

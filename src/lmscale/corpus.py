@@ -125,7 +125,7 @@ def local_paths(source: dict) -> list[Path]:
 def local_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
     """Local files by glob: .txt (one document per file), .jsonl/.json (one per line), .parquet."""
     paths = _cap_bytes(local_paths(source), source.get("max_bytes"), key=str)
-    field = source.get("text_field", "text")
+    field = source["text_field"]
     for path in shard_share(paths, shard, [path.stat().st_size for path in paths], "local source"):
         kind = source.get("format") or _format_of(path)
         if kind == "text":
@@ -162,7 +162,7 @@ def hf_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]
         raise ValueError("hf source needs `name` (for instance allenai/c4)")
     split = source.get("split", "train")
     stream = datasets.load_dataset(name, source.get("config"), split=split, streaming=True)
-    field = source.get("text_field", "text")
+    field = source["text_field"]
     limit = source.get("max_documents")
     prefix = f"{name}/{source.get('config')}/{split}"
     if shard is None:
@@ -192,7 +192,7 @@ SOURCES = {
 
 def documents(source: dict, shard: Shard | None = None) -> Iterator[Document]:
     """The documents of a source (of one of its shards), in a fixed order; empty documents are dropped."""
-    kind = source.get("source", "stdlib")
+    kind = source["source"]
     if kind not in SOURCES:
         raise ValueError(f"unknown corpus source {kind!r}; use one of {', '.join(SOURCES)}")
     found = 0
@@ -252,7 +252,7 @@ def write_corpus(
         if stats[split]["documents"] == 0 and not (shard and split == "validation"):
             where = f" (shard {shard_name(*shard)})" if shard else ""
             raise ValueError(
-                f"split {split!r} of source {source.get('source', 'stdlib')!r}{where} is empty; "
+                f"split {split!r} of source {source['source']!r}{where} is empty; "
                 f"add documents or change validation_fraction ({validation_fraction})"
                 + (" or use fewer shards" if shard else "")
             )

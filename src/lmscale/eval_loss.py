@@ -38,7 +38,7 @@ def evaluation_windows(tokens: np.ndarray, context: int, max_tokens: int) -> np.
     return np.stack([tokens[s : s + context + 1] for s in starts]).astype(np.int64)
 
 
-def sequence_losses(model, windows: np.ndarray, batch_size: int = 32, device: str = "cpu") -> np.ndarray:
+def sequence_losses(model, windows: np.ndarray, batch_size: int, device: str) -> np.ndarray:
     """Mean token cross-entropy of each window (fp32 on CPU, bf16 autocast on GPU)."""
     # deferred: torch takes seconds to import; `lmscale eval-loss` parses its arguments first
     import torch
@@ -70,7 +70,7 @@ def summarize(losses: np.ndarray) -> dict:
     return {"loss": mean, "loss_lo": mean - half, "loss_hi": mean + half}
 
 
-def load_model(model_dir: str | Path, device: str = "cpu"):
+def load_model(model_dir: str | Path, device: str):
     # deferred: torch takes seconds to import; `lmscale eval-loss` parses its arguments first
     import torch
     from transformers import AutoModelForCausalLM

@@ -189,9 +189,9 @@ class TruncationCounter(logging.Filter):
 def evaluate_model(
     model_dir: str | Path,
     specs: list[TaskSpec],
+    batch_size: int,
+    device: str,
     suite_dir: str | Path | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
     limit: int | None = None,
     seed: int = 1234,
 ) -> dict:

@@ -26,7 +26,7 @@ import typing
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from lmscale.config import ConfigError, replicate_seed_of, replicate_suffix, run_name, shard_of, to_json
+from lmscale.config import ConfigError, replicate_seed_of, replicate_suffix, run_name, shard_of, size_settings, to_json
 from lmscale.model import Shape
 
 
@@ -231,9 +231,10 @@ class Hyperparameters:
     count_embeddings: bool
 
     @classmethod
-    def resolve(cls, size: dict, train: dict) -> "Hyperparameters":
+    def resolve(cls, settings: dict) -> "Hyperparameters":
+        """The fields of a size's settings (config.size_settings: the train block, the size's own over it)."""
         fields = cls.__dataclass_fields__
-        merged = {k: v for k, v in {**train, **size}.items() if k in fields}
+        merged = {k: v for k, v in settings.items() if k in fields}
         # 1 and 1.0 are the same setting; one spelling keeps the run's fingerprint stable.
         for key, value in merged.items():
             if fields[key].type == "float" and value is not None:
@@ -259,7 +260,7 @@ class TrainJob(Job):
     def from_config(cls, config: dict, dataset: str, size: str, mult: str | float,
                     replica: str = "") -> "TrainJob":
         size_config = {k: v for k, v in config["sizes"][size].items() if k not in RESOURCE_KEYS}
-        hp = Hyperparameters.resolve(size_config, config["train"])
+        hp = Hyperparameters.resolve(size_settings(config, size))
         replicate_seed = replicate_seed_of(replica)
         if replicate_seed is not None:
             hp = replace(hp, seed=replicate_seed)

@@ -253,8 +253,8 @@ def fit_loss_law(
     N,
     D,
     L,
-    method: str = "least_squares",
-    huber_delta: float = 1e-3,
+    method: str,
+    huber_delta: float,
     starts: Sequence[Sequence[float]] | None = None,
 ) -> dict:
     """Fit a loss law to points (N, D, L); returns the parameters by name.

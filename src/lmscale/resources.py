@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass
 
 from lmscale import corpus
-from lmscale.config import training_runs, trunks
+from lmscale.config import size_settings, training_runs, trunks
 from lmscale.train import Budget, branch_point
 
 PEAK_FLOPS_PER_GPU = 312e12  # A100, dense bf16
@@ -52,7 +52,8 @@ BYTES_PER_PARAMETER_PER_GPU = 4  # each process builds the fp32 model on the hos
 MB = 2**20
 
 # GPT-NeoX-20B's tokenizer as open_lm pads it (50277 tokens rounded up to a
-# multiple of 128): the vocabulary assumed when the config does not fix one.
+# multiple of 128): the vocabulary assumed for a pretrained tokenizer, whose size
+# is not known before it is fetched.
 DEFAULT_VOCAB_SIZE = 50432
 
 
@@ -69,7 +70,7 @@ class Estimate:
     host_mb: int  # host memory, before rounding and the attempt
 
 
-def parameter_count(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> int:
+def parameter_count(size_config: dict, vocab_size: int) -> int:
     """N of a size, embeddings included, as lmscale.model builds it (Qwen3: SwiGLU, QK-norm, no biases).
 
     Per block: q, k, v, o projections (4 width^2 with heads x head_dim =
@@ -80,61 +81,52 @@ def parameter_count(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> 
     """
     width, depth, heads = size_config["width"], size_config["depth"], size_config["heads"]
     head_dim = width // heads
-    kv_width = (size_config.get("kv_heads") or heads) * head_dim
+    kv_width = (size_config["kv_heads"] or heads) * head_dim
     block = (2 * width * width + 2 * width * kv_width + 3 * width * size_config["mlp_width"]
              + 2 * width + 2 * head_dim)
     return depth * block + width + embedding_count(size_config, vocab_size)
 
 
-def embedding_count(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> int:
+def embedding_count(size_config: dict, vocab_size: int) -> int:
     """The embedding parameters: the input embedding and, unless tied, the output head."""
-    return vocab_size * size_config["width"] * (1 if size_config.get("tie_embeddings", False) else 2)
+    return vocab_size * size_config["width"] * (1 if size_config["tie_embeddings"] else 2)
 
 
-def flops_per_token(size_config: dict, vocab_size: int = DEFAULT_VOCAB_SIZE) -> float:
+def flops_per_token(size_config: dict, vocab_size: int) -> float:
     """Training FLOPs per token: 6 N plus the attention scores, 6 x depth x context x width."""
     n = parameter_count(size_config, vocab_size)
     return 6.0 * n + 6.0 * size_config["depth"] * size_config["context"] * size_config["width"]
-
-
-def _setting(key: str, size_config: dict, train_config: dict, default):
-    """A size's own value, else the train block's, else the default (the workflow's override order)."""
-    if size_config.get(key) is not None:
-        return size_config[key]
-    if train_config.get(key) is not None:
-        return train_config[key]
-    return default
 
 
 # What a job trains of a run: all of it (cosine), a trunk's stable steps or a branch's cooldown (wsd).
 PARTS = ("run", "trunk", "cooldown")
 
 
-def estimate(size_config: dict, multiplier: float, train_config: dict,
-             vocab_size: int = DEFAULT_VOCAB_SIZE, part: str = "run") -> Estimate:
+def estimate(settings: dict, multiplier: float, vocab_size: int, part: str = "run") -> Estimate:
     """N (every parameter), D (M x the counted N, rounded to whole steps, as lmscale.train plans it),
-    FLOPs, seconds and host memory. `part` other than "run": D and steps are those the job trains,
-    the trunk's steps to M's branch point or M's cooldown (`train_config["cooldown"]` of its steps)."""
+    FLOPs, seconds and host memory of a size at M, from its settings (config.size_settings: its
+    shape, and the train block with the size's own values over it). `part` other than "run": D
+    and steps are those the job trains, the trunk's steps to M's branch point or M's cooldown
+    (`cooldown` of its steps)."""
     if multiplier <= 0:
         raise ValueError(f"token multiplier must be positive, got {multiplier!r}")
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r} of a run; use one of {', '.join(PARTS)}")
-    n = parameter_count(size_config, vocab_size)
-    batch = int(_setting("batch_size", size_config, train_config, 32))
-    micro = int(_setting("micro_batch_size", size_config, train_config, batch))
-    context = size_config["context"]
+    n = parameter_count(settings, vocab_size)
+    batch = int(settings["batch_size"])
+    micro = int(settings["micro_batch_size"] or batch)
+    context = settings["context"]
     # D exactly as training plans it.
-    counts = {"N": n, "N_non_embedding": n - embedding_count(size_config, vocab_size)}
-    budget = Budget.plan(counts, multiplier, batch, context,
-                         bool(_setting("count_embeddings", size_config, train_config, True)))
+    counts = {"N": n, "N_non_embedding": n - embedding_count(settings, vocab_size)}
+    budget = Budget.plan(counts, multiplier, batch, context, bool(settings["count_embeddings"]))
     steps = budget.steps
     if part != "run":
-        stable = branch_point(budget.steps, float(train_config["cooldown"]))
+        stable = branch_point(budget.steps, float(settings["cooldown"]))
         steps = stable if part == "trunk" else budget.steps - stable
     d = steps * budget.tokens_per_step
-    flops = flops_per_token(size_config, vocab_size) * d
-    gpus = int(_setting("gpus", size_config, train_config, 0))
-    threads = int(_setting("threads", {}, train_config, 1))
+    flops = flops_per_token(settings, vocab_size) * d
+    gpus = int(settings["gpus"])
+    threads = int(settings["threads"])
     if gpus > 0:
         seconds = flops / (gpus * PEAK_FLOPS_PER_GPU * MFU)
         host = (BASE_HOST_MB * MB + gpus * (PER_GPU_HOST_MB * MB + BYTES_PER_PARAMETER_PER_GPU * n)
@@ -144,23 +136,25 @@ def estimate(size_config: dict, multiplier: float, train_config: dict,
         # On the CPU the activations live in host memory too: per sequence of a
         # micro-batch, about 34 x width bytes per token and block (fp32, saved for
         # backward) plus the logits and their gradient (3 x vocab x 4 bytes per token).
-        activations = micro * context * (34 * size_config["width"] * size_config["depth"] + 12 * vocab_size)
+        activations = micro * context * (34 * settings["width"] * settings["depth"] + 12 * vocab_size)
         host = CPU_BASE_HOST_MB * MB + (BYTES_PER_PARAMETER_CHECKPOINT + 4) * n + activations
     return Estimate(N=n, D=d, steps=steps, flops=flops, gpus=gpus, seconds=seconds, host_mb=math.ceil(host / MB))
 
 
-def training_resources(size_config: dict, multiplier: float, train_config: dict, attempt: int = 1,
-                       vocab_size: int = DEFAULT_VOCAB_SIZE, part: str = "run") -> dict:
-    """{gpu, mem_mb, runtime} of a training job on its `attempt` (1, 2, ...): attempt k asks k times attempt 1.
+def training_resources(settings: dict, multiplier: float, vocab_size: int, attempt: int = 1,
+                       part: str = "run") -> dict:
+    """{gpu, mem_mb, runtime} of a training job of a size (its settings, as `estimate` takes them)
+    on its `attempt` (1, 2, ...): attempt k asks k times attempt 1.
 
     mem_mb is rounded up to a multiple of 1024 MB, runtime (minutes) to a
     multiple of 10; a size's `mem_mb` or `runtime` replaces the estimate.
     """
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt!r}")
-    cost = estimate(size_config, multiplier, train_config, vocab_size, part)
-    mem_mb = size_config.get("mem_mb") or 1024 * math.ceil(cost.host_mb / 1024)
-    runtime = size_config.get("runtime") or 10 * math.ceil(
+    cost = estimate(settings, multiplier, vocab_size, part)
+    # A size's own resources, where it sets them: the schema has no default of either.
+    mem_mb = settings.get("mem_mb") or 1024 * math.ceil(cost.host_mb / 1024)
+    runtime = settings.get("runtime") or 10 * math.ceil(
         (STARTUP_MINUTES + SAFETY * cost.seconds / 60) / 10
     )
     return {"gpu": cost.gpus, "mem_mb": int(mem_mb) * attempt, "runtime": int(runtime) * attempt}
@@ -168,24 +162,23 @@ def training_resources(size_config: dict, multiplier: float, train_config: dict,
 
 def study_vocab_size(config: dict) -> int:
     """The vocabulary a study's models will have: a BPE's configured size, else DEFAULT_VOCAB_SIZE."""
-    tokenizer = config.get("tokenizer", {})
-    if tokenizer.get("kind", "bpe") == "bpe":
-        return int(tokenizer.get("vocab_size") or 8192)
+    tokenizer = config["tokenizer"]
+    if tokenizer["kind"] == "bpe":
+        return int(tokenizer["vocab_size"])
     return DEFAULT_VOCAB_SIZE
 
 
 def train_job(config: dict, size: str, multiplier, attempt: int = 1, part: str = "run") -> dict:
     """`training_resources` of one run of a study's grid (or its `part`), as the `train` rule (or
     the `trunk` and `branch` rules) ask for them."""
-    return training_resources(config["sizes"][size], float(multiplier), config.get("train", {}), attempt,
-                              vocab_size=study_vocab_size(config), part=part)
+    return training_resources(size_settings(config, size), float(multiplier), study_vocab_size(config), attempt,
+                              part)
 
 
 def train_priority(config: dict, size: str, multiplier, part: str = "run") -> int:
     """Scheduling priority of a training job: larger for more FLOPs, so that the longest runs
     start first and the study does not wait at its end on one long run started last."""
-    cost = estimate(config["sizes"][size], float(multiplier), config.get("train", {}), study_vocab_size(config),
-                    part)
+    cost = estimate(size_settings(config, size), float(multiplier), study_vocab_size(config), part)
     return round(100 * math.log10(max(cost.flops, 1.0)))
 
 
@@ -212,13 +205,13 @@ class ScheduleCost:
 def schedule_costs(config: dict) -> list[ScheduleCost]:
     """Every size's training under cosine (each run alone) and under wsd (each trunk to its
     largest M's branch point once, plus every cooldown), the grid and replicates as configured."""
-    vocab, train = study_vocab_size(config), config.get("train", {})
+    vocab, threads = study_vocab_size(config), int(config["train"]["threads"])
     totals: dict[str, dict] = {}
     for trunk in trunks(config):
-        size = config["sizes"][trunk.size]
-        parts = [estimate(size, m, train, vocab) for m in trunk.multipliers]
-        wsd = [estimate(size, trunk.top, train, vocab, "trunk")]
-        wsd += [estimate(size, m, train, vocab, "cooldown") for m in trunk.multipliers]
+        settings = size_settings(config, trunk.size)
+        parts = [estimate(settings, m, vocab) for m in trunk.multipliers]
+        wsd = [estimate(settings, trunk.top, vocab, "trunk")]
+        wsd += [estimate(settings, m, vocab, "cooldown") for m in trunk.multipliers]
         row = totals.setdefault(trunk.size, {"runs": 0, "trunks": 0, "cosine": [], "wsd": []})
         row["runs"] += len(trunk.multipliers)
         row["trunks"] += 1
@@ -227,7 +220,7 @@ def schedule_costs(config: dict) -> list[ScheduleCost]:
 
     def hours(estimates: list[Estimate]) -> float:
         # GPU hours: seconds on the job's GPUs; CPU core hours: on its threads.
-        return sum(e.seconds * (e.gpus or int(_setting("threads", {}, train, 1))) for e in estimates) / 3600
+        return sum(e.seconds * (e.gpus or threads) for e in estimates) / 3600
 
     return [ScheduleCost(size, row["runs"], row["trunks"], sum(e.flops for e in row["cosine"]),
                          sum(e.flops for e in row["wsd"]), hours(row["cosine"]), hours(row["wsd"]),
@@ -275,7 +268,7 @@ TOKENIZE_MB = 2048  # Python, the tokenizer and one batch of documents
 def corpus_bytes(config: dict, dataset: str) -> int:
     """The text of a training dataset's corpus, in bytes: measured for files, estimated for a hub dataset."""
     entry = config["datasets"][dataset]
-    source = entry.get("source", "stdlib")
+    source = entry["source"]
     if source in ("stdlib", "local"):
         paths = corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry)
         total = sum(path.stat().st_size for path in paths)
@@ -283,7 +276,7 @@ def corpus_bytes(config: dict, dataset: str) -> int:
     if source == "hf" and entry.get("max_documents"):
         return entry["max_documents"] * HF_BYTES_PER_DOCUMENT
     vocab = study_vocab_size(config)
-    needed = max((estimate(config["sizes"][run.size], run.multiplier, config.get("train", {}), vocab).D
+    needed = max((estimate(size_settings(config, run.size), run.multiplier, vocab).D
                   for run in training_runs(config) if run.dataset == dataset), default=0)
     return math.ceil(needed / (1 - entry["validation_fraction"]) * BYTES_PER_TOKEN)
 

@@ -347,7 +347,7 @@ def train_resources(part):
     return dict(
         # GPUs: the size's own `gpus`, else the `train` block's (0: a CPU job). The command
         # runs itself under torchrun, one process per GPU it was granted.
-        gpu=lambda w: config["sizes"][w.size].get("gpus", TRAIN["gpus"]),
+        gpu=lambda w: study_config.size_settings(config, w.size)["gpus"],
         mem_mb=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt, part)["mem_mb"],
         runtime=lambda w, attempt: job_resources.train_job(config, w.size, w.mult, attempt, part)["runtime"],
     )
