@@ -1,6 +1,10 @@
 """Bad configuration fails when the workflow is planned (`snakemake -n`), in a few lines naming the
 key, the value and the fix, instead of after the grid has trained; no config value reaches a
-shell as code."""
+shell as code.
+
+The Snakefile validates the config against the schema (a refusal is `config.schema_error`'s
+message) and then calls `checks.check_study`: each probe runs those two in-process, as the
+Snakefile does; two dry runs show such a message reaching the user of `snakemake -n`."""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ import re
 
 import pytest
 import yaml
+from snakemake.exceptions import WorkflowError
 
+from lmscale import checks
+from lmscale.config import ConfigError, schema_error
 from tests.test_tables import lab_tables
-from tests.workflow import REPO, snakemake
+from tests.workflow import REPO, snakemake, validated_config
 
 SMOKE = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
 
@@ -95,8 +102,37 @@ CONFIG_ERRORS = {
 }
 
 
+def planning_error(config: dict) -> str:
+    """The message planning `config` stops with, as the Snakefile makes it: the schema's refusal
+    (validated with its defaults filled in), else check_study's."""
+    try:
+        filled = validated_config(config)
+    except WorkflowError as error:
+        refusal = schema_error(error)
+        assert isinstance(refusal, ConfigError), refusal
+        return str(refusal)
+    with pytest.raises(ConfigError) as error:
+        checks.check_study(filled)
+    return str(error.value)
+
+
 @pytest.mark.parametrize("probe", CONFIG_ERRORS)
-def test_a_config_error_fails_the_dry_run_naming_key_value_and_fix(tmp_path, probe):
+def test_a_config_error_is_named_with_key_value_and_fix(probe):
+    config, expected = CONFIG_ERRORS[probe]
+    message = planning_error(config)
+    for part in expected:
+        assert part in message, message
+    assert len(message.splitlines()) < 15, message  # a few lines, not a schema dump
+
+
+def test_the_configs_of_the_repository_pass_the_checks():
+    for path in ("config.yaml", "configs/smoke.yaml", "configs/paper.yaml"):
+        checks.check_study(validated_config(yaml.safe_load((REPO / path).read_text())))
+
+
+@pytest.mark.parametrize("probe", ["fit-set size not in the grid", "misspelt top-level key"])
+def test_a_config_error_fails_the_dry_run_in_a_few_lines(tmp_path, probe):
+    """check_study's error and the schema's, as `snakemake -n` shows them: the message, no traceback."""
     config, expected = CONFIG_ERRORS[probe]
     result = plan(tmp_path, config, "--dry-run")
     output = result.stdout + result.stderr
