@@ -210,7 +210,8 @@ def test_no_code_repeats_a_schema_default():
 
 def test_no_rule_repeats_a_schema_default():
     defaults = schema_defaults()
-    found = [f"{path.name}: .get({key!r}, ...)" for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+    rules = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+    found = [f"{path.name}: .get({key!r}, ...)" for path in rules
              for key in re.findall(r"\.get\(\s*[\"'](\w+)[\"']\s*,", path.read_text()) if key in defaults]
     assert found == [], "defaults written outside the schema:\n" + "\n".join(found)
 

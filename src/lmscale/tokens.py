@@ -44,7 +44,7 @@ def tokenize_split(split_jsonl: str | Path, tokenizer_dir: str | Path, out_bin: 
     # variable once, so it is set before the library first runs.
     os.environ["RAYON_NUM_THREADS"] = str(max(1, threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    # deferred: after RAYON_NUM_THREADS is set; training and eval-loss read streams without them
+    # deferred: tokenizers reads RAYON_NUM_THREADS (set above) once; training and eval-loss import this module
     from tokenizers import Tokenizer
     from tqdm import tqdm
 
