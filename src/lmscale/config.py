@@ -2,6 +2,9 @@
 
 The Snakefile and the CLI read the config through these functions, so that a
 run's name, its token multiplier and the fit sets are spelled in one place.
+Each takes the config as the schema filled it in (its defaults are written
+there alone). This module is the floor of the package and imports nothing of
+lmscale; the checks that build what the stages build live in lmscale.checks.
 """
 
 from __future__ import annotations
