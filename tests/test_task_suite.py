@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmscale import cli, task_suite
+from lmscale import cli, task_documents, task_suite
 from lmscale.jobs import TaskSuiteJob
 from tests.workflow import validated_config
 
@@ -112,14 +112,14 @@ def test_text_tasks_read_as_intended(suite):
     for doc in read_jsonl(suite / "code_name_swap_pairs" / "test.jsonl"):
         real, corrupted = doc["choices"][doc["label"]], doc["choices"][1 - doc["label"]]
         assert sorted(real) == sorted(corrupted) and real != corrupted
-        assert sorted(task_suite.names_in(real)) == sorted(task_suite.names_in(corrupted))  # names moved, not changed
+        assert sorted(task_documents.names_in(real)) == sorted(task_documents.names_in(corrupted))  # names moved, not changed
     for doc in read_jsonl(suite / "code_name_choice" / "test.jsonl"):
         # Every choice is a name the context uses: only the line tells the answer apart.
-        context_names = task_suite.names_in(doc["context"])
+        context_names = task_documents.names_in(doc["context"])
         assert len(set(doc["choices"])) == 4 and all(choice in context_names for choice in doc["choices"])
     for doc in read_jsonl(suite / "code_next_lexeme" / "test.jsonl"):
         # One lexeme with the spaces before it, after a prefix of its line that is not blank.
-        assert task_suite.LEXEME.fullmatch(doc["target"].lstrip())
+        assert task_documents.LEXEME.fullmatch(doc["target"].lstrip())
         assert doc["context"] == doc["context"].rstrip() and doc["context"].rpartition("\n")[2].strip()
     for doc in read_jsonl(suite / "code_swap_pairs" / "test.jsonl") + read_jsonl(suite / "code_next_line" / "test.jsonl"):
         assert doc["context"].strip()  # lm-eval cannot score after a context of blank lines
