@@ -15,6 +15,8 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+# What the config file itself says, before the schema's defaults make a written key and a filled one alike.
+checks.check_written(config)
 # Fills in the schema's defaults: the schema is the one place a default is written.
 # A value that breaks the schema is reported as its key, the value and the rule.
 try:

@@ -2,7 +2,8 @@
 key, the value and the fix, instead of after the grid has trained; no config value reaches a
 shell as code.
 
-The Snakefile validates the config against the schema (a refusal is `config.schema_error`'s
+The Snakefile checks the config as written (`checks.check_written`), validates it against the
+schema (a refusal is `config.schema_error`'s
 message) and then calls `checks.check_study`: each probe runs those two in-process, as the
 Snakefile does; two dry runs show such a message reaching the user of `snakemake -n`."""
 
@@ -91,6 +92,18 @@ CONFIG_ERRORS = {
     "testbed_path not a folder": (
         changed(testbed_format="gadre2024", testbed_path="no/such/folder"),
         ["testbed_path = 'no/such/folder' is not a folder"]),
+    # Issue #23: values the schema allows but that cannot be meant.
+    "wsd cooldown of the whole run": (
+        changed(train__schedule="wsd", train__cooldown=1),
+        ["train.cooldown = 1: run stdlib/s1_M5 would spend all of its", "its trunk trains nothing",
+         "lower train.cooldown"]),
+    "two multipliers one name": (
+        changed(grid=[{"sizes": ["s1", "s2", "s3"], "multipliers": [5, 5.0000001, 10]}]),
+        ["grid[0].multipliers: M = 5.0000001 is named M5 in file names", "at most 6 significant digits"]),
+    "validation set with a dataset and a source": (
+        changed(validation_sets__stdlib_heldout={"dataset": "stdlib", "source": "pydoc_topics"}),
+        ["validation_sets.stdlib_heldout sets both dataset = 'stdlib' and source = 'pydoc_topics'",
+         "drop `dataset` or the source keys"]),
     "misspelt top-level key": (
         changed(treshold=5), ["config key `treshold` is not a known key; did you mean `threshold`?"]),
     "value out of range": (
@@ -103,8 +116,12 @@ CONFIG_ERRORS = {
 
 
 def planning_error(config: dict) -> str:
-    """The message planning `config` stops with, as the Snakefile makes it: the schema's refusal
-    (validated with its defaults filled in), else check_study's."""
+    """The message planning `config` stops with, as the Snakefile makes it: check_written's (of the
+    config as written), else the schema's refusal (validated with its defaults filled in), else check_study's."""
+    try:
+        checks.check_written(config)
+    except ConfigError as error:
+        return str(error)
     try:
         filled = validated_config(config)
     except WorkflowError as error:
@@ -125,9 +142,12 @@ def test_a_config_error_is_named_with_key_value_and_fix(probe):
     assert len(message.splitlines()) < 15, message  # a few lines, not a schema dump
 
 
-def test_the_configs_of_the_repository_pass_the_checks():
+@pytest.mark.parametrize("schedule", ["cosine", "wsd"])
+def test_the_configs_of_the_repository_pass_the_checks(schedule):
     for path in ("config.yaml", "configs/smoke.yaml", "configs/paper.yaml"):
-        checks.check_study(validated_config(yaml.safe_load((REPO / path).read_text())))
+        config = yaml.safe_load((REPO / path).read_text())
+        config.setdefault("train", {})["schedule"] = schedule
+        checks.check_study(validated_config(config))
 
 
 @pytest.mark.parametrize("probe", ["fit-set size not in the grid", "misspelt top-level key"])

@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lmscale import corpus
-from lmscale.config import ConfigError, Run, fit_points, has_tasks, loss_fit_set, size_settings, training_runs
-from lmscale.jobs import Hyperparameters
+from lmscale import corpus, resources
+from lmscale.config import (ConfigError, Run, fit_points, format_multiplier, has_tasks, loss_fit_set, run_name,
+                            size_settings, training_runs)
+from lmscale.jobs import SPLIT_KEYS, Hyperparameters
 from lmscale.model import Shape
 
 
@@ -55,12 +56,14 @@ def check_study(config: dict) -> None:
                               f"e.g. {valset}: {{dataset: {datasets[0]}}}, or name one of the known ones")
     _check_sizes(config)
     _check_shards(config)
+    _check_multiplier_names(config)
     runs = training_runs(config)
     if not runs:
         raise ConfigError("`grid` has no runs to train; add a block such as "
                           "{sizes: [s1, s2], multipliers: [10, 20]} (a study of published results sets "
                           "testbed_format and testbed_path instead)")
     _check_runs_in_grid(config, runs)
+    _check_branch_points(config, runs)
 
 
 def _check_fit_sets_apart(config: dict) -> None:
@@ -155,3 +158,53 @@ def _check_runs_in_grid(config: dict, runs: list[Run]) -> None:
     if reference is not None and reference not in sizes:
         raise ConfigError(f"reference_size = {reference!r} is not a size of the grid (its sizes: "
                           f"{', '.join(sizes)}); name the size whose models choose the tasks")
+
+
+def check_written(config: dict) -> None:
+    """Checks of what the config file says, before the schema fills in its defaults (after that,
+    a key the user wrote and one the schema filled look the same)."""
+    for valset, entry in (config.get("validation_sets") or {}).items():
+        _check_one_text_source(valset, entry or {})
+
+
+def _check_one_text_source(valset: str, entry: dict) -> None:
+    """A validation set is a training dataset's held-out split or a source of its own, not both:
+    with `dataset` set, the source keys would be ignored."""
+    if entry.get("dataset") is None:
+        return
+    own = [key for key in entry if key not in SPLIT_KEYS]
+    if own:
+        raise ConfigError(f"validation_sets.{valset} sets both dataset = {entry['dataset']!r} and "
+                          f"{', '.join(f'{key} = {entry[key]!r}' for key in own)}: a validation set is a dataset's "
+                          f"held-out split or a text source of its own; drop `dataset` or the source keys")
+
+
+def _check_multiplier_names(config: dict) -> None:
+    """A token multiplier is named in file names with 6 significant digits, and read back from them:
+    a multiplier the name does not give back would train one run and look for another."""
+    for index, block in enumerate(config["grid"]):
+        for multiplier in block["multipliers"]:
+            name = format_multiplier(multiplier)
+            if float(name) != float(multiplier):
+                raise ConfigError(f"grid[{index}].multipliers: M = {multiplier!r} is named M{name} in file names, "
+                                  f"which reads back as {name}; give M with at most 6 significant digits "
+                                  f"(such as {name})")
+
+
+def _check_branch_points(config: dict, runs: list[Run]) -> None:
+    """Under wsd, every branch leaves a trunk that trained: with no stable step (a cooldown of 1, or
+    one that rounds to every step) the trunk trains nothing and the branch decays from the
+    warmup's first rate, not from lr. (A branch point inside a long warmup is allowed: the paper's
+    grid under wsd has such runs, and the branch then decays from the rate it reached.)"""
+    if config["train"]["schedule"] != "wsd":
+        return
+    vocab = resources.study_vocab_size(config)
+    cooldown = float(config["train"]["cooldown"])
+    for run in runs:
+        settings = size_settings(config, run.size)
+        if resources.estimate(settings, run.multiplier, vocab, "trunk").steps == 0:
+            steps = resources.estimate(settings, run.multiplier, vocab).steps
+            name = run_name(run.size, run.multiplier, run.replicate_seed)
+            raise ConfigError(f"train.cooldown = {cooldown:g}: run {run.dataset}/{name} would spend all of its "
+                              f"{steps} steps in the cooldown, so its trunk trains nothing and the decay starts at "
+                              f"the warmup's first rate, not lr; lower train.cooldown (0.1-0.2 is usual)")
