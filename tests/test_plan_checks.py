@@ -3,9 +3,8 @@ key, the value and the fix, instead of after the grid has trained; no config val
 shell as code.
 
 The Snakefile checks the config as written (`checks.check_written`), validates it against the
-schema (a refusal is `config.schema_error`'s
-message) and then calls `checks.check_study`: each probe runs those two in-process, as the
-Snakefile does; two dry runs show such a message reaching the user of `snakemake -n`."""
+schema (a refusal is `config.schema_error`'s message) and then calls `checks.check_study`: each
+probe runs those three in-process, as the Snakefile does; two dry runs show such a message reaching the user of `snakemake -n`."""
 
 from __future__ import annotations
 
