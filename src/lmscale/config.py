@@ -360,7 +360,7 @@ def _check_shards(config: dict) -> None:
 def _check_sizes(config: dict) -> None:
     """Every size's shape builds, and its batch splits into whole micro-batches."""
     from lmscale.model import Shape
-    from lmscale.train import Hyperparameters
+    from lmscale.jobs import Hyperparameters
 
     for label, size in config.get("sizes", {}).items():
         try:

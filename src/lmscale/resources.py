@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from lmscale.training.budget import Budget, branch_point
+
 PEAK_FLOPS_PER_GPU = 312e12  # A100, dense bf16
 MFU = 0.30  # model-FLOPs utilisation assumed for every size
 CPU_FLOPS_PER_THREAD = 2e10  # fp32 training on one core, roughly
@@ -111,7 +113,7 @@ PARTS = ("run", "trunk", "cooldown")
 
 def estimate(size_config: dict, multiplier: float, train_config: dict,
              vocab_size: int = DEFAULT_VOCAB_SIZE, part: str = "run") -> Estimate:
-    """N (every parameter), D (M x the counted N, rounded to whole steps, as lmscale.train plans it),
+    """N (every parameter), D (M x the counted N, rounded to whole steps, as lmscale.training plans it),
     FLOPs, seconds and host memory. `part` other than "run": D and steps are those the job trains,
     the trunk's steps to M's branch point or M's cooldown (`train_config["cooldown"]` of its steps)."""
     if multiplier <= 0:
@@ -122,9 +124,7 @@ def estimate(size_config: dict, multiplier: float, train_config: dict,
     batch = int(_setting("batch_size", size_config, train_config, 32))
     micro = int(_setting("micro_batch_size", size_config, train_config, batch))
     context = size_config["context"]
-    # D exactly as training plans it (lmscale.train imports nothing heavy at module level).
-    from lmscale.train import Budget, branch_point
-
+    # D exactly as training plans it.
     counts = {"N": n, "N_non_embedding": n - embedding_count(size_config, vocab_size)}
     budget = Budget.plan(counts, multiplier, batch, context,
                          bool(_setting("count_embeddings", size_config, train_config, True)))
