@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
