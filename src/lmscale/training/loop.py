@@ -25,8 +25,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from lmscale import performance
 from lmscale.files import atomic_write_json
 from lmscale.jobs import BranchJob, Hyperparameters, TrainJob, TrainOptions, TrunkJob, TrunkOptions
@@ -75,6 +73,8 @@ def train(job: TrainJob | TrunkJob | BranchJob, options: TrainOptions | TrunkOpt
 
 def loop(context, planned: Plan, options: TrainOptions, paths: Paths) -> dict:
     """Build, resume, compile, then the loop: step, log, checkpoint; then finish."""
+    from tqdm import tqdm  # deferred: it loads importlib.metadata, email and socket (~25 ms); --help needs none
+
     run, steps, budget, main = planned.run, planned.budget.steps, planned.budget, context.is_main
     if not main:  # one voice: the other ranks only warn
         logging.getLogger("lmscale").setLevel(logging.WARNING)
