@@ -9,7 +9,7 @@ For each size of the config, one model (Qwen3 at the size's shape, the same init
 one stream of random tokens of the tokenizer's vocabulary, the size's batch and the study's
 optimizer settings (AdamW, fused, with its betas, epsilon, weight decay, warmup and cosine to the
 floor, gradient clipping, z-loss) are trained by
-  (a) lmscale's step (lmscale.train: `build`, `compile_step`, `step`), eager and compiled, and
+  (a) lmscale's step (lmscale.training.loop: `build`, `compile_step`, `step`), eager and compiled, and
   (b) transformers.Trainer (its defaults otherwise: eager, fused AdamW, logging every
       `train.log_every` steps, no checkpoints), the z-loss added by `compute_loss_func`.
 They run interleaved in one process: a Trainer callback runs a block of each lmscale step after
@@ -92,15 +92,16 @@ class LmscaleStep:
     """lmscale's training loop without its files: build, compile (timed apart), then blocks of steps."""
 
     def __init__(self, job, options, tokens: Path, device: str):
-        from lmscale import distributed, train
+        from lmscale.training import distributed, loop
+        from lmscale.training.plan import plan
 
-        self.train = train
-        self.planned = train.plan(job, tokens)
+        self.loop = loop
+        self.planned = plan(job, tokens)
         self.context = distributed.Context(device=__import__("torch").device(device))
         self.rows = self.context.local_rows(self.planned.hp.batch_size)
-        self.trained = train.build(self.context, self.planned, options)
+        self.trained = loop.build(self.context, self.planned, options)
         self.trained.model.train()
-        self.compile_seconds = (train.compile_step(self.context, self.planned, self.trained, 0, self.rows)
+        self.compile_seconds = (loop.compile_step(self.context, self.planned, self.trained, 0, self.rows)
                                 if self.trained.compiled else 0.0)
         self.index, self.loss = 0, None
 
@@ -108,7 +109,7 @@ class LmscaleStep:
         """Seconds for the next `steps` steps, the last loss read (as TrainLog reads it once per interval)."""
         started = time.perf_counter()
         for _ in range(steps):
-            _, loss, _ = self.train.step(self.context, self.planned, self.trained, self.index, self.rows)
+            _, loss, _ = self.loop.step(self.context, self.planned, self.trained, self.index, self.rows)
             self.index += 1
         self.loss = float(loss)
         synchronize(self.context.device)

@@ -193,8 +193,9 @@ def run_one(size: str, mult: float, batch: int, lr: float, warmup: int, count_em
         job, options = train_job(size, mult, size_config, train_config)
         subprocess.run(
             ["lmscale", "train", "--job", job.to_json(), "--options", options.to_json(),
-             "--tokens", str(TOKENS / "train.bin"), "--tokenizer", str(TOKENIZER),
-             "--out-dir", str(out), "--checkpoint-dir", str(SWEEP / "checkpoints" / name), "--threads", "1"],
+             "--tokens", str(TOKENS / "train.bin"), "--tokenizer", str(TOKENIZER / "tokenizer.json"),
+             "--out", str(out / "run.json"), "--checkpoint-dir", str(SWEEP / "checkpoints" / name), "--threads", "1",
+             "--gpus", "0"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     if not loss_json.exists():

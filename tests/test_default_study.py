@@ -9,7 +9,7 @@ import pytest
 
 from lmscale import config as study_config
 from lmscale.resources import embedding_count, parameter_count, study_vocab_size
-from lmscale.train import Budget
+from lmscale.training.budget import Budget
 from tests.workflow import validated_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"

@@ -132,7 +132,8 @@ def training_processes(marker: str) -> list[int]:
 def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_path):
     """Kill Snakemake and its training job mid-run; `--rerun-incomplete` resumes and ends where a clean run ends."""
     from lmscale.jobs import TrainJob, TrainOptions
-    from lmscale.train import Paths, train
+    from lmscale.training.loop import train
+    from lmscale.training.plan import Paths
     from tests.workflow import validated_config
 
     workdir, results = smoke_study["workdir"], smoke_study["results"]
@@ -169,8 +170,9 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
     validated = validated_config(config)
     reference = train(
         TrainJob.from_config(validated, "stdlib", "s1", 15), TrainOptions.from_config(validated),
-        Paths(results / "tokens" / "stdlib" / "train.bin", results / "tokenizer", tmp_path / "reference",
-              tmp_path / "checkpoints"),
+        Paths(results / "tokens" / "stdlib" / "train.bin", results / "tokenizer" / "tokenizer.json",
+              tmp_path / "reference" / "run.json", tmp_path / "checkpoints"),
+        validated["train"]["threads"],
     )
     assert reference["fingerprint"] == record["fingerprint"] and reference["resumed_from_step"] is None
     valsets = {

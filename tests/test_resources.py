@@ -110,7 +110,7 @@ def test_estimate_plans_the_D_that_training_plans(count_embeddings):
     from transformers import Qwen3ForCausalLM
 
     from lmscale.model import Shape, build_config, parameter_counts
-    from lmscale.train import Budget
+    from lmscale.training.budget import Budget
 
     size = settings(SMALL | {"tie_embeddings": True}, batch_size=8, count_embeddings=count_embeddings)
     with torch.device("meta"):

@@ -92,7 +92,7 @@ def test_the_index_of_the_shards_is_the_whole_token_stream(whole_and_shards):
 
 
 def test_training_draws_the_same_batches_from_the_index(whole_and_shards):
-    from lmscale.train import SequenceOrder
+    from lmscale.training.budget import SequenceOrder
 
     root, _ = whole_and_shards
     whole = SequenceOrder(tokens.open_tokens(root / "tokens" / "train.bin")[0], context=64, seed=3)

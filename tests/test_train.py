@@ -1,4 +1,6 @@
-"""Training: budget, schedule, replayable data order, refusal of short corpora, and resume after SIGKILL."""
+"""Training for real (lmscale.training): refusal of short corpora, resume after SIGKILL, the compiled step,
+crafted checkpoints, and the launcher. The package's pure pieces have files of their own: test_budget,
+test_schedules, test_checkpoints, test_outputs, test_plan, test_commands."""
 
 from __future__ import annotations
 
@@ -16,11 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmscale import corpus, distributed, eval_loss, eval_tasks, train
+from lmscale import corpus, eval_loss, eval_tasks
 from lmscale.config import size_settings
 from lmscale.jobs import Hyperparameters, TrainJob, TrainOptions
 from lmscale.tokenizer import train_bpe
 from lmscale.tokens import tokenize_split
+from lmscale.training import distributed
+from lmscale.training.checkpoints import CHECKPOINT_FORMAT, find_checkpoint
+from lmscale.training.loop import train
+from lmscale.training.plan import Paths
 from tests.workflow import kill_once_checkpointed, validated_config
 
 # About 7.8k parameters; at M = 10 that is ~300 steps of 256 tokens, a few seconds on one core.
@@ -49,9 +55,9 @@ def tiny(train_config: dict | None = None, size: dict = TINY) -> dict:
                                                      **(train_config or {})}})
 
 
-def paths(root: Path, name: str) -> train.Paths:
-    return train.Paths(root / "tokens" / "train.bin", root / "tokenizer", root / "models" / name,
-                       root / "checkpoints" / name)
+def paths(root: Path, name: str) -> Paths:
+    return Paths(root / "tokens" / "train.bin", root / "tokenizer" / "tokenizer.json",
+                 root / "models" / name / "run.json", root / "checkpoints" / name)
 
 
 def train_command(root: Path, name: str, multiplier: float, config: dict | None = None) -> list[str]:
@@ -61,16 +67,16 @@ def train_command(root: Path, name: str, multiplier: float, config: dict | None 
     return lmscale_command() + [
         "train", "--job", TrainJob.from_config(config, "stdlib", "tiny", multiplier).to_json(),
         "--options", TrainOptions.from_config(config).to_json(),
-        "--tokens", str(where.tokens), "--tokenizer", str(where.tokenizer), "--out-dir", str(where.out_dir),
-        "--checkpoint-dir", str(where.checkpoints), "--threads", str(config["train"]["threads"]),
+        "--tokens", str(where.tokens), "--tokenizer", str(where.tokenizer), "--out", str(where.record),
+        "--checkpoint-dir", str(where.checkpoints), "--threads", str(config["train"]["threads"]), "--gpus", "0",
     ]
 
 
 def train_here(root: Path, name: str, multiplier: float, config: dict | None = None) -> dict:
     """The same run in this process."""
     config = config or tiny()
-    return train.train(TrainJob.from_config(config, "stdlib", "tiny", multiplier), TrainOptions.from_config(config),
-                       paths(root, name), config["train"]["threads"])
+    return train(TrainJob.from_config(config, "stdlib", "tiny", multiplier), TrainOptions.from_config(config),
+                 paths(root, name), config["train"]["threads"])
 
 
 def heldout_loss(root: Path, model_dir: Path) -> float:
@@ -82,52 +88,11 @@ def heldout_loss(root: Path, model_dir: Path) -> float:
 # ---- pure pieces ---------------------------------------------------------------------------------
 
 
-def test_budget_rounds_D_to_whole_steps():
-    budget = train.Budget.plan({"N": 10_000, "N_non_embedding": 4_000}, 20, batch_size=8, context=32)
-    assert budget.D_target == 200_000
-    assert budget.steps == round(200_000 / 256) and budget.D == budget.steps * 256
-    assert abs(budget.D - budget.D_target) <= 128
-
-
-def test_budget_counts_N_without_embeddings_when_asked():
-    counts = {"N": 10_000, "N_non_embedding": 4_000}
-    budget = train.Budget.plan(counts, 20, batch_size=8, context=32, count_embeddings=False)
-    assert (budget.N, budget.N_total, budget.N_non_embedding) == (4_000, 10_000, 4_000)
-    assert budget.D_target == 80_000 and abs(budget.D - 80_000) <= 128
-
-
-def test_schedule_warms_up_then_decays_to_the_floor():
-    hp = Hyperparameters.resolve(validated_config({"train": {"lr": 3e-3, "lr_floor": 3e-5}})["train"])
-    lrs = [train.learning_rate(step, 200, hp, warmup=20) for step in range(200)]
-    assert lrs[0] == pytest.approx(3e-3 / 20) and lrs[19] == pytest.approx(3e-3)
-    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:]))
-    assert lrs[-1] == pytest.approx(3e-5, rel=0.02)
-
-
 def test_hyperparameters_default_to_the_paper_and_sizes_override_train():
     size = {"width": 8, "depth": 1, "heads": 1, "mlp_width": 8, "context": 8, "lr": 1e-2}
     config = validated_config({"train": {"lr": 5e-3, "weight_decay": 0.1, "threads": 2}, "sizes": {"s": size}})
     hp = Hyperparameters.resolve(size_settings(config, "s"))
     assert (hp.lr, hp.weight_decay, hp.z_loss, hp.lr_floor, hp.beta2) == (1e-2, 0.1, 1e-4, 3e-5, 0.95)
-
-
-def test_data_order_is_a_function_of_the_step():
-    stream = np.arange(1001, dtype=np.uint16)
-    order = train.SequenceOrder(stream, context=10, seed=3)
-    assert order.sequences == 100
-    first = [order.batch(step, 8) for step in range(30)]
-    replay = train.SequenceOrder(stream, context=10, seed=3)
-    # Any step alone, in any order, gives the same batch as the uninterrupted walk.
-    for step in (29, 4, 17, 0):
-        np.testing.assert_array_equal(replay.batch(step, 8), first[step])
-    # Windows hold context + 1 consecutive tokens, and one epoch visits every sequence once.
-    assert all(np.all(np.diff(row) == 1) for batch in first for row in batch)
-    epoch = np.concatenate([b[:, 0] for b in first])[:100] // 10
-    assert sorted(epoch.tolist()) == list(range(100))
-    assert not np.array_equal(train.SequenceOrder(stream, 10, seed=4).batch(0, 8), first[0])
-    # A process's share of a batch is those rows of it, across an epoch's end too (step 12: positions 96-103).
-    for step in (3, 12):
-        np.testing.assert_array_equal(replay.batch(step, 8, slice(2, 6)), first[step][2:6])
 
 
 def test_auto_compiles_on_cuda_and_on_the_cpu_where_it_pays():
@@ -145,15 +110,6 @@ def test_auto_compiles_on_cuda_and_on_the_cpu_where_it_pays():
         [True, True, False, False]
     with pytest.raises(ValueError, match="train.compile must be one of auto, on, off"):
         should_compile("fast", "cpu", 1, 1.0, False)
-
-
-def test_repeating_data_is_refused_unless_allowed():
-    budget = train.Budget.plan({"N": 10_000, "N_non_embedding": 4_000}, 20, batch_size=8, context=32)
-    with pytest.raises(ValueError) as error:
-        train.check_enough_data("stdlib/tiny_M20", budget, usable_tokens=150_000, repeat_data=False)
-    message = str(error.value)
-    assert "stdlib/tiny_M20" in message and f"{budget.D:,}" in message and "150,000" in message
-    assert train.check_enough_data("stdlib/tiny_M20", budget, 150_000, repeat_data=True) == budget.D / 150_000
 
 
 # ---- real runs -------------------------------------------------------------------------------------
@@ -278,9 +234,10 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(streams, caplog):
     """A stale checkpoint (the config changed since) must not leak into a new run."""
     def run(name: str, seed: int) -> dict:
         config = tiny({"seed": seed, "checkpoint_every": 5, "keep_checkpoints": True})
-        where = train.Paths(streams / "tokens" / "train.bin", streams / "tokenizer", streams / "models" / name,
-                            streams / "checkpoints" / "stale")
-        return train.train(TrainJob.from_config(config, "stdlib", "tiny", 1), TrainOptions.from_config(config), where)
+        where = Paths(streams / "tokens" / "train.bin", streams / "tokenizer" / "tokenizer.json",
+                      streams / "models" / name / "run.json", streams / "checkpoints" / "stale")
+        return train(TrainJob.from_config(config, "stdlib", "tiny", 1), TrainOptions.from_config(config), where,
+                     config["train"]["threads"])
 
     first = run("stale_a", 1)
     assert list((streams / "checkpoints" / "stale").glob("step_*.pt"))
@@ -305,7 +262,7 @@ def crafted_checkpoint(checkpoints: Path, marker: Path, run_fingerprint: str, he
     import torch
 
     checkpoints.mkdir(parents=True, exist_ok=True)
-    state = {"step": 10, "fingerprint": run_fingerprint, "format": train.CHECKPOINT_FORMAT, "model": SideEffect(marker)}
+    state = {"step": 10, "fingerprint": run_fingerprint, "format": CHECKPOINT_FORMAT, "model": SideEffect(marker)}
     torch.save(state, checkpoints / "step_000000010.pt")
     if header:
         (checkpoints / "step_000000010.json").write_text(json.dumps({k: state[k] for k in ("step", "fingerprint",
@@ -317,12 +274,12 @@ def test_a_crafted_checkpoint_is_never_unpickled(tmp_path, caplog):
     # Without a header, as any checkpoint folder from elsewhere: the file is not opened.
     crafted_checkpoint(tmp_path / "bare", marker, "f" * 16, header=False)
     with caplog.at_level("WARNING"):
-        assert train.find_checkpoint(tmp_path / "bare", "f" * 16) is None
+        assert find_checkpoint(tmp_path / "bare", "f" * 16) is None
     assert "has no readable header" in caplog.text
     # With a header that claims this very run: the weights-only load refuses what it would call.
     crafted_checkpoint(tmp_path / "claimed", marker, "f" * 16, header=True)
     with caplog.at_level("WARNING"):
-        assert train.find_checkpoint(tmp_path / "claimed", "f" * 16) is None
+        assert find_checkpoint(tmp_path / "claimed", "f" * 16) is None
     assert "system" in caplog.text and "trying an older one" in caplog.text
     assert not marker.exists()
 

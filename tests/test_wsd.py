@@ -1,5 +1,5 @@
-"""Warmup-stable-decay training (`train.schedule: wsd`): the schedule, trunks and branches trained
-for real, what Snakemake reruns when the grid or the cooldown changes, and the paper's grid planned
+"""Warmup-stable-decay training (`train.schedule: wsd`): trunks and branches planned and trained
+for real (the rates and schedule objects: test_schedules.py), what Snakemake reruns when the grid or the cooldown changes, and the paper's grid planned
 under it.
 
 - a branch has the D of the same run under cosine and starts its cooldown D x (1 - cooldown) into
@@ -17,15 +17,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
 from lmscale import config as study_config
-from lmscale import resources, train
-from lmscale.jobs import BranchJob, Hyperparameters, TrainJob, TrainOptions, TrunkJob, TrunkOptions
+from lmscale import resources
+from lmscale.jobs import BranchJob, TrainJob, TrainOptions, TrunkJob, TrunkOptions
+from lmscale.training.loop import train
+from lmscale.training.plan import Paths, plan
 from tests.test_train import TINY, heldout_loss, lmscale_command, streams  # noqa: F401 (a fixture)
 from tests.workflow import REPO, kill_once_checkpointed, planned, planned_and_log, snakemake, validated_config
 
@@ -40,63 +41,47 @@ def train_trunk(root: Path, name: str, top: float, multipliers: list[float], con
     """The tiny size's trunk to `top`'s branch point, in this process, in trunks/{name}."""
     config = config or wsd()
     folder = root / "trunks" / name
-    return train.train(TrunkJob.from_config(config, "stdlib", "tiny", top), TrunkOptions.from_config(config, multipliers),
-                       train.Paths(root / "tokens" / "train.bin", None, folder / f"M{top:g}.json", folder, folder))
+    return train(TrunkJob.from_config(config, "stdlib", "tiny", top), TrunkOptions.from_config(config, multipliers),
+                 Paths(root / "tokens" / "train.bin", None, folder / f"M{top:g}.json", folder, folder),
+                 config["train"]["threads"])
 
 
 def train_branch(root: Path, trunk: str, multiplier: float, config: dict | None = None) -> tuple[dict, float]:
     """The tiny size's branch at `multiplier` on trunks/{trunk}, in this process: its record and held-out loss."""
     config = config or wsd()
     name = f"{trunk}_M{multiplier:g}"
-    paths = train.Paths(root / "tokens" / "train.bin", root / "tokenizer", root / "models" / name,
-                        root / "checkpoints" / name, root / "trunks" / trunk)
-    record = train.train(BranchJob.from_config(config, "stdlib", "tiny", multiplier), TrainOptions.from_config(config),
-                         paths)
-    return record, heldout_loss(root, paths.out_dir)
+    paths = Paths(root / "tokens" / "train.bin", root / "tokenizer" / "tokenizer.json",
+                  root / "models" / name / "run.json", root / "checkpoints" / name, root / "trunks" / trunk)
+    record = train(BranchJob.from_config(config, "stdlib", "tiny", multiplier), TrainOptions.from_config(config),
+                   paths, config["train"]["threads"])
+    return record, heldout_loss(root, paths.model_dir)
 
 
 # ---- pure pieces -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
-def test_the_schedule_warms_up_holds_the_stable_rate_then_cools_down_to_the_floor(shape):
-    hp = Hyperparameters.resolve(validated_config({"train": {"lr": 1e-2, "lr_floor": 1e-4}})["train"])
-    steps, warmup = 100, 10
-    branch = train.branch_point(steps, 0.2)
-    assert (branch, train.cooldown_steps(steps, 0.2)) == (80, 20)
-    lrs = [train.cooldown_rate(step, steps, hp, warmup, branch, shape) for step in range(steps)]
-    assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)
-    assert lrs[:branch] == [train.stable_rate(step, hp, warmup) for step in range(branch)]  # the trunk's
-    assert set(lrs[warmup:branch]) == {1e-2}
-    cooldown = lrs[branch:]
-    assert all(a > b for a, b in zip(cooldown, cooldown[1:])) and cooldown[-1] == pytest.approx(1e-4)
-    halfway = 1e-4 + (1e-2 - 1e-4) * (0.5 if shape == "linear" else 1 - 0.5 ** 0.5)
-    assert lrs[branch + 9] == pytest.approx(halfway)  # 10 of 20 cooldown steps done
-    # A branch point inside the warmup: the cooldown starts from the rate the warmup had reached.
-    early = [train.cooldown_rate(step, 10, hp, warmup, 6, shape) for step in range(10)]
-    assert early[6] < train.stable_rate(6, hp, warmup) and early[-1] == pytest.approx(1e-4)
-
-
 def test_a_branch_has_its_cosine_runs_D_and_continues_its_trunks_data_order(streams):
     config = wsd({"cooldown": 0.25})
     tokens = streams / "tokens" / "train.bin"
-    cosine = train.plan(TrainJob.from_config(config, "stdlib", "tiny", 4), tokens)
-    branch = train.plan(BranchJob.from_config(config, "stdlib", "tiny", 4), tokens)
+    cosine = plan(TrainJob.from_config(config, "stdlib", "tiny", 4), tokens)
+    branch = plan(BranchJob.from_config(config, "stdlib", "tiny", 4), tokens)
+    point = branch.schedule.branch
     assert branch.budget == cosine.budget  # D = M x N in whole steps, exactly the cosine run's
-    assert branch.branch == cosine.budget.steps - round(0.25 * cosine.budget.steps)
+    assert point == cosine.budget.steps - round(0.25 * cosine.budget.steps)
     assert branch.warmup == TINY["warmup"]  # the trunk's first steps, whatever the run's length
     # Whether to compile is weighed on the steps a job trains: a branch's cooldown, a cosine run's every step.
-    assert (branch.steps_to_train, cosine.steps_to_train) == (branch.budget.steps - branch.branch, cosine.budget.steps)
-    trunk = train.plan(TrunkJob.from_config(config, "stdlib", "tiny", 4), tokens, TrunkOptions.from_config(config, [1, 2, 4]))
-    small = [train.plan(BranchJob.from_config(config, "stdlib", "tiny", m), tokens).branch for m in (1, 2)]
-    assert trunk.budget.steps == branch.branch and trunk.states == (*small, branch.branch)
-    assert trunk.fingerprint == branch.trunk_fingerprint
-    for step in (0, small[0], branch.branch, branch.budget.steps - 1):  # the branch's tokens are the trunk's next
+    assert (branch.schedule.steps_to_train, cosine.schedule.steps_to_train) == (branch.budget.steps - point,
+                                                                                cosine.budget.steps)
+    trunk = plan(TrunkJob.from_config(config, "stdlib", "tiny", 4), tokens, TrunkOptions.from_config(config, [1, 2, 4]))
+    small = [plan(BranchJob.from_config(config, "stdlib", "tiny", m), tokens).schedule.branch for m in (1, 2)]
+    assert trunk.budget.steps == point and trunk.schedule.states == (*small, point)
+    assert trunk.schedule.fingerprint == branch.schedule.trunk_fingerprint
+    for step in (0, small[0], point, branch.budget.steps - 1):  # the branch's tokens are the trunk's next
         assert (trunk.order.batch(step, 8) == branch.order.batch(step, 8)).all()
     # A trunk trained for another largest M or cooldown walks the same states: the same fingerprint.
-    other = train.plan(TrunkJob.from_config(config, "stdlib", "tiny", 2), tokens, TrunkOptions.from_config(
+    other = plan(TrunkJob.from_config(config, "stdlib", "tiny", 2), tokens, TrunkOptions.from_config(
         wsd({"cooldown": 0.1}), [2]))
-    assert other.fingerprint == trunk.fingerprint and other.budget.steps > small[1]
+    assert other.schedule.fingerprint == trunk.schedule.fingerprint and other.budget.steps > small[1]
 
 
 def test_a_branch_waits_for_the_first_finished_trunk_that_reached_its_m(tmp_path):
@@ -138,7 +123,7 @@ def test_branches_continue_their_trunk_and_a_killed_trunk_ends_the_same(streams)
     killed mid-run resumes from its newest state, and one extended from a trunk to M = 2 goes on from
     that trunk's end: their branches end at the reference losses."""
     multipliers = [2.0, 10.0]
-    points = [train.plan(BranchJob.from_config(wsd(), "stdlib", "tiny", m), streams / "tokens" / "train.bin").branch
+    points = [plan(BranchJob.from_config(wsd(), "stdlib", "tiny", m), streams / "tokens" / "train.bin").schedule.branch
               for m in multipliers]
     reference = train_trunk(streams, "reference", 10, multipliers)
     assert [state["step"] for state in reference["states"]] == points and reference["steps"] == points[1]
@@ -163,7 +148,8 @@ def test_branches_continue_their_trunk_and_a_killed_trunk_ends_the_same(streams)
     command = lmscale_command() + [
         "trunk", "--job", TrunkJob.from_config(config, "stdlib", "tiny", 10).to_json(),
         "--options", TrunkOptions.from_config(config, multipliers).to_json(),
-        "--tokens", str(streams / "tokens" / "train.bin"), "--trunk-dir", str(folder), "--out", str(folder / "M10.json")]
+        "--tokens", str(streams / "tokens" / "train.bin"), "--trunk-dir", str(folder),
+        "--out", str(folder / "M10.json"), "--threads", "1", "--gpus", "0"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     kill_once_checkpointed(process, folder, 100, 300)
     assert process.returncode == -signal.SIGKILL and not (folder / "M10.json").exists()

@@ -63,7 +63,7 @@ def cpu_matmul_peak(seconds: float = 0.3, size: int = 384) -> float:
     One matmul of 384 takes ~1 ms on a core, shorter than the time slice of a busy machine, so
     some repeats run whole; longer ones measured a third of the peak beside other jobs.
     """
-    # deferred: torch takes seconds; the workflow imports this module (through lmscale.train) when it plans
+    # deferred: torch takes seconds; the workflow imports this module (through lmscale.training) when it plans
     import torch
 
     a, b = torch.randn(size, size), torch.randn(size, size)
@@ -78,7 +78,7 @@ def cpu_matmul_peak(seconds: float = 0.3, size: int = 384) -> float:
 
 def device_peak(device) -> tuple[float | None, str]:
     """(peak FLOP/s, where it comes from) of a torch device; (None, why) when unknown."""
-    # deferred: torch takes seconds; the workflow imports this module (through lmscale.train) when it plans
+    # deferred: torch takes seconds; the workflow imports this module (through lmscale.training) when it plans
     import torch
 
     if device.type == "cuda":

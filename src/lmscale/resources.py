@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from lmscale import corpus
 from lmscale.config import size_settings, training_runs, trunks
-from lmscale.train import Budget, branch_point
+from lmscale.training.budget import Budget, branch_point
 
 PEAK_FLOPS_PER_GPU = 312e12  # A100, dense bf16
 MFU = 0.30  # model-FLOPs utilisation assumed for every size
@@ -103,7 +103,7 @@ PARTS = ("run", "trunk", "cooldown")
 
 
 def estimate(settings: dict, multiplier: float, vocab_size: int, part: str = "run") -> Estimate:
-    """N (every parameter), D (M x the counted N, rounded to whole steps, as lmscale.train plans it),
+    """N (every parameter), D (M x the counted N, rounded to whole steps, as lmscale.training plans it),
     FLOPs, seconds and host memory of a size at M, from its settings (config.size_settings: its
     shape, and the train block with the size's own values over it). `part` other than "run": D
     and steps are those the job trains, the trunk's steps to M's branch point or M's cooldown

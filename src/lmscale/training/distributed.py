@@ -4,7 +4,7 @@ A run that needs several GPUs is started by `torchrun`, one process per GPU
 (`relaunch`: `lmscale train` runs itself again under torchrun when the
 scheduler granted it several GPUs; on the CPU, `train.processes` asks for
 several gloo processes, which is how the tests run it). Each process calls
-`lmscale.train.train` as a single process would;
+`lmscale.training.loop.train` as a single process would;
 this module is what differs:
 
 - `Context.start()` reads torchrun's environment (RANK, WORLD_SIZE,
@@ -28,8 +28,10 @@ so the optimizer sees the gradient of the same global batch.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -95,9 +97,10 @@ class Context:
         return self.rank == 0
 
     @classmethod
-    def start(cls, device_name: str = "auto") -> "Context":
-        """Join torchrun's process group, if launched by torchrun; pick this process's device."""
-        import torch
+    def start(cls, device_name: str) -> "Context":
+        """Join torchrun's process group, if launched by torchrun; pick this process's device (`device_name`:
+        auto, cpu or cuda)."""
+        import torch  # deferred: torch loads in seconds
 
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
@@ -112,7 +115,7 @@ class Context:
         if world <= 1:
             return cls(device=device)
         die_with_launcher()
-        import torch.distributed as dist
+        import torch.distributed as dist  # deferred: torch loads in seconds
 
         owns = not dist.is_initialized()
         if owns:
@@ -122,7 +125,7 @@ class Context:
 
     def close(self) -> None:
         if self.owns_group:
-            import torch.distributed as dist
+            import torch.distributed as dist  # deferred: torch loads in seconds
 
             if dist.is_initialized():
                 dist.destroy_process_group()
@@ -131,7 +134,7 @@ class Context:
 
     def barrier(self) -> None:
         if self.distributed:
-            import torch.distributed as dist
+            import torch.distributed as dist  # deferred: torch loads in seconds
 
             dist.barrier()
 
@@ -139,7 +142,7 @@ class Context:
         """Rank 0's `value` on every rank (any picklable object)."""
         if not self.distributed:
             return value
-        import torch.distributed as dist
+        import torch.distributed as dist  # deferred: torch loads in seconds
 
         box = [value]
         dist.broadcast_object_list(box, src=0)
@@ -148,7 +151,7 @@ class Context:
     def sum(self, tensor):
         """The sum over processes of a tensor (in place on every rank)."""
         if self.distributed:
-            import torch.distributed as dist
+            import torch.distributed as dist  # deferred: torch loads in seconds
 
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
@@ -171,9 +174,6 @@ def die_with_launcher() -> None:
     """
     if not os.environ.get("TORCHELASTIC_RUN_ID") or not sys.platform.startswith("linux"):
         return
-    import ctypes
-    import signal
-
     parent = os.getppid()
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -195,7 +195,7 @@ def choose_parallel(mode: str, n_parameters: int, context: Context) -> str:
         return mode
     if context.device.type != "cuda":
         return "ddp"
-    import torch
+    import torch  # deferred: torch loads in seconds
 
     memory = torch.cuda.get_device_properties(context.device).total_memory
     return "fsdp" if TRAINING_BYTES_PER_PARAMETER * n_parameters > FSDP_THRESHOLD * memory else "ddp"
@@ -206,15 +206,15 @@ def wrap(model, parallel: str, context: Context):
     if parallel == "none":
         return model
     if parallel == "ddp":
-        from torch.nn.parallel import DistributedDataParallel
+        from torch.nn.parallel import DistributedDataParallel  # deferred: torch loads in seconds
 
         device_ids = [context.device] if context.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
     if parallel == "fsdp":
         try:
-            from torch.distributed.fsdp import fully_shard
+            from torch.distributed.fsdp import fully_shard  # deferred: torch loads in seconds
         except ImportError:  # torch < 2.6
-            from torch.distributed._composable.fsdp import fully_shard
+            from torch.distributed._composable.fsdp import fully_shard  # deferred: torch loads in seconds
 
         # One unit per decoder layer, then the root (embeddings, final norm, head:
         # kept together, so tied embeddings stay one parameter).
@@ -250,14 +250,14 @@ def full_state(model, optimizer) -> tuple[dict, dict]:
     A collective under FSDP: every rank calls it; rank 0 receives the state
     (other ranks may get empty dictionaries).
     """
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict  # deferred: torch
 
     return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def load_full_state(model, optimizer, model_state: dict, optimizer_state: dict) -> None:
     """Load a full (unsharded) state on every rank; each rank keeps its own shard under FSDP."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict  # deferred: torch
 
     set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state,
                    options=StateDictOptions(full_state_dict=True))
@@ -265,7 +265,7 @@ def load_full_state(model, optimizer, model_state: dict, optimizer_state: dict) 
 
 def full_model_state(model) -> dict:
     """Unsharded weights on the CPU (a collective under FSDP; rank 0 receives them)."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict  # deferred: torch
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
