@@ -393,7 +393,7 @@ def corpus_files(splits: tuple[str, ...]) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, CorpusJob)
-    parser.add_argument("--out", nargs="+", required=True,
+    parser.add_argument("--out", nargs="+", required=True, metavar="FILE",
                         help="the files to write, in one folder: {split}.jsonl of each of the job's splits "
                              "and manifest.json")
 
@@ -407,7 +407,7 @@ def main(args: argparse.Namespace) -> int:
 
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, CorpusShardJob)
-    parser.add_argument("--out", nargs="+", required=True,
+    parser.add_argument("--out", nargs="+", required=True, metavar="FILE",
                         help="the shard's files, in its folder: train.jsonl, validation.jsonl and manifest.json")
 
 
@@ -419,11 +419,11 @@ def shard_main(args: argparse.Namespace) -> int:
 
 
 def add_join_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--validation", nargs="+", required=True,
+    parser.add_argument("--validation", nargs="+", required=True, metavar="JSONL",
                         help="the shards' validation.jsonl (`lmscale corpus-shard`), in order")
-    parser.add_argument("--manifests", nargs="+", required=True,
+    parser.add_argument("--manifests", nargs="+", required=True, metavar="JSON",
                         help="the shards' manifest.json, in the same order (each beside its validation split)")
-    parser.add_argument("--out", nargs="+", required=True,
+    parser.add_argument("--out", nargs="+", required=True, metavar="FILE",
                         help="the joined validation.jsonl and manifest.json, in one folder")
 
 

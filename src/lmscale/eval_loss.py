@@ -117,7 +117,7 @@ def evaluate(model_dir: str | Path, valsets: dict, outputs: dict, threads: int =
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, EvalLossJob)
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model", required=True, metavar="RUN_JSON",
                         help="the model's run.json (`lmscale train`), beside its Hugging Face checkpoint")
     parser.add_argument("--streams", nargs="+", required=True,
                         help="the token stream (.bin) of each validation set, in the job's order")

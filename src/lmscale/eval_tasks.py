@@ -432,7 +432,7 @@ def evaluate_model(
 def add_arguments(parser) -> None:
     jobs.add_argument(parser, EvalTasksJob)
     jobs.add_argument(parser, EvalTasksOptions, "--options")
-    parser.add_argument("--model", required=True,
+    parser.add_argument("--model", required=True, metavar="RUN_JSON",
                         help="the model's run.json (`lmscale train`), beside its Hugging Face checkpoint")
     parser.add_argument("--suite", default=None, help="folder of the generated local tasks (lmscale task-suite)")
     parser.add_argument("--out", required=True, help="JSON file to write")

@@ -611,7 +611,7 @@ def add_arguments(parser) -> None:
     jobs.add_argument(parser, TaskSuiteJob)
     parser.add_argument("--heldout", nargs="?",
                         help="held-out JSONL split (a 'text' field per document) for the text tasks")
-    parser.add_argument("--tokenizer",
+    parser.add_argument("--tokenizer", metavar="TOKENIZER_JSON",
                         help="the models' tokenizer.json (with the job's context): documents whose answers "
                              "lm-eval would not score as written, in half the context, are passed over")
     parser.add_argument("--out", required=True, help="folder to write the suite to")

@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, TokenizerOptions, "--options", required=False)
     parser.add_argument("--train", nargs="*", help="train split (JSONL) a BPE tokenizer learns from "
                                                    "(a sharded corpus: its shards' train splits, in order)")
-    parser.add_argument("--out", required=True,
+    parser.add_argument("--out", required=True, metavar="TOKENIZER_JSON",
                         help="the tokenizer's tokenizer.json; the rest of its Hugging Face folder is written beside it")
 
 

@@ -197,7 +197,7 @@ def _batches(items, size):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", required=True, help="a split written by `lmscale corpus` (JSONL)")
-    parser.add_argument("--tokenizer", required=True,
+    parser.add_argument("--tokenizer", required=True, metavar="TOKENIZER_JSON",
                         help="the tokenizer's tokenizer.json (`lmscale tokenizer`; its folder holds the rest)")
     parser.add_argument("--out", required=True, help="the token stream (.bin); its .json goes beside it")
     parser.add_argument("--threads", type=int, default=1)
