@@ -202,7 +202,7 @@ def run_one(size: str, mult: float, batch: int, lr: float, warmup: int, count_em
         loss_json.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["lmscale", "eval-loss", "--job", json.dumps({"valsets": [{"name": "stdlib_heldout", "tokens": 65536}]}),
-             "--model", str(out), "--streams", str(TOKENS / "validation.bin"), "--out", str(loss_json),
+             "--model", str(out / "run.json"), "--streams", str(TOKENS / "validation.bin"), "--out", str(loss_json),
              "--threads", "1"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -154,3 +154,37 @@ def test_pretrained_tokenizer_from_a_local_folder(stdlib_corpus, tmp_path):
     copied = fetch_pretrained(str(trained), tmp_path / "copy")
     assert end_of_text_id(copied) == end_of_text_id(trained)
     assert (copied / "tokenizer.json").exists()
+
+
+def test_the_commands_take_the_files_a_rule_names(stdlib_corpus, tmp_path, caplog):
+    """`lmscale corpus`, `tokenizer` and `tokenize` as the rules call them: the files they write or
+    read, each folder found from its files; the same bytes as the library's functions write."""
+    from lmscale import cli
+    from lmscale.jobs import CorpusJob, TokenizerJob
+    from tests.workflow import validated_config
+
+    out, _ = stdlib_corpus
+    config = validated_config({"datasets": {"stdlib": {**SMALL_STDLIB, "validation_fraction": 0.1}},
+                               "tokenizer": {"vocab_size": 300}})
+    data = tmp_path / "data" / "stdlib"
+    split_files = [str(data / name) for name in ("train.jsonl", "validation.jsonl", "manifest.json")]
+    job = CorpusJob.from_config(config, dataset="stdlib").to_json()
+    assert cli.main(["corpus", "--job", job, "--out", *split_files]) == 0
+    for name in ("train.jsonl", "validation.jsonl"):
+        assert (data / name).read_bytes() == (out / name).read_bytes()
+
+    tokenizer = tmp_path / "tokenizer" / "tokenizer.json"
+    tokenizer_job = TokenizerJob.from_config(config).to_json()
+    assert cli.main(["tokenizer", "--job", tokenizer_job, "--train", split_files[0], "--out", str(tokenizer)]) == 0
+    direct = train_bpe(out / "train.jsonl", tmp_path / "bpe", vocab_size=300)
+    assert tokenizer.read_bytes() == (direct / "tokenizer.json").read_bytes()
+    stream = tmp_path / "tokens" / "validation.bin"
+    assert cli.main(["tokenize", "--split", split_files[1], "--tokenizer", str(tokenizer), "--out", str(stream)]) == 0
+    assert tokens.open_tokens(stream)[1]["end_of_text_id"] == end_of_text_id(tokenizer.parent)
+
+    # A folder, or files that are not the stage's, are refused in one line naming what was expected.
+    assert cli.main(["tokenize", "--split", split_files[1], "--tokenizer", str(tokenizer.parent),
+                     "--out", str(stream)]) == 1
+    assert f"expected tokenizer.json in one folder, got {tokenizer.parent}" in caplog.text
+    assert cli.main(["corpus", "--job", job, "--out", split_files[0], split_files[2]]) == 1
+    assert "expected train.jsonl, validation.jsonl, manifest.json in one folder" in caplog.text

@@ -139,7 +139,8 @@ def test_unknown_task_fails_before_any_model_is_loaded(study, tmp_path, caplog):
     missing_model = tmp_path / "never-trained"
     status = cli.main([
         "eval-tasks", *job_arguments({"suite": "offline", "include": ["code_nxt_line", "bracket_next"]}, "d", "s", "20"),
-        "--model", str(missing_model), "--suite", str(study["suite"]), "--out", str(tmp_path / "out.json"),
+        "--model", str(missing_model / "run.json"), "--suite", str(study["suite"]),
+        "--out", str(tmp_path / "out.json"),
     ])
     assert status == 1
     assert "code_nxt_line" in caplog.text and "closest: code_next_line" in caplog.text
@@ -185,7 +186,8 @@ def test_whole_suite_through_the_cli(study, tmp_path):
     started = time.perf_counter()
     status = cli.main([
         "eval-tasks", *job_arguments({"suite": "offline", "include": [], "exclude": []}, "stdlib", "tiny", "20"),
-        "--model", str(study["model"]), "--suite", str(study["suite"]), "--out", str(out), "--threads", "2",
+        "--model", str(study["model"] / "run.json"), "--suite", str(study["suite"]), "--out", str(out),
+        "--threads", "2",
     ])
     seconds = time.perf_counter() - started
     assert status == 0

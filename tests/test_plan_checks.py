@@ -206,12 +206,41 @@ def test_a_hostile_size_or_device_fails_the_dry_run(tmp_path, change, key):
     assert "Shell command" not in output
 
 
+def indented_block(lines: list[str], start: int) -> list[str]:
+    """The lines below `lines[start]` indented deeper than it (blank lines included), up to the next that is not."""
+    depth = len(lines[start]) - len(lines[start].lstrip())
+    block = []
+    for line in lines[start + 1:]:
+        if line.strip() and len(line) - len(line.lstrip()) <= depth:
+            break
+        block.append(line)
+    return block
+
+
+def shell_commands() -> dict[str, str]:
+    """Each rule's shell command as written in the rule files (comment lines left out), by rule name."""
+    commands = {}
+    for path in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
+        lines = path.read_text().splitlines()
+        for start, line in enumerate(lines):
+            rule = re.match(r"\s*rule (\w+):", line)
+            if not rule:
+                continue
+            body = indented_block(lines, start)
+            for index, directive in enumerate(body):
+                if re.match(r"\s*shell:\s*$", directive):
+                    command = indented_block(body, index)
+                    commands[rule.group(1)] = "\n".join(part for part in command if not part.strip().startswith("#"))
+    return commands
+
+
 def test_every_value_in_a_rule_command_is_quoted():
-    """Each placeholder of a file, param or wildcard in a shell command carries `:q` (shell quoting)."""
-    unquoted = []
-    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for command in re.findall(r"shell:\n((?:\s+.*\"\n?)+)", path.read_text()):
-            unquoted += [f"{path.name}: {field}" for field in
-                         re.findall(r"\{((?:input|output|params|wildcards|log)[^}]*)\}", command)
-                         if not field.endswith(":q")]
+    """Each placeholder of a shell command (a file, param, wildcard, thread count or resource) carries
+    `:q` (shell quoting), in every rule that runs one."""
+    commands = shell_commands()
+    written = sum(len(re.findall(r"^\s*shell:", path.read_text(), re.M))
+                  for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")])
+    assert len(commands) == written == 28  # every rule with a shell command was read, and only those
+    unquoted = [f"{rule}: {field}" for rule, command in commands.items()
+                for field in re.findall(r"\{([^{}]*)\}", command) if not field.endswith(":q")]
     assert not unquoted

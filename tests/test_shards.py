@@ -221,7 +221,7 @@ def sharded_study(tmp_path_factory):
     shard_dirs = [f"results/sharded/data/stdlib/shards/{shard_name(k, 4)}" for k in range(4)]
 
     # A corpus shard job killed: the other shards are written, the tokenizer (which reads them all) waits.
-    record["killed_corpus"] = run_killing(workdir, configs["sharded"], f"{shard_dirs[1]} ",
+    record["killed_corpus"] = run_killing(workdir, configs["sharded"], f"--out {shard_dirs[1]}/",
                                           *(f"{folder}/manifest.json" for folder in shard_dirs))
     record["corpus_before"] = shard_files(results, "corpus")
     record["corpus_rerun"] = planned(workdir, *(f"{folder}/manifest.json" for folder in shard_dirs),
@@ -296,3 +296,23 @@ def test_the_sharded_study_has_the_data_and_loss_of_the_whole(sharded_study):
             for study in (sharded, whole)]
     print(f"\ntrain loss of s1_M5 at its last step: 4 shards {logs[0][-1]:.4f}, one piece {logs[1][-1]:.4f}")
     assert logs[0] == logs[1] and len(logs[0]) > 5
+
+
+def test_join_shards_takes_the_files_a_rule_names(whole_and_shards, tmp_path, caplog):
+    """`lmscale join-shards` as the rule calls it: each shard's validation split and manifest, in order,
+    and the two files it writes; the same bytes as the library's join."""
+    from lmscale import cli
+
+    root, shard_dirs = whole_and_shards
+    validation = [str(folder / "validation.jsonl") for folder in shard_dirs]
+    manifests = [str(folder / "manifest.json") for folder in shard_dirs]
+    out = [str(tmp_path / "validation.jsonl"), str(tmp_path / "manifest.json")]
+    assert cli.main(["join-shards", "--validation", *validation, "--manifests", *manifests, "--out", *out]) == 0
+    for name in ("validation.jsonl", "manifest.json"):
+        assert (tmp_path / name).read_bytes() == (root / "joined" / name).read_bytes()
+    assert cli.main(["join-shards", "--validation", *validation, "--manifests", *manifests[:-1], "--out", *out]) == 1
+    assert "--validation names 4 shards but --manifests 3" in caplog.text
+    # A shard's manifest beside another shard's split is no pair.
+    swapped = manifests[::-1]
+    assert cli.main(["join-shards", "--validation", *validation, "--manifests", *swapped, "--out", *out]) == 1
+    assert "expected validation.jsonl, manifest.json in one folder" in caplog.text

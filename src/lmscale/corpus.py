@@ -44,7 +44,7 @@ from typing import Iterator
 
 from lmscale import jobs
 from lmscale.config import shard_name
-from lmscale.files import atomic_write_json, atomic_writer
+from lmscale.files import atomic_write_json, atomic_writer, folder_of
 from lmscale.jobs import CorpusJob, CorpusShardJob
 
 log = logging.getLogger(__name__)
@@ -388,36 +388,54 @@ def _cap_bytes(paths: list[Path], max_bytes: int | None, key) -> list[Path]:
 # ---- CLI ---------------------------------------------------------------------
 
 
+def corpus_files(splits: tuple[str, ...]) -> list[str]:
+    """The files a corpus (or a shard of one) writes in its folder: each split's JSONL, then the manifest."""
+    return [*(f"{split}.jsonl" for split in splits), "manifest.json"]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, CorpusJob)
-    parser.add_argument("--out-dir", required=True, help="folder for {split}.jsonl and manifest.json")
+    parser.add_argument("--out", nargs="+", required=True, metavar="FILE",
+                        help="the files to write, in one folder: {split}.jsonl of each of the job's splits "
+                             "and manifest.json")
 
 
 def main(args: argparse.Namespace) -> int:
     job = args.job
-    write_corpus(job.source, args.out_dir, tuple(job.splits), job.validation_fraction)
+    splits = tuple(job.splits)
+    write_corpus(job.source, folder_of(args.out, corpus_files(splits)), splits, job.validation_fraction)
     return 0
 
 
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, CorpusShardJob)
-    parser.add_argument("--out-dir", required=True, help="the shard's folder for {split}.jsonl and manifest.json")
+    parser.add_argument("--out", nargs="+", required=True, metavar="FILE",
+                        help="the shard's files, in its folder: train.jsonl, validation.jsonl and manifest.json")
 
 
 def shard_main(args: argparse.Namespace) -> int:
     job = args.job
-    write_corpus(job.source, args.out_dir, SPLITS, job.validation_fraction, (job.shard, job.shards))
+    write_corpus(job.source, folder_of(args.out, corpus_files(SPLITS)), SPLITS, job.validation_fraction,
+                 (job.shard, job.shards))
     return 0
 
 
 def add_join_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shards", nargs="+", required=True,
-                        help="the shards' folders (`lmscale corpus-shard`), in order")
-    parser.add_argument("--out-dir", required=True, help="folder for the joined validation.jsonl and manifest.json")
+    parser.add_argument("--validation", nargs="+", required=True, metavar="JSONL",
+                        help="the shards' validation.jsonl (`lmscale corpus-shard`), in order")
+    parser.add_argument("--manifests", nargs="+", required=True, metavar="JSON",
+                        help="the shards' manifest.json, in the same order (each beside its validation split)")
+    parser.add_argument("--out", nargs="+", required=True, metavar="FILE",
+                        help="the joined validation.jsonl and manifest.json, in one folder")
 
 
 def join_main(args: argparse.Namespace) -> int:
-    join_shards(args.shards, args.out_dir)
+    if len(args.validation) != len(args.manifests):
+        raise ValueError(f"--validation names {len(args.validation)} shards but --manifests {len(args.manifests)}: "
+                         "one of each per shard, in the same order")
+    files = ["validation.jsonl", "manifest.json"]
+    shards = [folder_of([validation, manifest], files) for validation, manifest in zip(args.validation, args.manifests)]
+    join_shards(shards, folder_of(args.out, files))
     return 0
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lmscale import jobs
-from lmscale.files import atomic_write_json
+from lmscale.files import atomic_write_json, folder_of
 from lmscale.jobs import EvalLossJob
 from lmscale.tokens import open_tokens
 
@@ -120,7 +120,8 @@ def evaluate(model_dir: str | Path, valsets: dict, outputs: dict, threads: int =
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, EvalLossJob)
-    parser.add_argument("--model", required=True, help="model folder (Hugging Face format, with run.json)")
+    parser.add_argument("--model", required=True, metavar="RUN_JSON",
+                        help="the model's run.json (`lmscale train`), beside its Hugging Face checkpoint")
     parser.add_argument("--streams", nargs="+", required=True,
                         help="the token stream (.bin) of each validation set, in the job's order")
     parser.add_argument("--out", nargs="+", required=True, help="the JSON of each validation set, in the job's order")
@@ -134,5 +135,5 @@ def main(args: argparse.Namespace) -> int:
                          f"{len(args.streams)} and --out {len(args.out)}: one of each per set, in the job's order")
     valsets = {valset.name: {"tokens_path": stream, "tokens": valset.tokens}
                for valset, stream in zip(args.job.valsets, args.streams)}
-    evaluate(args.model, valsets, dict(zip(names, args.out)), args.threads)
+    evaluate(folder_of([args.model], ["run.json"]), valsets, dict(zip(names, args.out)), args.threads)
     return 0

@@ -33,7 +33,7 @@ import yaml
 
 from lmscale import hub, jobs
 from lmscale.config import run_name
-from lmscale.files import atomic_write_json
+from lmscale.files import atomic_write_json, folder_of
 from lmscale.jobs import EvalTasksJob, EvalTasksOptions
 from lmscale.task_list import TaskSpec, check_registered, task_specs
 
@@ -289,7 +289,8 @@ def evaluate_model(
 def add_arguments(parser) -> None:
     jobs.add_argument(parser, EvalTasksJob)
     jobs.add_argument(parser, EvalTasksOptions, "--options")
-    parser.add_argument("--model", required=True, help="the model's Hugging Face folder")
+    parser.add_argument("--model", required=True, metavar="RUN_JSON",
+                        help="the model's run.json (`lmscale train`), beside its Hugging Face checkpoint")
     parser.add_argument("--suite", default=None, help="folder of the generated local tasks (lmscale task-suite)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -313,9 +314,10 @@ def main(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    model_dir = folder_of([args.model], ["run.json"])
     started = time.perf_counter()
     evaluation = evaluate_model(
-        args.model,
+        model_dir,
         specs,
         suite_dir=args.suite,
         batch_size=job.batch_size,
@@ -323,7 +325,7 @@ def main(args) -> int:
         limit=job.limit,
     )
     record = {
-        "model": model_name(args.model, job.size, job.multiplier),
+        "model": model_name(model_dir, job.size, job.multiplier),
         "dataset": job.dataset,
         "size": job.size,
         "M": job.multiplier,

@@ -1,4 +1,5 @@
-"""Writing results so that a killed job leaves the old file or none, never half of one."""
+"""Writing results so that a killed job leaves the old file or none, never half of one; and the
+folder a command works in, found from the files its rule names."""
 
 from __future__ import annotations
 
@@ -42,3 +43,17 @@ def read_json(path: str | Path):
 def atomic_copy(source: str | Path, path: str | Path) -> None:
     with atomic_writer(path, "wb") as handle:
         handle.write(Path(source).read_bytes())
+
+
+def folder_of(paths: list[str | Path], names: list[str]) -> Path:
+    """The one folder that holds `paths`, which must be the files `names` in it (any order).
+
+    A rule names the files a job reads or writes; a stage that works on a folder (a corpus's
+    splits, a Hugging Face checkpoint) finds it here, once, and a wrong file given by hand is
+    refused with what was expected.
+    """
+    folders = {Path(path).parent for path in paths}
+    if len(folders) != 1 or sorted(Path(path).name for path in paths) != sorted(names):
+        given = " ".join(str(path) for path in paths) or "nothing"
+        raise ValueError(f"expected {', '.join(names)} in one folder, got {given}")
+    return folders.pop()

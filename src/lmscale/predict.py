@@ -235,12 +235,13 @@ def read_pool(path) -> pd.DataFrame:
 
 def add_chained_arguments(parser) -> None:
     """The inputs a chain of laws reads: the tables and the laws (the error laws and the tasks table
-    together, or none for the loss alone). predict and backtest take the same."""
+    together, or none for the loss alone: absent, or given no file, as a loss-only study's rule
+    gives them). predict and backtest take the same."""
     parser.add_argument("--loss-table", required=True)
-    parser.add_argument("--tasks-table", help="without it and the error laws: the loss law alone")
+    parser.add_argument("--tasks-table", nargs="?", help="without it and the error laws: the loss law alone")
     parser.add_argument("--loss-law", required=True)
-    parser.add_argument("--error-law", help="error law over the selected tasks")
-    parser.add_argument("--error-law-all", help="error law over every task")
+    parser.add_argument("--error-law", nargs="?", help="error law over the selected tasks")
+    parser.add_argument("--error-law-all", nargs="?", help="error law over every task")
 
 
 def read_chained(args) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, dict]]:

@@ -41,7 +41,7 @@ from typing import Callable, Iterator
 import yaml
 
 from lmscale import jobs
-from lmscale.files import atomic_copy, atomic_write_json, atomic_writer
+from lmscale.files import atomic_copy, atomic_write_json, atomic_writer, folder_of
 from lmscale.jobs import TaskSuiteJob
 from lmscale.task_documents import (CodeLine, Document, addition, bracket_completion, bracket_next, code_lines,
                                     comparison, last_token_cloze, minimal_pairs, mismatch_closing_bracket,
@@ -287,14 +287,15 @@ def add_arguments(parser) -> None:
     jobs.add_argument(parser, TaskSuiteJob)
     parser.add_argument("--heldout", nargs="?",
                         help="held-out JSONL split (a 'text' field per document) for the text tasks")
-    parser.add_argument("--tokenizer",
-                        help="tokenizer folder of the models (with the job's context): documents whose answers "
+    parser.add_argument("--tokenizer", metavar="TOKENIZER_JSON",
+                        help="the models' tokenizer.json (with the job's context): documents whose answers "
                              "lm-eval would not score as written, in half the context, are passed over")
     parser.add_argument("--out", required=True, help="folder to write the suite to")
 
 
 def main(args) -> int:
     job = args.job
-    manifest = write_suite(args.out, job, args.heldout, args.tokenizer)
+    tokenizer = folder_of([args.tokenizer], ["tokenizer.json"]) if args.tokenizer else None
+    manifest = write_suite(args.out, job, args.heldout, tokenizer)
     log.info("wrote %d tasks to %s", len(manifest["tasks"]), args.out)
     return 0

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lmscale.corpus import read_texts
-from lmscale.files import atomic_write_json, atomic_writer
+from lmscale.files import atomic_write_json, atomic_writer, folder_of
 from lmscale.tokenizer import end_of_text_id
 
 log = logging.getLogger(__name__)
@@ -197,13 +197,14 @@ def _batches(items, size):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", required=True, help="a split written by `lmscale corpus` (JSONL)")
-    parser.add_argument("--tokenizer", required=True, help="tokenizer folder (tokenizer.json)")
+    parser.add_argument("--tokenizer", required=True, metavar="TOKENIZER_JSON",
+                        help="the tokenizer's tokenizer.json (`lmscale tokenizer`; its folder holds the rest)")
     parser.add_argument("--out", required=True, help="the token stream (.bin); its .json goes beside it")
     parser.add_argument("--threads", type=int, default=1)
 
 
 def main(args: argparse.Namespace) -> int:
-    tokenize_split(args.split, args.tokenizer, args.out, args.threads)
+    tokenize_split(args.split, folder_of([args.tokenizer], ["tokenizer.json"]), args.out, args.threads)
     return 0
 
 

@@ -1,6 +1,12 @@
-# Paths, wildcard constraints and the small input functions the rules share.
+# Paths, wildcard constraints and the functions the rule files call. A one-line input function
+# stands in its rule as a lambda; a longer one lives here, under the name of the file it feeds,
+# as Snakemake's lint keeps functions out of the files with rules ("Mixed rules and functions in
+# same snakefile"; test_smoke_study.py runs --lint).
 # Each rule's `job` param is its stage's description (lmscale.jobs), built from the config
 # and the wildcards by that description's `from_config`.
+# Nothing here reads the disk while the Snakefile is parsed: what depends on a file (a tables
+# testbed's tasks.csv, a local tokenizer folder, the task table) is decided in an input function,
+# when the jobs are planned.
 import os
 import re
 
@@ -26,6 +32,27 @@ LOSS_EVAL = f"{RESULTS}/eval/loss/{{dataset}}/{RUN}/{{valset}}.json"
 TASK_EVAL = f"{RESULTS}/eval/tasks/{{dataset}}/{RUN}.json"
 LOSS_TABLE = f"{RESULTS}/testbed/loss.csv"
 TASK_TABLE = f"{RESULTS}/testbed/tasks.csv"
+LAWS = f"{RESULTS}/laws/{{dataset}}/{{valset}}"
+BACKTEST = f"{RESULTS}/backtest/{{dataset}}/{{valset}}_{{tag}}"
+PREDICTIONS = f"{RESULTS}/predictions/{{dataset}}/{{valset}}_{{tag}}"
+
+# Corpus splits, the tokenizer and the token streams:
+#   data/{dataset}/{train,validation}.jsonl      a training dataset's splits
+#   data/valsets/{valset}/validation.jsonl       a validation set with a source of its own
+#   tokenizer/tokenizer.json                     (Hugging Face tokenizer folder)
+#   tokens/<same path as the split>.bin + .json  flat token streams
+DATA = f"{RESULTS}/data"
+TOKENIZER = f"{RESULTS}/tokenizer/tokenizer.json"
+TOKENS = f"{RESULTS}/tokens"
+# Validation sets with a source of their own live apart from the training datasets.
+VALSET_SPLIT = "valsets/{valset}/validation"
+# A dataset with `shards` > 1 is cut into shards, one corpus job and one token stream each:
+#   data/{dataset}/shards/{shard}/{train,validation}.jsonl   shard {shard} ("00003-of-00016")
+#   data/{dataset}/validation.jsonl + manifest.json          the shards' validation splits, joined
+#   tokens/{dataset}/shards/{shard}/train.bin + .json        a shard's train stream
+#   tokens/{dataset}/train.index.json                        the shards' streams, read by training as one
+SHARD_DIR = f"{DATA}/{{dataset}}/shards/{{shard}}"
+SHARD_TOKENS = f"{TOKENS}/{{dataset}}/shards/{{shard}}/train"
 
 
 wildcard_constraints:
@@ -38,6 +65,12 @@ wildcard_constraints:
     taskset=r"t[0-9]+(\.[0-9]+)?|all",
     tag=r"t[0-9]+(\.[0-9]+)?|loss",
     shard=r"[0-9]+-of-[0-9]+",
+
+
+def dataset_names(sharded):
+    """A wildcard constraint matching the datasets cut into shards (or those that are not); none: nothing."""
+    names = [name for name in config["datasets"] if (config["datasets"][name]["shards"] > 1) == sharded]
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 def trains_models():
@@ -63,37 +96,38 @@ def expand_runs(pattern, **extra):
     ]
 
 
-# A `tables` testbed without tasks.csv is a loss-only study: its loss law, loss predictions
-# and loss figures are made; the selection, the error laws and the error figures are not.
-HAS_TASKS = study_config.has_tasks(config)
-if not HAS_TASKS:
-    logger.info(
-        f"loss-only study: {config['testbed_path']} has no tasks.csv, so the task selection, the error laws "
-        "and the error figures are skipped; the loss law, loss predictions and loss figures are made"
-    )
+def shard_paths(pattern, dataset):
+    """`pattern` filled in for every shard of `dataset`, in order."""
+    return [pattern.format(dataset=dataset, shard=shard) for shard in study_config.shard_names(config, dataset)]
 
 
-def threshold_tag():
-    return f"t{study_config.format_multiplier(config['threshold'])}"
+# ---- the study's targets (rule all, in the Snakefile)
 
 
-def analysis_tag():
-    """What a study's predictions chain: t{t} (the error laws over the tasks kept at t) or `loss`."""
-    return threshold_tag() if HAS_TASKS else "loss"
+def all_targets(wildcards):
+    """The laws, backtests, predictions and figures of every dataset and validation set.
+
+    A `tables` testbed without tasks.csv is a loss-only study: its loss law, loss predictions and
+    loss figures are made; the selection, the error laws and the error figures are not.
+    """
+    has_tasks = study_config.has_tasks(config)
+    if not has_tasks:
+        logger.info(
+            f"loss-only study: {config['testbed_path']} has no tasks.csv, so the task selection, the error laws "
+            "and the error figures are skipped; the loss law, loss predictions and loss figures are made"
+        )
+    # What the predictions chain: t{t} (the error laws over the tasks kept at t) or `loss`.
+    tag = f"t{study_config.format_multiplier(config['threshold'])}" if has_tasks else "loss"
+    return [*analysis_targets(tag, has_tasks), *figure_targets(tag, has_tasks)]
 
 
-def analysis_datasets():
-    return list(config["datasets"])
-
-
-def analysis_targets():
-    tag = analysis_tag()
-    targets = [f"{RESULTS}/laws/tasks_{tag}.json"] if HAS_TASKS else []
-    for dataset in analysis_datasets():
+def analysis_targets(tag, has_tasks):
+    targets = [f"{RESULTS}/laws/tasks_{tag}.json"] if has_tasks else []
+    for dataset in config["datasets"]:
         for valset in config["valsets"]:
             laws = f"{RESULTS}/laws/{dataset}/{valset}"
             targets += [f"{laws}/loss_law.json"]
-            if HAS_TASKS:
+            if has_tasks:
                 targets += [f"{laws}/error_law_{tag}.json", f"{laws}/error_law_all.json"]
             targets += [
                 f"{RESULTS}/backtest/{dataset}/{valset}_{tag}.csv",
@@ -103,169 +137,93 @@ def analysis_targets():
     return targets
 
 
-def all_targets():
-    return [*analysis_targets(), *figure_targets()]
-
-
-# ---- laws ----
-
-LAWS = f"{RESULTS}/laws/{{dataset}}/{{valset}}"
-BACKTEST = f"{RESULTS}/backtest/{{dataset}}/{{valset}}_{{tag}}"
-PREDICTIONS = f"{RESULTS}/predictions/{{dataset}}/{{valset}}_{{tag}}"
-
-
-def chained_inputs(wildcards):
-    """What a backtest or a prediction chains: the loss law, and the error laws unless loss only."""
-    inputs = {"loss": LOSS_TABLE, "loss_law": f"{LAWS}/loss_law.json"}
-    if wildcards.tag != "loss":
-        inputs |= {"tasks": TASK_TABLE, "error_law": f"{LAWS}/error_law_{wildcards.tag}.json",
-                   "error_law_all": f"{LAWS}/error_law_all.json"}
-    return inputs
-
-
-def error_law_flags(wildcards, input):
-    """The command's flags for the inputs `chained_inputs` adds for the error laws."""
-    if wildcards.tag == "loss":
-        return []
-    return ["--tasks-table", input.tasks, "--error-law", input.error_law, "--error-law-all", input.error_law_all]
-
-
-def error_fit_tasks(wildcards):
-    """The selection file for a threshold task set; nothing for the all-task average."""
-    if wildcards.taskset == "all":
-        return []
-    return f"{RESULTS}/laws/tasks_{wildcards.taskset}.json"
-
-
-# ---- figures ----
-
-FIGURE_DIR = f"{RESULTS}/figures/{{dataset}}/{{valset}}"
-
-
-def figure_job(kind):
-    return lambda w: jobs.FigureJob.from_config(config, kind, w.dataset, w.valset).to_json()
-
-
-def figure_name(name):
-    """A figure's name without its threshold or tag: error_heatmap_t{t} -> error_heatmap."""
-    return name.split("_t{t}")[0].split("_{tag}")[0]
-
-
-def figure_files(name):
-    """The figure in every configured format; the PNG goes into the report."""
-    files = []
-    for ext in config["figures"]["formats"]:
-        path = f"{FIGURE_DIR}/{name}.{ext}"
-        if ext == "png":
-            path = report(
-                path,
-                caption=f"../report/{figure_name(name)}.rst",
-                category="{dataset}",
-                subcategory="{valset}",
-                labels={"figure": figure_name(name), "dataset": "{dataset}", "valset": "{valset}"},
-            )
-        files.append(path)
-    return files
-
-
-def figure_targets():
-    tag = analysis_tag()
+def figure_targets(tag, has_tasks):
     names = ["loss_heatmap", "loss_vs_compute", f"backtest_{tag}", f"calibration_{tag}"]
-    if HAS_TASKS:
+    if has_tasks:
         names += [f"error_heatmap_{tag}", f"error_vs_loss_{tag}"]
     return [
         f"{RESULTS}/figures/{dataset}/{valset}/{name}.{ext}"
-        for dataset in analysis_datasets()
+        for dataset in config["datasets"]
         for valset in config["valsets"]
         for name in names
         for ext in config["figures"]["formats"]
     ]
 
 
-# ---- data: corpus splits, tokenizer, token streams ----
-#   data/{dataset}/{train,validation}.jsonl      a training dataset's splits
-#   data/valsets/{valset}/validation.jsonl       a validation set with a source of its own
-#   tokenizer/tokenizer.json                     (Hugging Face tokenizer folder)
-#   tokens/<same path as the split>.bin + .json  flat token streams
-
-DATA = f"{RESULTS}/data"
-TOKENIZER_DIR = f"{RESULTS}/tokenizer"
-TOKENIZER = f"{TOKENIZER_DIR}/tokenizer.json"
-TOKENS = f"{RESULTS}/tokens"
-# Validation sets with a source of their own live apart from the training datasets.
-VALSET_SPLIT = "valsets/{valset}/validation"
-
-# Data jobs are short and everything waits on them: run them before any training job.
-DATA_PRIORITY = 50
-
-def valset_stream(valset):
-    """The token stream of a validation set, relative to TOKENS: a dataset's held-out split or its own."""
-    entry = config["validation_sets"][valset]
-    if entry.get("dataset"):  # a dataset under `datasets` (checks.check_study)
-        return f"{entry['dataset']}/validation"
-    return VALSET_SPLIT.format(valset=valset)
+# ---- laws.smk
 
 
-# A dataset with `shards` > 1 is cut into shards, one corpus job and one token stream each:
-#   data/{dataset}/shards/{shard}/{train,validation}.jsonl   shard {shard} ("00003-of-00016")
-#   data/{dataset}/validation.jsonl + manifest.json          the shards' validation splits, joined
-#   tokens/{dataset}/shards/{shard}/train.bin + .json        a shard's train stream
-#   tokens/{dataset}/train.index.json                        the shards' streams, read by training as one
-SHARD_DIR = f"{DATA}/{{dataset}}/shards/{{shard}}"
-SHARD_TOKENS = f"{TOKENS}/{{dataset}}/shards/{{shard}}/train"
+def chained_inputs(wildcards):
+    """What a backtest or a prediction chains: the loss law, and the error laws with the tasks table
+    unless {tag} is `loss` (a loss-only study), where they are empty and the command reads them as absent."""
+    chains_errors = wildcards.tag != "loss"
+    return {
+        "loss": LOSS_TABLE,
+        "loss_law": f"{LAWS}/loss_law.json",
+        "tasks": TASK_TABLE if chains_errors else [],
+        "error_law": f"{LAWS}/error_law_{wildcards.tag}.json" if chains_errors else [],
+        "error_law_all": f"{LAWS}/error_law_all.json" if chains_errors else [],
+    }
 
 
-def dataset_names(sharded):
-    """A wildcard constraint matching the datasets cut into shards (or those that are not); none: nothing."""
-    names = [name for name in config["datasets"] if (config["datasets"][name]["shards"] > 1) == sharded]
-    return "|".join(re.escape(name) for name in names) or "(?!)"
+# ---- figures.smk
 
 
-def shard_paths(pattern, dataset):
-    """`pattern` filled in for every shard of `dataset`, in order."""
-    return [pattern.format(dataset=dataset, shard=shard) for shard in study_config.shard_names(config, dataset)]
+def figure_files(name):
+    """The figure in every configured format; the PNG goes into the report, under the figure's name
+    without its threshold or tag (error_heatmap_t{t} -> error_heatmap)."""
+    plain = name.split("_t{t}")[0].split("_{tag}")[0]
+    files = []
+    for ext in config["figures"]["formats"]:
+        path = f"{RESULTS}/figures/{{dataset}}/{{valset}}/{name}.{ext}"
+        if ext == "png":
+            path = report(
+                path,
+                caption=f"../report/{plain}.rst",
+                category="{dataset}",
+                subcategory="{valset}",
+                labels={"figure": plain, "dataset": "{dataset}", "valset": "{valset}"},
+            )
+        files.append(path)
+    return files
 
 
-def train_tokens(wildcards):
-    """What training reads: the train split's token stream, or the index of its shards' streams."""
-    if config["datasets"][wildcards.dataset]["shards"] > 1:
-        return f"{TOKENS}/{wildcards.dataset}/train.index.json"
-    return f"{TOKENS}/{wildcards.dataset}/train.bin"
+# ---- data.smk
 
 
-def train_token_shards(wildcards):
-    """The shards' streams an index names (none for a dataset in one piece): training reads them too."""
-    if config["datasets"][wildcards.dataset]["shards"] > 1:
-        return shard_paths(f"{SHARD_TOKENS}.bin", wildcards.dataset)
-    return []
-
-
-def tokenizer_training_split():
+def tokenizer_training_split(wildcards):
     """The train split a BPE tokenizer learns from (a sharded dataset's in order); none for a pretrained tokenizer."""
     if config["tokenizer"]["kind"] != "bpe":
         return []
-    dataset = config["tokenizer"]["dataset"] or analysis_datasets()[0]
+    dataset = config["tokenizer"]["dataset"] or next(iter(config["datasets"]))
     if config["datasets"][dataset]["shards"] > 1:
         return shard_paths(f"{SHARD_DIR}/train.jsonl", dataset)
     return f"{DATA}/{dataset}/train.jsonl"
 
 
-# ---- validation loss ----
-
-# Sorted: the eval_loss job lists them in this order, and a config written with its keys in
-# another order is the same study.
-VALIDATION_SETS = sorted(config["validation_sets"])
+# ---- tasks.smk
 
 
-# ---- downstream tasks ----
+def local_tasks():
+    """The tasks whose data this study generates: the offline suite, or the table's own YAMLs."""
+    return task_list.tasks_to_generate(tasks_config())
 
-TASK_SUITE = f"{RESULTS}/tasks/suite"
+
+def heldout_split(wildcards):
+    """The held-out text the text tasks are cut from, if the suite has any."""
+    if not any(name in offline_task_suite.TEXT_TASKS for name in local_tasks()):
+        return []
+    dataset = tasks_config()["heldout_dataset"] or next(iter(config["datasets"]))
+    return f"{DATA}/{dataset}/validation.jsonl"
 
 
-def tasks_config():
-    """The config's `tasks` section, its table found from any working directory."""
-    section = config["tasks"]
-    return section | {"table": repository_path(section["table"])}
+# ---- what the offline jobs read from the Hugging Face Hub (data.smk's prefetch and tokenizer,
+# tasks.smk's eval_tasks)
+# The prefetch job (a localrule: where Snakemake runs, with the network) fills the cache with the
+# datasets of the lm-eval tasks and a pretrained tokenizer named by its hub id; its manifest is an
+# input of the jobs that read them, so that none starts before its data is there. It is
+# ancient(): fetching again (another revision, a moved cache) reruns no evaluation.
+PREFETCH_MANIFEST = f"{RESULTS}/prefetch/manifest.json"
 
 
 def repository_path(path):
@@ -276,27 +234,10 @@ def repository_path(path):
     return in_repository if os.path.exists(in_repository) else path
 
 
-def local_tasks():
-    """The tasks whose data this study generates: the offline suite, or the table's own YAMLs."""
-    return task_list.tasks_to_generate(tasks_config())
-
-
-def shortest_context():
-    """The shortest context among the trained models: every task answer must fit in it."""
-    return min(config["sizes"][size]["context"] for size in {run.size for run in training_runs()})
-
-
-def heldout_split():
-    """The held-out text the text tasks are cut from, if the suite has any."""
-    if not any(name in offline_task_suite.TEXT_TASKS for name in local_tasks()):
-        return []
-    dataset = tasks_config()["heldout_dataset"] or analysis_datasets()[0]
-    return f"{DATA}/{dataset}/validation.jsonl"
-
-
-def task_table_input():
-    section = tasks_config()
-    return section["table"] if section["suite"] == "llm_foundry_46" else []
+def tasks_config():
+    """The config's `tasks` section, its table found from any working directory."""
+    section = config["tasks"]
+    return section | {"table": repository_path(section["table"])}
 
 
 def task_selection():
@@ -306,12 +247,10 @@ def task_selection():
     return {key: section[key] for key in keys}
 
 
-# ---- what the offline jobs read from the Hugging Face Hub ----
-# The prefetch job (a localrule: where Snakemake runs, with the network) fills the cache with the
-# datasets of the lm-eval tasks and a pretrained tokenizer named by its hub id; its manifest is an
-# input of the jobs that read them, so that none starts before its data is there. It is
-# ancient(): fetching again (another revision, a moved cache) reruns no evaluation.
-PREFETCH_MANIFEST = f"{RESULTS}/prefetch/manifest.json"
+def task_table(wildcards):
+    """The task table of the llm_foundry_46 suite, which the prefetch and eval_tasks jobs read."""
+    section = tasks_config()
+    return section["table"] if section["suite"] == "llm_foundry_46" else []
 
 
 def hub_tokenizer():
@@ -327,12 +266,27 @@ def lm_eval_task_selection():
     return task_selection() if tasks_config()["suite"] == "llm_foundry_46" else None
 
 
-PREFETCH = jobs.PrefetchJob.from_config(config, lm_eval_task_selection(), hub_tokenizer()) if trains_models() else None
+def prefetched(reads_hub):
+    """An input function: the prefetch manifest for a job that reads what it fetched (`reads_hub()`
+    names something), else nothing."""
+    return lambda wildcards: ancient(PREFETCH_MANIFEST) if reads_hub() is not None else []
 
 
-def prefetched(needed):
-    """The prefetch manifest as an input of a job that reads what it fetched, if it does."""
-    return ancient(PREFETCH_MANIFEST) if PREFETCH is not None and needed else []
+# ---- what training reads (train.smk)
+
+
+def train_tokens(wildcards):
+    """What training reads: the train split's token stream, or the index of its shards' streams."""
+    if config["datasets"][wildcards.dataset]["shards"] > 1:
+        return f"{TOKENS}/{wildcards.dataset}/train.index.json"
+    return f"{TOKENS}/{wildcards.dataset}/train.bin"
+
+
+def train_token_shards(wildcards):
+    """The shards' streams an index names (none for a dataset in one piece): training reads them too."""
+    if config["datasets"][wildcards.dataset]["shards"] > 1:
+        return shard_paths(f"{SHARD_TOKENS}.bin", wildcards.dataset)
+    return []
 
 
 # ---- training (train.smk): a run of the grid, or under train.schedule wsd a trunk and its branches
@@ -373,3 +327,13 @@ def trunk_record(w):
         float(w.mult), trunk.top)
     return TRUNK_RECORD.format(dataset=w.dataset, size=w.size, mult=study_config.format_multiplier(top),
                                replica=w.replica)
+
+
+WSD = TRAIN["schedule"] == "wsd"
+# The run's rule (and command), its job description and the part of the run it trains (lmscale.resources).
+RUN_RULE, RUN_JOB, RUN_PART = ("branch", jobs.BranchJob, "cooldown") if WSD else ("train", jobs.TrainJob, "run")
+
+
+def trunk_folder(w):
+    """A branch's `--trunk-dir`: its trunk's folder, whose states it continues; a cosine run has none."""
+    return ["--trunk-dir", TRUNK_DIR.format(dataset=w.dataset, size=w.size, replica=w.replica)] if WSD else []

@@ -1,26 +1,32 @@
 # Text to token streams: corpus splits, the tokenizer, and one token stream per split; a sharded
 # dataset's corpus and train stream in shards; and what the offline jobs read from the Hub.
+# Paths and the longer input functions: common.smk.
+import functools
 
 
-if PREFETCH is not None and PREFETCH.needed():
+# Data jobs are short and everything waits on them: run them before any training job.
+DATA_PRIORITY = 50
 
-    rule prefetch:
-        input:
-            table=task_table_input(),
-        output:
-            PREFETCH_MANIFEST,
-        params:
-            job=PREFETCH.to_json(),
-        conda:
-            ENV
-        log:
-            f"{LOGS}/prefetch.log",
-        # Where Snakemake runs, the network is: a cluster's compute nodes may have none.
-        localrule: True
-        threads: 1
-        priority: DATA_PRIORITY + 10
-        shell:
-            "lmscale prefetch --job {params.job:q} --out {output:q} > {log:q} 2>&1"
+
+# Planned only where a job reads what it fetches (`prefetched` in common.smk): the default study
+# reads nothing from the Hub.
+rule prefetch:
+    input:
+        table=task_table,
+    output:
+        PREFETCH_MANIFEST,
+    params:
+        job=lambda w: jobs.PrefetchJob.from_config(config, lm_eval_task_selection(), hub_tokenizer()).to_json(),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/prefetch.log",
+    # Where Snakemake runs, the network is: a cluster's compute nodes may have none.
+    localrule: True
+    threads: 1
+    priority: DATA_PRIORITY + 10
+    shell:
+        "lmscale prefetch --job {params.job:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule corpus:
@@ -30,7 +36,6 @@ rule corpus:
         manifest=f"{DATA}/{{dataset}}/manifest.json",
     params:
         job=lambda w: jobs.CorpusJob.from_config(config, dataset=w.dataset).to_json(),
-        out_dir=lambda w, output: os.path.dirname(output.manifest),
     conda:
         ENV
     log:
@@ -40,12 +45,15 @@ rule corpus:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale corpus --job {params.job:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "lmscale corpus --job {params.job:q} --out {output:q} > {log:q} 2>&1"
+
+
+# One shard's text in bytes, by dataset: measured when the first shard job is planned, once
+# (sizing a stdlib or local source reads its files: seconds).
+shard_bytes = functools.cache(lambda dataset: job_resources.shard_bytes(config, dataset))
 
 
 # Shard {shard} of a dataset with `shards` > 1: a contiguous run of its documents, split likewise.
-SHARD_BYTES = {dataset: job_resources.shard_bytes(config, dataset)
-               for dataset in config["datasets"] if trains_models() and config["datasets"][dataset]["shards"] > 1}
 
 
 rule corpus_shard:
@@ -55,7 +63,6 @@ rule corpus_shard:
         manifest=f"{SHARD_DIR}/manifest.json",
     params:
         job=lambda w: jobs.CorpusShardJob.from_config(config, w.dataset, w.shard).to_json(),
-        out_dir=lambda w, output: os.path.dirname(output.manifest),
     conda:
         ENV
     log:
@@ -66,10 +73,10 @@ rule corpus_shard:
     priority: DATA_PRIORITY
     resources:
         # CPU only; wall time from the shard's text (lmscale/resources.py), times the attempt.
-        mem_mb=lambda w, attempt: job_resources.data_job(SHARD_BYTES[w.dataset], "corpus", attempt)["mem_mb"],
-        runtime=lambda w, attempt: job_resources.data_job(SHARD_BYTES[w.dataset], "corpus", attempt)["runtime"],
+        mem_mb=lambda w, attempt: job_resources.data_job(shard_bytes(w.dataset), "corpus", attempt)["mem_mb"],
+        runtime=lambda w, attempt: job_resources.data_job(shard_bytes(w.dataset), "corpus", attempt)["runtime"],
     shell:
-        "lmscale corpus-shard --job {params.job:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "lmscale corpus-shard --job {params.job:q} --out {output:q} > {log:q} 2>&1"
 
 
 # The shards' validation splits joined, where the corpus rule writes an unsharded dataset's.
@@ -80,9 +87,6 @@ rule join_shards:
     output:
         validation=f"{DATA}/{{dataset}}/validation.jsonl",
         manifest=f"{DATA}/{{dataset}}/manifest.json",
-    params:
-        shards=lambda w, input: [os.path.dirname(path) for path in input.manifests],
-        out_dir=lambda w, output: os.path.dirname(output.manifest),
     conda:
         ENV
     log:
@@ -92,7 +96,8 @@ rule join_shards:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale join-shards --shards {params.shards:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "lmscale join-shards --validation {input.validation:q} --manifests {input.manifests:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule corpus_valset:
@@ -101,7 +106,6 @@ rule corpus_valset:
         manifest=f"{DATA}/valsets/{{valset}}/manifest.json",
     params:
         job=lambda w: jobs.CorpusJob.from_config(config, valset=w.valset).to_json(),
-        out_dir=lambda w, output: os.path.dirname(output.manifest),
     conda:
         ENV
     log:
@@ -109,33 +113,30 @@ rule corpus_valset:
     threads: 1
     priority: DATA_PRIORITY
     shell:
-        "lmscale corpus --job {params.job:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "lmscale corpus --job {params.job:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule tokenizer:
     input:
-        train=tokenizer_training_split(),
-        prefetched=prefetched(hub_tokenizer()),
+        train=tokenizer_training_split,
+        prefetched=prefetched(hub_tokenizer),
     output:
         TOKENIZER,
     params:
         job=jobs.TokenizerJob.from_config(config).to_json(),
         # An object, not its JSON: changing how the job runs reruns nothing (lmscale.jobs.Options).
         options=jobs.TokenizerOptions.from_config(config),
-        out_dir=lambda w, output: os.path.dirname(output[0]),
     conda:
         ENV
     log:
         f"{LOGS}/tokenizer.log",
     threads: 1
     priority: DATA_PRIORITY
+    # Offline: a BPE learns from the train split (none for a pretrained tokenizer); a hub
+    # tokenizer is read from the cache the prefetch job filled.
     shell:
-        # A BPE learns from the train split; a hub tokenizer is read offline from the cache the
-        # prefetch job filled.
-        "lmscale tokenizer --job {params.job:q} --train {input.train:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
-        if not hub_tokenizer() else
-        "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 lmscale tokenizer --job {params.job:q}"
-        " --options {params.options:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 lmscale tokenizer --job {params.job:q} --options {params.options:q}"
+        " --train {input.train:q} --out {output:q} > {log:q} 2>&1"
 
 
 # Nothing but its inputs decides a token stream: no job description.
@@ -146,8 +147,6 @@ rule tokenize:
     output:
         tokens=f"{TOKENS}/{{stream}}.bin",
         summary=f"{TOKENS}/{{stream}}.json",
-    params:
-        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
     conda:
         ENV
     log:
@@ -157,7 +156,7 @@ rule tokenize:
     threads: 2
     priority: DATA_PRIORITY
     shell:
-        "lmscale tokenize --split {input.split:q} --tokenizer {params.tokenizer:q}"
+        "lmscale tokenize --split {input.split:q} --tokenizer {input.tokenizer:q}"
         " --out {output.tokens:q} --threads {threads:q} > {log:q} 2>&1"
 
 
@@ -169,8 +168,6 @@ rule tokenize_shard:
     output:
         tokens=f"{SHARD_TOKENS}.bin",
         summary=f"{SHARD_TOKENS}.json",
-    params:
-        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
     conda:
         ENV
     log:
@@ -178,12 +175,12 @@ rule tokenize_shard:
     threads: 2
     priority: DATA_PRIORITY
     resources:
-        mem_mb=lambda w, attempt, threads: job_resources.data_job(SHARD_BYTES[w.dataset], "tokenize", attempt,
+        mem_mb=lambda w, attempt, threads: job_resources.data_job(shard_bytes(w.dataset), "tokenize", attempt,
                                                                   threads)["mem_mb"],
-        runtime=lambda w, attempt, threads: job_resources.data_job(SHARD_BYTES[w.dataset], "tokenize", attempt,
+        runtime=lambda w, attempt, threads: job_resources.data_job(shard_bytes(w.dataset), "tokenize", attempt,
                                                                    threads)["runtime"],
     shell:
-        "lmscale tokenize --split {input.split:q} --tokenizer {params.tokenizer:q}"
+        "lmscale tokenize --split {input.split:q} --tokenizer {input.tokenizer:q}"
         " --out {output.tokens:q} --threads {threads:q} > {log:q} 2>&1"
 
 

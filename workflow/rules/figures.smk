@@ -1,4 +1,5 @@
 # One rule per figure, so a changed plot setting redraws only the figures it touches.
+# Each figure in every configured format (figure_files): common.smk.
 
 rule loss_heatmap:
     input:
@@ -7,7 +8,7 @@ rule loss_heatmap:
     output:
         figure_files("loss_heatmap"),
     params:
-        job=figure_job("loss-heatmap"),
+        job=lambda w: jobs.FigureJob.from_config(config, "loss-heatmap", w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:
@@ -24,7 +25,7 @@ rule loss_vs_compute:
     output:
         figure_files("loss_vs_compute"),
     params:
-        job=figure_job("loss-vs-compute"),
+        job=lambda w: jobs.FigureJob.from_config(config, "loss-vs-compute", w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:
@@ -40,7 +41,7 @@ rule error_heatmap:
     output:
         figure_files("error_heatmap_t{t}"),
     params:
-        job=figure_job("error-heatmap"),
+        job=lambda w: jobs.FigureJob.from_config(config, "error-heatmap", w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:
@@ -57,7 +58,7 @@ rule error_vs_loss:
     output:
         figure_files("error_vs_loss_t{t}"),
     params:
-        job=figure_job("error-vs-loss"),
+        job=lambda w: jobs.FigureJob.from_config(config, "error-vs-loss", w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:
@@ -74,7 +75,7 @@ rule backtest_figure:
     output:
         figure_files("backtest_{tag}"),
     params:
-        job=figure_job("backtest"),
+        job=lambda w: jobs.FigureJob.from_config(config, "backtest", w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:
@@ -91,7 +92,7 @@ rule calibration_figure:
     output:
         figure_files("calibration_{tag}"),
     params:
-        job=figure_job("calibration"),
+        job=lambda w: jobs.FigureJob.from_config(config, "calibration", w.dataset, w.valset).to_json(),
     conda:
         ENV
     log:

@@ -1,4 +1,5 @@
 # Task selection, the loss and error laws, and the chained predictions.
+# The input function of the chained laws (chained_inputs): common.smk.
 
 
 rule select_tasks:
@@ -35,7 +36,8 @@ rule fit_error:
     input:
         loss=LOSS_TABLE,
         tasks=TASK_TABLE,
-        selection=error_fit_tasks,
+        # The selection file of a threshold task set; nothing for the all-task average.
+        selection=lambda w: [] if w.taskset == "all" else f"{RESULTS}/laws/tasks_{w.taskset}.json",
     output:
         f"{LAWS}/error_law_{{taskset}}.json",
     params:
@@ -57,14 +59,14 @@ rule backtest:
         summary=f"{BACKTEST}.json",
     params:
         job=lambda w: jobs.BacktestJob.from_config(config, w.dataset, w.valset, w.tag).to_json(),
-        error_laws=error_law_flags,
     conda:
         ENV
     log:
         f"{LOGS}/backtest/{{dataset}}/{{valset}}_{{tag}}.log",
     shell:
         "lmscale backtest --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
-        " {params.error_laws:q} --out {output.table:q} --summary {output.summary:q} > {log:q} 2>&1"
+        " --tasks-table {input.tasks:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
+        " --out {output.table:q} --summary {output.summary:q} > {log:q} 2>&1"
 
 
 # `{tag}` is t{t} (the error laws over the tasks kept at t) or `loss` (a loss-only study).
@@ -77,12 +79,11 @@ rule predict:
         calibration=f"{PREDICTIONS}_calibration.json",
     params:
         job=lambda w: jobs.PredictJob.from_config(config, w.dataset, w.valset).to_json(),
-        error_laws=error_law_flags,
     conda:
         ENV
     log:
         f"{LOGS}/predict/{{dataset}}/{{valset}}_{{tag}}.log",
     shell:
         "lmscale predict --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
-        " {params.error_laws:q} --backtest {input.backtest:q} --out {output.table:q}"
-        " --calibration {output.calibration:q} > {log:q} 2>&1"
+        " --tasks-table {input.tasks:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
+        " --backtest {input.backtest:q} --out {output.table:q} --calibration {output.calibration:q} > {log:q} 2>&1"

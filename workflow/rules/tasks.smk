@@ -1,16 +1,21 @@
 # Downstream tasks through lm-eval: the generated local suite, then one evaluation per model.
+# The longer input functions (local_tasks, heldout_split, task_table, prefetched): common.smk.
+
+TASK_SUITE = f"{RESULTS}/tasks/suite"
 
 
 rule task_suite:
     input:
-        heldout=heldout_split(),
-        definitions=[str(offline_task_suite.task_yaml(name)) for name in local_tasks()],
+        heldout=heldout_split,
+        definitions=lambda w: [str(offline_task_suite.task_yaml(name)) for name in local_tasks()],
         tokenizer=TOKENIZER,
     output:
         directory(TASK_SUITE),
     params:
-        job=lambda w: jobs.TaskSuiteJob.from_config(config, local_tasks(), shortest_context()).to_json(),
-        tokenizer=lambda w, input: os.path.dirname(input.tokenizer),
+        # The shortest context among the trained models: every task answer must fit in it.
+        job=lambda w: jobs.TaskSuiteJob.from_config(
+            config, local_tasks(), min(config["sizes"][run.size]["context"] for run in training_runs())
+        ).to_json(),
     conda:
         ENV
     log:
@@ -19,7 +24,7 @@ rule task_suite:
     resources:
         mem_mb=1000,
     shell:
-        "lmscale task-suite --job {params.job:q} --heldout {input.heldout:q} --tokenizer {params.tokenizer:q}"
+        "lmscale task-suite --job {params.job:q} --heldout {input.heldout:q} --tokenizer {input.tokenizer:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -27,16 +32,15 @@ rule eval_tasks:
     input:
         run=RUN_JSON,
         suite=TASK_SUITE,
-        table=task_table_input(),
+        table=task_table,
         # lm-eval's datasets in the Hugging Face cache (the prefetch job); none for the offline suite.
-        prefetched=prefetched(lm_eval_task_selection()),
+        prefetched=prefetched(lm_eval_task_selection),
     output:
         TASK_EVAL,
     params:
         job=lambda w: jobs.EvalTasksJob.from_config(config, task_selection(), w.dataset, w.size, w.mult).to_json(),
         # An object, not its JSON: changing how the job runs reruns nothing (lmscale.jobs.Options).
         options=jobs.EvalTasksOptions.from_config(config),
-        model=lambda w, input: os.path.dirname(input.run),
     conda:
         ENV
     log:
@@ -44,8 +48,8 @@ rule eval_tasks:
     threads: config["tasks"]["threads"]
     resources:
         mem_mb=4000,
+    # Fully offline: nothing may reach the Hugging Face Hub, checkpoints and data are local.
     shell:
-        # Fully offline: nothing may reach the Hugging Face Hub, checkpoints and data are local.
         "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 lmscale eval-tasks --job {params.job:q}"
-        " --options {params.options:q} --model {params.model:q} --suite {input.suite:q}"
+        " --options {params.options:q} --model {input.run:q} --suite {input.suite:q}"
         " --threads {threads:q} --out {output:q} > {log:q} 2>&1"

@@ -3,17 +3,7 @@
 # branch (`lmscale branch`), which continues its trunk's state (the trunk rule below) and cools down.
 # Checkpoints go to CHECKPOINTS, which is no declared output: Snakemake deletes a job's outputs
 # before rerunning it, and a killed run must find its checkpoints.
-# Paths and input functions: common.smk.
-
-WSD = TRAIN["schedule"] == "wsd"
-# The run's rule (and command), its job description and the part of the run it trains (lmscale.resources).
-RUN_RULE, RUN_JOB, RUN_PART = ("branch", jobs.BranchJob, "cooldown") if WSD else ("train", jobs.TrainJob, "run")
-
-
-def trunk_folder(w):
-    """A branch's `--trunk-dir`: its trunk's folder, whose states it continues; a cosine run has none."""
-    return ["--trunk-dir", TRUNK_DIR.format(dataset=w.dataset, size=w.size, replica=w.replica)] if WSD else []
-
+# Paths, input functions and which rule a run is under each schedule (RUN_RULE): common.smk.
 
 rule:
     name: RUN_RULE
@@ -36,6 +26,7 @@ rule:
         options=jobs.TrainOptions.from_config(config),
         checkpoints=CHECKPOINTS,
         trunk=trunk_folder,
+        command=RUN_RULE,
     conda:
         ENV
     log:
@@ -48,7 +39,7 @@ rule:
     resources:
         **train_resources(RUN_PART),
     shell:
-        "lmscale {rule} --job {params.job:q} --options {params.options:q} --tokens {input.tokens:q}"
+        "lmscale {params.command:q} --job {params.job:q} --options {params.options:q} --tokens {input.tokens:q}"
         " --tokenizer {input.tokenizer:q} --out {output.run:q} --checkpoint-dir {params.checkpoints:q}"
         " {params.trunk:q} --threads {threads:q} --gpus {resources.gpu:q} > {log:q} 2>&1"
 
