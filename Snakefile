@@ -4,6 +4,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from lmscale import config as study_config
+from lmscale import importer
 
 min_version("9.0")
 
@@ -22,6 +23,8 @@ except WorkflowError as error:
     raise study_config.schema_error(error) from None
 # Whatever can be checked before a model trains is checked now: `snakemake -n` fails on it.
 study_config.check_study(config)
+# An imported testbed's tables are read now (they are small) and checked as a trained study's grid is.
+importer.check_imported_study(config)
 
 report: "workflow/report/workflow.rst"
 
