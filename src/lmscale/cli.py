@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # the command as given, for a stage that runs itself again (under torchrun)
     try:
         result = run(args)
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input ends in one readable line, not a traceback: the message names the value.
+    except (ValueError, FileNotFoundError, ConnectionError) as error:
+        # Bad input (or a Hub out of reach) ends in one readable line, not a traceback: the message names it.
         logging.getLogger("lmscale").error("%s", error)
         return 1
     except tuple(PATH_PROBLEMS) as error:
