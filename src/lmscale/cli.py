@@ -65,25 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not argv or argv[0] not in COMMANDS:
-        parser = _Parser(prog="lmscale", description=__doc__.splitlines()[0])
-        commands = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
-        for name, (_, help_text) in COMMANDS.items():
-            commands.add_parser(name, help=help_text)
-        parser.parse_args(argv)
-        return 2
-    command, rest = argv[0], argv[1:]
-    module_name, help_text = COMMANDS[command]
-    module = importlib.import_module(module_name)
-    add_arguments, run = getattr(module, "COMMANDS", {}).get(command, (module.add_arguments, module.main))
-    parser = _Parser(prog=f"lmscale {command}", description=help_text)
-    add_arguments(parser)
-    args = parser.parse_args(rest)
-    for flag, value in vars(args).items():
-        if dataclasses.is_dataclass(value) and (problem := type_problem(value, type(value), f"--{flag.replace('_', '-')}")):
-            parser.error(problem)
-    args.command = command
-    args.argv = argv  # the command as given, for a stage that runs itself again (under torchrun)
+    run, args = parse(argv)
     try:
         result = run(args)
     except (ValueError, FileNotFoundError, ConnectionError) as error:
@@ -94,6 +76,32 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("lmscale").error("%s: %s", error.filename, PATH_PROBLEMS[type(error)])
         return 1
     return int(result or 0)
+
+
+def parse(argv: list[str]):
+    """The stage's function and its arguments, each job description checked against its fields'
+    types; a bad argument exits (status 2) with one line."""
+    if not argv or argv[0] not in COMMANDS:
+        parser = _Parser(prog="lmscale", description=__doc__.splitlines()[0])
+        commands = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
+        for name, (_, help_text) in COMMANDS.items():
+            commands.add_parser(name, help=help_text)
+        parser.parse_args(argv)  # exits: with the help, or naming the stage it does not know
+        raise SystemExit(2)
+    command, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    add_arguments, run = getattr(module, "COMMANDS", {}).get(command, (module.add_arguments, module.main))
+    parser = _Parser(prog=f"lmscale {command}", description=help_text)
+    add_arguments(parser)
+    args = parser.parse_args(rest)
+    for flag, value in vars(args).items():
+        problem = dataclasses.is_dataclass(value) and type_problem(value, type(value), f"--{flag.replace('_', '-')}")
+        if problem:
+            parser.error(problem)
+    args.command = command
+    args.argv = argv  # the command as given, for a stage that runs itself again (under torchrun)
+    return run, args
 
 
 def type_problem(value, kind, where: str) -> str | None:
