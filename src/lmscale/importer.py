@@ -292,19 +292,9 @@ def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: 
     if size in sizes:
         problem = f"size {size!r} has M = {', '.join(f'{m:g}' for m in sorted(set(runs.loc[runs['size'] == size, 'M'])))}"
     else:
-        quoted = [label for label in sizes if _same_number(label, size)]
-        problem = f"no size {size!r} (its sizes: {', '.join(sizes) or 'none'})" + (
-            f"; quote it in the config as {quoted[0]!r}" if quoted else "")
+        problem = f"no size {size!r} (its sizes: {', '.join(sizes) or 'none'})"
     raise ConfigError(f"{key} = {{size: {size}, M: {multiplier:g}}}: no such run in {source} for {where}: "
                       f"{problem}; name a run of the testbed, or drop it from {key.split('[')[0]}")
-
-
-def _same_number(label: str, size: str) -> bool:
-    """Whether a size label of the tables and one of the config are the same number spelt apart (0.150, 0.15)."""
-    try:
-        return float(label) == float(size)
-    except ValueError:
-        return False
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
