@@ -331,6 +331,21 @@ def test_the_dry_run_refuses_what_the_tables_lack(tmp_path):
         assert not (testbed.parent / "work" / "results").exists()
 
 
+def test_a_failing_jobs_error_reaches_the_console(tmp_path):
+    """The README's plain command shows a failed job's one-line error (profiles/default: show-failed-
+    logs), not only "check log file(s)": here no task is 90 points above chance, which only the
+    selection job can tell."""
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump({**study_config(write_testbed(tmp_path, *lab_tables())), "threshold": 90}))
+    result = snakemake(tmp_path / "work", "--configfile", str(configfile), check=False)
+    output = (result.stdout + result.stderr).splitlines()
+    assert result.returncode != 0
+    errors = [line for line in output if " ERROR lmscale: " in line]
+    assert errors and errors[0].split(" ERROR lmscale: ")[1].startswith(
+        "no task reaches 90.0 points above chance at size 's2'"), output[-30:]
+    assert not (tmp_path / "work" / "results" / "lab" / "laws" / "tasks_t90.json").exists()
+
+
 def test_a_study_without_tasks_fits_and_draws_the_loss_alone(tmp_path):
     loss, _ = lab_tables()
     result, results = run_study(tmp_path, loss, None)
