@@ -214,8 +214,8 @@ def _read_tasks(tasks_path: Path, every_loss: pd.DataFrame, loss_path: Path) -> 
     """tasks.csv, checked; task rows may leave the model's size, N and D to the loss table."""
     tasks = read_table(tasks_path, ["model", "dataset", "task", "acc", "random_baseline"])
     if tasks.empty:
-        raise testbed.TableError(f"{tasks_path}: line 1: a header and no rows below it; give a line per model and task, "
-                                 f"or delete tasks.csv for a loss-only study")
+        raise testbed.TableError(f"{tasks_path}: line 1: a header and no rows below it; give a line per model and "
+                                 f"task, or delete tasks.csv for a loss-only study")
     if not {"N", "D"} <= set(tasks.columns):
         testbed.require_columns(tasks, ["model", "dataset"], str(tasks_path))
         models = every_loss.drop_duplicates(["dataset", "model"])[["dataset", "model", "size", "N", "D"]]
@@ -290,7 +290,8 @@ def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: 
         return
     sizes = sorted(set(runs["size"]))
     if size in sizes:
-        problem = f"size {size!r} has M = {', '.join(f'{m:g}' for m in sorted(set(runs.loc[runs['size'] == size, 'M'])))}"
+        multipliers = sorted(set(runs.loc[runs["size"] == size, "M"]))
+        problem = f"size {size!r} has M = {', '.join(f'{m:g}' for m in multipliers)}"
     else:
         problem = f"no size {size!r} (its sizes: {', '.join(sizes) or 'none'})"
     raise ConfigError(f"{key} = {{size: {size}, M: {multiplier:g}}}: no such run in {source} for {where}: "

@@ -148,8 +148,8 @@ def _check_rows(table: pd.DataFrame, source: str, item: str) -> None:
             earlier = int(np.flatnonzero((table["dataset"] == model["dataset"]) & (table["model"] == model["model"]))[0])
             raise TableError(
                 f"{_where(table, position, source, column, item)}: {_show(model[column])} here, "
-                f"{_show(table.iloc[earlier][column])} in {row_name(table, earlier)}; a model name is one run: give each "
-                f"(dataset, size, N, D) its own model name")
+                f"{_show(table.iloc[earlier][column])} in {row_name(table, earlier)}; a model name is one run: "
+                f"give each (dataset, size, N, D) its own model name")
 
 
 def _require_fractions(table: pd.DataFrame, column: str, source: str, item: str) -> None:
