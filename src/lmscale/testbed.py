@@ -38,6 +38,7 @@ TASK_COLUMNS = MODEL_COLUMNS + ["task", "acc", "random_baseline"]
 # a wrong M, not rounding.
 C_TOLERANCE = 1e-6
 M_TOLERANCE = 0.05
+LOSS_LIMIT = 100.0
 QUANTITIES = {"N": "parameters", "D": "tokens", "M": "tokens per parameter", "C": "FLOPs"}
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,7 @@ def normalise_loss_table(table: pd.DataFrame, source: str = "loss table") -> pd.
         position = int(np.flatnonzero(bad)[0])
         raise TableError(f"{_where(table, position, source, 'loss', 'valset')}: {table['loss'].iloc[position]:g} "
                          f"is not a positive mean token loss")
+    _require_loss_scale(table, "loss", source)
     for column in ("loss_lo", "loss_hi"):  # optional intervals: a row may leave them empty
         raw = table[column] if column in table.columns else pd.Series(np.nan, index=table.index)
         values = pd.to_numeric(raw, errors="coerce")
@@ -192,9 +194,21 @@ def normalise_loss_table(table: pd.DataFrame, source: str = "loss table") -> pd.
             raise TableError(f"{_where(table, position, source, column, 'valset')}: {raw.iloc[position]!r} is not "
                              f"a number; leave it empty if the interval is unknown")
         table[column] = values.astype(float)
+    _require_loss_scale(table, "loss_hi", source)
     _check_intervals(table, source)
     _check_rows(table, source, "valset")
     return table[LOSS_COLUMNS].sort_values(["dataset", "N", "M", "valset"]).reset_index(drop=True)
+
+
+def _require_loss_scale(table: pd.DataFrame, column: str, source: str) -> None:
+    """A mean token loss is a few nats (a model guessing uniformly among 50k tokens has 10.8): one
+    above LOSS_LIMIT is a sum, a perplexity or a typo, and would wreck the fit or its intervals."""
+    above = table[column] > LOSS_LIMIT
+    if above.any():
+        position = int(np.flatnonzero(above)[0])
+        raise TableError(f"{_where(table, position, source, column, 'valset')}: {table[column].iloc[position]:g} is "
+                         f"not a mean token loss (above {LOSS_LIMIT:g} nats); give the mean loss per token in nats "
+                         f"(the log of a perplexity)")
 
 
 def _check_intervals(table: pd.DataFrame, source: str) -> None:
