@@ -179,7 +179,7 @@ def import_gadre2024(
     )
 
 
-def _require_datasets(datasets: list[str], found, source) -> None:
+def _require_datasets(datasets: list[str], found: set[str], source: Path) -> None:
     for dataset in datasets:
         if dataset not in found:
             raise ValueError(f"datasets: {dataset!r} has no result in {source} (its datasets: "
