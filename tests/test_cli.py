@@ -1,12 +1,15 @@
 """`lmscale <stage>` given bad arguments ends in one line and a non-zero status, never a traceback:
 a folder where a file belongs, a YAML file where JSON belongs, a job description of the wrong
-types. Every job the workflow plans still passes the same checks."""
+types, an hf corpus with the Hub out of reach. Every job the workflow plans still passes the same
+checks."""
 
 from __future__ import annotations
 
 import json
 import logging
 import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -14,7 +17,7 @@ import yaml
 from lmscale import cli
 from lmscale.jobs import FitLossJob, points
 from tests.test_tables import lab_tables, study_config
-from tests.workflow import REPO, planned
+from tests.workflow import REPO, offline_env, planned
 
 FIT_SET = points(study_config("unused")["loss_fit_set"])
 
@@ -136,3 +139,18 @@ def test_every_planned_command_passes_the_checks(tmp_path):
             stages.add(args.command)
     assert {"corpus", "tokenize", "train", "trunk", "branch", "eval-loss", "eval-tasks", "fit-loss",
             "predict", "figure"} <= stages, stages
+
+
+def test_an_hf_corpus_without_the_hub(tmp_path):
+    """An hf source with the Hub switched off (or out of reach) used to end in a 27-line traceback."""
+    job = {"source": {"source": "hf", "name": "allenai/c4", "config": "en", "split": "train", "text_field": "text",
+                      "max_documents": 10}, "splits": ["train", "validation"], "validation_fraction": 0.05}
+    result = subprocess.run([sys.executable, "-m", "lmscale.cli", "corpus", "--job", json.dumps(job),
+                             "--out-dir", str(tmp_path / "data")], capture_output=True, text=True,
+                            env=offline_env(), timeout=300)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].split(" ERROR lmscale: ")[1].startswith(
+        "hf source allenai/c4 (en, train): the Hugging Face Hub cannot be reached"), lines
+    assert "run this job where there is a network" in lines[0]
+    assert not list(tmp_path.glob("data/*")), "no split written"
