@@ -244,7 +244,8 @@ BAD_FILES = {
     "a ;-separated table": (semicolons, "testbed/loss.csv: line 1: read one column", "is the separator ';'?"),
     "an invalid byte": (invalid_byte, "testbed/loss.csv: line 5: byte 0xe9", "save the table as UTF-8"),
     "a misspelt column": (lambda loss, tasks: (loss.rename(columns={"loss": "los"}), tasks),
-                          "testbed/loss.csv: missing column(s) loss (is 'los' meant to be 'loss'?)", "the table needs"),
+                          "testbed/loss.csv: missing column(s) loss (is 'los' meant to be 'loss'?)",
+                          "the table needs model, dataset, size, N, D, valset, loss"),
 }
 
 

@@ -279,7 +279,8 @@ def check_imported_study(config: dict) -> None:
     reference = config.get("reference_size")  # no default: a loss-only study leaves it out
     if tasks is not None and reference is not None and reference not in set(tasks["size"]):
         sizes = ", ".join(sorted(set(tasks["size"])))
-        raise ConfigError(f"reference_size = {reference!r} is not a size of the task results in {job.path} "
+        where = Path(job.path) / ("tasks.csv" if job.format == "tables" else "evals")
+        raise ConfigError(f"reference_size = {reference!r} is not a size of the task results in {where} "
                           f"(its sizes: {sizes}); name the size whose models choose the tasks")
 
 

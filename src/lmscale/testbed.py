@@ -176,8 +176,8 @@ def complete_model_columns(table: pd.DataFrame, source: str, item: str) -> pd.Da
 
 
 def normalise_loss_table(table: pd.DataFrame, source: str = "loss table") -> pd.DataFrame:
+    require_columns(table, ["model", "dataset", "size", "N", "D", "valset", "loss"], source)
     table = complete_model_columns(table, source, "valset")
-    require_columns(table, ["valset", "loss"], source)
     table["loss"] = numbers(table, "loss", source, "valset")
     bad = ~(np.isfinite(table["loss"]) & (table["loss"] > 0))
     if bad.any():
@@ -255,8 +255,8 @@ def _check_one_baseline(table: pd.DataFrame, source: str) -> None:
 
 
 def normalise_task_table(table: pd.DataFrame, source: str = "tasks table") -> pd.DataFrame:
+    require_columns(table, ["model", "dataset", "size", "N", "D", "task", "acc", "random_baseline"], source)
     table = complete_model_columns(table, source, "task")
-    require_columns(table, ["task", "acc", "random_baseline"], source)
     for column in ("acc", "random_baseline"):
         table[column] = numbers(table, column, source, "task")
         _require_fractions(table, column, source, "task")
