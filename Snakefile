@@ -23,7 +23,8 @@ try:
     validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 except WorkflowError as error:
     raise study_config.schema_error(error) from None
-# Whatever can be checked before a model trains is checked now: `snakemake -n` fails on it.
+# Whatever can be checked before a model trains is checked now: `snakemake -n` fails on it
+# (an imported testbed's tables are read now: they are small).
 checks.check_study(config)
 
 report: "workflow/report/workflow.rst"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pandas as pd
 import pytest
 
-from lmscale import fit_loss, importer, select, testbed
-from lmscale.jobs import FitLossJob
+from lmscale import checks, cli, fit_loss, importer, select, testbed
+from lmscale.config import ConfigError
+from lmscale.jobs import FitLossJob, ImportTestbedJob
 from tests.workflow import validated_config
 
 pytestmark = pytest.mark.testbed
@@ -129,3 +131,99 @@ def test_average_error_refuses_models_missing_tasks(small_release):
     tasks = tasks[~((tasks["model"] == RUNS[0]) & (tasks["task"] == "copa"))]
     with pytest.raises(ValueError, match=f"model '{RUNS[0]}' .* 45 of the 46 tasks"):
         testbed.average_error(tasks)
+
+
+def damaged(release, file: str, change) -> None:
+    """`change` applied to the JSON record of one file of the release."""
+    path = release / file
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+def import_release(tmp_path, release) -> tuple[int, list[str]]:
+    """`lmscale import-testbed` on the release in-process: its exit status and what it logged as errors;
+    a refused release leaves no table behind."""
+    out = tmp_path / "out"
+    job = ImportTestbedJob("gadre2024", str(release), ["rpj"], ["c4_val"], {})
+    errors = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: errors.append(record.getMessage())
+    logging.getLogger().addHandler(handler)
+    try:
+        status = cli.main(["import-testbed", "--job", job.to_json(), "--loss-out", str(out / "loss.csv"),
+                           "--tasks-out", str(out / "tasks.csv")])
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert status == 0 or not out.exists()
+    return status, errors
+
+
+def set_metadata_cell(release, row: int, column: str, value) -> None:
+    metadata = pd.read_csv(release / "eval_metadata.csv")
+    metadata[column] = metadata[column].astype(object)
+    metadata.loc[row, column] = value
+    metadata.to_csv(release / "eval_metadata.csv", index=False)
+
+
+def without_val_data(record):
+    del record["results"][2]["val_data"]
+
+
+def overflowing(record):
+    record["hyperparameters"]["params"] = record["hyperparameters"]["tokens"] = 1e300
+
+
+# Damage to the release (issue #23): the file, the key or line, and the problem the one line must name.
+RELEASE_DAMAGE = {
+    "a result without val_data": (lambda r: damaged(r, f"models/{RUNS[1]}.json", without_val_data),
+                                  f"models/{RUNS[1]}.json: missing field 'results[2].val_data'"),
+    "a baseline of twenty-five": (lambda r: set_metadata_cell(r, 3, "Random baseline", "twenty-five"),
+                                  "eval_metadata.csv: line 5 (Eval Task 'triviaqa_sm_sub'), column 'Random baseline':"
+                                  " 'twenty-five' is not a number"),
+    "N = D = 1e300": (lambda r: damaged(r, f"models/{RUNS[1]}.json", overflowing),
+                      f"models/{RUNS[1]}.json: 6 N D = inf is not a finite number (hyperparameters.params = 1e+300"),
+    "an accuracy in words": (
+        lambda r: damaged(r, f"evals/evaluation_{RUNS[1]}_heavy.json",
+                          lambda record: record["eval_metrics"]["icl"].update(copa="high")),
+        f"evaluation_{RUNS[1]}_heavy.json: field 'eval_metrics.icl.copa' = 'high' is not a number"),
+    "a task listed twice": (lambda r: set_metadata_cell(r, 4, "Eval Task", "mmlu_zeroshot"),
+                            "eval_metadata.csv: line 6, column 'Eval Task': 'mmlu_zeroshot' repeats line 2"),
+    "a model file that is not JSON": (lambda r: (r / "models" / f"{RUNS[2]}.json").write_bytes(b"\xff\xfe"),
+                                      f"models/{RUNS[2]}.json: not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("probe", RELEASE_DAMAGE)
+def test_damage_to_the_release_is_named_in_one_line(small_release, tmp_path, probe):
+    damage, message = RELEASE_DAMAGE[probe]
+    damage(small_release)
+    status, errors = import_release(tmp_path, small_release)
+    assert status == 1 and len(errors) == 1 and "\n" not in errors[0]
+    assert message in errors[0], errors[0]
+
+
+def test_the_import_reads_the_files_it_declares(small_release):
+    """The import rule's inputs are the release's files (an edited one reruns the import), and a
+    `tables` folder's two tables."""
+    job = ImportTestbedJob("gadre2024", str(small_release), ["rpj"], ["c4_val"], {})
+    files = importer.testbed_files(job)
+    assert files[0] == str(small_release / "eval_metadata.csv") and len(files) == 1 + 2 * len(RUNS)
+    assert str(small_release / "evals" / f"evaluation_{RUNS[0]}_heavy.json") in files
+    (small_release / "loss.csv").write_text("model\n")
+    assert importer.testbed_files(ImportTestbedJob("tables", str(small_release), [], [], {})) == \
+        [str(small_release / "loss.csv")]
+
+
+def test_a_release_study_is_checked_when_planned(small_release):
+    labels = {"d=96_l=8_h=4": "0.011B", "d=512_l=8_h=4": "0.079B", "d=576_l=24_h=8": "0.154B",
+              "d=1024_l=24_h=8": "0.411B"}
+    config = validated_config({"testbed_format": "gadre2024", "testbed_path": str(small_release), "datasets": {"rpj": {}},
+                               "valsets": ["c4_val"], "size_labels": labels, "reference_size": "0.154B",
+                               "loss_fit_set": [{"size": size, "M": 20} for size in labels.values()]})
+    checks.check_imported_study(config)
+    with pytest.raises(ConfigError, match=r"^held_out\[0\] = \{size: 1.4B, M: 640\}: no such run in .*/models for "
+                                          r"any dataset: no size '1.4B' \(its sizes: 0.011B, 0.079B, 0.154B, 0.411B\)"):
+        checks.check_imported_study({**config, "held_out": [{"size": "1.4B", "M": 640}]})
+    with pytest.raises(ConfigError, match=r"^reference_size = '0.154' is not a size of the task results"):
+        checks.check_imported_study({**config, "reference_size": "0.154"})

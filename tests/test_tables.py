@@ -1,10 +1,12 @@
-"""Testbed tables given as files (`testbed_format: tables`), through the real workflow: a table
-that would bend a law stops the study before any law is written, with one line naming the file,
-the row and the column; a folder without tasks.csv is a loss-only study."""
+"""Testbed tables given as files (`testbed_format: tables`): a table that would bend a law, or a file
+that is no table, is refused in one line naming the file, the line and the column, before any
+table is written; a config naming runs the tables lack fails when the workflow is planned; an
+edited table reruns what reads it; a folder without tasks.csv is a loss-only study."""
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -13,9 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale import laws
-from lmscale.jobs import FitLossJob, points
-from tests.workflow import snakemake
+from lmscale import checks, cli, laws
+from lmscale.config import ConfigError
+from lmscale.jobs import FitLossJob, ImportTestbedJob, points
+from tests.workflow import planned_jobs, snakemake, validated_config
 
 SIZES = {"s1": 1.0e8, "s2": 2.0e8, "s3": 4.0e8, "s4": 8.0e8, "s5": 1.6e9}
 MULTIPLIERS = [10, 20, 40, 80]
@@ -83,6 +86,14 @@ def set_cell(table, row, column, value):
     return damage
 
 
+def set_cells(table, row, **values):
+    def damage(loss, tasks):
+        for column, value in values.items():
+            loss, tasks = set_cell(table, row, column, value)(loss, tasks)
+        return loss, tasks
+    return damage
+
+
 def repeat_row(table, row):
     def damage(loss, tasks):
         frame = loss if table == "loss" else tasks
@@ -108,39 +119,156 @@ def one_name_two_sizes(loss, tasks):
     return pd.concat([loss, other], ignore_index=True), tasks
 
 
-# Each probe of issue #17: the damage, the file, the row and column the message must name.
+def with_intervals(low, high):
+    """Each loss with a 95% interval [loss - 0.01, loss + 0.01], row 4's replaced by [low, high] (offsets)."""
+    def damage(loss, tasks):
+        loss = loss.assign(loss_lo=loss["loss"] - 0.01, loss_hi=loss["loss"] + 0.01)
+        loss.loc[4, "loss_lo"] = np.nan if low is None else loss.loc[4, "loss"] + low
+        loss.loc[4, "loss_hi"] = np.nan if high is None else loss.loc[4, "loss"] + high
+        return loss, tasks
+    return damage
+
+
+def baseline_of_reference_size(value):
+    """The random baseline of every task set to `value` for the reference size's models alone."""
+    def damage(loss, tasks):
+        tasks = tasks.copy()
+        tasks.loc[tasks["model"].str.startswith("s2_"), "random_baseline"] = value
+        return loss, tasks
+    return damage
+
+
+# Each probe of issues #17 and #23: the damage, the file, the row (the line an editor shows: the
+# header is line 1, the table's row n is line n + 1) and the column the message must name, the problem.
 BAD_TABLES = {
-    "accuracies in percent": (percent("acc"), "tasks.csv", "row 1 ", "column 'acc'", "looks like percent"),
-    "baselines in percent": (percent("random_baseline"), "tasks.csv", "row 1 ", "column 'random_baseline'",
+    "accuracies in percent": (percent("acc"), "tasks.csv", "line 2 ", "column 'acc'", "looks like percent"),
+    "baselines in percent": (percent("random_baseline"), "tasks.csv", "line 2 ", "column 'random_baseline'",
                              "looks like percent"),
-    "an accuracy of 4.2": (set_cell("tasks", 7, "acc", 4.2), "tasks.csv", "row 8 ", "column 'acc'", "outside [0, 1]"),
-    "an accuracy of n/a": (set_cell("tasks", 7, "acc", "n/a"), "tasks.csv", "row 8 ", "column 'acc'", "no value"),
-    "a duplicated task row": (repeat_row("tasks", 4), "tasks.csv", "row 61 ", "column 'task'", "repeats row 5"),
-    "N = -5": (set_cell("loss", 3, "N", -5), "loss.csv", "row 4 ", "column 'N'", "not a positive number"),
+    "an accuracy of 4.2": (set_cell("tasks", 7, "acc", 4.2), "tasks.csv", "line 9 ", "column 'acc'", "outside [0, 1]"),
+    "an accuracy of n/a": (set_cell("tasks", 7, "acc", "n/a"), "tasks.csv", "line 9 ", "column 'acc'", "no value"),
+    "a duplicated task row": (repeat_row("tasks", 4), "tasks.csv", "line 62 ", "column 'task'", "repeats line 6"),
+    "N = -5": (set_cell("loss", 3, "N", -5), "loss.csv", "line 5 ", "column 'N'", "not a positive number"),
     "a model with no task rows": (drop_tasks(lambda t: t["model"] == "s3_M40"), "tasks.csv", "model 's3_M40'",
                                   "column 'model'", "no row"),
     "a model missing one task": (drop_tasks(lambda t: (t["model"] == "s3_M40") & (t["task"] == "task_b")),
-                                 "tasks.csv", "row 11 ", "column 'task'", "2 of the 3 tasks"),
-    "a duplicated loss row": (repeat_row("loss", 2), "loss.csv", "row 21 ", "column 'valset'", "repeats row 3"),
-    "an M that disagrees with D/N": (wrong_multiplier, "loss.csv", "row 6 ", "column 'M'", "disagrees with D / N"),
-    "one model name for two sizes": (one_name_two_sizes, "loss.csv", "row 21 ", "column 'size'",
+                                 "tasks.csv", "line 12 ", "column 'task'", "2 of the 3 tasks"),
+    "a duplicated loss row": (repeat_row("loss", 2), "loss.csv", "line 22 ", "column 'valset'", "repeats line 4"),
+    "an M that disagrees with D/N": (wrong_multiplier, "loss.csv", "line 7 ", "column 'M'", "disagrees with D / N"),
+    "one model name for two sizes": (one_name_two_sizes, "loss.csv", "line 22 ", "column 'size'",
                                      "a model name is one run"),
-    "a loss that is not a number": (set_cell("loss", 2, "loss", "abc"), "loss.csv", "row 3 ", "column 'loss'",
+    "a loss that is not a number": (set_cell("loss", 2, "loss", "abc"), "loss.csv", "line 4 ", "column 'loss'",
                                     "'abc' is not a number"),
+    # issue #23
+    "a reversed loss interval": (with_intervals(0.01, -0.01), "loss.csv", "line 6 ", "column 'loss_lo'",
+                                 "is reversed; loss_lo is the lower end: swap loss_lo and loss_hi"),
+    "an interval without its loss": (with_intervals(0.002, 0.01), "loss.csv", "line 6 ", "column 'loss_lo'",
+                                     "does not contain the loss"),
+    "one end of an interval": (with_intervals(-0.01, None), "loss.csv", "line 6 ", "column 'loss_hi'",
+                               "give both loss_lo and loss_hi, or neither"),
+    "N = D = 1e300": (set_cells("loss", 2, N=1e300, D=1e300), "loss.csv", "line 4 ", "column 'C'",
+                      "6 N D = inf (N = 1e+300, D = 1e+300) is not a finite number"),
+    "a loss of 1e300": (set_cell("loss", 1, "loss", 1e300), "loss.csv", "line 3 ", "column 'loss'",
+                        "1e+300 is not a mean token loss (above 100 nats)"),
+    "an interval to 1e300": (with_intervals(-0.01, 1e300), "loss.csv", "line 6 ", "column 'loss_hi'",
+                             "is not a mean token loss"),
+    "an infinite M": (lambda loss, tasks: set_cell("loss", 2, "M", np.inf)(loss.assign(M=loss["D"] / loss["N"]),
+                                                                          tasks),
+                      "loss.csv", "line 4 ", "column 'M'", "inf is not a positive number"),
+    "a baseline of 0 for the reference size": (baseline_of_reference_size(0.0), "tasks.csv", "line 6 ",
+                                               "column 'random_baseline'", "a task has one random baseline"),
+    "a baseline of twenty-five": (set_cell("tasks", 6, "random_baseline", "twenty-five"), "tasks.csv", "line 8 ",
+                                  "column 'random_baseline'", "'twenty-five' is not a number"),
 }
 
 
+def import_testbed(tmp_path, testbed) -> tuple[int, str, pd.DataFrame | None]:
+    """`lmscale import-testbed` on a `tables` folder, in-process: its exit status, the error it logged,
+    the loss table it wrote (None, and no file at all, when it refused the tables)."""
+    out = tmp_path / "out"
+    job = ImportTestbedJob("tables", str(testbed), ["web"], ["val"], {})
+    errors = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: errors.append(record.getMessage())
+    logging.getLogger().addHandler(handler)
+    try:
+        status = cli.main(["import-testbed", "--job", job.to_json(), "--loss-out", str(out / "loss.csv"),
+                           "--tasks-out", str(out / "tasks.csv")])
+    finally:
+        logging.getLogger().removeHandler(handler)
+    if status != 0:
+        assert not out.exists() or not list(out.iterdir()), "a refused table left a file behind"
+        return status, errors[0], None
+    return status, "", pd.read_csv(out / "loss.csv", dtype={"size": str})
+
+
+def write_testbed(tmp_path, loss: pd.DataFrame | bytes, tasks: pd.DataFrame | bytes | None):
+    testbed = tmp_path / "testbed"
+    testbed.mkdir(parents=True, exist_ok=True)
+    for name, table in (("loss.csv", loss), ("tasks.csv", tasks)):
+        if isinstance(table, bytes):
+            (testbed / name).write_bytes(table)
+        elif table is not None:
+            table.to_csv(testbed / name, index=False)
+    return testbed
+
+
 @pytest.mark.parametrize("probe", BAD_TABLES)
-def test_a_bad_table_stops_the_study_before_any_law(tmp_path, probe):
+def test_a_bad_table_is_refused_in_one_line_naming_file_line_and_column(tmp_path, probe):
     damage, file, row, column, problem = BAD_TABLES[probe]
-    loss, tasks = damage(*lab_tables())
-    result, results = run_study(tmp_path, loss, tasks, check=False)
-    assert result.returncode != 0
-    assert not (results / "laws").exists()
-    message = (results / "logs" / "import_testbed.log").read_text().strip().splitlines()[-1]
-    assert "Traceback" not in message
+    status, message, written = import_testbed(tmp_path, write_testbed(tmp_path, *damage(*lab_tables())))
+    assert status == 1 and written is None
+    assert "\n" not in message
     for part in (f"testbed/{file}", row, column, problem):
         assert part in message, message
+
+
+def semicolons(loss, tasks):
+    return loss.to_csv(index=False, sep=";").encode(), tasks
+
+
+def invalid_byte(loss, tasks):
+    lines = loss.to_csv(index=False).encode().split(b"\n")
+    lines[4] = lines[4].replace(b"web", b"w\xe9b")  # Latin-1, not UTF-8
+    return b"\n".join(lines), tasks
+
+
+# A file that cannot be read as a table: the message names the file and the line, and what to do.
+BAD_FILES = {
+    "an empty loss.csv": (lambda loss, tasks: (b"", tasks), "testbed/loss.csv: line 1: the file is empty",
+                          "a header line naming its columns"),
+    "an empty tasks.csv": (lambda loss, tasks: (loss, b""), "testbed/tasks.csv: line 1: the file is empty",
+                           "model, dataset, task, acc, random_baseline"),
+    "a header-only tasks.csv": (lambda loss, tasks: (loss, b"model,dataset,task,acc,random_baseline\n"),
+                                "testbed/tasks.csv: line 1: a header and no rows",
+                                "delete tasks.csv for a loss-only study"),
+    "a ;-separated table": (semicolons, "testbed/loss.csv: line 1: read one column", "is the separator ';'?"),
+    "an invalid byte": (invalid_byte, "testbed/loss.csv: line 5: byte 0xe9", "save the table as UTF-8"),
+    "a misspelt column": (lambda loss, tasks: (loss.rename(columns={"loss": "los"}), tasks),
+                          "testbed/loss.csv: missing column(s) loss (is 'los' meant to be 'loss'?)",
+                          "the table needs model, dataset, size, N, D, valset, loss"),
+}
+
+
+@pytest.mark.parametrize("probe", BAD_FILES)
+def test_a_file_that_is_no_table_is_refused_in_one_line(tmp_path, probe):
+    damage, where, fix = BAD_FILES[probe]
+    status, message, written = import_testbed(tmp_path, write_testbed(tmp_path, *damage(*lab_tables())))
+    assert status == 1 and written is None
+    assert "\n" not in message and where in message and fix in message, message
+
+
+def test_size_labels_stay_text(tmp_path):
+    """`0.150` is a size's name: read as a number it became `0.15`, which no fit set names (the
+    schema has sizes as text: `size: "0.150"`)."""
+    loss, tasks = lab_tables()
+    labels = {"s1": "0.150", "s2": "0.300", "s3": "0.600", "s4": "1.200", "s5": "2.400"}
+    testbed = write_testbed(tmp_path, loss.assign(size=loss["size"].map(labels)), tasks)
+    status, _, written = import_testbed(tmp_path, testbed)
+    assert status == 0 and sorted(written["size"].unique()) == sorted(labels.values())
+    config = study_config(testbed)
+    for key in ("loss_fit_set", "error_fit_extra", "held_out"):
+        config[key] = [{**point, "size": labels[point["size"]]} for point in config[key]]
+    checks.check_imported_study(validated_config({**config, "reference_size": "0.300"}))
 
 
 def test_a_bad_table_given_to_a_stage_is_refused_there(tmp_path):
@@ -153,8 +281,74 @@ def test_a_bad_table_given_to_a_stage_is_refused_there(tmp_path):
         [sys.executable, "-m", "lmscale.cli", "fit-loss", "--job", job.to_json(), "--loss-table",
          str(tmp_path / "loss.csv"), "--out", str(tmp_path / "loss_law.json")], capture_output=True, text=True)
     assert result.returncode == 1 and not (tmp_path / "loss_law.json").exists()
-    assert f"{tmp_path / 'loss.csv'}: row 21 (model 's1_M40', valset 'val'), column 'valset': repeats row 3" \
+    assert f"{tmp_path / 'loss.csv'}: line 22 (model 's1_M40', valset 'val'), column 'valset': repeats line 4" \
         in result.stderr
+
+
+def checked_config(testbed, **changes) -> dict:
+    """The lab study's config, validated (the schema's defaults filled in), with `changes`."""
+    return validated_config({**study_config(testbed), **changes})
+
+
+# A config that names what the tables lack: refused when the workflow is planned, naming the key.
+PLAN_ERRORS = {
+    "a fit-set size absent": ({"loss_fit_set": [{"size": "s9", "M": 20}]},
+                              "loss_fit_set[0] = {size: s9, M: 20}: no such run in", "no size 's9'"),
+    "a fit-set M absent": ({"error_fit_extra": [{"size": "s5", "M": 15}]},
+                           "error_fit_extra[0] = {size: s5, M: 15}: no such run in", "size 's5' has M = 10, 20, 40, 80"),
+    "a held-out run absent": ({"held_out": [{"size": "s5", "M": 160}]},
+                              "held_out[0] = {size: s5, M: 160}: no such run in", "drop it from held_out"),
+    "a reference size absent": ({"reference_size": "s7"}, "reference_size = 's7' is not a size of the task results",
+                                "its sizes: s1, s2, s3, s4, s5"),
+    "a dataset absent": ({"datasets": {"web": {}, "code": {}}}, "datasets: 'code' has no result in",
+                         "its datasets: web"),
+    "a valset absent": ({"valsets": ["val", "paloma"]}, "has no loss for validation set 'paloma'",
+                        "the table's valsets: val"),
+}
+
+
+@pytest.mark.parametrize("probe", PLAN_ERRORS)
+def test_an_imported_study_is_checked_when_planned(tmp_path, probe):
+    changes, where, fix = PLAN_ERRORS[probe]
+    testbed = write_testbed(tmp_path, *lab_tables())
+    with pytest.raises(ConfigError) as refused:
+        checks.check_imported_study(checked_config(testbed, **changes))
+    message = str(refused.value)
+    assert "\n" not in message and where in message and fix in message, message
+
+
+def test_the_dry_run_refuses_what_the_tables_lack(tmp_path):
+    """`snakemake -n` stops on a held-out run the tables lack (it used to pass, the prediction skipping
+    it with a warning in a log) and on a bad table, one line each, before any file is written."""
+    loss, tasks = with_intervals(0.01, -0.01)(*lab_tables())
+    for testbed, changes, message in (
+            (write_testbed(tmp_path, *lab_tables()), {"held_out": [{"size": "s5", "M": 160}]},
+             "held_out[0] = {size: s5, M: 160}: no such run in"),
+            (write_testbed(tmp_path / "reversed", loss, tasks), {},
+             "testbed/loss.csv: line 6 (model 's2_M10', valset 'val'), column 'loss_lo': [")):
+        configfile = testbed.parent / "config.yaml"
+        configfile.write_text(yaml.safe_dump({**study_config(testbed), **changes}))
+        result = snakemake(testbed.parent / "work", "--dry-run", "--configfile", str(configfile), check=False)
+        output = (result.stdout + result.stderr).splitlines()
+        assert result.returncode != 0
+        header = next(i for i, line in enumerate(output) if line.startswith("ConfigError in file"))
+        assert message in output[header + 1] and output[header + 2].startswith("  File"), output
+        assert not (testbed.parent / "work" / "results").exists()
+
+
+def test_a_failing_jobs_error_reaches_the_console(tmp_path):
+    """The README's plain command shows a failed job's one-line error (profiles/default: show-failed-
+    logs), not only "check log file(s)": here no task is 90 points above chance, which only the
+    selection job can tell."""
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump({**study_config(write_testbed(tmp_path, *lab_tables())), "threshold": 90}))
+    result = snakemake(tmp_path / "work", "--configfile", str(configfile), check=False)
+    output = (result.stdout + result.stderr).splitlines()
+    assert result.returncode != 0
+    errors = [line for line in output if " ERROR lmscale: " in line]
+    assert errors and errors[0].split(" ERROR lmscale: ")[1].startswith(
+        "no task reaches 90.0 points above chance at size 's2'"), output[-30:]
+    assert not (tmp_path / "work" / "results" / "lab" / "laws" / "tasks_t90.json").exists()
 
 
 def test_a_study_without_tasks_fits_and_draws_the_loss_alone(tmp_path):
@@ -170,6 +364,27 @@ def test_a_study_without_tasks_fits_and_draws_the_loss_alone(tmp_path):
         assert (results / f"figures/web/val/{figure}.png").stat().st_size > 5000
     assert not list(results.glob("laws/**/error_law*")) and not list(results.glob("laws/tasks_*"))
     assert "loss-only study" in (results / "logs/predict/web/val_loss.log").read_text()
+    rerun_what_an_edited_table_feeds(tmp_path, loss)
+
+
+def rerun_what_an_edited_table_feeds(tmp_path, loss: pd.DataFrame) -> None:
+    """After a finished study: loss.csv rewritten with the same content reruns nothing (Snakemake 9
+    compares the checksum it recorded); a fit run's loss raised 10% reruns the import and every law,
+    prediction and figure that reads the tables, and the law refitted has the new loss."""
+    args = ("--configfile", str(tmp_path / "config.yaml"))
+    table = tmp_path / "testbed" / "loss.csv"
+    table.write_bytes(table.read_bytes())  # the same bytes, a newer mtime
+    assert planned_jobs(tmp_path / "work", *args) == {}
+    edited = loss.copy()
+    edited.loc[edited["model"] == "s1_M20", "loss"] *= 1.1
+    edited.to_csv(table, index=False)
+    rerun = planned_jobs(tmp_path / "work", *args)
+    assert rerun.pop("import_testbed") == 1 and rerun.pop("fit_loss") == 1, rerun
+    assert {"backtest", "predict", "loss_heatmap", "loss_vs_compute"} <= set(rerun), rerun
+    snakemake(tmp_path / "work", *args)
+    law = json.loads((tmp_path / "work/results/lab/laws/web/val/loss_law.json").read_text())
+    refitted = next(run["loss"] for run in law["fit_set"] if run["model"] == "s1_M20")
+    assert refitted == pytest.approx(float(edited.loc[edited["model"] == "s1_M20", "loss"].iloc[0]), rel=1e-12)
 
 
 def chinchilla_tables(points: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lmscale import corpus, resources
+import numpy as np
+import pandas as pd
+
+from lmscale import corpus, importer, jobs, resources
 from lmscale.config import (ConfigError, Run, fit_points, format_multiplier, has_tasks, loss_fit_set, run_name,
                             size_settings, training_runs)
 from lmscale.jobs import SPLIT_KEYS, Hyperparameters
@@ -36,6 +39,7 @@ def check_study(config: dict) -> None:
                                   f"threshold t at the reference size (e.g. threshold: 10, reference_size: s3)")
     if not trained:
         _check_testbed_path(config)
+        check_imported_study(config)
         return
     datasets = list(config["datasets"])
     for key in ("tokenizer.dataset", "tasks.heldout_dataset"):
@@ -208,3 +212,49 @@ def _check_branch_points(config: dict, runs: list[Run]) -> None:
             raise ConfigError(f"train.cooldown = {cooldown:g}: run {run.dataset}/{name} would spend all of its "
                               f"{steps} steps in the cooldown, so its trunk trains nothing and the decay starts at "
                               f"the warmup's first rate, not lr; lower train.cooldown (0.1-0.2 is usual)")
+
+
+def check_imported_study(config: dict) -> None:
+    """The checks a trained study's grid gets, made on an imported testbed when the workflow is
+    planned (the tables are small): the tables read and checked as the import job checks them,
+    every fit-set run in every dataset, each held-out run in some dataset, the reference size
+    among the task results. A problem is a ConfigError of one line naming the file or the key."""
+    if config["testbed_format"] == "trained":
+        return
+    job = jobs.ImportTestbedJob.from_config(config)
+    try:
+        loss, tasks = importer.read_testbed(job)
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(str(error)) from None
+    source = Path(job.path) / ("loss.csv" if job.format == "tables" else "models")
+    runs = loss.drop_duplicates(["dataset", "size", "M"])
+    for key in ("loss_fit_set", "error_fit_extra"):
+        for index, point in enumerate(fit_points(config[key])):
+            for dataset in config["datasets"]:  # the laws are fitted on every dataset
+                _require_run(runs[runs["dataset"] == dataset], f"{key}[{index}]", point, f"dataset {dataset!r}",
+                             source)
+    for index, point in enumerate(fit_points(config["held_out"])):
+        # A held-out run may exist for one dataset only (the paper's 1.4B at M = 640).
+        _require_run(runs[runs["dataset"].isin(config["datasets"])], f"held_out[{index}]", point, "any dataset",
+                     source)
+    reference = config.get("reference_size")  # no default: a loss-only study leaves it out
+    if tasks is not None and reference is not None and reference not in set(tasks["size"]):
+        sizes = ", ".join(sorted(set(tasks["size"])))
+        where = Path(job.path) / ("tasks.csv" if job.format == "tables" else "evals")
+        raise ConfigError(f"reference_size = {reference!r} is not a size of the task results in {where} "
+                          f"(its sizes: {sizes}); name the size whose models choose the tasks")
+
+
+def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: str, source: Path) -> None:
+    """A run of the config (a fit set's, a held-out one) is among `runs`, the testbed's runs of `where`."""
+    size, multiplier = point
+    if np.isclose(runs.loc[runs["size"] == size, "M"], multiplier, rtol=1e-6).any():
+        return
+    sizes = sorted(set(runs["size"]))
+    if size in sizes:
+        multipliers = sorted(set(runs.loc[runs["size"] == size, "M"]))
+        problem = f"size {size!r} has M = {', '.join(f'{m:g}' for m in multipliers)}"
+    else:
+        problem = f"no size {size!r} (its sizes: {', '.join(sizes) or 'none'})"
+    raise ConfigError(f"{key} = {{size: {size}, M: {multiplier:g}}}: no such run in {source} for {where}: "
+                      f"{problem}; name a run of the testbed, or drop it from {key.split('[')[0]}")

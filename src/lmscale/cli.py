@@ -12,9 +12,12 @@ description as JSON (`--job`, lmscale.jobs), what changes no result
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import sys
+import types
+import typing
 
 # command -> (module, one-line help); the order is the order of the pipeline.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,34 +45,95 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its error in one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# A path of the wrong kind ends the command in one line naming it, as bad values do.
+PATH_PROBLEMS = {
+    IsADirectoryError: "a folder, where a file is expected",
+    NotADirectoryError: "a path through a file, where a folder is expected",
+    PermissionError: "permission denied",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    run, args = parse(argv)
+    try:
+        result = run(args)
+    except (ValueError, FileNotFoundError, ConnectionError) as error:
+        # Bad input (or a Hub out of reach) ends in one readable line, not a traceback: the message names it.
+        logging.getLogger("lmscale").error("%s", error)
+        return 1
+    except tuple(PATH_PROBLEMS) as error:
+        logging.getLogger("lmscale").error("%s: %s", error.filename, PATH_PROBLEMS[type(error)])
+        return 1
+    return int(result or 0)
+
+
+def parse(argv: list[str]):
+    """The stage's function and its arguments, each job description checked against its fields'
+    types; a bad argument exits (status 2) with one line."""
     if not argv or argv[0] not in COMMANDS:
-        parser = argparse.ArgumentParser(prog="lmscale", description=__doc__.splitlines()[0])
+        parser = _Parser(prog="lmscale", description=__doc__.splitlines()[0])
         commands = parser.add_subparsers(dest="command", required=True, metavar="<stage>")
         for name, (_, help_text) in COMMANDS.items():
             commands.add_parser(name, help=help_text)
-        parser.parse_args(argv)
-        return 2
+        parser.parse_args(argv)  # exits: with the help, or naming the stage it does not know
+        raise SystemExit(2)
     command, rest = argv[0], argv[1:]
     module_name, help_text = COMMANDS[command]
     module = importlib.import_module(module_name)
     add_arguments, run = getattr(module, "COMMANDS", {}).get(command, (module.add_arguments, module.main))
-    parser = argparse.ArgumentParser(prog=f"lmscale {command}", description=help_text)
+    parser = _Parser(prog=f"lmscale {command}", description=help_text)
     add_arguments(parser)
     args = parser.parse_args(rest)
+    for flag, value in vars(args).items():
+        problem = dataclasses.is_dataclass(value) and type_problem(value, type(value), f"--{flag.replace('_', '-')}")
+        if problem:
+            parser.error(problem)
     args.command = command
     args.argv = argv  # the command as given, for a stage that runs itself again (under torchrun)
-    try:
-        result = run(args)
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input ends in one readable line, not a traceback: the message names the value.
-        logging.getLogger("lmscale").error("%s", error)
-        return 1
-    return int(result or 0)
+    return run, args
+
+
+def type_problem(value, kind, where: str) -> str | None:
+    """Why a job's value (a field of a `--job` or `--options` description) is not of its field's
+    type, e.g. "--job field bootstrap = 'ten' is not a number"; None when it is.
+
+    JSON gives no types to a description, so a string where a number belongs would otherwise
+    reach the stage and end in a traceback. Lenient where JSON is: null fits any field (the
+    descriptions read it as "not given"), a number fits an integer or text field."""
+    if value is None or kind is typing.Any:
+        return None
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        problems = [type_problem(value, option, where) for option in typing.get_args(kind)]
+        return None if None in problems else problems[0]
+    if dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        for field in dataclasses.fields(kind):
+            field_where = f"{where} field {field.name}" if "field" not in where else f"{where}.{field.name}"
+            if problem := type_problem(getattr(value, field.name), hints[field.name], field_where):
+                return problem
+        return None
+    if typing.get_origin(kind) is list:
+        if not isinstance(value, list):
+            return f"{where} = {value!r} is not a list"
+        item = typing.get_args(kind)[0]
+        return next((p for i, v in enumerate(value) if (p := type_problem(v, item, f"{where}[{i}]"))), None)
+    wanted = {int: ((int, float), "a number"), float: ((int, float), "a number"), str: ((str, int, float), "text"),
+              bool: ((bool, int), "true or false"), dict: ((dict,), "an object")}
+    accepted, name = wanted.get(typing.get_origin(kind) or kind, ((object,), ""))
+    if not isinstance(value, accepted) or (isinstance(value, bool) and kind in (int, float, str)):
+        return f"{where} = {value!r} is not {name}"
+    return None
 
 
 if __name__ == "__main__":

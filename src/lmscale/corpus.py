@@ -152,7 +152,8 @@ def hf_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]
     The whole dataset numbers its documents in stream order; a shard reads a contiguous run of
     the files the dataset streams from, one after the other, and numbers each file's documents
     (ids `.../{file}/{row}`, the same for any number of shards above one). `max_documents` caps
-    the whole, each shard at its share.
+    the whole, each shard at its share. Streaming needs the Hub: without it (no network, or
+    HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set) the job stops in one line naming the dataset.
     """
     # deferred: datasets takes seconds to import; a Hugging Face source only needs it
     import datasets
@@ -161,25 +162,34 @@ def hf_documents(source: dict, shard: Shard | None = None) -> Iterator[Document]
     if not name:
         raise ValueError("hf source needs `name` (for instance allenai/c4)")
     split = source.get("split", "train")
-    stream = datasets.load_dataset(name, source.get("config"), split=split, streaming=True)
-    field = source["text_field"]
-    limit = source.get("max_documents")
-    prefix = f"{name}/{source.get('config')}/{split}"
-    if shard is None:
-        for index, record in enumerate(itertools.islice(stream, limit)):
-            yield {"id": f"{prefix}/{index}", "text": _text_field(record, field, name)}
-        return
-    index, count = shard
-    files = stream.num_shards
-    if count > files:
-        raise ValueError(f"hf source {name} ({source.get('config')}, {split}) streams from {files} file(s), "
-                         f"too few for {count} shards: a shard is a run of whole files; set shards to at most {files}")
-    if limit is not None:
-        limit = limit * (index + 1) // count - limit * index // count
-    records = ((file, row, record) for file in _contiguous(files, index, count)
-               for row, record in enumerate(stream.shard(num_shards=files, index=file)))
-    for file, row, record in itertools.islice(records, limit):
-        yield {"id": f"{prefix}/{file}/{row}", "text": _text_field(record, field, name)}
+    try:
+        stream = datasets.load_dataset(name, source.get("config"), split=split, streaming=True)
+        field = source["text_field"]
+        limit = source.get("max_documents")
+        prefix = f"{name}/{source.get('config')}/{split}"
+        if shard is None:
+            for index, record in enumerate(itertools.islice(stream, limit)):
+                yield {"id": f"{prefix}/{index}", "text": _text_field(record, field, name)}
+            return
+        index, count = shard
+        files = stream.num_shards
+        if count > files:
+            raise ValueError(f"hf source {name} ({source.get('config')}, {split}) streams from {files} file(s), "
+                             f"too few for {count} shards: a shard is a run of whole files; set shards to at most "
+                             f"{files}")
+        if limit is not None:
+            limit = limit * (index + 1) // count - limit * index // count
+        records = ((file, row, record) for file in _contiguous(files, index, count)
+                   for row, record in enumerate(stream.shard(num_shards=files, index=file)))
+        for file, row, record in itertools.islice(records, limit):
+            yield {"id": f"{prefix}/{file}/{row}", "text": _text_field(record, field, name)}
+    except ConnectionError as error:
+        # What datasets and huggingface_hub raise for a Hub out of reach or switched off, at load or mid-stream.
+        raise ConnectionError(
+            f"hf source {name} ({source.get('config')}, {split}): the Hugging Face Hub cannot be reached "
+            f"({' '.join(str(error).split())}); a corpus of source hf is streamed from the Hub: run this job "
+            f"where there is a network, with HF_HUB_OFFLINE and HF_DATASETS_OFFLINE unset, or give the "
+            f"dataset as files of a `local` source") from None
 
 
 SOURCES = {

@@ -37,7 +37,12 @@ def atomic_write_json(path: str | Path, payload, sort_keys: bool = True) -> None
 
 
 def read_json(path: str | Path):
-    return json.loads(Path(path).read_text())
+    """A JSON file; one that is not JSON (a YAML file given for it, bytes that are not text) is a
+    ValueError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a JSON file ({error})") from None
 
 
 def atomic_copy(source: str | Path, path: str | Path) -> None:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import logging
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lmscale import jobs, testbed
 from lmscale.jobs import ImportTestbedJob
+from lmscale.table_files import read_table
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +42,109 @@ def valset_name(val_data_path: str) -> str:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"missing file {path}") from None
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
-def _field(record: dict, dotted: str, path: Path):
+def _field(record: dict, dotted: str, path: Path, within: str = ""):
+    """`record`'s value at `dotted` (a.b.c); a key that is missing is named with the file."""
     value = record
     for key in dotted.split("."):
         if not isinstance(value, dict) or key not in value:
-            raise ValueError(f"{path}: missing field {dotted!r}")
+            raise ValueError(f"{path}: missing field {within + dotted!r}; is the file from the release?")
         value = value[key]
     return value
+
+
+def _number(record: dict, dotted: str, path: Path, within: str = "") -> float:
+    """A field that must be a positive finite number, as a float."""
+    value = _field(record, dotted, path, within)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{path}: field {within + dotted!r} = {value!r} is not a positive number")
+    return number
+
+
+def _baselines(metadata_path: Path) -> dict[str, float]:
+    """Every task's random baseline (a fraction) from the release's eval_metadata.csv, one line per task."""
+    if not metadata_path.exists():
+        raise FileNotFoundError(f"missing file {metadata_path} (the tasks' random baselines)")
+    metadata = read_table(metadata_path, ["Eval Task", "Random baseline"])
+    testbed.require_columns(metadata, ["Eval Task", "Random baseline"], str(metadata_path))
+    repeated = metadata["Eval Task"].duplicated()
+    if repeated.any():
+        again = int(np.flatnonzero(repeated)[0])
+        first = int(np.flatnonzero(metadata["Eval Task"] == metadata["Eval Task"].iloc[again])[0])
+        raise testbed.TableError(f"{metadata_path}: {testbed.row_name(metadata, again)}, column 'Eval Task': "
+                                 f"{metadata['Eval Task'].iloc[again]!r} repeats {testbed.row_name(metadata, first)}; "
+                                 f"keep one line per task")
+    percent = testbed.numbers(metadata, "Random baseline", str(metadata_path), "Eval Task")
+    return dict(zip(metadata["Eval Task"], percent / 100.0))
+
+
+def _model(record: dict, path: Path, size_labels: dict[str, str]) -> dict:
+    """A release model's columns of the tables: name, dataset, size, N, D, M, C."""
+    architecture = Path(str(_field(record, "hyperparameters.model", path))).stem
+    N = _number(record, "hyperparameters.params", path)
+    D = _number(record, "hyperparameters.tokens", path)
+    C = 6.0 * N * D
+    if not math.isfinite(C):
+        raise ValueError(f"{path}: 6 N D = {C:g} is not a finite number (hyperparameters.params = {N:g}, "
+                         f"hyperparameters.tokens = {D:g}); params counts parameters and tokens the tokens trained")
+    return {
+        "model": record.get("name", path.stem),
+        "dataset": _field(record, "dataset_name", path),
+        "size": size_labels.get(architecture, architecture),
+        "N": N,
+        "D": D,
+        # The release states M as a multiple of Chinchilla's 20 tokens per parameter.
+        "M": 20.0 * _number(record, "hyperparameters.chinchilla_multiplier", path),
+        "C": C,
+    }
+
+
+def _loss_rows(record: dict, path: Path, model: dict, valsets: list[str]) -> list[dict]:
+    """A release model's loss on every validation set it was evaluated on (the chosen ones among them)."""
+    results = _field(record, "results", path)
+    if not isinstance(results, list):
+        raise ValueError(f"{path}: field 'results' is not a list of evaluations")
+    losses = {}
+    for index, result in enumerate(results):
+        within = f"results[{index}]."
+        val_data = _field(result, "val_data", path, within)
+        if not (isinstance(val_data, list) and val_data and isinstance(val_data[0], str)):
+            raise ValueError(f"{path}: field {within}val_data = {val_data!r} is not a list of shard paths")
+        interval = {}
+        for column, key in (("loss_lo", "loss_sequences_lower_95"), ("loss_hi", "loss_sequences_upper_95")):
+            interval[column] = _number(result, key, path, within) if result.get(key) is not None else None
+        losses[valset_name(val_data[0])] = {"loss": _number(result, "loss", path, within), **interval}
+    for valset in valsets:
+        if valset not in losses:
+            raise ValueError(
+                f"{path}: model {model['model']!r} has no loss for validation set {valset!r} "
+                f"(it has {', '.join(sorted(losses))})"
+            )
+    return [{**model, "valset": valset, **result} for valset, result in losses.items()]
+
+
+def _task_rows(eval_path: Path, model: dict, baselines: dict[str, float], metadata_path: Path) -> list[dict]:
+    accuracies = _field(_read_json(eval_path), "eval_metrics.icl", eval_path)
+    if not isinstance(accuracies, dict):
+        raise ValueError(f"{eval_path}: field 'eval_metrics.icl' is not a table of task accuracies")
+    rows = []
+    for task, acc in accuracies.items():
+        if task not in baselines:
+            raise ValueError(f"{eval_path}: task {task!r} is missing from {metadata_path}")
+        if isinstance(acc, bool) or not isinstance(acc, (int, float)):
+            raise ValueError(f"{eval_path}: field 'eval_metrics.icl.{task}' = {acc!r} is not a number")
+        rows.append({**model, "task": task, "acc": float(acc), "random_baseline": baselines[task]})
+    return rows
 
 
 def import_gadre2024(
@@ -67,62 +159,29 @@ def import_gadre2024(
             f"no model files in {folder / 'models'}; set testbed_path to the folder of the published release"
         )
     metadata_path = folder / "eval_metadata.csv"
-    if not metadata_path.exists():
-        raise FileNotFoundError(f"missing file {metadata_path} (the tasks' random baselines)")
-    metadata = testbed.read_csv(metadata_path)
-    testbed.require_columns(metadata, ["Eval Task", "Random baseline"], str(metadata_path))
-    baselines = dict(zip(metadata["Eval Task"], metadata["Random baseline"] / 100.0))
-
-    loss_rows, task_rows = [], []
+    baselines = _baselines(metadata_path)
+    loss_rows, task_rows, found = [], [], set()
     for path in model_files:
         record = _read_json(path)
-        dataset = _field(record, "dataset_name", path)
-        if dataset not in datasets:
+        found.add(str(_field(record, "dataset_name", path)))
+        if record["dataset_name"] not in datasets:
             continue
-        architecture = Path(_field(record, "hyperparameters.model", path)).stem
-        N = float(_field(record, "hyperparameters.params", path))
-        D = float(_field(record, "hyperparameters.tokens", path))
-        model = {
-            "model": record.get("name", path.stem),
-            "dataset": dataset,
-            "size": size_labels.get(architecture, architecture),
-            "N": N,
-            "D": D,
-            # The release states M as a multiple of Chinchilla's 20 tokens per parameter.
-            "M": 20.0 * float(_field(record, "hyperparameters.chinchilla_multiplier", path)),
-            "C": 6.0 * N * D,
-        }
-        losses = {}
-        for result in _field(record, "results", path):
-            losses[valset_name(result["val_data"][0])] = result
-        for valset in valsets:
-            if valset not in losses:
-                raise ValueError(
-                    f"{path}: model {model['model']!r} has no loss for validation set {valset!r} "
-                    f"(it has {', '.join(sorted(losses))})"
-                )
-        for valset, result in losses.items():
-            loss_rows.append(
-                {
-                    **model,
-                    "valset": valset,
-                    "loss": result["loss"],
-                    "loss_lo": result.get("loss_sequences_lower_95"),
-                    "loss_hi": result.get("loss_sequences_upper_95"),
-                }
-            )
-        eval_path = folder / "evals" / f"evaluation_{path.stem}_heavy.json"
-        accuracies = _field(_read_json(eval_path), "eval_metrics.icl", eval_path)
-        for task, acc in accuracies.items():
-            if task not in baselines:
-                raise ValueError(f"{eval_path}: task {task!r} is missing from {metadata_path}")
-            task_rows.append({**model, "task": task, "acc": float(acc), "random_baseline": baselines[task]})
-    if not loss_rows:
-        raise ValueError(f"{folder}: no model of the datasets {', '.join(datasets)} in the release")
+        model = _model(record, path, size_labels)
+        loss_rows += _loss_rows(record, path, model, valsets)
+        task_rows += _task_rows(folder / "evals" / f"evaluation_{path.stem}_heavy.json", model, baselines,
+                                metadata_path)
+    _require_datasets(datasets, found, folder / "models")
     return (
         testbed.normalise_loss_table(pd.DataFrame(loss_rows), str(folder)),
         testbed.normalise_task_table(pd.DataFrame(task_rows), str(folder)),
     )
+
+
+def _require_datasets(datasets: list[str], found: set[str], source: Path) -> None:
+    for dataset in datasets:
+        if dataset not in found:
+            raise ValueError(f"datasets: {dataset!r} has no result in {source} (its datasets: "
+                             f"{', '.join(sorted(found)) or 'none'}); name datasets of the testbed under `datasets`")
 
 
 def import_tables(folder, datasets: list[str], valsets: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -132,35 +191,64 @@ def import_tables(folder, datasets: list[str], valsets: list[str]) -> tuple[pd.D
     if not loss_path.exists():
         raise FileNotFoundError(f"missing file {loss_path}; a `tables` testbed needs loss.csv (tasks.csv optional)")
     every_loss = testbed.read_loss_table(loss_path)
+    _require_datasets(datasets, set(every_loss["dataset"]), loss_path)
     loss = every_loss[every_loss["dataset"].isin(datasets)]
-    if loss.empty:
-        raise ValueError(f"{loss_path}: no row of the datasets {', '.join(datasets)}")
     for valset in valsets:
         have = set(loss.loc[loss["valset"] == valset, "model"])
         lacking = sorted(set(loss["model"]) - have)
         if lacking:
-            raise ValueError(f"{loss_path}: model {lacking[0]!r} has no loss for validation set {valset!r}")
+            known = ", ".join(sorted(set(loss["valset"])))
+            raise ValueError(f"{loss_path}: model {lacking[0]!r} has no loss for validation set {valset!r} "
+                             f"(the table's valsets: {known}); name one under `valsets` that every model has")
     tasks_path = folder / "tasks.csv"
-    tasks = None
-    if tasks_path.exists():
-        tasks = testbed.read_csv(tasks_path)
-        if not {"N", "D"} <= set(tasks.columns):
-            # Task rows may leave the model's N and D to the loss table.
-            testbed.require_columns(tasks, ["model", "dataset"], str(tasks_path))
-            models = every_loss.drop_duplicates(["dataset", "model"])[["dataset", "model", "size", "N", "D"]]
-            known = pd.MultiIndex.from_frame(models[["dataset", "model"]])
-            unknown = ~pd.MultiIndex.from_frame(tasks[["dataset", "model"]]).isin(known)
-            if unknown.any():
-                row = int(unknown.nonzero()[0][0])
-                raise testbed.TableError(f"{tasks_path}: row {row + 1}, column 'model': model "
-                                         f"{tasks['model'].iloc[row]!r} is not in {loss_path}")
-            tasks = tasks.drop(columns=[c for c in ("size",) if c in tasks.columns]).merge(
-                models, on=["dataset", "model"], how="left"
-            )
-        tasks = testbed.normalise_task_table(tasks, str(tasks_path))
+    tasks = _read_tasks(tasks_path, every_loss, loss_path) if tasks_path.exists() else None
+    if tasks is not None:
         tasks = tasks[tasks["dataset"].isin(datasets)]
         testbed.check_same_models(loss, tasks, str(loss_path), str(tasks_path))
     return loss, tasks
+
+
+def _read_tasks(tasks_path: Path, every_loss: pd.DataFrame, loss_path: Path) -> pd.DataFrame:
+    """tasks.csv, checked; task rows may leave the model's size, N and D to the loss table."""
+    tasks = read_table(tasks_path, ["model", "dataset", "task", "acc", "random_baseline"])
+    if tasks.empty:
+        raise testbed.TableError(f"{tasks_path}: line 1: a header and no rows below it; give a line per model and "
+                                 f"task, or delete tasks.csv for a loss-only study")
+    if not {"N", "D"} <= set(tasks.columns):
+        testbed.require_columns(tasks, ["model", "dataset"], str(tasks_path))
+        models = every_loss.drop_duplicates(["dataset", "model"])[["dataset", "model", "size", "N", "D"]]
+        known = pd.MultiIndex.from_frame(models[["dataset", "model"]])
+        unknown = ~pd.MultiIndex.from_frame(tasks[["dataset", "model"]]).isin(known)
+        if unknown.any():
+            row = int(unknown.nonzero()[0][0])
+            raise testbed.TableError(f"{tasks_path}: {testbed.row_name(tasks, row)}, column 'model': model "
+                                     f"{tasks['model'].iloc[row]!r} is not in {loss_path}")
+        tasks = tasks.drop(columns=[c for c in ("size",) if c in tasks.columns]).merge(
+            models, on=["dataset", "model"], how="left"
+        )
+    return testbed.normalise_task_table(tasks, str(tasks_path))
+
+
+def read_testbed(job: ImportTestbedJob) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The tables of an imported testbed, checked: the release's or the folder's own."""
+    if job.format == "gadre2024":
+        return import_gadre2024(job.path, job.datasets, job.valsets, job.size_labels)
+    if job.format == "tables":
+        return import_tables(job.path, job.datasets, job.valsets)
+    raise ValueError(f"unknown testbed format {job.format!r}; gadre2024 or tables")
+
+
+def testbed_files(job: ImportTestbedJob) -> list[str]:
+    """Every file of the testbed the import reads, to be its rule's inputs: an edited file then
+    reruns the import and whatever reads the tables, and nothing else."""
+    folder = Path(job.path)
+    if job.format == "tables":
+        files = [folder / "loss.csv", folder / "tasks.csv"]
+    else:
+        models = sorted((folder / "models").glob("*.json"))
+        files = [folder / "eval_metadata.csv", *models,
+                 *(folder / "evals" / f"evaluation_{path.stem}_heavy.json" for path in models)]
+    return [str(path) for path in files if path.exists()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,12 +259,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> None:
     job = args.job
-    if job.format == "gadre2024":
-        loss, tasks = import_gadre2024(job.path, job.datasets, job.valsets, job.size_labels)
-    elif job.format == "tables":
-        loss, tasks = import_tables(job.path, job.datasets, job.valsets)
-    else:
-        raise ValueError(f"unknown testbed format {job.format!r}; gadre2024 or tables")
+    loss, tasks = read_testbed(job)
     testbed.write_tables(loss, tasks, args.loss_out, args.tasks_out)
     log.info("imported %d models (%d loss rows, %d task rows) from %s", loss["model"].nunique(), len(loss),
              0 if tasks is None else len(tasks), job.path)

@@ -8,22 +8,25 @@
 Everything upstream writes these (a trained study through `collect`, a
 published one through the importer); everything downstream reads only them.
 Both are checked wherever they are read or written (`normalise_*`): a value
-that would bend a law (an accuracy in percent, a duplicated row, a negative N)
-stops the stage with one line naming the file, the row and the column. Rows
-are counted from 1 below the header (row n is line n + 1 of a CSV file).
+that would bend a law (an accuracy in percent, a duplicated row, a negative N,
+an interval that does not hold its loss, a C that overflows) stops the stage
+with one line naming the file, the row and the column. A row of a file is named
+by its line as an editor numbers it (the header is line 1); a row of a table
+built in memory by its position, from 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lmscale.files import atomic_writer
+from lmscale.files import atomic_writer, read_json
+from lmscale.table_files import LINE, TableError, read_table
 
 MODEL_COLUMNS = ["model", "dataset", "size", "N", "D", "M", "C"]
 LOSS_COLUMNS = MODEL_COLUMNS + ["valset", "loss", "loss_lo", "loss_hi"]
@@ -35,6 +38,8 @@ TASK_COLUMNS = MODEL_COLUMNS + ["task", "acc", "random_baseline"]
 # a wrong M, not rounding.
 C_TOLERANCE = 1e-6
 M_TOLERANCE = 0.05
+LOSS_LIMIT = 100.0
+QUANTITIES = {"N": "parameters", "D": "tokens", "M": "tokens per parameter", "C": "FLOPs"}
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +47,27 @@ log = logging.getLogger(__name__)
 def require_columns(table: pd.DataFrame, required: list[str], source: str) -> None:
     missing = [c for c in required if c not in table.columns]
     if missing:
+        have = [str(c) for c in table.columns if c not in required and c != LINE]
+        close = {c: difflib.get_close_matches(c, have, n=1) for c in missing}
+        hint = "".join(f" (is {close[c][0]!r} meant to be {c!r}?)" for c in missing if close[c])
         raise ValueError(
-            f"{source}: missing column(s) {', '.join(missing)}; the table needs {', '.join(required)}"
+            f"{source}: missing column(s) {', '.join(missing)}{hint}; the table needs {', '.join(required)}"
         )
 
 
-class TableError(ValueError):
-    """A testbed table that would bend a law; the message names the file, the row and the column."""
-
-
 def _where(table: pd.DataFrame, position: int, source: str, column: str, item: str) -> str:
-    """'loss.csv: row 3 (model 's1_M20', valset 'heldout'), column 'loss'' for the row at `position`."""
+    """'loss.csv: line 4 (model 's1_M20', valset 'heldout'), column 'loss'' for the row at `position`."""
     row = table.iloc[position]
     label = ", ".join(f"{key} {_show(row[key])}" for key in ("model", item)
                       if key in table.columns and pd.notna(row[key]))
-    return f"{source}: row {position + 1} ({label}), column {column!r}"
+    return f"{source}: {row_name(table, position)} ({label}), column {column!r}"
+
+
+def row_name(table: pd.DataFrame, position: int) -> str:
+    """'line 4' for a row read from a file (the line an editor shows), else 'row 3' (from 1)."""
+    if LINE in table.columns:
+        return f"line {int(table[LINE].iloc[position])}"
+    return f"row {position + 1}"
 
 
 def _show(value) -> str:
@@ -64,7 +75,7 @@ def _show(value) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.number)) else repr(str(value))
 
 
-def _numbers(table: pd.DataFrame, column: str, source: str, item: str) -> pd.Series:
+def numbers(table: pd.DataFrame, column: str, source: str, item: str) -> pd.Series:
     """A column as floats; a value that is missing or not a number stops here."""
     raw = table[column]
     missing = raw.isna() | raw.astype(str).str.strip().eq("")
@@ -74,12 +85,14 @@ def _numbers(table: pd.DataFrame, column: str, source: str, item: str) -> pd.Ser
     values = pd.to_numeric(raw, errors="coerce")
     if values.isna().any():
         position = int(np.flatnonzero(values.isna())[0])
-        raise TableError(f"{_where(table, position, source, column, item)}: {raw.iloc[position]!r} is not a number")
+        raise TableError(f"{_where(table, position, source, column, item)}: {raw.iloc[position]!r} is not a number; "
+                         f"write it in digits (0.25, 1.5e8)")
     return values.astype(float)
 
 
 def _check_model_columns(table: pd.DataFrame, source: str, item: str) -> pd.DataFrame:
-    """N and D positive; M and C, where given, consistent with them; M and C derived where not."""
+    """N and D positive; M and C, where given, consistent with them; M and C derived where not.
+    Every number finite, those derived too: N = D = 1e300 would make C infinite."""
     given = [column for column in ("M", "C") if column in table.columns]
     for column in ("model", "dataset", "size", item):
         missing = table[column].isna() | table[column].astype(str).str.strip().eq("")
@@ -87,15 +100,23 @@ def _check_model_columns(table: pd.DataFrame, source: str, item: str) -> pd.Data
             raise TableError(f"{_where(table, int(np.flatnonzero(missing)[0]), source, column, item)}: "
                              f"no value; every row needs one")
     for column in ("N", "D", *given):
-        table[column] = _numbers(table, column, source, item)
-    for column in ("N", "D"):
+        table[column] = numbers(table, column, source, item)
         bad = ~(np.isfinite(table[column]) & (table[column] > 0))
         if bad.any():
             position = int(np.flatnonzero(bad)[0])
             raise TableError(f"{_where(table, position, source, column, item)}: {table[column].iloc[position]:g} "
-                             f"is not a positive number of {'parameters' if column == 'N' else 'tokens'}")
-    derived = {"M": table["D"] / table["N"], "C": 6.0 * table["N"] * table["D"]}
+                             f"is not a positive number of {QUANTITIES[column]}")
+    with np.errstate(over="ignore"):
+        derived = {"M": table["D"] / table["N"], "C": 6.0 * table["N"] * table["D"]}
     for column, tolerance, formula in (("M", M_TOLERANCE, "D / N"), ("C", C_TOLERANCE, "6 N D")):
+        overflow = ~np.isfinite(derived[column])
+        if overflow.any():
+            position = int(np.flatnonzero(overflow)[0])
+            row = table.iloc[position]
+            raise TableError(
+                f"{_where(table, position, source, column, item)}: {formula} = {derived[column].iloc[position]:g} "
+                f"(N = {row['N']:g}, D = {row['D']:g}) is not a finite number; N counts the model's parameters "
+                f"and D its training tokens: correct them")
         if column not in given:
             table[column] = derived[column]
             continue
@@ -117,7 +138,7 @@ def _check_rows(table: pd.DataFrame, source: str, item: str) -> None:
     if repeated.any():
         again = int(np.flatnonzero(repeated)[0])
         first = int(np.flatnonzero((table[key] == table.iloc[again][key]).all(axis=1))[0])
-        raise TableError(f"{_where(table, again, source, item, item)}: repeats row {first + 1}; "
+        raise TableError(f"{_where(table, again, source, item, item)}: repeats {row_name(table, first)}; "
                          f"each model has one row per {item}: drop one of them")
     for column in ("size", "N", "D", "M", "C"):
         first = table.groupby(["dataset", "model"], sort=False)[column].transform("first")
@@ -128,8 +149,8 @@ def _check_rows(table: pd.DataFrame, source: str, item: str) -> None:
             earlier = int(np.flatnonzero((table["dataset"] == model["dataset"]) & (table["model"] == model["model"]))[0])
             raise TableError(
                 f"{_where(table, position, source, column, item)}: {_show(model[column])} here, "
-                f"{_show(table.iloc[earlier][column])} in row {earlier + 1}; a model name is one run: give each "
-                f"(dataset, size, N, D) its own model name")
+                f"{_show(table.iloc[earlier][column])} in {row_name(table, earlier)}; a model name is one run: "
+                f"give each (dataset, size, N, D) its own model name")
 
 
 def _require_fractions(table: pd.DataFrame, column: str, source: str, item: str) -> None:
@@ -149,18 +170,21 @@ def complete_model_columns(table: pd.DataFrame, source: str, item: str) -> pd.Da
     """Checked model columns, with M = D / N and C = 6 N D derived where a table leaves them out."""
     table = table.reset_index(drop=True)
     require_columns(table, ["model", "dataset", "size", "N", "D", item], source)
+    if table.empty:
+        raise TableError(f"{source}: a header and no rows below it; give a line per model and {item}")
     return _check_model_columns(table.copy(), source, item)
 
 
 def normalise_loss_table(table: pd.DataFrame, source: str = "loss table") -> pd.DataFrame:
+    require_columns(table, ["model", "dataset", "size", "N", "D", "valset", "loss"], source)
     table = complete_model_columns(table, source, "valset")
-    require_columns(table, ["valset", "loss"], source)
-    table["loss"] = _numbers(table, "loss", source, "valset")
+    table["loss"] = numbers(table, "loss", source, "valset")
     bad = ~(np.isfinite(table["loss"]) & (table["loss"] > 0))
     if bad.any():
         position = int(np.flatnonzero(bad)[0])
         raise TableError(f"{_where(table, position, source, 'loss', 'valset')}: {table['loss'].iloc[position]:g} "
                          f"is not a positive mean token loss")
+    _require_loss_scale(table, "loss", source)
     for column in ("loss_lo", "loss_hi"):  # optional intervals: a row may leave them empty
         raw = table[column] if column in table.columns else pd.Series(np.nan, index=table.index)
         values = pd.to_numeric(raw, errors="coerce")
@@ -170,17 +194,74 @@ def normalise_loss_table(table: pd.DataFrame, source: str = "loss table") -> pd.
             raise TableError(f"{_where(table, position, source, column, 'valset')}: {raw.iloc[position]!r} is not "
                              f"a number; leave it empty if the interval is unknown")
         table[column] = values.astype(float)
+    _require_loss_scale(table, "loss_hi", source)
+    _check_intervals(table, source)
     _check_rows(table, source, "valset")
     return table[LOSS_COLUMNS].sort_values(["dataset", "N", "M", "valset"]).reset_index(drop=True)
 
 
+def _require_loss_scale(table: pd.DataFrame, column: str, source: str) -> None:
+    """A mean token loss is a few nats (a model guessing uniformly among 50k tokens has 10.8): one
+    above LOSS_LIMIT is a sum, a perplexity or a typo, and would wreck the fit or its intervals."""
+    above = table[column] > LOSS_LIMIT
+    if above.any():
+        position = int(np.flatnonzero(above)[0])
+        raise TableError(f"{_where(table, position, source, column, 'valset')}: {table[column].iloc[position]:g} is "
+                         f"not a mean token loss (above {LOSS_LIMIT:g} nats); give the mean loss per token in nats "
+                         f"(the log of a perplexity)")
+
+
+def _check_intervals(table: pd.DataFrame, source: str) -> None:
+    """Each loss's 95% interval, where a row gives one: both ends, finite, ordered, holding the loss.
+    (A reversed interval gives the loss law a negative evaluation_sd; one that misses its loss
+    widens every prediction interval.)"""
+    low, high, loss = table["loss_lo"], table["loss_hi"], table["loss"]
+    half = low.isna() != high.isna()
+    if half.any():
+        position = int(np.flatnonzero(half)[0])
+        empty = "loss_lo" if pd.isna(low.iloc[position]) else "loss_hi"
+        raise TableError(f"{_where(table, position, source, empty, 'valset')}: no value, while the other end of "
+                         f"the interval has one; give both loss_lo and loss_hi, or neither")
+    given = low.notna()
+    problems = {
+        "is not a finite interval; correct it, or leave both ends empty":
+            given & ~(np.isfinite(low) & np.isfinite(high)),
+        "is reversed; loss_lo is the lower end: swap loss_lo and loss_hi": given & (low > high),
+        "does not contain the loss {loss:g}; an interval holds its loss: correct loss_lo and loss_hi, or leave "
+        "both empty": given & ~((low <= loss) & (loss <= high)),
+    }
+    for problem, bad in problems.items():
+        if bad.any():
+            position = int(np.flatnonzero(bad)[0])
+            interval = f"[{low.iloc[position]:g}, {high.iloc[position]:g}]"
+            raise TableError(f"{_where(table, position, source, 'loss_lo', 'valset')}: {interval} "
+                             f"{problem.format(loss=loss.iloc[position])}")
+
+
+def _check_one_baseline(table: pd.DataFrame, source: str) -> None:
+    """A task's random baseline is its chance accuracy, the same for every model: one that differs
+    would move the task's margin over chance, and with it the selection."""
+    first = table.groupby("task", sort=False)["random_baseline"].transform("first")
+    differs = ~np.isclose(table["random_baseline"], first, rtol=1e-9, atol=1e-12)
+    if differs.any():
+        position = int(np.flatnonzero(differs)[0])
+        task = table["task"].iloc[position]
+        earlier = int(np.flatnonzero(table["task"] == task)[0])
+        raise TableError(
+            f"{_where(table, position, source, 'random_baseline', 'task')}: "
+            f"{table['random_baseline'].iloc[position]:g} here, {first.iloc[position]:g} in "
+            f"{row_name(table, earlier)}; a task has one random baseline (its chance accuracy) for every "
+            f"model: give task {task!r} the same baseline in every row")
+
+
 def normalise_task_table(table: pd.DataFrame, source: str = "tasks table") -> pd.DataFrame:
+    require_columns(table, ["model", "dataset", "size", "N", "D", "task", "acc", "random_baseline"], source)
     table = complete_model_columns(table, source, "task")
-    require_columns(table, ["task", "acc", "random_baseline"], source)
     for column in ("acc", "random_baseline"):
-        table[column] = _numbers(table, column, source, "task")
+        table[column] = numbers(table, column, source, "task")
         _require_fractions(table, column, source, "task")
     _check_rows(table, source, "task")
+    _check_one_baseline(table, source)
     tasks = set(table["task"])
     for (dataset, model), have in table.groupby(["dataset", "model"], sort=False)["task"]:
         if set(have) != tasks:
@@ -229,7 +310,7 @@ def write_csv(table: pd.DataFrame, path) -> None:
 
 
 def read_csv(path) -> pd.DataFrame:
-    """A table as pandas reads it; the checks of `normalise_*` name any value it could not read as wanted."""
+    """A table lmscale wrote, as pandas reads it; `read_table` reads one a person may have written."""
     try:
         return pd.read_csv(path)
     except FileNotFoundError:
@@ -239,11 +320,11 @@ def read_csv(path) -> pd.DataFrame:
 
 
 def read_loss_table(path) -> pd.DataFrame:
-    return normalise_loss_table(read_csv(path), str(path))
+    return normalise_loss_table(read_table(path, LOSS_COLUMNS[:5] + ["valset", "loss"]), str(path))
 
 
 def read_task_table(path) -> pd.DataFrame:
-    return normalise_task_table(read_csv(path), str(path))
+    return normalise_task_table(read_table(path, TASK_COLUMNS[:5] + ["task", "acc", "random_baseline"]), str(path))
 
 
 def read_tables(loss_path, tasks_path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -285,7 +366,7 @@ def collect(run_jsons: list[str], loss_evals: list[str], task_evals: list[str], 
     """Assemble the tables from a trained study's run.json and evaluation files."""
     runs = {}
     for path in run_jsons:
-        run = json.loads(Path(path).read_text())
+        run = read_json(path)
         runs[(run["dataset"], run["model"])] = {
             "model": run["model"],
             "dataset": run["dataset"],
@@ -304,7 +385,7 @@ def collect(run_jsons: list[str], loss_evals: list[str], task_evals: list[str], 
 
     loss_rows = []
     for path in loss_evals:
-        record = json.loads(Path(path).read_text())
+        record = read_json(path)
         loss_rows.append(
             {
                 **model_row(record, path),
@@ -316,7 +397,7 @@ def collect(run_jsons: list[str], loss_evals: list[str], task_evals: list[str], 
         )
     task_rows = []
     for path in task_evals:
-        record = json.loads(Path(path).read_text())
+        record = read_json(path)
         for task, result in record["tasks"].items():
             task_rows.append(
                 {

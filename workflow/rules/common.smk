@@ -14,7 +14,7 @@ from snakemake.logging import logger
 
 from lmscale import config as study_config
 from lmscale import task_list
-from lmscale import jobs
+from lmscale import importer, jobs
 from lmscale import task_suite as offline_task_suite
 from lmscale import resources as job_resources
 

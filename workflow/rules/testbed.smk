@@ -25,13 +25,22 @@ if trains_models():
             " > {log:q} 2>&1"
 
 else:
+    IMPORT = jobs.ImportTestbedJob.from_config(config)
 
     rule import_testbed:
+        input:
+            # Every file of testbed_path the import reads: an edited table reruns the import and what
+            # reads the tables. A file rewritten with the same content reruns nothing: Snakemake 9
+            # reruns a job for an input newer than its outputs only if the input's checksum differs
+            # from the one it recorded when the job ran. It records checksums of files up to
+            # --max-checksum-file-size (100 MB in profiles/default, 1 MB without it). `--rerun-triggers`
+            # changes nothing here: Snakemake 9.27 checks a newer input whether or not mtime is listed.
+            lambda w: importer.testbed_files(IMPORT),
         output:
             loss=LOSS_TABLE,
             tasks=TASK_TABLE,
         params:
-            job=jobs.ImportTestbedJob.from_config(config).to_json(),
+            job=IMPORT.to_json(),
         conda:
             ENV
         log:
