@@ -93,7 +93,8 @@ def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, l
         step_error_laws = {prefix: law for prefix, law in step_laws.items() if prefix != "loss"}
         table = mark_held_out(law_predictions(loss, tasks, step_laws["loss"], step_error_laws, dataset, valset),
                               held_out)
-        for law in refitted:
+        # In the laws' own order (loss, then the error laws): a set's order follows the hash seed.
+        for law in [law for law in full if law in refitted]:
             fitted = {p["model"] for p in step_laws[law]["fit_set"]}
             truth = table[law] if law != "loss" else table["loss"]
             out_of_sample = table[~table["model"].isin(fitted) & ~table["held_out"] & truth.notna()]
