@@ -53,15 +53,8 @@ SPLITS = ("train", "validation")
 
 # Kept out of the default stdlib corpus: test suites are mostly fixtures, and
 # pydoc_data is the out-of-distribution prose validation set.
-STDLIB_EXCLUDE = (
-    "site-packages/*",
-    "dist-packages/*",
-    "test/*",
-    "*/tests/*",
-    "*/test/*",
-    "idlelib/idle_test/*",
-    "pydoc_data/*",
-)
+STDLIB_EXCLUDE = ("site-packages/*", "dist-packages/*", "test/*", "*/tests/*", "*/test/*", "idlelib/idle_test/*",
+                  "pydoc_data/*")
 
 Document = dict  # {"id": str, "text": str}
 Shard = tuple[int, int]  # (index from 0, count); None: the whole source

@@ -27,6 +27,7 @@ import logging
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -206,24 +207,55 @@ def evaluate_model(
     )
     manager = task_manager(suite_dir, with_builtin_tasks=needs_builtin)
     check_registered(specs, manager.all_tasks)
+    evaluation = Evaluation(load_model(model_dir, batch_size, device), manager, suite_dir, limit, seed)
+    truncated = TruncationCounter()
+    hf_log = logging.getLogger("lm_eval.models.huggingface")
+    hf_log.addFilter(truncated)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir, without_environment_report():
+            for batch in batches(specs):
+                if not evaluation.attempt(batch, cache_dir) and len(batch) > 1:
+                    for spec in batch:
+                        evaluation.attempt([spec], cache_dir)
+    finally:
+        hf_log.removeFilter(truncated)
+    truncated.count += getattr(evaluation.lm, "truncated", 0)
+    if truncated.count:
+        log.info("%d requests were longer than the model's context and lost their leftmost tokens "
+                 "(lm-eval truncates from the left)", truncated.count)
+    order = [spec.name for spec in specs]
+    return {
+        "tasks": {name: evaluation.results[name] for name in order if name in evaluation.results},
+        "failed": {name: evaluation.failed[name] for name in order if name in evaluation.failed},
+    }
 
-    # deferred: lm-eval imports torch and transformers
-    from lm_eval import simple_evaluate
 
-    lm = load_model(model_dir, batch_size, device)
-    results: dict[str, dict] = {}
-    failed: dict[str, str] = {}
+@dataclass
+class Evaluation:
+    """One model's simple_evaluate calls and what they found, task by task."""
 
-    def run(batch: list[TaskSpec], cache_dir: str) -> None:
+    lm: object
+    manager: object
+    suite_dir: str | Path | None
+    limit: int | None
+    seed: int
+    results: dict = field(default_factory=dict)
+    failed: dict = field(default_factory=dict)
+
+    def run(self, batch: list[TaskSpec], cache_dir: str) -> None:
         """One simple_evaluate call; raises if lm-eval does."""
+        # deferred: lm-eval imports torch and transformers
+        from lm_eval import simple_evaluate
+
+        suite_dir, seed = self.suite_dir, self.seed
         local = {spec.name: local_task_config(suite_dir, spec.lm_eval_task, cache_dir) if suite_dir else None
                  for spec in batch}
         output = simple_evaluate(
-            model=lm,
+            model=self.lm,
             tasks=[local[spec.name] or spec.lm_eval_task for spec in batch],
             num_fewshot=batch[0].num_fewshot,
-            task_manager=manager,
-            limit=limit,
+            task_manager=self.manager,
+            limit=self.limit,
             bootstrap_iters=1000,
             log_samples=False,
             random_seed=seed,
@@ -235,10 +267,10 @@ def evaluate_model(
             try:
                 metric, value, stderr = accuracy_of(output["results"][spec.lm_eval_task])
             except (KeyError, ValueError) as error:
-                failed[spec.name] = f"{type(error).__name__}: {error}"
-                log.error("task %s: %s", spec.name, failed[spec.name])
+                self.failed[spec.name] = f"{type(error).__name__}: {error}"
+                log.error("task %s: %s", spec.name, self.failed[spec.name])
                 continue
-            results[spec.name] = {
+            self.results[spec.name] = {
                 "acc": value,
                 "acc_stderr": stderr,
                 "random_baseline": spec.random_baseline,
@@ -248,39 +280,18 @@ def evaluate_model(
             }
             log.info("%s: %s = %.4f +- %.4f", spec.name, metric, value, stderr)
 
-    def attempt(batch: list[TaskSpec], cache_dir: str) -> bool:
+    def attempt(self, batch: list[TaskSpec], cache_dir: str) -> bool:
         try:
-            run(batch, cache_dir)
+            self.run(batch, cache_dir)
             return True
         except Exception as error:  # noqa: BLE001 (one task's failure must not lose the others)
             if len(batch) == 1:
                 log.exception("task %s failed", batch[0].name)
-                failed[batch[0].name] = f"{type(error).__name__}: {error}"
+                self.failed[batch[0].name] = f"{type(error).__name__}: {error}"
             else:
                 names = ", ".join(spec.name for spec in batch)
                 log.warning("lm-eval failed on one of %s; evaluating them one by one", names, exc_info=True)
             return False
-
-    truncated = TruncationCounter()
-    hf_log = logging.getLogger("lm_eval.models.huggingface")
-    hf_log.addFilter(truncated)
-    try:
-        with tempfile.TemporaryDirectory(prefix="lmscale-datasets-") as cache_dir, without_environment_report():
-            for batch in batches(specs):
-                if not attempt(batch, cache_dir) and len(batch) > 1:
-                    for spec in batch:
-                        attempt([spec], cache_dir)
-    finally:
-        hf_log.removeFilter(truncated)
-    truncated.count += getattr(lm, "truncated", 0)
-    if truncated.count:
-        log.info("%d requests were longer than the model's context and lost their leftmost tokens "
-                 "(lm-eval truncates from the left)", truncated.count)
-    order = [spec.name for spec in specs]
-    return {
-        "tasks": {name: results[name] for name in order if name in results},
-        "failed": {name: failed[name] for name in order if name in failed},
-    }
 
 
 # ---------------------------------------------------------------- CLI

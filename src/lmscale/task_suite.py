@@ -230,36 +230,7 @@ def write_suite(out_dir: str | Path, job: TaskSuiteJob, heldout: str | Path | No
         lines = code_lines(read_documents(heldout), context_lines)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for name in tasks:
-        definition = task_definition(name)
-        shots = int(definition.get("num_fewshot", 0))
-        if fewshot_pool < shots:
-            raise ValueError(
-                f"task {name!r} is {shots}-shot but tasks.fewshot_pool is {fewshot_pool}: "
-                f"set fewshot_pool to at least {shots}"
-            )
-        keep = None
-        if encode is not None:
-            keep = answer_scorable(encode, definition.get("target_delimiter", " "), max_answer_tokens)
-        test, train = generate_task(name, random.Random(task_seed(seed, name)), size, fewshot_pool, lines, keep)
-        write_jsonl(out_dir / name / "test.jsonl", test)
-        write_jsonl(out_dir / name / "train.jsonl", train)
-        atomic_copy(task_yaml(name), out_dir / f"{name}.yaml")
-        metadata = definition.get("metadata", {})
-        entries.append(
-            {
-                "task": name,
-                "kind": definition["output_type"],
-                "num_fewshot": shots,
-                "random_baseline": float(metadata["random_baseline"]),
-                "category": metadata.get("category", ""),
-                "in_the_manner_of": metadata.get("in_the_manner_of", ""),
-                "num_docs": len(test),
-                "num_fewshot_docs": len(train),
-            }
-        )
-        log.info("%s: %d documents, %d few-shot examples", name, len(test), len(train))
+    entries = [write_task(out_dir, name, job, lines, encode, max_answer_tokens) for name in tasks]
     manifest = {
         "seed": seed,
         "heldout": str(heldout) if heldout is not None else None,
@@ -271,6 +242,38 @@ def write_suite(out_dir: str | Path, job: TaskSuiteJob, heldout: str | Path | No
     }
     atomic_write_json(out_dir / MANIFEST, manifest, sort_keys=False)
     return manifest
+
+
+def write_task(out_dir: Path, name: str, job: TaskSuiteJob, lines: list[CodeLine] | None,
+               encode: Callable[[str], list[int]] | None, max_answer_tokens: int | None) -> dict:
+    """One task's documents, few-shot pool and YAML written under `out_dir`; its manifest entry."""
+    definition = task_definition(name)
+    shots = int(definition.get("num_fewshot", 0))
+    if job.fewshot_pool < shots:
+        raise ValueError(
+            f"task {name!r} is {shots}-shot but tasks.fewshot_pool is {job.fewshot_pool}: "
+            f"set fewshot_pool to at least {shots}"
+        )
+    keep = None
+    if encode is not None:
+        keep = answer_scorable(encode, definition.get("target_delimiter", " "), max_answer_tokens)
+    test, train = generate_task(name, random.Random(task_seed(job.seed, name)), job.size, job.fewshot_pool, lines,
+                                keep)
+    write_jsonl(out_dir / name / "test.jsonl", test)
+    write_jsonl(out_dir / name / "train.jsonl", train)
+    atomic_copy(task_yaml(name), out_dir / f"{name}.yaml")
+    metadata = definition.get("metadata", {})
+    log.info("%s: %d documents, %d few-shot examples", name, len(test), len(train))
+    return {
+        "task": name,
+        "kind": definition["output_type"],
+        "num_fewshot": shots,
+        "random_baseline": float(metadata["random_baseline"]),
+        "category": metadata.get("category", ""),
+        "in_the_manner_of": metadata.get("in_the_manner_of", ""),
+        "num_docs": len(test),
+        "num_fewshot_docs": len(train),
+    }
 
 
 def read_manifest(suite_dir: str | Path) -> dict:
