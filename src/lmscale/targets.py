@@ -124,7 +124,9 @@ def goal_run_at_multiplier(law: Chinchilla, reducible: float, M: float) -> tuple
 
 
 def _run_at_share(law: Chinchilla, reducible: float, logit_share: float) -> tuple[float, float]:
-    """The run whose N term takes a share s of the reducible loss and its D term 1 - s; `logit_share` = ln(s / (1 - s))."""
+    """The run whose N term takes a share s of the reducible loss and its D term 1 - s.
+
+    `logit_share` = ln(s / (1 - s)), so that shares near 0 or 1 keep their precision."""
     log_share, log_rest = -np.logaddexp(0.0, -logit_share), -np.logaddexp(0.0, logit_share)
     log_N = (np.log(law.A) - np.log(reducible) - log_share) / law.alpha
     log_D = (np.log(law.B) - np.log(reducible) - log_rest) / law.beta
@@ -306,9 +308,13 @@ def resolve_target(target: dict, loss_law: dict, error_law: dict | None = None) 
     sampled = {"N": runs[:, 0], "D": runs[:, 1], "C": 6.0 * runs[:, 0] * runs[:, 1]}
     with np.errstate(invalid="ignore"):  # inf / inf: an unreachable refit has no M
         sampled["M"] = runs[:, 1] / runs[:, 0]
+    point = dict(zip(RESOLVED, (N, D, D / N, 6.0 * N * D)))
+    for given in set(RESOLVED) & set(target):  # what the target gives stays as given, not 6ND rounded
+        point[given] = float(target[given])
+        sampled[given] = np.where(np.isnan(sampled[given]), np.nan, point[given])
     row = {"name": str(target["name"]), "kind": kind}
-    for quantity, value in zip(RESOLVED, (N, D, D / N, 6.0 * N * D)):
-        row[quantity] = float(value)
+    for quantity in RESOLVED:
+        row[quantity] = point[quantity]
         row[f"{quantity}_ci_lo"], row[f"{quantity}_ci_hi"] = quantiles(sampled[quantity])
     tokens = float(target["inference_tokens"]) if kind == "goal_with_inference" else 0.0
     row.update(inference_tokens=tokens, total_flops=row["C"] + 2.0 * N * tokens)
