@@ -92,6 +92,12 @@ def compute_optimal_run(law: Chinchilla, C: float) -> tuple[float, float]:
     return N, x / N
 
 
+def optimal_loss(loss_law: dict, C) -> np.ndarray:
+    """The fitted law's least loss at compute C (the compute-optimal run's)."""
+    N, D = compute_optimal_run(chinchilla_parameters(loss_law["form"], loss_law["params"]), np.asarray(C, float))
+    return laws.loss_form(loss_law["form"]).predict(loss_law["params"], N, D)
+
+
 def gadre_optimal_multiplier(params: dict) -> float:
     """Eq. 4's compute-optimal M* = (b / a)^(1 / (2 eta)): where a M^eta + b M^-eta is least, at any C."""
     return (params["b"] / params["a"]) ** (1.0 / (2.0 * params["eta"]))
