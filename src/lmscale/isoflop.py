@@ -69,7 +69,7 @@ def isoflop_panel(ax, runs: pd.DataFrame, loss_law: dict, optima: pd.DataFrame, 
         ax.fill_between(N, *_refit_band(loss_law, C, N), color=colour, alpha=0.12, lw=0)
         ax.axvspan(optimum.N_ci_lo, optimum.N_ci_hi, color=colour, alpha=0.10, lw=0)
         ax.errorbar(optimum.N, optimum.loss_pred, xerr=[[optimum.N - optimum.N_ci_lo], [optimum.N_ci_hi - optimum.N]],
-                    fmt="D", ms=6, color=colour, mec="black", capsize=3, zorder=4)
+                    fmt="D", ms=7, color=colour, mec="black", capsize=3, zorder=5)
         near = _near(runs, C)
         ax.scatter(near["N"], near["loss"], color=colour, s=26, zorder=3, linewidth=1.2,
                    edgecolor=np.where(near["model"].isin(fit_models), "black", "none"))
@@ -92,17 +92,21 @@ def price_panel(ax, runs: pd.DataFrame, loss_law: dict, optima: pd.DataFrame, co
         near = _near(runs, optimum.C)
         excess = near["loss"] / targets.optimal_loss(loss_law, near["C"].to_numpy(float)) - 1
         ax.scatter(near["M"], 100 * excess, color=colour, s=26, zorder=3)
-    M_star = optima["M"].iloc[0]
-    same = np.allclose(optima["M"], M_star, rtol=1e-9)
-    ax.axvline(M_star, color="black", lw=0.8, ls="--")
-    ax.text(M_star, ax.get_ylim()[1] * 0.95, f" M* = {M_star:.3g}" + (", the same at every C (Eq. 4)" if same else ""),
-            fontsize=7, va="top")
+        ax.plot(optimum.M, 0.0, "D", ms=6, color=colour, mec="black", zorder=5)
+    lowest, highest = optima["M"].min(), optima["M"].max()
+    if np.isclose(lowest, highest, rtol=1e-9):
+        ax.axvline(lowest, color="black", lw=0.8, ls="--")
+        said = f"◆ M* = {lowest:.3g}, the same at every C (Eq. 4)"
+    else:
+        said = f"◆ M* from {lowest:.3g} to {highest:.3g} over these budgets: it moves with C"
+    ax.text(0.98, 0.97, said, transform=ax.transAxes, fontsize=8, ha="right", va="top",
+            bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     largest = optima["C"].iloc[-1]
     for M in (20, 100, 500):
         if multipliers[0] < M < multipliers[-1]:
             price = 100 * float(overtraining_price(loss_law, largest, M))
             ax.plot(M, price, "o", ms=4, mfc="white", mec=colours[largest], zorder=4)
-            ax.annotate(f"M = {M}: +{price:.2f}% at C = {largest:.2g}", (M, price), xytext=(5, -11),
+            ax.annotate(f"M = {M}: +{price:.2g}% at C = {largest:.2g}", (M, price), xytext=(5, -11),
                         textcoords="offset points", fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("token multiplier M = D / N")
