@@ -68,14 +68,13 @@ def study(folder: Path, asked: list[dict], out: Path, draw: bool) -> None:
                 rows.append(targets.resolve_target(target, loss_law, error_law))
             except ValueError as error:  # a goal out of this law's reach: say so and go on
                 print(f"| {loss_law['dataset']} | {target['name']} | {error} |")
-        table = pd.DataFrame(rows)
         for row in rows:
             error = cell({**row, "err": row["err_pred"]}, "err") if error_law else "-"
             print(f"| {loss_law['dataset']} | {row['name']} | {cell(row, 'N')} | {cell(row, 'D')} | {cell(row, 'M')} | "
                   f"{cell(row, 'C')} | {cell({**row, 'loss': row['loss_pred']}, 'loss', '.3f')} | {error} | "
                   f"{row['samples_unreachable']} |")
-        print("notes: " + " / ".join(f"{n}: {note}" for n, note in zip(table["name"], table["note"]) if note))
-        if draw:
+        print("notes: " + " / ".join(f"{row['name']}: {row['note']}" for row in rows if row["note"]))
+        if draw and rows:
             loss = testbed.read_loss_table(folder / "testbed" / "loss.csv")
             runs = loss[(loss["dataset"] == loss_law["dataset"]) & (loss["valset"] == loss_law["valset"])]
             budgets = isoflop.default_budgets(runs["C"], 4) + [asked[0]["C"]]

@@ -158,6 +158,12 @@ def test_goals_out_of_reach_fail_in_one_line_naming_the_target_and_the_floor(gad
         targets.resolve_target({"name": "x", "C": 1e20, "N": 1e9}, gadre_law)
     with pytest.raises(ValueError, match=r"target 'x': C = -1 is not a positive number"):
         targets.resolve_target({"name": "x", "C": -1}, gadre_law)
+    # A law whose term or exponent came out negative (the smoke study's six tiny runs: b < 0, eta < 0).
+    degenerate = {"form": "gadre", "params": {"E": 11.6, "a": 0.31, "b": -2.67, "eta": -0.041}}
+    with pytest.raises(ValueError, match=r"^target 'x': the fitted loss law \(E = 11.6, a = 0.31, b = -2.67, "
+                                         r"eta = -0.041\) has a term or exponent at or below zero"):
+        targets.resolve_target({"name": "x", "C": 1e12}, degenerate)
+    assert targets.resolve_target({"name": "run", "N": 1e5, "M": 10}, degenerate)["loss_pred"] > 0
 
 
 def test_refits_that_cannot_reach_a_goal_make_its_upper_bound_infinite(gadre_law):

@@ -103,7 +103,7 @@ def price_panel(ax, runs: pd.DataFrame, loss_law: dict, optima: pd.DataFrame, co
             bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     largest = optima["C"].iloc[-1]
     for M in (20, 100, 500):
-        if multipliers[0] < M < multipliers[-1]:
+        if 2 * highest < M < multipliers[-1]:  # off the minimum, where the price is worth reading
             price = 100 * float(overtraining_price(loss_law, largest, M))
             ax.plot(M, price, "o", ms=4, mfc="white", mec=colours[largest], zorder=4)
             ax.annotate(f"M = {M}: +{price:.2g}% at C = {largest:.2g}", (M, price), xytext=(5, -11),

@@ -276,12 +276,13 @@ def _chained_columns(N: float, D: float, loss_law: dict, error_law: dict | None)
     return columns
 
 
-def _note(target: dict, kind: str, loss_law: dict, row: dict) -> str:
+def _note(kind: str, loss_law: dict, row: dict) -> str:
     """What a reader must know beside the numbers: how the optimal M behaves, what inference costs."""
     params, notes = loss_law["params"], []
     if kind in ("budget", "goal") and loss_law["form"] == "gadre":
-        notes.append(f"compute-optimal M* = (b/a)^(1/(2 eta)) = {row['M']:.3g} (95%: {row['M_ci_lo']:.3g}-"
-                     f"{row['M_ci_hi']:.3g}) at every budget: under Eq. 4 the optimal M does not depend on C")
+        spread = f" (95%: {row['M_ci_lo']:.3g}-{row['M_ci_hi']:.3g})" if np.isfinite(row["M_ci_lo"]) else ""
+        notes.append(f"compute-optimal M* = (b/a)^(1/(2 eta)) = {row['M']:.3g}{spread} at every budget: under "
+                     "Eq. 4 the optimal M does not depend on C")
     elif kind == "goal_with_inference" and loss_law["form"] == "gadre":
         notes.append(f"without inference M* = (b/a)^(1/(2 eta)) = {gadre_optimal_multiplier(params):.3g} at every "
                      "budget (Eq. 4)")
@@ -306,6 +307,10 @@ def resolve_target(target: dict, loss_law: dict, error_law: dict | None = None) 
     kind = target_kind(target)
     central = chinchilla_parameters(loss_law["form"], loss_law["params"])
     error_params = error_law["params"] if error_law is not None else None
+    if kind != "run" and not _sound(central):
+        shown = ", ".join(f"{name} = {value:.4g}" for name, value in loss_law["params"].items())
+        raise ValueError(f"target {target['name']!r}: the fitted loss law ({shown}) has a term or exponent at "
+                         "or below zero, so it has no optimum: a budget or a goal resolves to no run")
     check_reachable(target, central, error_params)
     N, D = resolve_run(target, kind, central, error_params)
     if not (np.isfinite(N) and np.isfinite(D)):
@@ -326,7 +331,7 @@ def resolve_target(target: dict, loss_law: dict, error_law: dict | None = None) 
     row.update(inference_tokens=tokens, total_flops=row["C"] + 2.0 * N * tokens)
     row.update(_chained_columns(N, D, loss_law, error_law))
     row.update(samples=int(np.isfinite(runs).all(axis=1).sum()), samples_unreachable=int(np.isinf(runs[:, 0]).sum()))
-    row["note"] = _note(target, kind, loss_law, row)
+    row["note"] = _note(kind, loss_law, row)
     return row
 
 
