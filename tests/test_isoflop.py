@@ -1,0 +1,57 @@
+"""The isoFLOP figure: its curves are the law's, and it draws from a real fitted law."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from lmscale import importer, isoflop, laws, targets
+from lmscale.fit_loss import fit_loss
+from lmscale.jobs import FitLossJob
+from tests.conftest import REPO
+from tests.workflow import validated_config
+
+GADRE = {"E": 1.5, "a": 140.0, "b": 420.0, "eta": 0.12}
+
+
+def test_the_price_of_over_training_is_nothing_at_the_optimum_and_grows_away_from_it():
+    law = {"form": "gadre", "params": GADRE}
+    M_star = (GADRE["b"] / GADRE["a"]) ** (1 / (2 * GADRE["eta"]))
+    multipliers = np.geomspace(M_star / 100, M_star * 100, 41)
+    for C in (1e18, 1e23):
+        price = isoflop.overtraining_price(law, C, multipliers)
+        assert price[20] == pytest.approx(0.0, abs=1e-12) and (np.delete(price, 20) > 0).all()
+        assert (np.diff(price[20:]) > 0).all() and (np.diff(price[:21]) < 0).all()
+        # Eq. 4: (a M^eta + b M^-eta) / (2 sqrt(ab)) is the reducible loss over its least, at any C.
+        E, a, b, eta = (GADRE[p] for p in ("E", "a", "b", "eta"))
+        reducible = 2 * np.sqrt(a * b) * C**-eta
+        expected = reducible * ((a * multipliers**eta + b * multipliers**-eta) / (2 * np.sqrt(a * b)) - 1) / (E + reducible)
+        assert price == pytest.approx(expected, rel=1e-9)
+    N = np.geomspace(1e7, 1e11, 5)
+    assert isoflop.isoflop_losses(law, 1e21, N) == pytest.approx(laws.loss_form("gadre").predict(GADRE, N, 1e21 / (6 * N)))
+
+
+def test_default_budgets_lie_among_the_runs():
+    compute = np.geomspace(1e15, 1e21, 50)
+    budgets = isoflop.default_budgets(compute, 4)
+    assert len(budgets) == 4 and budgets == sorted(budgets) and 1e15 < budgets[0] and budgets[-1] < 1e21
+
+
+@pytest.mark.testbed
+def test_the_isoflop_figure_draws_from_the_papers_c4_law(tmp_path, gadre2024):
+    """The gadre2024 preset's C4 loss law, fitted in-process as its fit_loss rule fits it, drawn at four
+    budgets among the runs and one beyond them (1e23 FLOPs)."""
+    config = validated_config(yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text()))
+    loss, _ = importer.import_gadre2024(gadre2024, ["c4_original"], ["c4_val"], config["size_labels"])
+    law = fit_loss(loss, FitLossJob.from_config(config, "c4_original", "c4_val"))
+    runs = loss[(loss["dataset"] == "c4_original") & (loss["valset"] == "c4_val")]
+    budgets = isoflop.default_budgets(runs["C"], 4) + [1e23]
+    figure = isoflop.isoflop_figure(loss, law, "c4_original", "c4_val", budgets)
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    optimum = targets.resolve_target({"name": "1e23", "C": 1e23}, law)
+    assert legend[-1] == f"C = 1e+23: N* = {optimum['N']:.2g} [{optimum['N_ci_lo']:.2g}, {optimum['N_ci_hi']:.2g}]"
+    assert "the same at every C (Eq. 4)" in " ".join(t.get_text() for t in figure.axes[1].texts)
+    figure.tight_layout()
+    figure.savefig(tmp_path / "isoflop.png", dpi=110)
+    assert (tmp_path / "isoflop.png").stat().st_size > 50_000
