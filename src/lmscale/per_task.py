@@ -12,9 +12,10 @@ that estimate gets the interval it would have had without them (`predict.add_pre
 
 Which tasks: every candidate task (the job's list, or every task of the table) whose law fits.
 A law does not fit when no start of the grid converges (also with the largest fit sizes left out,
-where the backtest must refit it), when its error does not fall as the loss falls (k gamma <= 0:
-Eq. 5's shape inverted, a law of noise), or, for a task not kept at the threshold, when its fall
-across the fit set is under `min_signal` times its points' noise. Such a task is listed with the
+where the backtest must refit it), when it has not Eq. 5's shape (k or gamma at or below zero: an
+error that rises as the loss falls, or that grows without a ceiling as the loss grows; a law of
+noise), or, for a task not kept at the threshold, when its fall across the fit set is under
+`min_signal` times its points' noise. Such a task is listed with the
 reason; a task kept at the threshold has signal by that selection and is not held to `min_signal`.
 Where a fitted law predicts an error rate at or below zero (Eq. 5 falls without bound as the loss
 falls) it does not hold: that (task, run) gets no interval, is flagged `below_zero` and counts
@@ -76,9 +77,9 @@ def signal(law: dict) -> float:
 def shape_or_signal_reason(law: dict, kept: bool, min_signal: float) -> str | None:
     """Why a fitted law is no law of the task, or None."""
     params = law["params"]
-    if params["k"] * params["gamma"] <= 0:
-        return (f"its error does not fall as the loss falls (k = {params['k']:.3g}, gamma = {params['gamma']:.3g}): "
-                f"the fit follows noise, not Eq. 5")
+    if params["k"] <= 0 or params["gamma"] <= 0:
+        return (f"not Eq. 5's shape: k = {params['k']:.3g}, gamma = {params['gamma']:.3g}, where an error that falls "
+                f"as the loss falls, from a ceiling eps at high loss, needs both positive (the fit follows noise)")
     strength = signal(law)
     if not kept and strength < min_signal:
         return (f"no signal: the law falls by {fall_across(params, [p['loss'] for p in law['fit_set']]):.4f} "
@@ -199,12 +200,16 @@ def tidy(table: pd.DataFrame, task_laws: dict, errors: dict) -> pd.DataFrame:
         prefix = PREFIX + task
         below_zero = (table[f"{prefix}_pred"] <= 0).to_numpy()
         own_beyond = errors[prefix].beyond_backtest(table[[f"{prefix}_L_below"]].set_axis(["L_below"], axis=1))
+        ci_lo, ci_hi = table[f"{prefix}_ci_lo"].to_numpy(float), table[f"{prefix}_ci_hi"].to_numpy(float)
+        # The interval is set in log units, where a confidence interval reaching zero (refits of a law that
+        # falls steeply) has no width on that side: the prediction interval is widened to hold it, to zero.
+        pi_lo = np.minimum(table[f"{prefix}_pi_lo"].to_numpy(float), np.maximum(ci_lo, 0.0))
+        pi_hi = np.maximum(table[f"{prefix}_pi_hi"].to_numpy(float), ci_hi)
         part = table[[c for c in COLUMNS if c in table.columns]].assign(
             task=task, kept=law["kept"], in_fit_set=in_fit, err=table[prefix], err_pred=table[f"{prefix}_pred"],
-            err_ci_lo=table[f"{prefix}_ci_lo"], err_ci_hi=table[f"{prefix}_ci_hi"],
-            err_pi_lo=np.where(below_zero, np.nan, table[f"{prefix}_pi_lo"]),
-            err_pi_hi=np.where(below_zero, np.nan, table[f"{prefix}_pi_hi"]),
-            beyond_backtest=loss_beyond | own_beyond, below_zero=below_zero)
+            err_ci_lo=ci_lo, err_ci_hi=ci_hi, err_pi_lo=np.where(below_zero, np.nan, pi_lo),
+            err_pi_hi=np.where(below_zero, np.nan, pi_hi), beyond_backtest=loss_beyond | own_beyond,
+            below_zero=below_zero)
         parts.append(part)
     rows = pd.concat(parts, ignore_index=True)
     rows["abs_err"] = (rows["err_pred"] - rows["err"]).abs()
@@ -222,8 +227,9 @@ def calibration(rows: pd.DataFrame) -> dict:
     zero (no interval) counted as a miss; the widths and errors over the pairs with an interval."""
     holds = rows[~rows["below_zero"]]
     names = holds["task"] + "/" + holds["model"]
-    summary = uncertainty.calibration(names, holds["err"], holds["err_pred"], holds["err_pi_lo"], holds["err_pi_hi"],
-                                      holds["err_ci_lo"], holds["err_ci_hi"]).as_dict()
+    with np.errstate(divide="ignore"):  # an interval widened to zero has no spread in log units: no exact ratio
+        summary = uncertainty.calibration(names, holds["err"], holds["err_pred"], holds["err_pi_lo"],
+                                          holds["err_pi_hi"], holds["err_ci_lo"], holds["err_ci_hi"]).as_dict()
     below = rows[rows["below_zero"]]
     if summary["runs"] or len(below):
         inside = round((summary["coverage"] or 0.0) * summary["runs"])
@@ -267,3 +273,49 @@ def per_task(loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, job: PerTa
         "calibration": calibration_summary(rows),
     }
     return rows, summary
+
+
+# ---------------------------------------------------------------- command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, PerTaskJob)
+    parser.add_argument("--loss-table", required=True)
+    parser.add_argument("--tasks-table", required=True)
+    parser.add_argument("--loss-law", required=True)
+    parser.add_argument("--selection", required=True, help="tasks_t{t}.json: the kept tasks, held to no min_signal")
+    parser.add_argument("--out", required=True, help="the model x task table (CSV)")
+    parser.add_argument("--summary", required=True, help="JSON: the task laws, the tasks without one and why, "
+                                                         "the calibration")
+
+
+def log_summary(rows: pd.DataFrame, summary: dict) -> None:
+    """The predict log's per-task lines: each task's law and calibration, the pooled calibration, and
+    every held-out (task, run) with its interval."""
+    for task, law in summary["laws"].items():
+        calibrated = summary["calibration"]["per_task"].get(task, {"runs": 0})
+        log.info("task %s%s: law %s (signal %.1f)%s", task, " (kept)" if law["kept"] else "",
+                 {p: round(v, 4) for p, v in law["params"].items()}, law["signal"],
+                 f"; {calibrated['runs']} runs outside the fit sets, {100 * calibrated['coverage']:.0f}% inside their "
+                 f"95% prediction interval" if calibrated["runs"] else "")
+    for task, why in summary["unfit"].items():
+        log.info("task %s%s: no law: %s", task, " (kept)" if why["kept"] else "", why["reason"])
+    for key in ("outside_fit_sets", "kept_tasks", "held_out"):
+        calibrated = summary["calibration"][key]
+        if calibrated["runs"]:
+            log.info("per-task %s: %d (task, run) pairs, %.0f%% inside their 95%% prediction interval, median "
+                     "half-width %.2f%% against a median error of %.2f%%", key.replace("_", " "), calibrated["runs"],
+                     100 * calibrated["coverage"], 100 * calibrated["median_half_width"],
+                     100 * calibrated["median_relative_error"])
+    for row in rows[rows["held_out"]].itertuples():
+        log.info("held out %s, %s: error %.4f predicted %.4f [%.4f, %.4f]%s", row.model, row.task, row.err,
+                 row.err_pred, row.err_pi_lo, row.err_pi_hi, " (the law is at or below zero here)" if row.below_zero
+                 else "")
+
+
+def main(args) -> None:
+    loss, tasks = testbed.read_tables(args.loss_table, args.tasks_table)
+    rows, summary = per_task(loss, tasks, read_json(args.loss_law), args.job, read_json(args.selection)["tasks"])
+    testbed.write_csv(rows, args.out)
+    atomic_write_json(args.summary, summary, sort_keys=False)
+    log_summary(rows, summary)
