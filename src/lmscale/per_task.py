@@ -214,8 +214,8 @@ def tidy(table: pd.DataFrame, task_laws: dict, errors: dict) -> pd.DataFrame:
     rows = pd.concat(parts, ignore_index=True)
     rows["abs_err"] = (rows["err_pred"] - rows["err"]).abs()
     rows["rel_err"] = rows["abs_err"] / rows["err"]
-    rows["covered"] = np.where(rows["err"].notna(), (rows["err"] >= rows["err_pi_lo"]) & (rows["err"] <= rows["err_pi_hi"]),
-                               np.nan)
+    inside = (rows["err"] >= rows["err_pi_lo"]) & (rows["err"] <= rows["err_pi_hi"])
+    rows["covered"] = inside.astype("boolean").mask(rows["err"].isna())  # empty for a target
     return rows[COLUMNS].sort_values(["target", "task", "N", "M"]).reset_index(drop=True)
 
 
@@ -237,6 +237,11 @@ def calibration(rows: pd.DataFrame) -> dict:
         summary["runs"] = int(len(rows))
         summary["misses"] += list(below["task"] + "/" + below["model"])
     summary["below_zero"] = int(len(below))
+    if summary["width_to_error_if_exact"] is None and len(holds):
+        # An interval widened to zero has no spread in log units: the ratio if exact, over the others.
+        positive = holds[holds["err_pi_lo"] > 0]
+        summary["width_to_error_if_exact"] = uncertainty.width_to_error_if_exact(
+            positive["err_pred"], positive["err_pi_lo"], positive["err_pi_hi"])
     return summary
 
 
