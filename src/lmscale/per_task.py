@@ -19,7 +19,9 @@ noise), or, for a task not kept at the threshold, when its fall across the fit s
 reason; a task kept at the threshold has signal by that selection and is not held to `min_signal`.
 Where a fitted law predicts an error rate at or below zero (Eq. 5 falls without bound as the loss
 falls) it does not hold: that (task, run) gets no interval, is flagged `below_zero` and counts
-as a miss.
+as a miss. A task's error can come near zero, where intervals set in log units need care: a
+prediction interval is widened to hold a confidence interval that reaches zero (down to zero), and
+ends at an error rate of 1.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import pandas as pd
 from lmscale import backtest, jobs, laws, predict, testbed, uncertainty
 from lmscale.files import atomic_write_json, read_json
 from lmscale.fit_error import fit_error, loss_and_error
-from lmscale.jobs import BacktestJob, Job, PredictJob
+from lmscale.jobs import BacktestJob, Job
 
 log = logging.getLogger(__name__)
 
@@ -180,14 +182,12 @@ def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, l
     law), each run's prediction interval set without its own residuals; and the model errors."""
     dataset, valset = job.backtest.loss.dataset, job.backtest.loss.valset
     chosen = tasks[tasks["task"].isin(task_laws)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        table = predict.law_predictions(loss, chosen, loss_law, prefixed(task_laws), dataset, valset, job.targets)
-        table = predict.mark_held_out(table, [{"size": p.size, "M": p.M} for p in job.backtest.held_out])
     floors = {"loss": predict.noise_floor(loss_law, "loss"),
               **{prefix: predict.noise_floor(law, prefix) for prefix, law in prefixed(task_laws).items()}}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # a column per law and task
+        table = predict.law_predictions(loss, chosen, loss_law, prefixed(task_laws), dataset, valset, job.targets)
+        table = predict.mark_held_out(table, [{"size": p.size, "M": p.M} for p in job.backtest.held_out])
         return predict.add_prediction_intervals(table, pool[uncertainty.POOL_COLUMNS], floors)
 
 
@@ -200,13 +200,15 @@ def tidy(table: pd.DataFrame, task_laws: dict, errors: dict) -> pd.DataFrame:
         prefix = PREFIX + task
         below_zero = (table[f"{prefix}_pred"] <= 0).to_numpy()
         own_beyond = errors[prefix].beyond_backtest(table[[f"{prefix}_L_below"]].set_axis(["L_below"], axis=1))
+        predicted = table[f"{prefix}_pred"].to_numpy(float)
         ci_lo, ci_hi = table[f"{prefix}_ci_lo"].to_numpy(float), table[f"{prefix}_ci_hi"].to_numpy(float)
         # The interval is set in log units, where a confidence interval reaching zero (refits of a law that
         # falls steeply) has no width on that side: the prediction interval is widened to hold it, to zero.
+        # A run's error rate is at most 1: its interval ends there (unless the law's own prediction is above).
         pi_lo = np.minimum(table[f"{prefix}_pi_lo"].to_numpy(float), np.maximum(ci_lo, 0.0))
-        pi_hi = np.maximum(table[f"{prefix}_pi_hi"].to_numpy(float), ci_hi)
+        pi_hi = np.minimum(np.maximum(table[f"{prefix}_pi_hi"].to_numpy(float), ci_hi), np.maximum(predicted, 1.0))
         part = table[[c for c in COLUMNS if c in table.columns]].assign(
-            task=task, kept=law["kept"], in_fit_set=in_fit, err=table[prefix], err_pred=table[f"{prefix}_pred"],
+            task=task, kept=law["kept"], in_fit_set=in_fit, err=table[prefix], err_pred=predicted,
             err_ci_lo=ci_lo, err_ci_hi=ci_hi, err_pi_lo=np.where(below_zero, np.nan, pi_lo),
             err_pi_hi=np.where(below_zero, np.nan, pi_hi), beyond_backtest=loss_beyond | own_beyond,
             below_zero=below_zero)
