@@ -72,7 +72,7 @@ def shown_runs(table: pd.DataFrame, unfit: dict) -> str:
     """Each kept task's error at the shown runs: predicted [95% PI], measured, relative error."""
     header = ["task"] + [f"{size} M = {multiplier:g}: predicted [95% PI] | measured | error"
                          for size, multiplier in SHOWN]
-    lines = ["| " + " | ".join(header) + " |", "| --- |" + " --- |" * len(SHOWN)]
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: | ---: | ---: |" * len(SHOWN)]
     kept = table[table["kept"]]
     for task, rows in kept.groupby("task"):
         cells = [task]
@@ -92,8 +92,24 @@ def shown_runs(table: pd.DataFrame, unfit: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     for task, why in sorted(unfit.items()):
         if why["kept"]:
-            lines.append(f"| {task} |" + " no law (below) |" * len(SHOWN))
+            lines.append(f"| {task} | no law (below) |" + " |" * (3 * len(SHOWN) - 1))
     return "\n".join(lines)
+
+
+def held_out_line(table: pd.DataFrame) -> str:
+    """The kept tasks at each trained held-out run, in accuracy points: the median miss, how many
+    within 2 points (OLMo's ladder's yardstick), how many inside their interval."""
+    lines = []
+    for size, multiplier in SHOWN:
+        rows = table[table["kept"] & (table["size"] == size) & (table["M"] == multiplier) & table["err"].notna()]
+        if rows.empty:
+            continue
+        points = 100 * (rows["err_pred"] - rows["err"]).abs()
+        inside = (rows["err"] >= rows["err_pi_lo"]) & (rows["err"] <= rows["err_pi_hi"])
+        lines.append(f"{size} at M = {multiplier:g}: median miss {points.median():.1f} accuracy points; within 2 "
+                     f"points on {int((points <= 2).sum())} of {len(rows)} kept tasks; inside the 95% prediction "
+                     f"interval on {int(inside.sum())} of {len(rows)}.")
+    return " ".join(lines)
 
 
 def calibration_rows(dataset: str, summary: dict) -> list[str]:
@@ -130,7 +146,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for dataset in DATASETS:
         table, summary = per_task_results(args.results, config, dataset)
-        print(f"### {DATASETS[dataset]}\n\n{shown_runs(table, summary['unfit'])}\n")
+        print(f"### {DATASETS[dataset]}\n\n{shown_runs(table, summary['unfit'])}\n\n{held_out_line(table)}\n")
         calibration += calibration_rows(dataset, summary)
         unfit += unfit_rows(dataset, summary)
         figure = per_task_figure.per_task_figure(table, summary, dataset, config["valsets"][0])

@@ -80,8 +80,9 @@ def shape_or_signal_reason(law: dict, kept: bool, min_signal: float) -> str | No
     """Why a fitted law is no law of the task, or None."""
     params = law["params"]
     if params["k"] <= 0 or params["gamma"] <= 0:
-        return (f"not Eq. 5's shape: k = {params['k']:.3g}, gamma = {params['gamma']:.3g}, where an error that falls "
-                f"as the loss falls, from a ceiling eps at high loss, needs both positive (the fit follows noise)")
+        how = ("its error rises as the loss falls" if params["k"] * params["gamma"] <= 0
+               else "its error grows without a ceiling as the loss grows")
+        return f"not Eq. 5's shape (k = {params['k']:.3g}, gamma = {params['gamma']:.3g}): {how}; the fit follows noise"
     strength = signal(law)
     if not kept and strength < min_signal:
         return (f"no signal: the law falls by {fall_across(params, [p['loss'] for p in law['fit_set']]):.4f} "
