@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from snakemake.utils import validate
 
 from lmscale import per_task, per_task_figure, testbed
 from lmscale.files import atomic_write_json, read_json
@@ -34,8 +35,6 @@ MIN_SIGNAL = 3.0
 
 def validated(config_path: Path) -> dict:
     """The preset as the workflow sees it: the schema's defaults filled in."""
-    from snakemake.utils import validate  # only this script needs Snakemake's validator
-
     config = yaml.safe_load(config_path.read_text())
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
     return config
