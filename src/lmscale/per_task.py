@@ -1,0 +1,329 @@
+"""Per-task predictions: each task's error law (paper Eq. 5) fitted on its own and chained from the
+loss law, with the two intervals every lmscale number carries.
+
+A task's error rate Err_task(L) = eps - k exp(-gamma L) is fitted to the error fit set exactly as
+the average's law is (`fit_error.fit_error` over that one task: least squares from the grid, the
+parametric bootstrap with `uncertainty.point_noise`), and chained from the loss law: the i-th loss
+refit feeds the i-th task refit, so a task's confidence interval carries both laws' uncertainty.
+Its prediction interval adds the task law's own error out of sample, measured by the backtest's
+rollout run over every task law at once (`backtest.backtest`: the laws refitted with the largest
+fit sizes left out, predicting every (task, run) they lack), and each run whose residuals entered
+that estimate gets the interval it would have had without them (`predict.add_prediction_intervals`).
+
+Which tasks: every candidate task (the job's list, or every task of the table) whose law fits.
+A law does not fit when no start of the grid converges (also with the largest fit sizes left out,
+where the backtest must refit it), when it has not Eq. 5's shape (k or gamma at or below zero: an
+error that rises as the loss falls, or that grows without a ceiling as the loss grows; a law of
+noise), or, for a task not kept at the threshold, when its fall across the fit set is under
+`min_signal` times its points' noise. Such a task is listed with the
+reason; a task kept at the threshold has signal by that selection and is not held to `min_signal`.
+Where a fitted law predicts an error rate at or below zero (Eq. 5 falls without bound as the loss
+falls) it does not hold: that (task, run) gets no interval, is flagged `below_zero` and counts
+as a miss. A task's error can come near zero, where intervals set in log units need care: a
+prediction interval is widened to hold a confidence interval that reaches zero (down to zero), and
+ends at an error rate of 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from lmscale import backtest, jobs, laws, predict, testbed, uncertainty
+from lmscale.files import atomic_write_json, read_json
+from lmscale.fit_error import fit_error, loss_and_error
+from lmscale.jobs import BacktestJob, Job
+
+log = logging.getLogger(__name__)
+
+# Each task's law runs through predict and backtest as an error law named `task:{name}`: its columns
+# cannot meet the tables' own (a task called `loss`) nor the average's laws (`err`, `err_all`).
+PREFIX = "task:"
+
+# The tidy table, one row per model (or target) and task.
+COLUMNS = ["model", "dataset", "size", "N", "M", "D", "C", "target", "task", "kept", "held_out", "in_fit_set",
+           "loss", "loss_pred", "err", "err_pred", "abs_err", "rel_err", "err_ci_lo", "err_ci_hi", "err_pi_lo",
+           "err_pi_hi", "pi_left_out", "beyond_backtest", "below_zero", "covered"]
+
+
+@dataclass(frozen=True)
+class PerTaskJob(Job):
+    """The per-task laws, backtest and predictions of one dataset and validation set."""
+
+    backtest: BacktestJob  # the loss law's job, the error fit set and bootstrap (its `error`), held-out runs, steps
+    targets: list[dict]  # runs never trained: {name, N, M}
+    tasks: list[str] | None  # the candidate tasks; None: every task of the table
+    min_signal: float  # the least fall across the fit set, in units of the points' noise, of a task not kept
+
+
+# ---------------------------------------------------------------- which tasks have a law
+
+
+def fall_across(params: dict, losses) -> float:
+    """How much the law's error falls from the highest loss of the fit set to the lowest."""
+    return float(laws.error_law(np.max(losses), **params) - laws.error_law(np.min(losses), **params))
+
+
+def signal(law: dict) -> float:
+    """The law's fall across its fit set in units of its points' noise (inf with no noise)."""
+    fall = fall_across(law["params"], [point["loss"] for point in law["fit_set"]])
+    noise = float(np.median(law["noise"]["sd"]))
+    return fall / noise if noise > 0 else float("inf")
+
+
+def shape_or_signal_reason(law: dict, kept: bool, min_signal: float) -> str | None:
+    """Why a fitted law is no law of the task, or None."""
+    params = law["params"]
+    if params["k"] <= 0 or params["gamma"] <= 0:
+        how = ("its error rises as the loss falls" if params["k"] * params["gamma"] <= 0
+               else "its error grows without a ceiling as the loss grows")
+        return f"not Eq. 5's shape (k = {params['k']:.3g}, gamma = {params['gamma']:.3g}): {how}; the fit follows noise"
+    strength = signal(law)
+    if not kept and strength < min_signal:
+        return (f"no signal: the law falls by {fall_across(params, [p['loss'] for p in law['fit_set']]):.4f} "
+                f"across the fit set, {strength:.2f}x its points' noise (min_signal {min_signal:g})")
+    return None
+
+
+def rollout_error_fit_sets(job: BacktestJob, loss: pd.DataFrame) -> list[list]:
+    """The error fit sets the backtest refits on, past step 0 (as `backtest.rollout` steps down)."""
+    error_fit_set = job.error.fit_set
+    sizes = backtest.sizes_by_N(loss, job.loss.dataset, [*job.loss.fit_set, *error_fit_set])
+    fit_sets = []
+    for step in range(1, job.steps + 1):
+        kept = set(sizes[:len(sizes) - step])
+        if backtest.distinct([p for p in job.loss.fit_set if p.size in kept]) < len(
+                laws.loss_form(job.loss.form).params):
+            break
+        points = [p for p in error_fit_set if p.size in kept]
+        if backtest.distinct(points) >= len(laws.ERROR_PARAMS):
+            fit_sets.append(points)
+    return fit_sets
+
+
+def refit_reason(task_rows: pd.DataFrame, job: BacktestJob, loss: pd.DataFrame, task: str) -> str | None:
+    """Why the backtest could not refit a task's law on its smaller fit sets, or None."""
+    table = loss_and_error(loss, task_rows, job.loss.valset, [task])
+    for points in rollout_error_fit_sets(job, loss):
+        rows = testbed.runs_at(table, job.loss.dataset, [(p.size, p.M) for p in points], "error fit set")
+        try:
+            laws.fit_error_law(rows["loss"].to_numpy(float), rows["err"].to_numpy(float))
+        except RuntimeError:
+            sizes = sorted({p.size for p in points})
+            return (f"no start of the grid converged on the fit set of sizes {', '.join(sizes)} (the backtest's "
+                    f"refit): its model error cannot be measured")
+    return None
+
+
+def fit_task_laws(loss: pd.DataFrame, tasks: pd.DataFrame, job: PerTaskJob, kept: list[str]) -> tuple[dict, dict]:
+    """The law of every candidate task that fits, and why each other one does not."""
+    candidates = sorted(tasks["task"].unique()) if job.tasks is None else list(job.tasks)
+    fitted, unfit = {}, {}
+    for task in candidates:
+        task_rows = tasks[tasks["task"] == task]
+        if task_rows.empty:
+            raise ValueError(f"per-task predictions: task {task!r} is not in the tasks table")
+        try:
+            law = fit_error(loss, task_rows, job.backtest.error, [task])
+            reason = shape_or_signal_reason(law, task in kept, job.min_signal)
+        except RuntimeError:
+            law, reason = None, "no start of the grid converged on the error fit set"
+        reason = reason or refit_reason(task_rows, job.backtest, loss, task)
+        if reason is None:
+            fitted[task] = {**law, "kept": task in kept, "signal": signal(law)}
+        else:
+            unfit[task] = {"kept": task in kept, "reason": reason}
+            log.info("task %s%s: no law (%s)", task, " (kept)" if task in kept else "", reason)
+    return fitted, unfit
+
+
+# ---------------------------------------------------------------- the chained predictions
+
+
+def prefixed(task_laws: dict) -> dict:
+    return {PREFIX + task: law for task, law in task_laws.items()}
+
+
+def out_of_sample(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict,
+                  task_laws: dict) -> pd.DataFrame:
+    """The backtest's out-of-sample residuals of the loss law and every task law at once (the pool,
+    `uncertainty.POOL_COLUMNS`): `backtest.backtest`'s rows without the intervals it sets per row,
+    which the predictions set again, each without its own run."""
+    dataset, valset = job.backtest.loss.dataset, job.backtest.loss.valset
+    held_out = [{"size": point.size, "M": point.M} for point in job.backtest.held_out]
+    chosen = tasks[tasks["task"].isin(task_laws)]
+    parts = []
+    for step, _, step_laws, refitted in backtest.rollout(job.backtest, loss, chosen, loss_law, prefixed(task_laws)):
+        step_error_laws = {prefix: law for prefix, law in step_laws.items() if prefix != "loss"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # a column per law and task
+            table = predict.mark_held_out(
+                predict.law_predictions(loss, chosen, step_laws["loss"], step_error_laws, dataset, valset), held_out)
+        for law in sorted(refitted):
+            fitted = {point["model"] for point in step_laws[law]["fit_set"]}
+            rows = table[~table["model"].isin(fitted) & ~table["held_out"] & table[law].notna()]
+            parts.append(pd.DataFrame({
+                "step": step, "law": law, "model": rows["model"], "pred": rows[f"{law}_pred"],
+                "ci_lo": rows[f"{law}_ci_lo"], "ci_hi": rows[f"{law}_ci_hi"],
+                "residual": backtest.log_ratio(rows[law], rows[f"{law}_pred"]),
+                "slope": rows[f"{law}_slope"] if law != "loss" else np.nan,
+                **{d: rows[d] for d in uncertainty.LOSS_DIRECTIONS},
+                "L_below": rows[f"{law}_L_below"] if law != "loss" else 0.0}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, task_laws: dict,
+                     pool: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Every model and target with each task's prediction and both intervals (predict's columns per
+    law), each run's prediction interval set without its own residuals; and the model errors."""
+    dataset, valset = job.backtest.loss.dataset, job.backtest.loss.valset
+    chosen = tasks[tasks["task"].isin(task_laws)]
+    floors = {"loss": predict.noise_floor(loss_law, "loss"),
+              **{prefix: predict.noise_floor(law, prefix) for prefix, law in prefixed(task_laws).items()}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # a column per law and task
+        table = predict.law_predictions(loss, chosen, loss_law, prefixed(task_laws), dataset, valset, job.targets)
+        table = predict.mark_held_out(table, [{"size": p.size, "M": p.M} for p in job.backtest.held_out])
+        return predict.add_prediction_intervals(table, pool[uncertainty.POOL_COLUMNS], floors)
+
+
+def tidy(table: pd.DataFrame, task_laws: dict, errors: dict) -> pd.DataFrame:
+    """One row per model (or target) and task, from the wide table."""
+    loss_beyond = errors["loss"].beyond_backtest(table[list(uncertainty.LOSS_DIRECTIONS)])
+    in_fit = table["in_loss_fit"] | table["in_error_fit"]
+    parts = []
+    for task, law in task_laws.items():
+        prefix = PREFIX + task
+        below_zero = (table[f"{prefix}_pred"] <= 0).to_numpy()
+        own_beyond = errors[prefix].beyond_backtest(table[[f"{prefix}_L_below"]].set_axis(["L_below"], axis=1))
+        predicted = table[f"{prefix}_pred"].to_numpy(float)
+        ci_lo, ci_hi = table[f"{prefix}_ci_lo"].to_numpy(float), table[f"{prefix}_ci_hi"].to_numpy(float)
+        # The interval is set in log units, where a confidence interval reaching zero (refits of a law that
+        # falls steeply) has no width on that side: the prediction interval is widened to hold it, to zero.
+        # A run's error rate is at most 1: its interval ends there (unless the law's own prediction is above).
+        pi_lo = np.minimum(table[f"{prefix}_pi_lo"].to_numpy(float), np.maximum(ci_lo, 0.0))
+        pi_hi = np.minimum(np.maximum(table[f"{prefix}_pi_hi"].to_numpy(float), ci_hi), np.maximum(predicted, 1.0))
+        part = table[[c for c in COLUMNS if c in table.columns]].assign(
+            task=task, kept=law["kept"], in_fit_set=in_fit, err=table[prefix], err_pred=predicted,
+            err_ci_lo=ci_lo, err_ci_hi=ci_hi, err_pi_lo=np.where(below_zero, np.nan, pi_lo),
+            err_pi_hi=np.where(below_zero, np.nan, pi_hi), beyond_backtest=loss_beyond | own_beyond,
+            below_zero=below_zero)
+        parts.append(part)
+    rows = pd.concat(parts, ignore_index=True)
+    rows["abs_err"] = (rows["err_pred"] - rows["err"]).abs()
+    rows["rel_err"] = rows["abs_err"] / rows["err"]
+    inside = (rows["err"] >= rows["err_pi_lo"]) & (rows["err"] <= rows["err_pi_hi"])
+    rows["covered"] = inside.astype("boolean").mask(rows["err"].isna())  # empty for a target
+    return rows[COLUMNS].sort_values(["target", "task", "N", "M"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def calibration(rows: pd.DataFrame) -> dict:
+    """How the prediction intervals held on (task, run) pairs: coverage over every pair, a law below
+    zero (no interval) counted as a miss; the widths and errors over the pairs with an interval."""
+    holds = rows[~rows["below_zero"]]
+    names = holds["task"] + "/" + holds["model"]
+    with np.errstate(divide="ignore"):  # an interval widened to zero has no spread in log units: no exact ratio
+        summary = uncertainty.calibration(names, holds["err"], holds["err_pred"], holds["err_pi_lo"],
+                                          holds["err_pi_hi"], holds["err_ci_lo"], holds["err_ci_hi"]).as_dict()
+    below = rows[rows["below_zero"]]
+    if summary["runs"] or len(below):
+        inside = round((summary["coverage"] or 0.0) * summary["runs"])
+        summary["coverage"] = inside / len(rows)
+        summary["runs"] = int(len(rows))
+        summary["misses"] += list(below["task"] + "/" + below["model"])
+    summary["below_zero"] = int(len(below))
+    if summary["width_to_error_if_exact"] is None and len(holds):
+        # An interval widened to zero has no spread in log units: the ratio if exact, over the others.
+        positive = holds[holds["err_pi_lo"] > 0]
+        summary["width_to_error_if_exact"] = uncertainty.width_to_error_if_exact(
+            positive["err_pred"], positive["err_pi_lo"], positive["err_pi_hi"])
+    return summary
+
+
+def calibration_summary(rows: pd.DataFrame) -> dict:
+    """Calibration over the (task, run) pairs outside the fit sets with a measured error: all tasks,
+    the kept ones, the held-out runs, and each task alone."""
+    outside = rows[~rows["target"] & ~rows["in_fit_set"] & rows["err"].notna()]
+    return {
+        "level": uncertainty.LEVEL,
+        "outside_fit_sets": calibration(outside),
+        "kept_tasks": calibration(outside[outside["kept"]]),
+        "held_out": calibration(outside[outside["held_out"]]),
+        "per_task": {task: calibration(part) for task, part in outside.groupby("task")},
+    }
+
+
+def per_task(loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, job: PerTaskJob,
+             kept: list[str]) -> tuple[pd.DataFrame, dict]:
+    """The tidy `model x task` table and the summary: the task laws (with their model errors), the
+    tasks without one and why, and the calibration."""
+    task_laws, unfit = fit_task_laws(loss, tasks, job, kept)
+    if not task_laws:
+        raise ValueError(f"per-task predictions: no candidate task's error law fits on {job.backtest.loss.dataset} "
+                         f"({'; '.join(task + ': ' + why['reason'] for task, why in unfit.items())})")
+    pool = out_of_sample(job, loss, tasks, loss_law, task_laws)
+    table, errors = wide_predictions(job, loss, tasks, loss_law, task_laws, pool)
+    rows = tidy(table, task_laws, errors)
+    summary = {
+        "dataset": job.backtest.loss.dataset, "valset": job.backtest.loss.valset, "min_signal": job.min_signal,
+        "kept": sorted(kept),
+        "laws": {task: {**law, "model_error": errors[PREFIX + task].as_dict()} for task, law in task_laws.items()},
+        "unfit": unfit,
+        "loss_model_error": errors["loss"].as_dict(),
+        "calibration": calibration_summary(rows),
+    }
+    return rows, summary
+
+
+# ---------------------------------------------------------------- command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, PerTaskJob)
+    parser.add_argument("--loss-table", required=True)
+    parser.add_argument("--tasks-table", required=True)
+    parser.add_argument("--loss-law", required=True)
+    parser.add_argument("--selection", required=True, help="tasks_t{t}.json: the kept tasks, held to no min_signal")
+    parser.add_argument("--out", required=True, help="the model x task table (CSV)")
+    parser.add_argument("--summary", required=True, help="JSON: the task laws, the tasks without one and why, "
+                                                         "the calibration")
+
+
+def log_summary(rows: pd.DataFrame, summary: dict) -> None:
+    """The predict log's per-task lines: each task's law and calibration, the pooled calibration, and
+    every held-out (task, run) with its interval."""
+    for task, law in summary["laws"].items():
+        calibrated = summary["calibration"]["per_task"].get(task, {"runs": 0})
+        log.info("task %s%s: law %s (signal %.1f)%s", task, " (kept)" if law["kept"] else "",
+                 {p: round(v, 4) for p, v in law["params"].items()}, law["signal"],
+                 f"; {calibrated['runs']} runs outside the fit sets, {100 * calibrated['coverage']:.0f}% inside their "
+                 f"95% prediction interval" if calibrated["runs"] else "")
+    for task, why in summary["unfit"].items():
+        log.info("task %s%s: no law: %s", task, " (kept)" if why["kept"] else "", why["reason"])
+    for key in ("outside_fit_sets", "kept_tasks", "held_out"):
+        calibrated = summary["calibration"][key]
+        if calibrated["runs"]:
+            log.info("per-task %s: %d (task, run) pairs, %.0f%% inside their 95%% prediction interval, median "
+                     "half-width %.2f%% against a median error of %.2f%%", key.replace("_", " "), calibrated["runs"],
+                     100 * calibrated["coverage"], 100 * calibrated["median_half_width"],
+                     100 * calibrated["median_relative_error"])
+    for row in rows[rows["held_out"]].itertuples():
+        log.info("held out %s, %s: error %.4f predicted %.4f [%.4f, %.4f]%s", row.model, row.task, row.err,
+                 row.err_pred, row.err_pi_lo, row.err_pi_hi, " (the law is at or below zero here)" if row.below_zero
+                 else "")
+
+
+def main(args) -> None:
+    loss, tasks = testbed.read_tables(args.loss_table, args.tasks_table)
+    rows, summary = per_task(loss, tasks, read_json(args.loss_law), args.job, read_json(args.selection)["tasks"])
+    testbed.write_csv(rows, args.out)
+    atomic_write_json(args.summary, summary, sort_keys=False)
+    log_summary(rows, summary)
