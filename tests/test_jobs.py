@@ -133,7 +133,7 @@ NOT_THE_CONFIG = {
     ("corpus.py", "include"): "a stdlib source's globs, which have no schema default (tasks.include does)",
     ("corpus.py", "exclude"): "a stdlib source's globs, which have no schema default (tasks.exclude does)",
     ("importer.py", "name"): "a published model record's name",
-    ("predict.py", "bootstrap"): "a fitted law's bootstrap block",
+    ("laws.py", "bootstrap"): "a fitted law's bootstrap block",
 }
 # Parameters named like a setting that no setting reaches (file, function, parameter: what it is).
 NOT_A_SETTING = {

@@ -47,7 +47,7 @@ def overtraining_price(loss_law: dict, C: float, M) -> np.ndarray:
 def _refit_band(loss_law: dict, C: float, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 95% band of the isoFLOP line over the bootstrap refits."""
     form = laws.loss_form(loss_law["form"])
-    refits = targets.law_samples(loss_law, form.params)
+    refits = laws.law_samples(loss_law, form.params)
     if not refits:
         return np.full(N.shape, np.nan), np.full(N.shape, np.nan)
     curves = np.array([form.predict(refit, N, C / (6.0 * N)) for refit in refits])

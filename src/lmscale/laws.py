@@ -341,6 +341,11 @@ def fitted_law(params: dict, names, refits: list[dict], requested: int, seed: in
     }
 
 
+def law_samples(law: dict | None, names) -> list[dict]:
+    """A fitted law's bootstrap refits by parameter name (none for a law fitted without them, or no law)."""
+    return [dict(zip(names, sample)) for sample in (law or {}).get("bootstrap", {}).get("samples", [])]
+
+
 def interval(values, level: float = 0.95) -> list[float]:
     """Central percentile interval; [nan, nan] with no values."""
     values = np.asarray(values, float)

@@ -27,10 +27,6 @@ from lmscale.fit_error import loss_and_error
 log = logging.getLogger(__name__)
 
 
-def _law_samples(law: dict, names) -> list[dict]:
-    return [dict(zip(names, sample)) for sample in law.get("bootstrap", {}).get("samples", [])]
-
-
 def _relative_error(pred, truth):
     return np.abs(np.asarray(pred, float) - np.asarray(truth, float)) / np.asarray(truth, float)
 
@@ -65,7 +61,7 @@ def loss_predictions(
     )
     form = laws.loss_form(loss_law["form"])
     table["loss_pred"] = form.predict(loss_law["params"], table["N"], table["D"])
-    samples = _law_samples(loss_law, form.params)
+    samples = laws.law_samples(loss_law, form.params)
     sampled = np.array([form.predict(s, table["N"], table["D"]) for s in samples]) if samples else None
     for column, tail in (("loss_ci_lo", 2.5), ("loss_ci_hi", 97.5)):
         table[column] = np.percentile(sampled, tail, axis=0) if sampled is not None else np.nan
@@ -92,7 +88,7 @@ def add_error_predictions(
     truth = loss_and_error(loss, tasks, valset, error_law["tasks"])[["dataset", "model", "err"]]
     table = table.merge(truth.rename(columns={"err": prefix}), on=["dataset", "model"], how="left")
     table[f"{prefix}_pred"] = laws.error_law(table["loss_pred"], **error_law["params"])
-    error_samples = _law_samples(error_law, laws.ERROR_PARAMS)
+    error_samples = laws.law_samples(error_law, laws.ERROR_PARAMS)
     count = min(len(error_samples), 0 if loss_samples is None else len(loss_samples))
     chained = np.array([laws.error_law(loss_samples[i], **error_samples[i]) for i in range(count)])
     for column, tail in ((f"{prefix}_ci_lo", 2.5), (f"{prefix}_ci_hi", 97.5)):

@@ -172,7 +172,7 @@ def loss_for_error(err: float, eps: float, k: float, gamma: float) -> float:
 def target_kind(target: dict) -> str:
     """What a target asks (KINDS), its values checked; one line naming the target otherwise."""
     asked = frozenset(key for key in target if key != "name")
-    name = target.get("name", dict(target))
+    name = target["name"] if "name" in target else dict(target)
     if "name" not in target or asked not in KINDS:
         raise ValueError(f"target {name!r}: give N and M; or C (and M); or loss or err (and M or "
                          f"inference_tokens); got {', '.join(sorted(asked)) or 'nothing'}")
@@ -243,17 +243,12 @@ def quantiles(values) -> tuple[float, float]:
 
 
 
-def law_samples(law: dict | None, names) -> list[dict]:
-    """A law's bootstrap refits by parameter name (none for a law without them)."""
-    return [dict(zip(names, sample)) for sample in (law or {}).get("bootstrap", {}).get("samples", [])]
-
-
 def sampled_runs(target: dict, kind: str, loss_law: dict, error_law: dict | None) -> np.ndarray:
     """(refits x 2): the (N, D) every bootstrap refit resolves the target to; an error goal pairs the
     i-th loss refit with the i-th error refit."""
     form = laws.loss_form(loss_law["form"])
-    loss_samples = law_samples(loss_law, form.params)
-    error_samples = law_samples(error_law, laws.ERROR_PARAMS)
+    loss_samples = laws.law_samples(loss_law, form.params)
+    error_samples = laws.law_samples(error_law, laws.ERROR_PARAMS)
     if "err" in target:
         loss_samples = loss_samples[:len(error_samples)]
     runs = [resolve_run(target, kind, chinchilla_parameters(form.name, sample),
@@ -265,10 +260,10 @@ def _chained_columns(N: float, D: float, loss_law: dict, error_law: dict | None)
     """The loss and error of the run (N, D) by the fitted laws and by every refit, as lmscale.predict chains them."""
     form = laws.loss_form(loss_law["form"])
     loss = float(form.predict(loss_law["params"], N, D))
-    loss_sampled = np.array([form.predict(s, N, D) for s in law_samples(loss_law, form.params)], float)
+    loss_sampled = np.array([form.predict(s, N, D) for s in laws.law_samples(loss_law, form.params)], float)
     columns = {"loss_pred": loss, **dict(zip(("loss_ci_lo", "loss_ci_hi"), quantiles(loss_sampled)))}
     if error_law is not None:
-        error_samples = law_samples(error_law, laws.ERROR_PARAMS)
+        error_samples = laws.law_samples(error_law, laws.ERROR_PARAMS)
         count = min(len(error_samples), len(loss_sampled))
         err_sampled = [laws.error_law(loss_sampled[i], **error_samples[i]) for i in range(count)]
         columns.update({"err_pred": float(laws.error_law(loss, **error_law["params"])),
