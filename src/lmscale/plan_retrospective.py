@@ -49,26 +49,29 @@ def mask_of(candidates: pd.DataFrame, indices) -> np.ndarray:
 def meets(candidates: pd.DataFrame, mask: np.ndarray, needs: FitNeeds) -> bool:
     chosen = candidates[mask]
     return (len(chosen) >= needs.runs and chosen["size"].nunique() >= needs.sizes
-            and chosen["M"].nunique() >= needs.multipliers)
+            and chosen["M"].nunique() >= needs.multipliers and chosen["size"].value_counts().max() <= needs.per_size)
 
 
 def random_sets(candidates: pd.DataFrame, among: np.ndarray, budget: float, needs: FitNeeds, count: int,
                 seed: int) -> list[np.ndarray]:
     """`count` random valid sets that spend the budget: the candidates `among` (a mask) in a random
-    order, each taken while it still fits in what is left (so no other run fits beside the set),
+    order, each taken while it still fits in what is left and its size has room (so no other run
+    fits beside the set),
     kept when the set meets what a fit needs. Each set as the candidates' indices, ascending; the
     same set may come twice."""
     rng = np.random.default_rng(seed)
     cost = np.where(among, candidates["cost"].to_numpy(float), np.inf)
+    sizes = candidates["size"].astype(str).to_numpy()
     found, draws = [], 0
     while len(found) < count:
         draws += 1
         if draws > 100 * count:
             raise ValueError(f"fewer than {count} of {draws} random sets within {budget:.4g} meet what a fit needs")
-        mask, left = np.zeros(len(cost), bool), budget
+        mask, left, per_size = np.zeros(len(cost), bool), budget, dict.fromkeys(sizes, 0)
         for i in rng.permutation(len(cost)):
-            if cost[i] <= left:
+            if cost[i] <= left and per_size[sizes[i]] < needs.per_size:
                 mask[i], left = True, left - cost[i]
+                per_size[sizes[i]] += 1
         if meets(candidates, mask, needs):
             found.append(np.flatnonzero(mask))
     return found

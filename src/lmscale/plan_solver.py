@@ -63,7 +63,7 @@ class Problem:
     multipliers: np.ndarray  # each candidate's M
     scale: float  # the model error inside the fit set's range (log units)
     extremes: tuple[Extreme, ...]
-    needs: tuple[int, int, int]  # at least this many runs, sizes, multipliers
+    needs: tuple[int, int, int, int]  # at least this many runs, sizes, multipliers; at most this many runs a size
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _at_least_distinct(model, w, labels, least: int, name: str) -> None:
     distinct = sorted(set(labels.tolist()))
     present = _binaries(f"has_{name}", len(distinct))
     for flag, label in zip(present, distinct):
-        model += flag <= pulp.lpSum(w[i] for i in np.flatnonzero(labels == label)), f"{name}_{len(model.constraints)}"
+        model += flag <= pulp.lpSum(w[i] for i in np.flatnonzero(labels == label))
     model += pulp.lpSum(present) >= least, f"least_{name}"
 
 
@@ -124,8 +124,10 @@ def feasible_model(problem: Problem, sense=pulp.LpMinimize):
     """The constraints every plan meets: budget aside, what a fit needs; with the extremes' levels."""
     model = pulp.LpProblem("plan", sense)
     w = _binaries("run", len(problem.cost))
-    least_runs, least_sizes, least_multipliers = problem.needs
+    least_runs, least_sizes, least_multipliers, most_per_size = problem.needs
     model += pulp.lpSum(w) >= least_runs, "least_runs"
+    for size in sorted(set(problem.sizes.tolist())):
+        model += pulp.lpSum(w[i] for i in np.flatnonzero(problem.sizes == size)) <= most_per_size
     _at_least_distinct(model, w, problem.sizes, least_sizes, "size")
     _at_least_distinct(model, w, problem.multipliers, least_multipliers, "multiplier")
     x = []
@@ -164,8 +166,10 @@ def cheapest(problem: Problem, seconds: float) -> float | None:
     return float(sum(c for c, v in zip(problem.cost, w) if v.value() > 0.5))
 
 
-def add_cuts(model, tau, w, x, problem: Problem, chosen: np.ndarray) -> None:
-    """The tangent planes of every F_t at a design: tau_t >= F_t + grad F_t . (point - design)."""
+def add_cuts(model, tau, w, x, problem: Problem, chosen: np.ndarray, unit: float) -> None:
+    """The tangent planes of every F_t at a design, in units of `unit` (CBC's tolerances are
+    absolute, ~1e-7: F_t of 0.01 in log units would be resolved to 1e-5 only):
+    tau_t >= (F_t + grad F_t . (point - design)) / unit."""
     s, u = law_sd(problem, chosen.astype(float))
     levels = extreme_levels(problem, chosen)
     terms = model_terms(problem, levels)
@@ -178,42 +182,46 @@ def add_cuts(model, tau, w, x, problem: Problem, chosen: np.ndarray) -> None:
             gradient_x = terms[t, d] * extreme.terms[t] / F[t]
             cut += pulp.lpSum(float(gradient_x[k]) * (x[d][k] - float(k == level)) for k in range(len(x[d]))
                               if gradient_x[k] != 0.0)
-        model += tau[t] >= cut, f"cut_{len(model.constraints)}"
+        model += tau[t] >= cut * (1.0 / unit)
 
 
 def solve(problem: Problem, tolerance: float, max_solves: int, seconds: float) -> Solution:
     """The design minimising sum_t F_t within the budget, by outer approximation.
 
     Stops when the master's bound is within `tolerance` (relative) of the best design found, or
-    after `max_solves` masters or `seconds` (status says which).
+    when the master proposes a design it was already cut at (no cut can then raise its bound:
+    the two differ by CBC's tolerances only), or after `max_solves` masters or `seconds`.
     """
     started = time.monotonic()
     model, w, x = feasible_model(problem)
     tau = [pulp.LpVariable(f"sd_{t}", lowBound=0) for t in range(len(problem.target_gradients))]
     model += pulp.lpSum(tau)
-    spent, unit = _spent(problem, w)
-    model += spent <= problem.budget / unit, "budget"
-    add_cuts(model, tau, w, x, problem, np.ones(len(w), bool))
-    best, best_value, bound, status, solves = None, np.inf, -np.inf, "Not Solved", 0
-    while solves < max_solves:
+    spent, cost_unit = _spent(problem, w)
+    model += spent <= problem.budget / cost_unit, "budget"
+    everything = np.ones(len(w), bool)
+    unit = float(np.sum(expected_sd(problem, everything)))  # the best any design can do, about
+    add_cuts(model, tau, w, x, problem, everything, unit)
+    best, best_value, bound, status, seen = None, np.inf, -np.inf, "Not Solved", set()
+    while len(seen) < max_solves:
         left = seconds - (time.monotonic() - started)
         if left <= 0:
             status = "Time Limit"
             break
         status = _cbc(model, left)
-        solves += 1
         if status != "Optimal":
             break
-        bound = float(pulp.value(model.objective))
+        bound = float(pulp.value(model.objective)) * unit
         chosen = np.array([v.value() > 0.5 for v in w])
         value = float(np.sum(expected_sd(problem, chosen)))
         if value < best_value:
             best, best_value = chosen, value
-        if best_value - bound <= tolerance * best_value:
+        if best_value - bound <= tolerance * best_value or chosen.tobytes() in seen:
             break
-        add_cuts(model, tau, w, x, problem, chosen)
+        seen.add(chosen.tobytes())
+        add_cuts(model, tau, w, x, problem, chosen, unit)
     else:
         status = "Iteration Limit"
+    solves = len(seen) + (status == "Optimal")
     if best is None:
         return Solution(np.zeros(len(w), bool), np.inf, bound, status, solves, time.monotonic() - started)
     return Solution(best, best_value, min(bound, best_value), status, solves, time.monotonic() - started)

@@ -48,11 +48,13 @@ class Prior:
 
 @dataclass(frozen=True)
 class FitNeeds:
-    """What a fit needs of its runs: distinct (size, M) runs, sizes and multipliers."""
+    """What a fit needs of its runs: at least so many distinct (size, M) runs, sizes and
+    multipliers, and at most so many runs of one size."""
 
     runs: int
     sizes: int
     multipliers: int
+    per_size: int
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ def problem(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, budge
         multipliers=candidates["M"].to_numpy(float),
         scale=prior.model_error.scale,
         extremes=extremes(prior, candidates, targets),
-        needs=(needs.runs, needs.sizes, needs.multipliers),
+        needs=(needs.runs, needs.sizes, needs.multipliers, needs.per_size),
     )
 
 
@@ -213,7 +215,8 @@ def plan(candidates: pd.DataFrame, prior: Prior, targets, budget: float, needs: 
     least = smallest_budget(candidates, prior, targets, needs, limits)
     if budget < least * (1 - 1e-9):
         raise PlanError(f"a budget of {budget:.4g} buys no valid fit set ({needs.runs} runs, {needs.sizes} sizes, "
-                        f"{needs.multipliers} multipliers); the smallest budget that works is {least:.4g}")
+                        f"{needs.multipliers} multipliers, at most {needs.per_size} a size); the smallest budget that "
+                        f"works is {least:.4g}")
     best = None
     for replicates in range(1, (len(seeds) if prior.seed_sd > 0 else 1) + 1):
         posed = problem(candidates, prior, targets, budget, needs, replicates)
@@ -248,7 +251,7 @@ def design_intervals(candidates: pd.DataFrame, prior: Prior, targets, chosen: np
     """The expected intervals of any set of runs (`chosen`, a mask of the candidates): what the
     planner promises for a set it did not choose, such as a study's own fit set."""
     targets = target_table(targets)
-    posed = problem(candidates, prior, targets, np.inf, FitNeeds(0, 0, 0), replicates)
+    posed = problem(candidates, prior, targets, np.inf, FitNeeds(0, 0, 0, len(candidates)), replicates)
     return expected_intervals(prior, targets, posed, np.asarray(chosen, bool))
 
 
