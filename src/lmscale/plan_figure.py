@@ -12,6 +12,8 @@ import pandas as pd  # noqa: E402
 
 CHOSEN_COLOUR = "#1f77b4"  # the fit sets' blue of lmscale.figures
 LEFT_OUT_COLOUR = "#d9d9d9"
+# Greens without its white end (a cheap run stays visible) or its dark one (the box stays visible).
+COST_COLOURS = matplotlib.colors.ListedColormap(plt.cm.Greens(np.linspace(0.15, 0.75, 256)))
 
 
 def grid_panel(ax, candidates: pd.DataFrame, chosen: np.ndarray, usable: np.ndarray, title: str) -> None:
@@ -23,11 +25,16 @@ def grid_panel(ax, candidates: pd.DataFrame, chosen: np.ndarray, usable: np.ndar
     scale = plt.Normalize(cost.min(), cost.max())
     for i, (size, m) in enumerate(zip(candidates["size"], candidates["M"])):
         x, y = multipliers.index(m), sizes.index(size)
-        colour = plt.cm.Greens(0.15 + 0.6 * scale(cost[i])) if usable[i] else LEFT_OUT_COLOUR
+        colour = COST_COLOURS(scale(cost[i])) if usable[i] else LEFT_OUT_COLOUR
         ax.add_patch(plt.Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white"))
         if chosen[i]:
             ax.add_patch(plt.Rectangle((x + 0.06, y + 0.06), 0.88, 0.88, fill=False, edgecolor=CHOSEN_COLOUR,
                                        linewidth=2.5))
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, fill=False, edgecolor=CHOSEN_COLOUR, linewidth=2.5),
+                       plt.Rectangle((0, 0), 1, 1, facecolor=LEFT_OUT_COLOUR)],
+              labels=["chosen", "not chosen from: the law misses there"], loc="upper left", bbox_to_anchor=(0, -0.13),
+              ncol=2, fontsize=8, frameon=False)
+    ax.figure.colorbar(plt.cm.ScalarMappable(norm=scale, cmap=COST_COLOURS), ax=ax, label="log10 cost", fraction=0.04)
     ax.set_xlim(0, len(multipliers))
     ax.set_ylim(len(sizes), 0)
     ax.set_xticks(np.arange(len(multipliers)) + 0.5, [f"{m:g}" for m in multipliers])
