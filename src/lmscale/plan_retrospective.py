@@ -84,7 +84,12 @@ def score(loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame, indices
     bootstrap widened by `model_error` at the target's distance from the set), and the truth
     where the testbed has a run at the target's N and M."""
     chosen = candidates.iloc[np.asarray(indices, int)]
-    law = fit_loss(loss, replace(job, fit_set=[Point(str(s), float(m)) for s, m in zip(chosen["size"], chosen["M"])]))
+    try:
+        law = fit_loss(loss, replace(job, fit_set=[Point(str(s), float(m)) for s, m in zip(chosen["size"], chosen["M"])]))
+    except RuntimeError:  # no start of the grid converged: the set gives no law, an interval of no use
+        return pd.DataFrame({"target": [t["name"] for t in targets], "predicted": np.nan, "truth": np.nan,
+                             "pi_lo": np.nan, "pi_hi": np.nan, "width": np.inf, "error": np.nan, "inside": 0.0,
+                             "noise_sd": np.nan, "runs": len(chosen)})
     table, _ = predict.loss_predictions(loss, law, job.dataset, job.valset, targets)
     at = table[table["target"]].reset_index(drop=True)
     lo, hi = uncertainty.interval(at["loss_pred"], at["loss_ci_lo"], at["loss_ci_hi"],
