@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale import laws, planning, plan_figure, plan_solver, uncertainty
+from lmscale import config as lmconfig
+from lmscale import importer, laws, plan_figure, plan_retrospective, plan_solver, planning, uncertainty
 from lmscale.plan_solver import Extreme, Problem
-from tests.conftest import REPO
+from tests.conftest import REPO, shared_testbed
 
 LIMITS = planning.SolverLimits(tolerance=1e-6, max_solves=100, seconds=60)
 GADRE = {"E": 1.84, "a": 212.0, "b": 367.0, "eta": 0.136}
@@ -54,7 +55,8 @@ def test_a_budget_that_cannot_buy_the_far_end_takes_the_next_best_pair():
     assert solution.objective == pytest.approx(np.sqrt(34 / 4 * 1e-4), rel=1e-6)
 
 
-@pytest.mark.parametrize("extra_variance,expected", [(1.0, [True, False, False, True]), (2.0, [False, True, False, True])])
+@pytest.mark.parametrize("extra_variance,expected",
+                         [(1.0, [True, False, False, True]), (2.0, [False, True, False, True])])
 def test_the_model_error_of_a_far_run_can_change_the_choice(extra_variance, expected):
     """A model error of variance e v when the smallest chosen x is 0: (0, 3) costs 29/9 + e, (1, 3)
     costs 5; the choice flips between e = 1 (4.2 < 5) and e = 2 (5.2 > 5)."""
@@ -210,3 +212,76 @@ def test_the_expected_interval_is_what_a_fit_of_the_planned_runs_gives_where_the
     predicted = np.log([form.predict(r, targets["N"], targets["D"]) for r in refits])
     bootstrap_width = np.percentile(predicted, 97.5, axis=0) - np.percentile(predicted, 2.5, axis=0)
     np.testing.assert_allclose(bootstrap_width, 2 * uncertainty.Z * planned.targets["law_sd"], rtol=0.25)
+
+
+# ---------------------------------------------------------------- the paper's testbed, in retrospect
+
+
+RETROSPECTIVE_NEEDS = planning.FitNeeds(runs=5, sizes=2, multipliers=2, per_size=8)
+DATASETS = ["c4_original", "rpj", "rw_original"]
+# Where the issue's targets are not met (docs/planning.md has the numbers and why): the planned set's
+# interval is wider than the paper's set's on RedPajama and RefinedWeb, whose fits through the
+# paper's five runs found a noise of 0.57% and 0.25% in their one degree of freedom against 0.76%
+# and 1.3% in the planned sets' several; and narrower than 70-78% of the random sets there.
+NOT_MET = pytest.mark.xfail(strict=True, reason="not met on this dataset: docs/planning.md")
+
+
+@pytest.fixture(scope="module")
+def retrospectives(request):
+    """The retrospective at the paper's fit-set compute, per dataset, computed when first asked."""
+    from snakemake.utils import validate  # Snakemake's import takes seconds; only this test needs it
+
+    folder = shared_testbed("gadre2024")
+    config = lmconfig.load_yaml(REPO / "configs" / "gadre2024.yaml")
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    loss, _ = importer.import_gadre2024(folder, list(config["datasets"]), config["valsets"], config["size_labels"])
+    setting = plan_retrospective.Setting(RETROSPECTIVE_NEEDS, planning.SolverLimits(1e-4, 200, 60), 200, 0, True)
+    done = {}
+
+    def of(dataset: str) -> pd.DataFrame:
+        if dataset not in done:
+            N = loss[loss["dataset"] == dataset].groupby("size")["N"].first()
+            targets = [{"name": "1.4B_M640", "N": float(N["1.4B"]), "M": 640.0},
+                       {"name": "6.9B_M20", "N": float(N["6.9B"]), "M": 20.0}]
+            table = plan_retrospective.retrospective(loss, config, dataset, "c4_val", targets, [1.0], setting).table
+            done[dataset] = table[table["planner_target"]].set_index("target")
+        return done[dataset]
+
+    return of
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_the_planned_sets_interval_holds_both_targets(retrospectives, dataset):
+    """Where the testbed has the run (1.4B at M = 640 exists for RedPajama only)."""
+    table = retrospectives(dataset)
+    measured = table[table["truth"].notna()]
+    assert len(measured) == (2 if dataset == "rpj" else 1)
+    assert measured["plan_inside"].all(), measured
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_the_expected_width_is_the_fitted_one_within_a_factor_of_two(retrospectives, dataset):
+    ratio = retrospectives(dataset)["expected_to_fitted"]
+    assert ratio.between(0.5, 2.0).all(), ratio
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", ["c4_original", pytest.param("rpj", marks=NOT_MET),
+                                     pytest.param("rw_original", marks=NOT_MET)])
+def test_the_planned_interval_is_narrower_than_the_papers_sets(retrospectives, dataset):
+    table = retrospectives(dataset)
+    assert (table["plan_width"] < table["own_width"]).all(), table[["plan_width", "own_width"]]
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", ["c4_original", pytest.param("rpj", marks=NOT_MET),
+                                     pytest.param("rw_original", marks=NOT_MET)])
+def test_the_planned_interval_is_narrower_than_four_in_five_random_sets(retrospectives, dataset):
+    table = retrospectives(dataset)
+    assert (table["random_wider"] >= 0.8).all(), table["random_wider"]

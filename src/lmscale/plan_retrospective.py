@@ -85,7 +85,8 @@ def score(loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame, indices
     where the testbed has a run at the target's N and M."""
     chosen = candidates.iloc[np.asarray(indices, int)]
     try:
-        law = fit_loss(loss, replace(job, fit_set=[Point(str(s), float(m)) for s, m in zip(chosen["size"], chosen["M"])]))
+        points = [Point(str(s), float(m)) for s, m in zip(chosen["size"], chosen["M"])]
+        law = fit_loss(loss, replace(job, fit_set=points))
     except RuntimeError:  # no start of the grid converged: the set gives no law, an interval of no use
         return pd.DataFrame({"target": [t["name"] for t in targets], "predicted": np.nan, "truth": np.nan,
                              "pi_lo": np.nan, "pi_hi": np.nan, "width": np.inf, "error": np.nan, "inside": 0.0,
@@ -95,8 +96,8 @@ def score(loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame, indices
     lo, hi = uncertainty.interval(at["loss_pred"], at["loss_ci_lo"], at["loss_ci_hi"],
                                   model_error.sd(at[list(uncertainty.LOSS_DIRECTIONS)]))
     runs = loss[(loss["dataset"] == job.dataset) & (loss["valset"] == job.valset)]
-    truth = [runs.loc[np.isclose(runs["N"], n) & np.isclose(runs["M"], m), "loss"].mean() for n, m in zip(at["N"], at["M"])]
-    truth = np.asarray(truth, float)
+    truth = np.array([runs.loc[np.isclose(runs["N"], n) & np.isclose(runs["M"], m), "loss"].mean()
+                      for n, m in zip(at["N"], at["M"])], float)
     return pd.DataFrame({
         "target": at["model"], "predicted": at["loss_pred"], "truth": truth, "pi_lo": lo, "pi_hi": hi,
         "width": (hi - lo) / at["loss_pred"], "error": np.abs(at["loss_pred"] - truth) / truth,
@@ -110,7 +111,8 @@ class Scorer:
 
     def __init__(self, loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame,
                  model_error: uncertainty.ModelError, targets: list[dict]):
-        self.loss, self.job, self.candidates, self.model_error, self.targets = loss, job, candidates, model_error, targets
+        self.loss, self.job, self.candidates = loss, job, candidates
+        self.model_error, self.targets = model_error, targets
         self.done: dict[bytes, pd.DataFrame] = {}
 
     def __call__(self, indices) -> pd.DataFrame:
@@ -133,14 +135,15 @@ def compare(scorer: Scorer, planned, own, random: list[np.ndarray], expected: pd
     for t, target in enumerate(plan_scores["target"]):
         p, o = plan_scores.iloc[t], own_scores.iloc[t]
         wider = widths[:, t] > p["width"]
+        measured = np.isfinite(p["truth"])
         rows.append({
             "target": target, "truth": p["truth"],
             "plan_error": p["error"], "plan_width": p["width"], "plan_inside": p["inside"],
             "own_error": o["error"], "own_width": o["width"], "own_inside": o["inside"],
             "expected_width": expected["width"].iloc[t], "expected_to_fitted": expected["width"].iloc[t] / p["width"],
             "random_wider": float(np.mean(wider)),
-            "random_wider_or_missing": float(np.mean(wider | (inside[:, t] == 0))) if np.isfinite(p["truth"]) else np.nan,
-            "random_inside": float(np.nanmean(inside[:, t])) if np.isfinite(p["truth"]) else np.nan,
+            "random_wider_or_missing": float(np.mean(wider | (inside[:, t] == 0))) if measured else np.nan,
+            "random_inside": float(np.nanmean(inside[:, t])) if measured else np.nan,
             "random_median_width": float(np.median(widths[:, t])),
             "random_distinct": len({tuple(indices) for indices in random}),
             "plan_noise_sd": p["noise_sd"], "own_noise_sd": o["noise_sd"],

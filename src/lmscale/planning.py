@@ -96,7 +96,8 @@ def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, def
         sources[f"the backtest's model error inside the fit range ({error.residuals} residuals)"] = error.scale
     if not sources:
         if default_noise_sd is None:
-            raise PlanError("the prior law records no noise and no backtest residuals; state a run's loss sd (log units)")
+            raise PlanError("the prior law records no noise and no backtest residuals; "
+                            "state a run's loss sd (log units)")
         sources["the stated default"] = float(default_noise_sd)
     source = max(sources, key=sources.get)
     seed_sd = float(replicate_sd if replicate_sd is not None else noise.get("replicate_sd") or 0.0)
