@@ -7,7 +7,10 @@ the noise of one run, and the model error the backtest measured (`uncertainty.Mo
 It chooses the runs that minimise the expected width of the 95% prediction interval at the
 targets, summed over them: the law's variance at a target linearised at the prior (a
 Gauss-Newton Fisher information from the chosen runs) plus the model error, which grows with the
-distance of the target from the chosen runs. The optimisation is in `plan_solver`.
+distance of the target from the chosen runs; within the budget and what a fit needs (`FitNeeds`),
+and only among the candidates where the prior law is known to hold (`eligible`). The
+optimisation is in `plan_solver`; the outputs are `plan_table` (plan.csv), `config_fragment`,
+`frontier` and `plan_figure`.
 """
 
 from __future__ import annotations
