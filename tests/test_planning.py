@@ -1,0 +1,287 @@
+"""The planner: its solver finds optima known by hand, a budget too small says what would do,
+a plan is the same on every run, its expected width is what a fit of the planned runs gives
+where the law holds; and, on the paper's testbed, how a plan fares against the paper's fit set
+and random sets of the same budget (docs/planning.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from lmscale import config as lmconfig
+from lmscale import importer, laws, plan_figure, plan_retrospective, plan_solver, planning, uncertainty
+from lmscale.plan_solver import Extreme, Problem
+from tests.conftest import REPO, shared_testbed
+
+LIMITS = planning.SolverLimits(tolerance=1e-6, max_solves=100, seconds=60)
+GADRE = {"E": 1.84, "a": 212.0, "b": 367.0, "eta": 0.136}
+
+
+# ---------------------------------------------------------------- a problem solvable by hand
+
+
+def line_problem(cost, budget, extremes=()) -> Problem:
+    """log L = theta_0 + theta_1 x measured at x = 0, 1, 2, 3 (noise variance v), predicted at x = 5.
+
+    Two runs a < b predict x = 5 with variance v ((5 - b)^2 + (5 - a)^2) / (b - a)^2: 29/9 v for
+    (0, 3), 5 v for (1, 3), 34/4 v for (0, 2), 13 v for (2, 3), 25 v for (1, 2), 41 v for (0, 1).
+    """
+    x = np.arange(4.0)
+    return Problem(
+        gradients=np.column_stack([np.ones(4), x]), target_gradients=np.array([[1.0, 5.0]]), variance=1e-4,
+        cost=np.asarray(cost, float), budget=budget, sizes=np.array(["a", "b", "c", "d"]),
+        multipliers=x, scale=0.0, extremes=tuple(extremes), needs=(2, 1, 1, 4),
+    )
+
+
+def test_two_runs_for_an_extrapolation_go_to_the_ends_of_the_range():
+    solution = plan_solver.solve(line_problem([1, 1, 1, 1], 2), 1e-9, 50, 60)
+    assert solution.status == "Optimal"
+    assert solution.chosen.tolist() == [True, False, False, True]
+    assert solution.objective == pytest.approx(np.sqrt(29 / 9 * 1e-4), rel=1e-6)
+    assert solution.bound == pytest.approx(solution.objective, rel=1e-6)
+
+
+def test_a_budget_that_cannot_buy_the_far_end_takes_the_next_best_pair():
+    # x = 3 costs 2: (0, 3) costs 3 > 2, and of the pairs within 2, (0, 2) predicts best.
+    solution = plan_solver.solve(line_problem([1, 1, 1, 2], 2), 1e-9, 50, 60)
+    assert solution.chosen.tolist() == [True, False, True, False]
+    assert solution.objective == pytest.approx(np.sqrt(34 / 4 * 1e-4), rel=1e-6)
+
+
+@pytest.mark.parametrize("extra_variance,expected",
+                         [(1.0, [True, False, False, True]), (2.0, [False, True, False, True])])
+def test_the_model_error_of_a_far_run_can_change_the_choice(extra_variance, expected):
+    """A model error of variance e v when the smallest chosen x is 0: (0, 3) costs 29/9 + e, (1, 3)
+    costs 5; the choice flips between e = 1 (4.2 < 5) and e = 2 (5.2 > 5)."""
+    smallest_x = Extreme("x_below", levels=np.arange(4.0), level_of_run=np.arange(4),
+                         terms=np.array([[np.sqrt(extra_variance * 1e-4), 0.0, 0.0, 0.0]]), largest=False)
+    solution = plan_solver.solve(line_problem([1, 1, 1, 1], 2, [smallest_x]), 1e-9, 50, 60)
+    assert solution.chosen.tolist() == expected
+    best = min(29 / 9 + extra_variance, 5.0)
+    assert solution.objective == pytest.approx(np.sqrt(best * 1e-4), rel=1e-6)
+
+
+# ---------------------------------------------------------------- a small study
+
+
+def candidates() -> pd.DataFrame:
+    """Three sizes x four multipliers, each costing its compute."""
+    N, M = np.repeat([1e7, 2e7, 4e7], 4), np.tile([10.0, 20.0, 40.0, 80.0], 3)
+    sizes = np.repeat(["s1", "s2", "s3"], 4)
+    return pd.DataFrame({"size": sizes, "N": N, "M": M, "D": M * N, "cost": 6 * N * M * N})
+
+
+def prior(**model_error) -> planning.Prior:
+    rows = candidates().iloc[[1, 5, 9, 3]]  # the prior's fit set: each size at M = 20, s1 at M = 80
+    law = {"form": "gadre", "params": GADRE, "noise": {"sd": [0.005] * 4, "source": "residuals"},
+           "fit_set": [{"N": n, "D": d} for n, d in zip(rows["N"], rows["D"])]}
+    error = {"scale": 0.004, "slopes": {d: 0.0 for d in uncertainty.LOSS_DIRECTIONS},
+             "seen": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, "residuals": 30, "floor": 0.0,
+             "powers": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, **model_error}
+    return planning.prior_from_law(law, error, None, None)
+
+
+TARGETS = [{"name": "big", "N": 4e8, "M": 20.0}, {"name": "overtrained", "N": 1e8, "M": 160.0}]
+NEEDS = planning.FitNeeds(runs=5, sizes=2, multipliers=2, per_size=4)
+
+
+def valid_subsets(table: pd.DataFrame, needs: planning.FitNeeds):
+    """Every subset of the candidates that meets what a fit needs, as a mask (brute force)."""
+    sizes, multipliers = pd.factorize(table["size"])[0], pd.factorize(table["M"])[0]
+    for bits in range(1 << len(table)):
+        mask = np.array([(bits >> i) & 1 for i in range(len(table))], bool)
+        if (mask.sum() >= needs.runs and len(set(sizes[mask])) >= needs.sizes
+                and len(set(multipliers[mask])) >= needs.multipliers
+                and np.bincount(sizes[mask]).max() <= needs.per_size):
+            yield mask
+
+
+def smallest_valid_cost(table: pd.DataFrame, needs: planning.FitNeeds) -> float:
+    cost = table["cost"].to_numpy(float)
+    return min(cost[mask].sum() for mask in valid_subsets(table, needs))
+
+
+def test_too_small_a_budget_fails_naming_the_smallest_that_works():
+    table = candidates()
+    least = smallest_valid_cost(table, NEEDS)
+    with pytest.raises(planning.PlanError) as failure:
+        planning.plan(table, prior(), TARGETS, 0.99 * least, NEEDS, [0], LIMITS)
+    message = str(failure.value)
+    assert "\n" not in message
+    assert f"the smallest budget that works is {least:.4g}" in message
+    planned = planning.plan(table, prior(), TARGETS, least, NEEDS, [0], LIMITS)
+    assert planned.cost == pytest.approx(least)
+
+
+def test_the_plan_is_the_same_on_every_run():
+    """Twice here, and once in a fresh interpreter."""
+    table = candidates()
+    budget = 3 * smallest_valid_cost(table, NEEDS)
+    first, second = (planning.plan(table, prior(), TARGETS, budget, NEEDS, [0], LIMITS) for _ in range(2))
+    pd.testing.assert_frame_equal(planning.plan_table(first), planning.plan_table(second))
+    script = ("import json; from tests.test_planning import *; t = candidates(); "
+              f"p = planning.plan(t, prior(), TARGETS, {budget!r}, NEEDS, [0], LIMITS); "
+              "print(json.dumps([planning.config_fragment(p), planning.plan_table(p).to_csv()]))")
+    fresh = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    assert json.loads(fresh.stdout) == [planning.config_fragment(first), planning.plan_table(first).to_csv()]
+
+
+def test_the_plan_spends_within_the_budget_and_meets_what_a_fit_needs():
+    table = candidates()
+    budget = 3 * smallest_valid_cost(table, NEEDS)
+    planned = planning.plan(table, prior(), TARGETS, budget, NEEDS, [0], LIMITS)
+    assert planned.cost <= budget
+    assert len(planned.runs) >= NEEDS.runs and planned.runs["size"].nunique() >= NEEDS.sizes
+    assert planned.runs["M"].nunique() >= NEEDS.multipliers
+    assert planned.solution.status == "Optimal"
+    assert planned.solution.bound >= planned.solution.objective * (1 - LIMITS.tolerance)
+    # No valid set within the budget promises less (every subset of the 12 candidates).
+    posed = planning.problem(table, prior(), planning.target_table(TARGETS), budget, NEEDS, 1)
+    cost = table["cost"].to_numpy(float)
+    promised = [np.sum(plan_solver.expected_sd(posed, mask)) for mask in valid_subsets(table, NEEDS)
+                if cost[mask].sum() <= budget]
+    assert min(promised) == pytest.approx(planned.solution.objective, rel=1e-6)
+
+
+def test_the_config_fragment_reads_back_as_the_plan():
+    table = candidates()
+    planned = planning.plan(table, prior(), TARGETS, 3 * smallest_valid_cost(table, NEEDS), NEEDS, [0, 1, 2], LIMITS)
+    fragment = yaml.safe_load(planning.config_fragment(planned))
+    assert {(p["size"], p["M"]) for p in fragment["loss_fit_set"]} == set(zip(planned.runs["size"], planned.runs["M"]))
+    assert {(s, m) for block in fragment["grid"] for s in block["sizes"] for m in block["multipliers"]} == \
+        set(zip(planned.runs["size"], planned.runs["M"]))
+    assert fragment["replicate_seeds"] == []  # the prior knows no seed-to-seed spread
+
+
+def test_replicates_are_planned_when_they_average_out_seed_noise():
+    """With the noise all seed-to-seed, a run trained three times is worth three runs."""
+    seeded = prior()
+    seeded = planning.Prior(seeded.form, seeded.params, 0.02, 0.02, "replicates", seeded.model_error, seeded.fit_N,
+                            seeded.fit_D)
+    table = candidates()[lambda t: t["size"] != "s3"]  # too few candidates to spend the budget without replicates
+    planned = planning.plan(table, seeded, TARGETS, 3 * table["cost"].sum(), NEEDS, [0, 1, 2], LIMITS)
+    assert planned.replicate_seeds == [1, 2]
+    assert planned.cost == pytest.approx(3 * planned.runs["cost"].sum())
+
+
+def test_runs_where_the_law_misses_are_not_chosen_from():
+    """A model error growing fast below the prior's smallest M (20): the runs at M = 10 miss by
+    more than a run's noise and are left out; with no growth every candidate is eligible."""
+    fast = prior(slopes={"M_below": 0.05, "M_above": 0.0, "C_above": 0.0})
+    assert planning.eligible(fast, candidates()).tolist() == [m != 10 for m in candidates()["M"]]
+    assert planning.eligible(prior(), candidates()).all()
+    planned = planning.plan(candidates(), fast, TARGETS, 1e18, NEEDS, [0], LIMITS)
+    assert (planned.runs["M"] > 10).all()
+
+
+def test_the_frontier_narrows_as_the_budget_grows(tmp_path):
+    table = candidates()
+    least = smallest_valid_cost(table, NEEDS)
+    frontier = planning.frontier(table, prior(), TARGETS, 2 * least, [0.25, 1, 2, 4, 8], NEEDS, [0], LIMITS)
+    assert frontier["cost"].isna().tolist() == [True, False, False, False, False]  # 0.5 x the least buys nothing
+    total = frontier[["width_big", "width_overtrained"]].sum(axis=1).to_numpy()[1:]
+    assert np.all(np.diff(total) <= 1e-9)
+    planned = planning.plan(table, prior(), TARGETS, 2 * least, NEEDS, [0], LIMITS)
+    figure = plan_figure.plan_figure(table, planned.chosen, planned.usable, frontier, 2 * least, "FLOPs", "test")
+    figure.savefig(tmp_path / "plan.png")
+    assert (tmp_path / "plan.png").stat().st_size > 10_000
+
+
+def test_the_expected_interval_is_what_a_fit_of_the_planned_runs_gives_where_the_law_holds():
+    """Losses drawn from the prior law with the planner's noise, fitted as fit_loss fits (least
+    squares, a parametric bootstrap of 200 refits): the bootstrap's 95% interval at each target is
+    the planner's law part (its linearised variance) within 25%."""
+    table = candidates()
+    planned = planning.plan(table, prior(), TARGETS, 3 * smallest_valid_cost(table, NEEDS), NEEDS, [0], LIMITS)
+    runs, form, noise = planned.runs, laws.loss_form("gadre"), prior().noise_sd
+    rng = np.random.default_rng(0)
+    drawn = form.predict(GADRE, runs["N"], runs["D"]) * np.exp(noise * rng.standard_normal(len(runs)))
+    fitted = laws.fit_loss_law("gadre", runs["N"], runs["D"], drawn)
+    start = [tuple(fitted[p] for p in form.params)]
+    refits = laws.parametric_bootstrap(
+        lambda values: laws.fit_loss_law("gadre", runs["N"], runs["D"], values, starts=start),
+        form.predict(fitted, runs["N"], runs["D"]), noise, 200, 0, relative=True)
+    targets = planning.target_table(TARGETS)
+    predicted = np.log([form.predict(r, targets["N"], targets["D"]) for r in refits])
+    bootstrap_width = np.percentile(predicted, 97.5, axis=0) - np.percentile(predicted, 2.5, axis=0)
+    np.testing.assert_allclose(bootstrap_width, 2 * uncertainty.Z * planned.targets["law_sd"], rtol=0.25)
+
+
+# ---------------------------------------------------------------- the paper's testbed, in retrospect
+
+
+RETROSPECTIVE_NEEDS = planning.FitNeeds(runs=5, sizes=2, multipliers=2, per_size=8)
+DATASETS = ["c4_original", "rpj", "rw_original"]
+# Where the issue's targets are not met (docs/planning.md has the numbers and why): the planned set's
+# interval is wider than the paper's set's on RedPajama and RefinedWeb, whose fits through the
+# paper's five runs found a noise of 0.57% and 0.25% in their one degree of freedom against 0.76%
+# and 1.3% in the planned sets' several; and narrower than 70-78% of the random sets there.
+NOT_MET = pytest.mark.xfail(strict=True, reason="not met on this dataset: docs/planning.md")
+
+
+@pytest.fixture(scope="module")
+def retrospectives(request):
+    """The retrospective at the paper's fit-set compute, per dataset, computed when first asked."""
+    from snakemake.utils import validate  # Snakemake's import takes seconds; only this test needs it
+
+    folder = shared_testbed("gadre2024")
+    config = lmconfig.load_yaml(REPO / "configs" / "gadre2024.yaml")
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
+    loss, _ = importer.import_gadre2024(folder, list(config["datasets"]), config["valsets"], config["size_labels"])
+    setting = plan_retrospective.Setting(RETROSPECTIVE_NEEDS, planning.SolverLimits(1e-4, 200, 60), 200, 0, True)
+    done = {}
+
+    def of(dataset: str) -> pd.DataFrame:
+        if dataset not in done:
+            N = loss[loss["dataset"] == dataset].groupby("size")["N"].first()
+            targets = [{"name": "1.4B_M640", "N": float(N["1.4B"]), "M": 640.0},
+                       {"name": "6.9B_M20", "N": float(N["6.9B"]), "M": 20.0}]
+            table = plan_retrospective.retrospective(loss, config, dataset, "c4_val", targets, [1.0], setting).table
+            done[dataset] = table[table["planner_target"]].set_index("target")
+        return done[dataset]
+
+    return of
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_the_planned_sets_interval_holds_both_targets(retrospectives, dataset):
+    """Where the testbed has the run (1.4B at M = 640 exists for RedPajama only)."""
+    table = retrospectives(dataset)
+    measured = table[table["truth"].notna()]
+    assert len(measured) == (2 if dataset == "rpj" else 1)
+    assert measured["plan_inside"].all(), measured
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_the_expected_width_is_the_fitted_one_within_a_factor_of_two(retrospectives, dataset):
+    ratio = retrospectives(dataset)["expected_to_fitted"]
+    assert ratio.between(0.5, 2.0).all(), ratio
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", ["c4_original", pytest.param("rpj", marks=NOT_MET),
+                                     pytest.param("rw_original", marks=NOT_MET)])
+def test_the_planned_interval_is_narrower_than_the_papers_sets(retrospectives, dataset):
+    table = retrospectives(dataset)
+    assert (table["plan_width"] < table["own_width"]).all(), table[["plan_width", "own_width"]]
+
+
+@pytest.mark.slow
+@pytest.mark.testbed
+@pytest.mark.parametrize("dataset", ["c4_original", pytest.param("rpj", marks=NOT_MET),
+                                     pytest.param("rw_original", marks=NOT_MET)])
+def test_the_planned_interval_is_narrower_than_four_in_five_random_sets(retrospectives, dataset):
+    table = retrospectives(dataset)
+    assert (table["random_wider"] >= 0.8).all(), table["random_wider"]
