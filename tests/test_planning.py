@@ -203,10 +203,10 @@ def test_the_expected_interval_is_what_a_fit_of_the_planned_runs_gives_where_the
     runs, form, noise = planned.runs, laws.loss_form("gadre"), prior().noise_sd
     rng = np.random.default_rng(0)
     drawn = form.predict(GADRE, runs["N"], runs["D"]) * np.exp(noise * rng.standard_normal(len(runs)))
-    fitted = laws.fit_loss_law("gadre", runs["N"], runs["D"], drawn)
+    fitted = laws.fit_loss_law("gadre", runs["N"], runs["D"], drawn, "least_squares", 1e-3)
     start = [tuple(fitted[p] for p in form.params)]
     refits = laws.parametric_bootstrap(
-        lambda values: laws.fit_loss_law("gadre", runs["N"], runs["D"], values, starts=start),
+        lambda values: laws.fit_loss_law("gadre", runs["N"], runs["D"], values, "least_squares", 1e-3, starts=start),
         form.predict(fitted, runs["N"], runs["D"]), noise, 200, 0, relative=True)
     targets = planning.target_table(TARGETS)
     predicted = np.log([form.predict(r, targets["N"], targets["D"]) for r in refits])
