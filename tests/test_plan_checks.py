@@ -103,6 +103,10 @@ CONFIG_ERRORS = {
         changed(validation_sets__stdlib_heldout={"dataset": "stdlib", "source": "pydoc_topics"}),
         ["validation_sets.stdlib_heldout sets both dataset = 'stdlib' and source = 'pydoc_topics'",
          "drop `dataset` or the source keys"]),
+    "required key misspelt": (
+        # Written last, so that the schema reports the missing `study` before the unknown `studdy`.
+        {**{key: value for key, value in SMOKE.items() if key != "study"}, "studdy": SMOKE["study"]},
+        ["config key `study` is missing: it is required; is `studdy` a misspelling of it?"]),
     "misspelt top-level key": (
         changed(treshold=5), ["config key `treshold` is not a known key; did you mean `threshold`?"]),
     "value out of range": (

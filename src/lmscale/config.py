@@ -244,6 +244,8 @@ def schema_error(error: Exception) -> Exception:
             hint = f"; did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
             lines.append(f"config key `{_key_path([*cause.absolute_path, unknown])}` is not a known key{hint}")
         lines.append(f"known keys {'at the top level' if not key else f'of `{key}`'}: {', '.join(known)}")
+    elif cause.validator == "required" and isinstance(cause.instance, dict):
+        lines = [_missing_key(cause.instance, cause.validator_value, list(schema.get("properties", {})), key)]
     else:
         names = "propertyNames" in cause.relative_schema_path
         where = f"config key `{key or '(top level)'}`" + (": the name" if names else " =")
@@ -253,6 +255,15 @@ def schema_error(error: Exception) -> Exception:
             lines.append(f"schema: {' '.join(description.split())}")
     lines.append(f"every key is documented in {SCHEMA_DOC}")
     return ConfigError("\n".join(lines))
+
+
+def _missing_key(instance: dict, required, known: list, key: str) -> str:
+    """A required key left out, named, with the unknown key it was likely misspelt as."""
+    missing = [name for name in required if name not in instance]
+    unknown = [name for name in instance if name not in known]
+    line = f"config key `{_key_path([key, missing[0]] if key else [missing[0]])}` is missing: it is required"
+    close = difflib.get_close_matches(missing[0], [str(name) for name in unknown], n=1, cutoff=0.6)
+    return line + (f"; is `{close[0]}` a misspelling of it?" if close else "")
 
 
 def _key_path(parts) -> str:
