@@ -104,9 +104,8 @@ CONFIG_ERRORS = {
         ["validation_sets.stdlib_heldout sets both dataset = 'stdlib' and source = 'pydoc_topics'",
          "drop `dataset` or the source keys"]),
     "required key misspelt": (
-        # Written last, so that the schema reports the missing `study` before the unknown `studdy`.
-        {**{key: value for key, value in SMOKE.items() if key != "study"}, "studdy": SMOKE["study"]},
-        ["config key `study` is missing: it is required; is `studdy` a misspelling of it?"]),
+        changed(sizes__s2={"depth": 1, "heads": 2, "mlp_width": 48, "context": 64, "widht": 16}),
+        ["config key `sizes.s2.width` is missing: it is required; is `widht` a misspelling of it?"]),
     "misspelt top-level key": (
         changed(treshold=5), ["config key `treshold` is not a known key; did you mean `threshold`?"]),
     "value out of range": (
