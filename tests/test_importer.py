@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 
 import pandas as pd
 import pytest
 
-from lmscale import checks, cli, fit_loss, importer, select, testbed
+from lmscale import checks, fit_loss, importer, select, testbed
 from lmscale.config import ConfigError
 from lmscale.jobs import FitLossJob, ImportTestbedJob
+from tests.test_tables import run_import
 from tests.workflow import validated_config
 
 pytestmark = pytest.mark.testbed
@@ -144,17 +144,7 @@ def damaged(release, file: str, change) -> None:
 def import_release(tmp_path, release) -> tuple[int, list[str]]:
     """`lmscale import-testbed` on the release in-process: its exit status and what it logged as errors;
     a refused release leaves no table behind."""
-    out = tmp_path / "out"
-    job = ImportTestbedJob("gadre2024", str(release), ["rpj"], ["c4_val"], {})
-    errors = []
-    handler = logging.Handler(logging.ERROR)
-    handler.emit = lambda record: errors.append(record.getMessage())
-    logging.getLogger().addHandler(handler)
-    try:
-        status = cli.main(["import-testbed", "--job", job.to_json(), "--loss-out", str(out / "loss.csv"),
-                           "--tasks-out", str(out / "tasks.csv")])
-    finally:
-        logging.getLogger().removeHandler(handler)
+    status, errors, out = run_import(tmp_path, ImportTestbedJob("gadre2024", str(release), ["rpj"], ["c4_val"], {}))
     assert status == 0 or not out.exists()
     return status, errors
 

@@ -9,6 +9,7 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,11 +182,9 @@ BAD_TABLES = {
 }
 
 
-def import_testbed(tmp_path, testbed) -> tuple[int, str, pd.DataFrame | None]:
-    """`lmscale import-testbed` on a `tables` folder, in-process: its exit status, the error it logged,
-    the loss table it wrote (None, and no file at all, when it refused the tables)."""
+def run_import(tmp_path, job: ImportTestbedJob) -> tuple[int, list[str], Path]:
+    """`lmscale import-testbed` of `job`, in-process: its exit status, the errors it logged, its output folder."""
     out = tmp_path / "out"
-    job = ImportTestbedJob("tables", str(testbed), ["web"], ["val"], {})
     errors = []
     handler = logging.Handler(logging.ERROR)
     handler.emit = lambda record: errors.append(record.getMessage())
@@ -195,6 +194,13 @@ def import_testbed(tmp_path, testbed) -> tuple[int, str, pd.DataFrame | None]:
                            "--tasks-out", str(out / "tasks.csv")])
     finally:
         logging.getLogger().removeHandler(handler)
+    return status, errors, out
+
+
+def import_testbed(tmp_path, testbed) -> tuple[int, str, pd.DataFrame | None]:
+    """`lmscale import-testbed` on a `tables` folder, in-process: its exit status, the error it logged,
+    the loss table it wrote (None, and no file at all, when it refused the tables)."""
+    status, errors, out = run_import(tmp_path, ImportTestbedJob("tables", str(testbed), ["web"], ["val"], {}))
     if status != 0:
         assert not out.exists() or not list(out.iterdir()), "a refused table left a file behind"
         return status, errors[0], None
