@@ -269,10 +269,13 @@ def test_the_expected_width_is_the_fitted_one_within_a_factor_of_two(retrospecti
     assert ratio.between(0.5, 2.0).all(), ratio
 
 
+# The two "narrower" targets hold on C4 only (docs/planning.md says why): strict xfails elsewhere.
+WHERE_UNMET_ON_TWO = ["c4_original", pytest.param("rpj", marks=NOT_MET), pytest.param("rw_original", marks=NOT_MET)]
+
+
 @pytest.mark.slow
 @pytest.mark.testbed
-@pytest.mark.parametrize("dataset", ["c4_original", pytest.param("rpj", marks=NOT_MET),
-                                     pytest.param("rw_original", marks=NOT_MET)])
+@pytest.mark.parametrize("dataset", WHERE_UNMET_ON_TWO)
 def test_the_planned_interval_is_narrower_than_the_papers_sets(retrospectives, dataset):
     table = retrospectives(dataset)
     assert (table["plan_width"] < table["own_width"]).all(), table[["plan_width", "own_width"]]
@@ -280,8 +283,7 @@ def test_the_planned_interval_is_narrower_than_the_papers_sets(retrospectives, d
 
 @pytest.mark.slow
 @pytest.mark.testbed
-@pytest.mark.parametrize("dataset", ["c4_original", pytest.param("rpj", marks=NOT_MET),
-                                     pytest.param("rw_original", marks=NOT_MET)])
+@pytest.mark.parametrize("dataset", WHERE_UNMET_ON_TWO)
 def test_the_planned_interval_is_narrower_than_four_in_five_random_sets(retrospectives, dataset):
     table = retrospectives(dataset)
     assert (table["random_wider"] >= 0.8).all(), table["random_wider"]
