@@ -95,25 +95,12 @@ def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, l
                               held_out)
         # In the laws' own order (loss, then the error laws): a set's order follows the hash seed.
         for law in [law for law in full if law in refitted]:
-            fitted = {p["model"] for p in step_laws[law]["fit_set"]}
-            truth = table[law] if law != "loss" else table["loss"]
-            out_of_sample = table[~table["model"].isin(fitted) & ~table["held_out"] & truth.notna()]
-            broken = int((out_of_sample[f"{law}_pred"] <= 0).sum())
+            out_of_sample = out_of_sample_rows(table, law, step_laws[law], full[law], step, left_out)
+            broken = int((out_of_sample["pred"] <= 0).sum())
             if broken:
                 log.warning("step %d: the %s law refitted without %s predicts %d runs at or below zero: it does not "
                             "hold there (no interval; counted as misses)", step, law, ", ".join(left_out), broken)
-            rows.append(pd.DataFrame({
-                "step": step, "left_out": ",".join(left_out), "law": law,
-                **{c: out_of_sample[c] for c in ["model", "size", "N", "M", "D", "C"]},
-                "truth": out_of_sample[law], "pred": out_of_sample[f"{law}_pred"],
-                "ci_lo": out_of_sample[f"{law}_ci_lo"], "ci_hi": out_of_sample[f"{law}_ci_hi"],
-                "residual": log_ratio(out_of_sample[law], out_of_sample[f"{law}_pred"]),
-                "slope": out_of_sample[f"{law}_slope"] if law != "loss" else np.nan,
-                **{d: out_of_sample[d] for d in uncertainty.LOSS_DIRECTIONS},
-                "L_below": out_of_sample[f"{law}_L_below"] if law != "loss" else 0.0,
-                # The runs this step left out of its fit set: the ones a rollout predicts first.
-                "left_out_fit_run": out_of_sample["model"].isin({p["model"] for p in full[law]["fit_set"]}),
-            }))
+            rows.append(out_of_sample)
         steps.append({"step": step, "left_out": left_out, "refitted": sorted(refitted),
                       "fit_sets": {law: sorted({p["size"] for p in step_laws[law]["fit_set"]}) for law in step_laws}})
         log.info("step %d: %s left out; refitted %s", step, ", ".join(left_out) or "nothing",
@@ -128,6 +115,27 @@ def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, l
                   for entry in steps],
     }
     return pool, summary
+
+
+def out_of_sample_rows(table: pd.DataFrame, law: str, step_law: dict, full_law: dict, step: int,
+                       left_out: list[str]) -> pd.DataFrame:
+    """One law's rows of one step: each run with a known result that its refit (`step_law`) was not
+    fitted to, held-out runs excepted, with its prediction, confidence interval and log residual,
+    and what its prediction interval needs. `table` is `law_predictions` of the step's laws, its
+    held-out runs marked; `full_law` the law as fitted to its whole fit set."""
+    fitted = {p["model"] for p in step_law["fit_set"]}
+    rows = table[~table["model"].isin(fitted) & ~table["held_out"] & table[law].notna()]
+    return pd.DataFrame({
+        "step": step, "left_out": ",".join(left_out), "law": law,
+        **{c: rows[c] for c in ["model", "size", "N", "M", "D", "C"]},
+        "truth": rows[law], "pred": rows[f"{law}_pred"], "ci_lo": rows[f"{law}_ci_lo"], "ci_hi": rows[f"{law}_ci_hi"],
+        "residual": log_ratio(rows[law], rows[f"{law}_pred"]),
+        "slope": rows[f"{law}_slope"] if law != "loss" else np.nan,
+        **{d: rows[d] for d in uncertainty.LOSS_DIRECTIONS},
+        "L_below": rows[f"{law}_L_below"] if law != "loss" else 0.0,
+        # The runs this step left out of its fit set: the ones a rollout predicts first.
+        "left_out_fit_run": rows["model"].isin({p["model"] for p in full_law["fit_set"]}),
+    })
 
 
 def intervals_left_out(pool: pd.DataFrame, floors: dict[str, float]):

@@ -157,24 +157,18 @@ def out_of_sample(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss
     dataset, valset = job.backtest.loss.dataset, job.backtest.loss.valset
     held_out = [{"size": point.size, "M": point.M} for point in job.backtest.held_out]
     chosen = tasks[tasks["task"].isin(task_laws)]
+    full = {"loss": loss_law, **prefixed(task_laws)}
     parts = []
-    for step, _, step_laws, refitted in backtest.rollout(job.backtest, loss, chosen, loss_law, prefixed(task_laws)):
+    for step, left_out, step_laws, refitted in backtest.rollout(job.backtest, loss, chosen, loss_law,
+                                                                prefixed(task_laws)):
         step_error_laws = {prefix: law for prefix, law in step_laws.items() if prefix != "loss"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # a column per law and task
             table = predict.mark_held_out(
                 predict.law_predictions(loss, chosen, step_laws["loss"], step_error_laws, dataset, valset), held_out)
-        for law in sorted(refitted):
-            fitted = {point["model"] for point in step_laws[law]["fit_set"]}
-            rows = table[~table["model"].isin(fitted) & ~table["held_out"] & table[law].notna()]
-            parts.append(pd.DataFrame({
-                "step": step, "law": law, "model": rows["model"], "pred": rows[f"{law}_pred"],
-                "ci_lo": rows[f"{law}_ci_lo"], "ci_hi": rows[f"{law}_ci_hi"],
-                "residual": backtest.log_ratio(rows[law], rows[f"{law}_pred"]),
-                "slope": rows[f"{law}_slope"] if law != "loss" else np.nan,
-                **{d: rows[d] for d in uncertainty.LOSS_DIRECTIONS},
-                "L_below": rows[f"{law}_L_below"] if law != "loss" else 0.0}))
-    return pd.concat(parts, ignore_index=True)
+        parts += [backtest.out_of_sample_rows(table, law, step_laws[law], full[law], step, left_out)
+                  for law in sorted(refitted)]
+    return pd.concat(parts, ignore_index=True)[uncertainty.POOL_COLUMNS]
 
 
 def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, task_laws: dict,
