@@ -3,19 +3,21 @@
     python docs/per_task.py --results results/gadre2024 --config configs/gadre2024.yaml --out docs/per_task
 
 `--results` is the folder of a run of the gadre2024 preset (its testbed/ tables, laws/ and the
-selection at t). Each dataset's per-task table and summary are read from
-per_task/{dataset}/{valset}_t{t}.csv/.json there, and computed (lmscale.per_task, every task a
-candidate) and written there where missing. The 1.4B run at M = 640 exists on RedPajama only; on the
-other datasets it is predicted as a target (named 1.4B_M640). Prints, as Markdown: each kept task's
-error at 6.9B M = 20 and 1.4B M = 640 (predicted, measured, 95% prediction interval) per dataset; the
-calibration per dataset; the tasks whose law did not fit, with why. Writes {dataset}.png, the per-task
-figure, into `--out`.
+selection at t). Each dataset's per-task table and summary are computed as the preset's per_task job
+(`lmscale.jobs.PerTaskJob.from_config`: every task a candidate) with one change: the 1.4B run at
+M = 640 exists on RedPajama only, so on the other datasets it is predicted as a target of its own
+(named 1.4B_M640). They are written to per_task_docs/{dataset}/{valset}_t{t}.csv/.json there (the
+workflow's own, per_task/..., are the same but for that target) and read back on the next run.
+Prints, as Markdown: each kept task's error at 6.9B M = 20 and 1.4B M = 640 (predicted, measured, 95%
+prediction interval) per dataset; the calibration per dataset; the tasks whose law did not fit, with
+why. Writes {dataset}.png, the per-task figure, into `--out`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +26,11 @@ from snakemake.utils import validate
 
 from lmscale import per_task, per_task_figure, testbed
 from lmscale.files import atomic_write_json, read_json
-from lmscale.jobs import BacktestJob
-from lmscale.per_task import PerTaskJob
+from lmscale.jobs import PerTaskJob
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {"c4_original": "C4", "rpj": "RedPajama", "rw_original": "RefinedWeb"}
 SHOWN = (("6.9B", 20.0), ("1.4B", 640.0))
-MIN_SIGNAL = 3.0
 
 
 def validated(config_path: Path) -> dict:
@@ -54,12 +54,11 @@ def targets_for(config: dict, loss: pd.DataFrame, dataset: str) -> list[dict]:
 def per_task_results(results: Path, config: dict, dataset: str) -> tuple[pd.DataFrame, dict]:
     """The dataset's per-task table and summary, computed and written where missing."""
     valset, tag = config["valsets"][0], f"t{config['threshold']:g}"
-    stem = results / "per_task" / dataset / f"{valset}_{tag}"
+    stem = results / "per_task_docs" / dataset / f"{valset}_{tag}"
     if not stem.with_suffix(".json").exists():
         loss, tasks = testbed.read_tables(results / "testbed" / "loss.csv", results / "testbed" / "tasks.csv")
         kept = read_json(results / "laws" / f"tasks_{tag}.json")["tasks"]
-        job = PerTaskJob(BacktestJob.from_config(config, dataset, valset, tag), targets_for(config, loss, dataset),
-                         None, MIN_SIGNAL)
+        job = replace(PerTaskJob.from_config(config, dataset, valset, tag), targets=targets_for(config, loss, dataset))
         rows, summary = per_task.per_task(loss, tasks, read_json(results / "laws" / dataset / valset / "loss_law.json"),
                                           job, kept)
         testbed.write_csv(rows, stem.with_suffix(".csv"))

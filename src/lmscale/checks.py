@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale import corpus, importer, jobs, resources
+from lmscale import corpus, importer, jobs, resources, task_list, task_suite
 from lmscale.config import (ConfigError, Run, fit_points, format_multiplier, has_tasks, loss_fit_set, run_name,
                             size_settings, training_runs)
 from lmscale.jobs import SPLIT_KEYS, Hyperparameters
@@ -68,6 +68,7 @@ def check_study(config: dict) -> None:
                           "testbed_format and testbed_path instead)")
     _check_runs_in_grid(config, runs)
     _check_branch_points(config, runs)
+    _check_per_task_tasks(config, evaluated_tasks(config))
 
 
 def _check_fit_sets_apart(config: dict) -> None:
@@ -237,6 +238,8 @@ def check_imported_study(config: dict) -> None:
         # A held-out run may exist for one dataset only (the paper's 1.4B at M = 640).
         _require_run(runs[runs["dataset"].isin(config["datasets"])], f"held_out[{index}]", point, "any dataset",
                      source)
+    if tasks is not None:
+        _check_per_task_tasks(config, sorted(tasks["task"].unique()))
     reference = config.get("reference_size")  # no default: a loss-only study leaves it out
     if tasks is not None and reference is not None and reference not in set(tasks["size"]):
         sizes = ", ".join(sorted(set(tasks["size"])))
@@ -258,3 +261,25 @@ def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: 
         problem = f"no size {size!r} (its sizes: {', '.join(sizes) or 'none'})"
     raise ConfigError(f"{key} = {{size: {size}, M: {multiplier:g}}}: no such run in {source} for {where}: "
                       f"{problem}; name a run of the testbed, or drop it from {key.split('[')[0]}")
+
+
+def evaluated_tasks(config: dict) -> list[str] | None:
+    """The tasks a trained study evaluates, by their names in the results; None where they are not
+    known here: the task table not found from here (a run with --directory), or a `tasks` section
+    the task_suite job refuses with its own message (the per-task job checks its tasks then)."""
+    try:
+        return [spec.name for spec in task_list.planned_specs(config["tasks"])]
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _check_per_task_tasks(config: dict, evaluated: list[str] | None) -> None:
+    """The per-task predictions' candidate tasks are tasks the study evaluates."""
+    chosen = config["per_task"]["tasks"]
+    if chosen is None or evaluated is None:
+        return
+    for index, task in enumerate(chosen):
+        if task not in evaluated:
+            raise ConfigError(f"per_task.tasks[{index}] = {task!r}: {task_suite.unknown_tasks_message([task], evaluated)}"
+                              f" among the tasks the study evaluates ({', '.join(evaluated)}); name one of them, "
+                              f"or set per_task.tasks to null for every task")

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-error": ("lmscale.fit_error", "fit the error law to a fit set"),
     "backtest": ("lmscale.backtest", "refit the laws without their largest fit sizes and predict what they lack"),
     "predict": ("lmscale.predict", "chain the laws: predicted loss and error for every model and target"),
+    "per-task": ("lmscale.per_task", "each task's error law chained from the loss law, with intervals and calibration"),
     "figure": ("lmscale.figures", "draw one figure"),
 }
 

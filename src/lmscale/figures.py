@@ -18,14 +18,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from lmscale import jobs, laws, testbed  # noqa: E402
+from lmscale import jobs, laws, per_task_figure, testbed  # noqa: E402
 from lmscale.files import atomic_writer, read_json  # noqa: E402
 from lmscale.jobs import FigureJob  # noqa: E402
 from lmscale.predict import loss_predictions, mark_held_out  # noqa: E402
 
 HELD_OUT_COLOUR = "#d62728"  # held-out runs: red outlines in every figure
 
-FIGURES = ("loss-heatmap", "error-heatmap", "loss-vs-compute", "error-vs-loss", "backtest", "calibration")
+FIGURES = ("loss-heatmap", "error-heatmap", "loss-vs-compute", "error-vs-loss", "backtest", "calibration", "per-task")
 LAW_NAMES = {"loss": "loss", "err": "average error, selected tasks", "err_all": "average error, all tasks"}
 
 
@@ -226,7 +226,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--error-law", help="error-vs-loss")
     parser.add_argument("--error-law-all", help="error-vs-loss")
     parser.add_argument("--backtest", help="backtest: its table")
-    parser.add_argument("--summary", help="backtest: its summary; calibration: the predictions' calibration JSON")
+    parser.add_argument("--summary", help="backtest: its summary; calibration: the predictions' calibration JSON; "
+                                          "per-task: the per-task summary")
+    parser.add_argument("--per-task", help="per-task: the per-task table (lmscale per-task)")
     parser.add_argument("--out", nargs="+", required=True, help="one file per format (.png, .pdf, .svg)")
 
 
@@ -246,6 +248,8 @@ def main(args) -> None:
         figure = error_vs_loss(args.predictions, args.error_law, args.error_law_all, job.dataset, job.valset)
     elif job.kind == "backtest":
         figure = backtest(args.backtest, args.summary, job.dataset, job.valset)
+    elif job.kind == "per-task":
+        figure = per_task_figure.draw(args.per_task, args.summary, job.dataset, job.valset)
     else:
         figure = calibration(args.predictions, args.summary, job.dataset, job.valset)
     save(figure, args.out, job.dpi)

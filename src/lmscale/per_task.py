@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,7 @@ import pandas as pd
 from lmscale import backtest, jobs, laws, predict, testbed, uncertainty
 from lmscale.files import atomic_write_json, read_json
 from lmscale.fit_error import fit_error, loss_and_error
-from lmscale.jobs import BacktestJob, Job
+from lmscale.jobs import BacktestJob, PerTaskJob
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +48,6 @@ PREFIX = "task:"
 COLUMNS = ["model", "dataset", "size", "N", "M", "D", "C", "target", "task", "kept", "held_out", "in_fit_set",
            "loss", "loss_pred", "err", "err_pred", "abs_err", "rel_err", "err_ci_lo", "err_ci_hi", "err_pi_lo",
            "err_pi_hi", "pi_left_out", "beyond_backtest", "below_zero", "covered"]
-
-
-@dataclass(frozen=True)
-class PerTaskJob(Job):
-    """The per-task laws, backtest and predictions of one dataset and validation set."""
-
-    backtest: BacktestJob  # the loss law's job, the error fit set and bootstrap (its `error`), held-out runs, steps
-    targets: list[dict]  # runs never trained: {name, N, M}
-    tasks: list[str] | None  # the candidate tasks; None: every task of the table
-    min_signal: float  # the least fall across the fit set, in units of the points' noise, of a task not kept
 
 
 # ---------------------------------------------------------------- which tasks have a law
@@ -127,7 +116,8 @@ def fit_task_laws(loss: pd.DataFrame, tasks: pd.DataFrame, job: PerTaskJob, kept
     for task in candidates:
         task_rows = tasks[tasks["task"] == task]
         if task_rows.empty:
-            raise ValueError(f"per-task predictions: task {task!r} is not in the tasks table")
+            raise ValueError(f"per_task.tasks names {task!r}, which the tasks table lacks (its tasks: "
+                             f"{', '.join(sorted(tasks['task'].unique()))}); name one of them")
         try:
             law = fit_error(loss, task_rows, job.backtest.error, [task])
             reason = shape_or_signal_reason(law, task in kept, job.min_signal)
@@ -138,7 +128,6 @@ def fit_task_laws(loss: pd.DataFrame, tasks: pd.DataFrame, job: PerTaskJob, kept
             fitted[task] = {**law, "kept": task in kept, "signal": signal(law)}
         else:
             unfit[task] = {"kept": task in kept, "reason": reason}
-            log.info("task %s%s: no law (%s)", task, " (kept)" if task in kept else "", reason)
     return fitted, unfit
 
 
@@ -171,6 +160,16 @@ def out_of_sample(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss
     return pd.concat(parts, ignore_index=True)[uncertainty.POOL_COLUMNS]
 
 
+def placed_targets(targets: list[dict]) -> list[dict]:
+    """The targets given by N and M, which the task laws predict; each other one (a budget or a goal,
+    which the average's predictions resolve) named in the log and left out."""
+    for target in targets:
+        if "N" not in target or "M" not in target:
+            log.info("target %s: not given by N and M (%s); per-task predictions place only {name, N, M} targets",
+                     target["name"], ", ".join(sorted(set(target) - {"name"})))
+    return [target for target in targets if "N" in target and "M" in target]
+
+
 def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, task_laws: dict,
                      pool: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Every model and target with each task's prediction and both intervals (predict's columns per
@@ -181,7 +180,8 @@ def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, l
               **{prefix: predict.noise_floor(law, prefix) for prefix, law in prefixed(task_laws).items()}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # a column per law and task
-        table = predict.law_predictions(loss, chosen, loss_law, prefixed(task_laws), dataset, valset, job.targets)
+        table = predict.law_predictions(loss, chosen, loss_law, prefixed(task_laws), dataset, valset,
+                                        placed_targets(job.targets))
         table = predict.mark_held_out(table, [{"size": p.size, "M": p.M} for p in job.backtest.held_out])
         return predict.add_prediction_intervals(table, pool[uncertainty.POOL_COLUMNS], floors)
 
@@ -291,28 +291,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                          "the calibration")
 
 
+def calibration_line(calibrated: dict, unit: str = "runs") -> str:
+    """How the prediction intervals held, in words: coverage, median half-width against the median
+    error, the runs outside (a run where the law is at or below zero among them)."""
+    if not calibrated["runs"]:
+        return "no run outside the fit sets"
+    misses = [name.split("/", 1)[1] for name in calibrated["misses"]] if calibrated["misses"] else []
+    widths = ("" if calibrated["median_half_width"] is None else
+              f", median half-width {100 * calibrated['median_half_width']:.2f}% against a median error of "
+              f"{100 * calibrated['median_relative_error']:.2f}%")
+    return (f"{calibrated['runs']} {unit} outside the fit sets, {100 * calibrated['coverage']:.0f}% inside their 95% "
+            f"prediction interval{widths}" + (f"; outside: {', '.join(misses)}" if misses else ""))
+
+
 def log_summary(rows: pd.DataFrame, summary: dict) -> None:
-    """The predict log's per-task lines: each task's law and calibration, the pooled calibration, and
-    every held-out (task, run) with its interval."""
+    """The predict log's per-task lines: one per task (its calibration and law, or why it has none),
+    the pooled calibration, and every held-out (task, run) with its interval."""
     for task, law in summary["laws"].items():
         calibrated = summary["calibration"]["per_task"].get(task, {"runs": 0})
-        log.info("task %s%s: law %s (signal %.1f)%s", task, " (kept)" if law["kept"] else "",
-                 {p: round(v, 4) for p, v in law["params"].items()}, law["signal"],
-                 f"; {calibrated['runs']} runs outside the fit sets, {100 * calibrated['coverage']:.0f}% inside their "
-                 f"95% prediction interval" if calibrated["runs"] else "")
+        log.info("task %s%s: %s; law %s, signal %.1f", task, " (kept)" if law["kept"] else "",
+                 calibration_line(calibrated), {p: round(v, 4) for p, v in law["params"].items()}, law["signal"])
     for task, why in summary["unfit"].items():
         log.info("task %s%s: no law: %s", task, " (kept)" if why["kept"] else "", why["reason"])
     for key in ("outside_fit_sets", "kept_tasks", "held_out"):
         calibrated = summary["calibration"][key]
         if calibrated["runs"]:
-            log.info("per-task %s: %d (task, run) pairs, %.0f%% inside their 95%% prediction interval, median "
-                     "half-width %.2f%% against a median error of %.2f%%", key.replace("_", " "), calibrated["runs"],
-                     100 * calibrated["coverage"], 100 * calibrated["median_half_width"],
-                     100 * calibrated["median_relative_error"])
+            log.info("per-task, %s: %s", key.replace("_", " "),
+                     calibration_line({**calibrated, "misses": []}, "(task, run) pairs"))
     for row in rows[rows["held_out"]].itertuples():
-        log.info("held out %s, %s: error %.4f predicted %.4f [%.4f, %.4f]%s", row.model, row.task, row.err,
-                 row.err_pred, row.err_pi_lo, row.err_pi_hi, " (the law is at or below zero here)" if row.below_zero
-                 else "")
+        interval = ("no interval: the law is at or below zero here (a miss)" if row.below_zero else
+                    f"[{row.err_pi_lo:.4f}, {row.err_pi_hi:.4f}]: {'inside' if row.covered else 'outside'}")
+        log.info("held out %s, %s%s: error %.4f predicted %.4f %s", row.model, row.task, " (kept)" if row.kept else "",
+                 row.err, row.err_pred, interval)
 
 
 def main(args) -> None:

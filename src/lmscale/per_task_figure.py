@@ -14,10 +14,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from lmscale import laws  # noqa: E402
-from lmscale.figures import HELD_OUT_COLOUR  # noqa: E402
 from lmscale.files import read_json  # noqa: E402
 
-FIT_COLOUR, OTHER_COLOUR = "#1f77b4", "#9a9a9a"
+# Held-out runs in red as in every figure of lmscale.figures, which draws this one (`lmscale figure
+# --job` of kind per-task) and so cannot be imported here.
+FIT_COLOUR, OTHER_COLOUR, HELD_OUT_COLOUR = "#1f77b4", "#9a9a9a", "#d62728"
 COLUMNS = 6
 
 
@@ -93,10 +94,9 @@ def per_task_figure(table: pd.DataFrame, summary: dict, dataset: str, valset: st
         f"law. Red: held-out runs, dot measured, diamond predicted\n(at the predicted loss) with its 95% prediction "
         f"interval. All (task, run) pairs outside the fit sets: {round(overall['coverage'] * overall['runs'])} of "
         f"{overall['runs']} inside their interval, each set without its own run", fontsize=8)
-    note = unfit_note(summary)
-    figure.text(0.01, 0.005, note, fontsize=6.5, va="bottom", ha="left")
-    height = figure.get_figheight()
-    figure.tight_layout(rect=(0, (0.15 + 0.12 * (note.count("\n") + 1)) / height, 1, 1 - 0.4 / height))
+    # A figure label, not free text: the layout (here and when lmscale.figures saves it) makes room for it.
+    figure.supxlabel(unfit_note(summary), x=0.01, ha="left", fontsize=6.5)
+    figure.tight_layout()
     return figure
 
 

@@ -77,22 +77,26 @@ def local_tasks_of_table(table: str | Path) -> list[str]:
     ]
 
 
-def tasks_to_generate(tasks_config: dict) -> list[str]:
-    """The local tasks whose data the study needs, after `include` and `exclude`.
+def planned_specs(tasks_config: dict) -> list[TaskSpec]:
+    """The tasks the `tasks` section chooses, after `include` and `exclude`, known before any suite
+    exists: their names in the results and their lm-eval tasks (no baselines nor kinds).
 
-    Read before any suite exists (by the workflow, to plan the task_suite job),
-    so a typo in `include` fails at once, naming the closest task.
+    Read by the workflow when it plans, so a typo in `include` fails at once, naming the closest task.
     """
     suite = tasks_config["suite"]
     if suite == "offline":
-        names = task_suite.offline_suite()
-        specs = [TaskSpec(name, name, 0, 0.0, "") for name in names]
+        specs = [TaskSpec(name, name, 0, 0.0, "") for name in task_suite.offline_suite()]
     elif suite == "llm_foundry_46":
         specs = table_specs(tasks_config["table"])
     else:
         raise ValueError(f"unknown tasks.suite {suite!r}; choose one of {', '.join(SUITES)}")
-    chosen = select_specs(specs, tasks_config.get("include"), tasks_config.get("exclude"))
-    return [spec.lm_eval_task for spec in chosen if spec.lm_eval_task in task_suite.GENERATED_TASKS]
+    return select_specs(specs, tasks_config.get("include"), tasks_config.get("exclude"))
+
+
+def tasks_to_generate(tasks_config: dict) -> list[str]:
+    """The local tasks whose data the study needs, after `include` and `exclude`."""
+    generated = task_suite.GENERATED_TASKS
+    return [spec.lm_eval_task for spec in planned_specs(tasks_config) if spec.lm_eval_task in generated]
 
 
 def select_specs(specs: list[TaskSpec], include: list[str] | None, exclude: list[str] | None,

@@ -35,6 +35,8 @@ TASK_TABLE = f"{RESULTS}/testbed/tasks.csv"
 LAWS = f"{RESULTS}/laws/{{dataset}}/{{valset}}"
 BACKTEST = f"{RESULTS}/backtest/{{dataset}}/{{valset}}_{{tag}}"
 PREDICTIONS = f"{RESULTS}/predictions/{{dataset}}/{{valset}}_{{tag}}"
+# Per-task predictions (a study with tasks: t{t} only, no loss-only variant).
+PER_TASK = f"{RESULTS}/per_task/{{dataset}}/{{valset}}_t{{t}}"
 
 # Corpus splits, the tokenizer and the token streams:
 #   data/{dataset}/{train,validation}.jsonl      a training dataset's splits
@@ -118,7 +120,7 @@ def all_targets(wildcards):
         )
     # What the predictions chain: t{t} (the error laws over the tasks kept at t) or `loss`.
     tag = f"t{study_config.format_multiplier(config['threshold'])}" if has_tasks else "loss"
-    return [*analysis_targets(tag, has_tasks), *figure_targets(tag, has_tasks)]
+    return [*analysis_targets(tag, has_tasks), *figure_targets(tag, has_tasks), *per_task_targets(tag, has_tasks)]
 
 
 def analysis_targets(tag, has_tasks):
@@ -147,6 +149,22 @@ def figure_targets(tag, has_tasks):
         for valset in config["valsets"]
         for name in names
         for ext in config["figures"]["formats"]
+    ]
+
+
+def per_task_targets(tag, has_tasks):
+    """Each task's predictions, their summary and figure, for a study with tasks."""
+    if not has_tasks:
+        return []
+    return [
+        path
+        for dataset in config["datasets"]
+        for valset in config["valsets"]
+        for path in [
+            f"{RESULTS}/per_task/{dataset}/{valset}_{tag}.csv",
+            f"{RESULTS}/per_task/{dataset}/{valset}_{tag}.json",
+            *[f"{RESULTS}/figures/{dataset}/{valset}/per_task_{tag}.{ext}" for ext in config["figures"]["formats"]],
+        ]
     ]
 
 

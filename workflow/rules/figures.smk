@@ -100,3 +100,20 @@ rule calibration_figure:
     shell:
         "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --summary {input.summary:q}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+rule per_task_figure:
+    input:
+        table=f"{PER_TASK}.csv",
+        summary=f"{PER_TASK}.json",
+    output:
+        figure_files("per_task_t{t}"),
+    params:
+        job=lambda w: jobs.FigureJob.from_config(config, "per-task", w.dataset, w.valset).to_json(),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/figures/{{dataset}}/{{valset}}/per_task_t{{t}}.log",
+    shell:
+        "lmscale figure --job {params.job:q} --per-task {input.table:q} --summary {input.summary:q}"
+        " --out {output:q} > {log:q} 2>&1"

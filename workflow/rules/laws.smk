@@ -87,3 +87,26 @@ rule predict:
         "lmscale predict --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
         " --tasks-table {input.tasks:q} --error-law {input.error_law:q} --error-law-all {input.error_law_all:q}"
         " --backtest {input.backtest:q} --out {output.table:q} --calibration {output.calibration:q} > {log:q} 2>&1"
+
+
+# Each task's error law chained from the loss law (lmscale.per_task); its log is the predict log's
+# per-task part. Only a study with tasks has it (t{t}, never `loss`).
+rule per_task:
+    input:
+        loss=LOSS_TABLE,
+        tasks=TASK_TABLE,
+        loss_law=f"{LAWS}/loss_law.json",
+        selection=f"{RESULTS}/laws/tasks_t{{t}}.json",
+    output:
+        table=f"{PER_TASK}.csv",
+        summary=f"{PER_TASK}.json",
+    params:
+        job=lambda w: jobs.PerTaskJob.from_config(config, w.dataset, w.valset, f"t{w.t}").to_json(),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/predict/{{dataset}}/{{valset}}_t{{t}}_per_task.log",
+    shell:
+        "lmscale per-task --job {params.job:q} --loss-table {input.loss:q} --tasks-table {input.tasks:q}"
+        " --loss-law {input.loss_law:q} --selection {input.selection:q} --out {output.table:q}"
+        " --summary {output.summary:q} > {log:q} 2>&1"

@@ -138,3 +138,20 @@ class FigureJob(Job):
         return cls(kind, dataset, valset, figures["dpi"],
                    float(figures["heatmap_max_percent"]) if heatmap else None,
                    points(config["held_out"]) if reads_loss_table else None)
+
+
+@dataclass(frozen=True)
+class PerTaskJob(Job):
+    """The per-task error laws, backtest and predictions of one dataset and validation set."""
+
+    backtest: BacktestJob  # the loss law's job, the error fit set and bootstrap (its `error`), held-out runs, steps
+    targets: list[dict]  # the study's targets; those given by N and M are predicted, the others named in the log
+    tasks: list[str] | None  # the candidate tasks; None: every task of the table
+    min_signal: float  # the least fall across the fit set, in units of the points' noise, of a task not kept
+
+    @classmethod
+    def from_config(cls, config: dict, dataset: str, valset: str, tag: str) -> "PerTaskJob":
+        section = config["per_task"]
+        tasks = None if section["tasks"] is None else list(section["tasks"])
+        return cls(BacktestJob.from_config(config, dataset, valset, tag), list(config["targets"]), tasks,
+                   float(section["min_signal"]))
