@@ -1,6 +1,7 @@
 """The analysis half on the paper's released testbed, through the real workflow:
 the 17 tasks at t = 10, Table 6's laws, Figure 1's relative errors, the heatmaps,
-and reruns limited to what is stale."""
+the per-task predictions (of one task here: every task takes minutes, test_per_task.py
+checks them in-process), and reruns limited to what is stale."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ DATASETS = ["c4_original", "rpj", "rw_original"]
 def study(tmp_path_factory):
     testbed = shared_testbed("gadre2024")
     workdir = tmp_path_factory.mktemp("gadre2024")
-    args = ["--configfile", str(REPO / "configs" / "gadre2024.yaml"), "--config", f"testbed_path={testbed}"]
+    args = ["--configfile", str(REPO / "configs" / "gadre2024.yaml"), "--config", f"testbed_path={testbed}",
+            "per_task={tasks: [piqa]}"]
     snakemake(workdir, *args)
     return workdir, args, workdir / "results" / "gadre2024"
 
@@ -144,7 +146,7 @@ def test_rerun_does_only_what_is_stale(study):
     planned = planned_jobs(workdir, *args, "threshold=20")
     assert planned == {
         "select_tasks": 1, "fit_error": 3, "backtest": 3, "predict": 3, "error_heatmap": 3, "error_vs_loss": 3,
-        "backtest_figure": 3, "calibration_figure": 3, "all": 1,
+        "backtest_figure": 3, "calibration_figure": 3, "per_task": 3, "per_task_figure": 3, "all": 1,
     }
     preset = yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text())
     preset["figures"]["heatmap_max_percent"] = 10
@@ -152,4 +154,25 @@ def test_rerun_does_only_what_is_stale(study):
     restyled.write_text(yaml.safe_dump(preset))
     assert planned_jobs(workdir, "--configfile", str(restyled), *args[2:]) == {
         "loss_heatmap": 3, "error_heatmap": 3, "all": 1,
+    }
+
+
+def test_per_task_predictions_of_every_dataset_and_only_they_rerun_on_their_settings(study):
+    """Each dataset's per-task table, summary and figure; the log's line per task; changing the
+    `per_task` block reruns the per-task jobs and their figures, nothing else."""
+    workdir, args, results = study
+    for dataset in DATASETS:
+        table = pd.read_csv(results / f"per_task/{dataset}/c4_val_t10.csv")
+        summary = json.loads((results / f"per_task/{dataset}/c4_val_t10.json").read_text())
+        assert set(table["task"]) == set(summary["laws"]) == {"piqa"} and summary["laws"]["piqa"]["kept"]
+        assert set(table.loc[table["held_out"], "size"]) == ({"6.9B", "1.4B"} if dataset == "rpj" else {"6.9B"})
+        assert summary["calibration"]["outside_fit_sets"]["runs"] >= 28
+        log = (results / f"logs/predict/{dataset}/c4_val_t10_per_task.log").read_text()
+        assert "task piqa (kept): " in log and "inside their 95% prediction interval" in log
+        assert (results / f"figures/{dataset}/c4_val/per_task_t10.png").stat().st_size > 5000
+    preset = yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text())
+    rechosen = workdir / "rechosen.yaml"
+    rechosen.write_text(yaml.safe_dump({**preset, "per_task": {"tasks": ["piqa"], "min_signal": 2}}))
+    assert planned_jobs(workdir, "--configfile", str(rechosen), "--config", args[3]) == {
+        "per_task": 3, "per_task_figure": 3, "all": 1,
     }

@@ -4,6 +4,7 @@ with known laws (fast), and on the paper's testbed (the must-show of issue 24)."
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
@@ -12,10 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale import importer, laws, per_task, per_task_figure, select
+from lmscale import cli, importer, laws, per_task, per_task_figure, select, testbed
+from lmscale.files import atomic_write_json, read_json
 from lmscale.fit_loss import fit_loss
-from lmscale.jobs import BacktestJob, FitErrorJob, FitLossJob, Point
-from lmscale.per_task import PerTaskJob
+from lmscale.jobs import BacktestJob, FigureJob, FitErrorJob, FitLossJob, PerTaskJob, Point
 from tests.conftest import shared_testbed
 from tests.workflow import REPO, validated_config
 
@@ -51,12 +52,13 @@ def synthetic_study(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def synthetic_job(bootstrap: int) -> PerTaskJob:
     """The paper's design: four sizes at M = 20 and the smallest at M = 320 for the loss law, the fifth
-    size at M = 20 added for the error laws, the largest held out; a target beyond it."""
+    size at M = 20 added for the error laws, the largest held out; a target beyond it, and one given
+    by its compute alone (a budget), which per-task predictions do not place."""
     loss_fit_set = [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 320.0)]
     loss_job = FitLossJob("web", "val", loss_fit_set, "gadre", "least_squares", 1e-3, bootstrap, 0)
     error_job = FitErrorJob("web", "val", loss_fit_set + [Point("s5", 20.0)], False, bootstrap, 0)
-    return PerTaskJob(BacktestJob(loss_job, error_job, [Point("s6", 20.0)], 3), [{"name": "big", "N": 1e11, "M": 20}],
-                      None, 3.0)
+    return PerTaskJob(BacktestJob(loss_job, error_job, [Point("s6", 20.0)], 3),
+                      [{"name": "big", "N": 1e11, "M": 20}, {"name": "budget", "C": 1e21}], None, 3.0)
 
 
 def run_synthetic(seed: int, bootstrap: int = 40):
@@ -65,9 +67,44 @@ def run_synthetic(seed: int, bootstrap: int = 40):
     return per_task.per_task(loss, tasks, fit_loss(loss, job.backtest.loss), job, ["rises"])
 
 
+class Lines(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
-def synthetic():
-    return run_synthetic(0)
+def synthetic_files(tmp_path_factory):
+    """`lmscale per-task` run in-process on the synthetic study's files: the table, the summary, the
+    log's lines and the folder."""
+    folder = tmp_path_factory.mktemp("per_task")
+    loss, tasks = synthetic_study(0)
+    job = synthetic_job(40)
+    testbed.write_csv(loss, folder / "loss.csv")
+    testbed.write_csv(tasks, folder / "tasks.csv")
+    atomic_write_json(folder / "loss_law.json", fit_loss(loss, job.backtest.loss))
+    atomic_write_json(folder / "tasks_t10.json", {"tasks": ["rises"]})
+    logger, lines = logging.getLogger("lmscale.per_task"), Lines()
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(lines)
+    try:
+        assert cli.main(["per-task", "--job", job.to_json(), "--loss-table", str(folder / "loss.csv"),
+                         "--tasks-table", str(folder / "tasks.csv"), "--loss-law", str(folder / "loss_law.json"),
+                         "--selection", str(folder / "tasks_t10.json"), "--out", str(folder / "per_task.csv"),
+                         "--summary", str(folder / "per_task.json")]) == 0
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    return testbed.read_csv(folder / "per_task.csv"), read_json(folder / "per_task.json"), lines.lines, folder
+
+
+@pytest.fixture(scope="module")
+def synthetic(synthetic_files):
+    return synthetic_files[:2]
 
 
 def test_each_task_law_recovers_the_law_it_was_drawn_from(synthetic):
@@ -133,14 +170,59 @@ def test_per_task_intervals_cover_runs_drawn_from_the_laws():
     assert 0.85 <= inside / pairs <= 1.0
 
 
-def test_the_figure_draws_a_panel_per_task(synthetic, tmp_path):
-    table, summary = synthetic
-    figure = per_task_figure.per_task_figure(table, summary, "web", "val")
-    drawn = [ax for ax in figure.axes if ax.has_data()]
-    assert len(drawn) == len(summary["laws"])
-    path = tmp_path / "per_task.png"
-    figure.savefig(path, dpi=80)
-    assert path.stat().st_size > 10_000
+def test_the_log_has_a_line_per_task_and_one_per_held_out_run(synthetic_files):
+    """The predict log's per-task part: each task's calibration (or why it has no law), the pooled
+    calibration, each held-out (task, run) with its interval; the target it cannot place, named."""
+    _, summary, lines, _ = synthetic_files
+    for task in ("rises", "steep"):
+        [line] = [line for line in lines if line.startswith(f"task {task}")]
+        calibrated = summary["calibration"]["per_task"][task]
+        assert (f"{calibrated['runs']} runs outside the fit sets, {100 * calibrated['coverage']:.0f}% inside their "
+                f"95% prediction interval, median half-width" in line), line
+        assert ("(kept)" in line) == (task == "rises")
+    assert [line for line in lines if line.startswith("task chance: no law: ")]
+    assert len([line for line in lines if line.startswith("per-task, ")]) == 3
+    assert len([line for line in lines if line.startswith("held out s6_M20, ")]) == 2
+    assert any(line.startswith("target budget: not given by N and M (C)") for line in lines)
+
+
+def test_a_task_the_table_lacks_is_named_with_the_tasks_there_are():
+    loss, tasks = synthetic_study(0)
+    job = replace(synthetic_job(0), tasks=["chanse", "rises"])
+    with pytest.raises(ValueError, match=r"per_task.tasks names 'chanse', which the tasks table lacks \(its "
+                                         r"tasks: chance, rises, steep\)"):
+        per_task.fit_task_laws(loss, tasks, job, ["rises"])
+
+
+def test_the_figure_kind_draws_a_panel_per_task(synthetic_files, tmp_path):
+    """`lmscale figure` of kind per-task, as the per_task_figure rule runs it: a file per format; a
+    panel per task with a law."""
+    table, summary, _, folder = synthetic_files
+    job = FigureJob.from_config(validated_config(), "per-task", "web", "val")
+    outputs = [tmp_path / "per_task_t10.png", tmp_path / "per_task_t10.pdf"]
+    assert cli.main(["figure", "--job", job.to_json(), "--per-task", str(folder / "per_task.csv"), "--summary",
+                     str(folder / "per_task.json"), "--out", *map(str, outputs)]) == 0
+    assert all(path.stat().st_size > 10_000 for path in outputs)
+    figure = per_task_figure.draw(folder / "per_task.csv", folder / "per_task.json", "web", "val")
+    assert len([ax for ax in figure.axes if ax.has_data()]) == len(summary["laws"])
+
+
+def test_the_per_task_block_reaches_its_job_and_nothing_else():
+    """`per_task` (defaults in the schema) is the per-task job's, beside the backtest's job and the
+    targets; no other job reads it, so changing it reruns only the per-task job and its figure."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert set(schema["properties"]["per_task"]["properties"]) == {"tasks", "min_signal"}
+    default = validated_config()
+    job = PerTaskJob.from_config(default, "stdlib", "heldout", "t10")
+    assert (job.tasks, job.min_signal) == (None, 3.0)
+    assert job.backtest == BacktestJob.from_config(default, "stdlib", "heldout", "t10")
+    chosen = validated_config({"per_task": {"tasks": ["code_next_lexeme"], "min_signal": 2},
+                               "targets": [{"name": "big", "N": 1e9, "M": 20}]})
+    job = PerTaskJob.from_config(chosen, "stdlib", "heldout", "t10")
+    assert (job.tasks, job.min_signal, job.targets) == (["code_next_lexeme"], 2.0, [{"name": "big", "N": 1e9, "M": 20}])
+    assert PerTaskJob.from_json(job.to_json()) == job
+    assert BacktestJob.from_config(chosen, "stdlib", "heldout", "t10") == BacktestJob.from_config(
+        default, "stdlib", "heldout", "t10")
 
 
 # ---------------------------------------------------------------- the paper's testbed
@@ -160,7 +242,8 @@ def paper_per_task(dataset: str):
     job = replace(paper, loss=replace(paper.loss, bootstrap=PAPER_BOOTSTRAP),
                   error=replace(paper.error, bootstrap=PAPER_BOOTSTRAP))
     loss_law = fit_loss(loss, job.loss)
-    return per_task.per_task(loss, tasks, loss_law, PerTaskJob(job, config["targets"], kept, 3.0), kept)
+    per_task_job = replace(PerTaskJob.from_config(config, dataset, "c4_val", "t10"), backtest=job, tasks=kept)
+    return per_task.per_task(loss, tasks, loss_law, per_task_job, kept)
 
 
 @pytest.mark.slow

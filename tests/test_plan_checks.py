@@ -114,6 +114,11 @@ CONFIG_ERRORS = {
     "dataset named `my data`": (
         changed(datasets={"my data": SMOKE["datasets"]["stdlib"]}),
         ["config key `datasets`: the name \"my data\" does not match", "letters, digits and _ . = + - only"]),
+    # Issue #24: a per-task candidate the study never evaluates.
+    "per_task.tasks naming no evaluated task": (
+        changed(per_task={"tasks": ["code_next_lexme"]}),
+        ["per_task.tasks[0] = 'code_next_lexme'", "closest: code_next_lexeme", "among the tasks the study evaluates",
+         "set per_task.tasks to null"]),
 }
 
 
@@ -177,6 +182,14 @@ def tables_study(tmp_path, **changes) -> dict:
               "loss_fit_set": [{"size": s, "M": 20} for s in ("s1", "s2", "s3", "s4")] + [{"size": "s1", "M": 80}],
               "fit": {"bootstrap": 0}}
     return {**config, **changes}
+
+
+def test_per_task_tasks_of_an_imported_testbed_are_those_of_its_table(tmp_path):
+    config = validated_config(tables_study(tmp_path, per_task={"tasks": ["nope"]}))
+    with pytest.raises(ConfigError, match=r"per_task.tasks\[0\] = 'nope': unknown task 'nope' among the tasks"):
+        checks.check_study(config)
+    every_task = sorted(lab_tables()[1]["task"].unique())
+    checks.check_study(validated_config(tables_study(tmp_path, per_task={"tasks": every_task})))
 
 
 @pytest.mark.parametrize("key", ["valsets", "datasets"])
@@ -246,7 +259,7 @@ def test_every_value_in_a_rule_command_is_quoted():
     commands = shell_commands()
     written = sum(len(re.findall(r"^\s*shell:", path.read_text(), re.M))
                   for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")])
-    assert len(commands) == written == 27  # every rule with a shell command was read, and only those
+    assert len(commands) == written == 29  # every rule with a shell command was read, and only those
     unquoted = [f"{rule}: {field}" for rule, command in commands.items()
                 for field in re.findall(r"\{([^{}]*)\}", command) if not field.endswith(":q")]
     assert not unquoted

@@ -86,7 +86,7 @@ def test_rerun_does_only_what_is_stale(smoke_study):
 
     assert planned_jobs(workdir, *args, "--config", f"threshold={config['threshold'] + 5}") == {
         "select_tasks": 1, "fit_error": 1, "backtest": 1, "predict": 1, "error_heatmap": 1, "error_vs_loss": 1,
-        "backtest_figure": 1, "calibration_figure": 1, "all": 1,
+        "backtest_figure": 1, "calibration_figure": 1, "per_task": 1, "per_task_figure": 1, "all": 1,
     }
 
     restyled = {**config, "figures": {"heatmap_max_percent": 7}}

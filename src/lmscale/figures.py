@@ -2,7 +2,8 @@
 (Figures 5, 11, 12), loss vs compute with the fitted law per M (Figures 1 left, 2),
 and average error vs loss with the fitted error law (Figures 1 right, 3); and how far the
 intervals can be trusted: the backtest's rollout and the prediction intervals of every run
-outside the fit sets, each with its coverage."""
+outside the fit sets, each with its coverage; and each task's error law (kind per-task, drawn by
+lmscale.per_task_figure)."""
 
 from __future__ import annotations
 

@@ -48,6 +48,8 @@ PREFIX = "task:"
 COLUMNS = ["model", "dataset", "size", "N", "M", "D", "C", "target", "task", "kept", "held_out", "in_fit_set",
            "loss", "loss_pred", "err", "err_pred", "abs_err", "rel_err", "err_ci_lo", "err_ci_hi", "err_pi_lo",
            "err_pi_hi", "pi_left_out", "beyond_backtest", "below_zero", "covered"]
+LABELS = ["model", "dataset", "size", "task"]
+FLAGS = ["target", "kept", "held_out", "in_fit_set", "pi_left_out", "beyond_backtest", "below_zero"]
 
 
 # ---------------------------------------------------------------- which tasks have a law
@@ -260,18 +262,20 @@ def per_task(loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, job: PerTa
     """The tidy `model x task` table and the summary: the task laws (with their model errors), the
     tasks without one and why, and the calibration."""
     task_laws, unfit = fit_task_laws(loss, tasks, job, kept)
-    if not task_laws:
-        raise ValueError(f"per-task predictions: no candidate task's error law fits on {job.backtest.loss.dataset} "
-                         f"({'; '.join(task + ': ' + why['reason'] for task, why in unfit.items())})")
-    pool = out_of_sample(job, loss, tasks, loss_law, task_laws)
-    table, errors = wide_predictions(job, loss, tasks, loss_law, task_laws, pool)
-    rows = tidy(table, task_laws, errors)
+    if task_laws:
+        pool = out_of_sample(job, loss, tasks, loss_law, task_laws)
+        table, errors = wide_predictions(job, loss, tasks, loss_law, task_laws, pool)
+        rows = tidy(table, task_laws, errors)
+    else:  # a study whose tasks are all noise at its sizes: the table is empty, the summary says why
+        log.warning("no candidate task's error law fits on %s: no per-task prediction", job.backtest.loss.dataset)
+        rows, errors = pd.DataFrame({column: pd.Series(dtype=bool if column in FLAGS else object if column in LABELS
+                                                       else float) for column in COLUMNS}), {}
     summary = {
         "dataset": job.backtest.loss.dataset, "valset": job.backtest.loss.valset, "min_signal": job.min_signal,
         "kept": sorted(kept),
         "laws": {task: {**law, "model_error": errors[PREFIX + task].as_dict()} for task, law in task_laws.items()},
         "unfit": unfit,
-        "loss_model_error": errors["loss"].as_dict(),
+        "loss_model_error": errors["loss"].as_dict() if errors else None,
         "calibration": calibration_summary(rows),
     }
     return rows, summary

@@ -89,11 +89,13 @@ def per_task_figure(table: pd.DataFrame, summary: dict, dataset: str, valset: st
     for ax in axes[-1, :]:
         ax.set_xlabel(f"loss on {valset}", fontsize=7)
     overall = summary["calibration"]["outside_fit_sets"]
+    coverage = (f"All (task, run) pairs outside the fit sets: {round(overall['coverage'] * overall['runs'])} of "
+                f"{overall['runs']} inside their interval, each set without its own run" if overall["runs"]
+                else "No run outside the fit sets to check the intervals on")
     figure.suptitle(
         f"Per-task error laws, {dataset} ({valset}); * kept at t. Blue: fit set; grey: other runs; black: the task's "
         f"law. Red: held-out runs, dot measured, diamond predicted\n(at the predicted loss) with its 95% prediction "
-        f"interval. All (task, run) pairs outside the fit sets: {round(overall['coverage'] * overall['runs'])} of "
-        f"{overall['runs']} inside their interval, each set without its own run", fontsize=8)
+        f"interval. {coverage}", fontsize=8)
     # A figure label, not free text: the layout (here and when lmscale.figures saves it) makes room for it.
     figure.supxlabel(unfit_note(summary), x=0.01, ha="left", fontsize=6.5)
     figure.tight_layout()
