@@ -21,6 +21,7 @@ from lmscale.config import (ConfigError, Run, fit_points, format_multiplier, has
                             size_settings, training_runs)
 from lmscale.jobs import SPLIT_KEYS, Hyperparameters
 from lmscale.model import Shape
+from lmscale.targets import target_kind
 
 
 def check_study(config: dict) -> None:
@@ -39,6 +40,7 @@ def check_study(config: dict) -> None:
                                   f"threshold t at the reference size (e.g. threshold: 10, reference_size: s3)")
     if not trained:
         _check_testbed_path(config)
+        _check_error_goals(config)
         check_imported_study(config)
         return
     datasets = list(config["datasets"])
@@ -169,6 +171,7 @@ def check_written(config: dict) -> None:
     a key the user wrote and one the schema filled look the same)."""
     for valset, entry in (config.get("validation_sets") or {}).items():
         _check_one_text_source(valset, entry or {})
+    _check_target_shapes(config)
 
 
 def _check_one_text_source(valset: str, entry: dict) -> None:
@@ -258,3 +261,35 @@ def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: 
         problem = f"no size {size!r} (its sizes: {', '.join(sizes) or 'none'})"
     raise ConfigError(f"{key} = {{size: {size}, M: {multiplier:g}}}: no such run in {source} for {where}: "
                       f"{problem}; name a run of the testbed, or drop it from {key.split('[')[0]}")
+
+
+# ---- targets (issue #25): checked as written, so that a shape the schema's oneOf refuses is named here first
+
+
+def _check_target_shapes(config: dict) -> None:
+    """Each target has one of the shapes lmscale.targets resolves, and a name of its own (its row)."""
+    written = config.get("targets")
+    if not isinstance(written, list):
+        return  # the schema names it
+    names = []
+    for index, target in enumerate(written):
+        if not isinstance(target, dict):
+            continue
+        try:
+            target_kind(target)
+        except ValueError as error:
+            raise ConfigError(f"targets[{index}]: {error}") from None
+        if target["name"] in names:
+            raise ConfigError(f"targets[{index}]: the name {target['name']!r} is taken by an earlier target; "
+                              "each target is a row of the predictions table: give it a name of its own")
+        names.append(target["name"])
+
+
+def _check_error_goals(config: dict) -> None:
+    """An error goal needs the error law: a loss-only study (a tables testbed without tasks.csv) has none."""
+    if has_tasks(config):
+        return
+    for index, target in enumerate(config["targets"]):
+        if "err" in target:
+            raise ConfigError(f"targets[{index}] {target['name']!r}: err = {target['err']:g} is an error goal, but this "
+                              "study has no task results (loss only), so no error law; ask for a loss instead")
