@@ -231,7 +231,7 @@ def test_every_job_of_a_study_survives_json(configfile):
              jobs.BacktestJob.from_config(config, dataset, valset, "loss")]
     built += [jobs.FigureJob.from_config(config, kind, dataset, valset)
               for kind in ("loss-heatmap", "loss-vs-compute", "error-heatmap", "error-vs-loss", "backtest",
-                           "calibration")]
+                           "calibration", "isoflop")]
     for run in study_config.training_runs(config):
         replica = study_config.replicate_suffix(run.replicate_seed)
         built.append(jobs.TrainJob.from_config(config, run.dataset, run.size, run.multiplier, replica))

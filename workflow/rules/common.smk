@@ -141,6 +141,7 @@ def figure_targets(tag, has_tasks):
     names = ["loss_heatmap", "loss_vs_compute", f"backtest_{tag}", f"calibration_{tag}"]
     if has_tasks:
         names += [f"error_heatmap_{tag}", f"error_vs_loss_{tag}"]
+    names += ["isoflop"]  # the loss law's alone (issue #25)
     return [
         f"{RESULTS}/figures/{dataset}/{valset}/{name}.{ext}"
         for dataset in config["datasets"]

@@ -120,7 +120,8 @@ class FigureJob(Job):
     """One figure of one dataset and validation set.
 
     `max_percent` only for heatmaps, `held_out` only where the figure reads the loss table
-    (the predictions flag them already).
+    (the predictions flag them already); `budgets` (FLOPs) only for the isoFLOP figure, where
+    None means four budgets among the study's runs (lmscale.isoflop.default_budgets).
     """
 
     kind: str
@@ -129,12 +130,15 @@ class FigureJob(Job):
     dpi: int
     max_percent: float | None
     held_out: list[Point] | None
+    budgets: list[float] | None
 
     @classmethod
     def from_config(cls, config: dict, kind: str, dataset: str, valset: str) -> "FigureJob":
         figures = config["figures"]
         heatmap = kind.endswith("heatmap")
         reads_loss_table = kind.startswith("loss")
+        budgets = figures["isoflop_budgets"] if kind == "isoflop" else None
         return cls(kind, dataset, valset, figures["dpi"],
                    float(figures["heatmap_max_percent"]) if heatmap else None,
-                   points(config["held_out"]) if reads_loss_table else None)
+                   points(config["held_out"]) if reads_loss_table else None,
+                   [float(C) for C in budgets] if budgets is not None else None)
