@@ -228,7 +228,7 @@ def test_every_job_of_a_study_survives_json(configfile):
              jobs.FitErrorJob.from_config(config, dataset, valset, "all"),
              jobs.PredictJob.from_config(config, dataset, valset),
              jobs.BacktestJob.from_config(config, dataset, valset, "t10"),
-             jobs.BacktestJob.from_config(config, dataset, valset, "loss")]
+             jobs.BacktestJob.from_config(config, dataset, valset, "loss"), jobs.PlanJob.from_config(config)]
     built += [jobs.FigureJob.from_config(config, kind, dataset, valset)
               for kind in ("loss-heatmap", "loss-vs-compute", "error-heatmap", "error-vs-loss", "backtest",
                            "calibration", "isoflop")]

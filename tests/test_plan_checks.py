@@ -106,6 +106,18 @@ CONFIG_ERRORS = {
     "required key misspelt": (
         changed(sizes__s2={"depth": 1, "heads": 2, "mlp_width": 48, "context": 64, "widht": 16}),
         ["config key `sizes.s2.width` is missing: it is required; is `widht` a misspelling of it?"]),
+    # Issue #26: the plan block names what the study has; a law given as its prior can be planned from.
+    "plan.dataset unknown": (changed(plan={"dataset": "web"}), ["plan.dataset = 'web' is not one of the study's"]),
+    "plan target size unknown": (
+        changed(plan={"targets": [{"size": "s9", "M": 20}]}),
+        ["plan.targets[0].size = 's9' is not under `sizes`", "give a target by its N"]),
+    "plan prior without its noise": (
+        changed(plan={"prior": {"form": "gadre", "params": {"E": 1.8, "a": 212, "b": 367, "eta": 0.14}}}),
+        ["plan.prior: a law given without its fit points' noise", "plan.default_noise_sd"]),
+    "plan prior missing a parameter": (
+        changed(plan={"prior": {"form": "gadre", "params": {"E": 1.8, "a": 212, "b": 367}},
+                      "default_noise_sd": 0.01}),
+        ["plan.prior: params", "the gadre law's parameters are E, a, b, eta"]),
     "misspelt top-level key": (
         changed(treshold=5), ["config key `treshold` is not a known key; did you mean `threshold`?"]),
     "value out of range": (
@@ -280,7 +292,7 @@ def test_every_value_in_a_rule_command_is_quoted():
     commands = shell_commands()
     written = sum(len(re.findall(r"^\s*shell:", path.read_text(), re.M))
                   for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")])
-    assert len(commands) == written == 28  # every rule with a shell command was read, and only those
+    assert len(commands) == written == 29  # every rule with a shell command was read, and only those
     unquoted = [f"{rule}: {field}" for rule, command in commands.items()
                 for field in re.findall(r"\{([^{}]*)\}", command) if not field.endswith(":q")]
     assert not unquoted

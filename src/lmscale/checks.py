@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale import corpus, importer, jobs, resources
+from lmscale import corpus, importer, jobs, planning, resources
 from lmscale.config import (ConfigError, Run, fit_points, format_multiplier, has_tasks, loss_fit_set, run_name,
                             size_settings, training_runs)
 from lmscale.jobs import SPLIT_KEYS, Hyperparameters
@@ -33,6 +33,7 @@ def check_study(config: dict) -> None:
     """
     trained = config["testbed_format"] == "trained"
     _check_fit_sets_apart(config)
+    check_plan(config)
     if has_tasks(config):
         for key in ("threshold", "reference_size"):
             if config.get(key) is None:
@@ -293,3 +294,30 @@ def _check_error_goals(config: dict) -> None:
         if "err" in target:
             raise ConfigError(f"targets[{index}] {target['name']!r}: err = {target['err']:g} is an error goal, but this "
                               "study has no task results (loss only), so no error law; ask for a loss instead")
+
+
+def check_plan(config: dict) -> None:
+    """The `plan` block names what the study has, and a law given as its prior can be planned from."""
+    plan, trained = config["plan"], config["testbed_format"] == "trained"
+    for key, known in (("dataset", list(config["datasets"])), ("valset", config["valsets"])):
+        if plan[key] is not None and plan[key] not in known:
+            raise ConfigError(f"plan.{key} = {plan[key]!r} is not one of the study's {key}s ({', '.join(known)}); "
+                              f"name one of them, or leave it out for the first")
+    if not trained and plan["candidates"]["from"] == "grid":
+        raise ConfigError("plan.candidates.from = grid prices runs from the sizes' shapes, but this study imports its "
+                          "testbed; set plan.candidates.from: testbed")
+    if not trained and "gpu_hours" in (plan["budget"] or {}):
+        raise ConfigError("plan.budget.gpu_hours prices runs from the sizes' shapes, which an imported testbed does "
+                          "not give; give the budget as {flops: ...}")
+    named = [(f"plan.candidates.sizes[{i}]", size) for i, size in enumerate(plan["candidates"]["sizes"] or [])]
+    named += [(f"plan.targets[{i}].size", t["size"]) for i, t in enumerate(plan["targets"] or []) if "size" in t]
+    for key, size in named if trained else []:
+        if size not in config["sizes"]:
+            raise ConfigError(f"{key} = {size!r} is not under `sizes` ({', '.join(config['sizes'])}); name one of "
+                              f"them, or give a target by its N")
+    prior = plan["prior"]
+    if prior is not None:
+        try:
+            planning.given_prior(prior["form"], prior["params"], plan["default_noise_sd"])
+        except planning.PlanError as error:
+            raise ConfigError(f"plan.prior: {error}") from None

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("lmscale.backtest", "refit the laws without their largest fit sizes and predict what they lack"),
     "predict": ("lmscale.predict", "chain the laws: predicted loss and error for every model and target"),
     "figure": ("lmscale.figures", "draw one figure"),
+    "plan": ("lmscale.plan_study", "choose the runs a budget should buy to predict the targets most certainly"),
 }
 
 

@@ -36,7 +36,7 @@ from lmscale.descriptions.evaluation import (
 )
 from lmscale.descriptions.analysis import (
     ImportTestbedJob, SelectTasksJob, Point, points, FitLossJob, FitErrorJob, BacktestJob,
-    PredictJob, FigureJob,
+    PredictJob, FigureJob, PlanJob,
 )
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "Cooldown", "trunk_hyperparameters", "TrunkJob", "trunk_name", "BranchJob", "TrainOptions",
     "TrunkOptions", "RESOURCE_KEYS", "Valset", "EvalLossJob", "TaskSuiteJob", "EvalTasksJob",
     "EvalTasksOptions", "ImportTestbedJob", "SelectTasksJob", "Point", "points", "FitLossJob",
-    "FitErrorJob", "BacktestJob", "PredictJob", "FigureJob", "JOBS",
+    "FitErrorJob", "BacktestJob", "PredictJob", "FigureJob", "PlanJob", "JOBS",
 ]
 
 JOBS: dict[str, Any] = {
@@ -53,5 +53,5 @@ JOBS: dict[str, Any] = {
     "train": TrainJob, "trunk": TrunkJob, "branch": BranchJob, "eval_loss": EvalLossJob,
     "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
     "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,
-    "backtest": BacktestJob, "predict": PredictJob, "figure": FigureJob,
+    "backtest": BacktestJob, "predict": PredictJob, "figure": FigureJob, "plan": PlanJob,
 }
