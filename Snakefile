@@ -38,6 +38,7 @@ include: "workflow/rules/tasks.smk"
 include: "workflow/rules/testbed.smk"
 include: "workflow/rules/laws.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/plan.smk"
 
 
 # An input function (common.smk): whether a tables testbed has tasks.csv is read when the jobs

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-from lmscale import importer, isoflop, laws, targets
+from lmscale import cli, importer, isoflop, laws, targets, testbed
+from lmscale.files import atomic_write_json
 from lmscale.fit_loss import fit_loss
-from lmscale.jobs import FitLossJob
+from lmscale.jobs import FigureJob, FitLossJob, Point
 from tests.conftest import REPO
+from tests.test_tables import lab_tables
 from tests.workflow import validated_config
 
 GADRE = {"E": 1.5, "a": 140.0, "b": 420.0, "eta": 0.12}
@@ -55,3 +57,24 @@ def test_the_isoflop_figure_draws_from_the_papers_c4_law(tmp_path, gadre2024):
     figure.tight_layout()
     figure.savefig(tmp_path / "isoflop.png", dpi=110)
     assert (tmp_path / "isoflop.png").stat().st_size > 50_000
+
+
+def test_lmscale_figure_draws_the_isoflop_kind(tmp_path):
+    """`lmscale figure` with the isoflop kind, as its rule calls it: four budgets among the runs when
+    the config gives none (null), else the config's; a law with no optimum (b < 0) is drawn without
+    one, saying why, rather than failing the study."""
+    loss, _ = lab_tables()
+    loss.to_csv(tmp_path / "loss.csv", index=False)
+    fit_set = [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 80.0)]
+    law = fit_loss(testbed.read_loss_table(tmp_path / "loss.csv"),
+                   FitLossJob("web", "val", fit_set, "gadre", "least_squares", 1e-3, 10, 0))
+    atomic_write_json(tmp_path / "law.json", law)
+    atomic_write_json(tmp_path / "degenerate.json", {**law, "params": {**law["params"], "b": -1.0}})
+    for name, budgets in (("law", None), ("degenerate", [3.0e+18, 1.0e+20])):
+        config = validated_config({"figures": {"isoflop_budgets": budgets, "formats": ["png"]}})
+        job = FigureJob.from_config(config, "isoflop", "web", "val")
+        assert job.budgets == budgets and job.max_percent is None and job.held_out is None
+        out = tmp_path / f"{name}.png"
+        assert cli.main(["figure", "--job", job.to_json(), "--loss-table", str(tmp_path / "loss.csv"),
+                         "--loss-law", str(tmp_path / f"{name}.json"), "--out", str(out)]) == 0
+        assert out.stat().st_size > 20_000

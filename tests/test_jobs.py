@@ -228,11 +228,11 @@ def test_every_job_of_a_study_survives_json(configfile):
              jobs.FitErrorJob.from_config(config, dataset, valset, "all"),
              jobs.PredictJob.from_config(config, dataset, valset),
              jobs.BacktestJob.from_config(config, dataset, valset, "t10"),
-             jobs.BacktestJob.from_config(config, dataset, valset, "loss"),
+             jobs.BacktestJob.from_config(config, dataset, valset, "loss"), jobs.PlanJob.from_config(config),
              jobs.PerTaskJob.from_config(config, dataset, valset, "t10")]
     built += [jobs.FigureJob.from_config(config, kind, dataset, valset)
               for kind in ("loss-heatmap", "loss-vs-compute", "error-heatmap", "error-vs-loss", "backtest",
-                           "calibration", "per-task")]
+                           "calibration", "isoflop", "per-task")]
     for run in study_config.training_runs(config):
         replica = study_config.replicate_suffix(run.replicate_seed)
         built.append(jobs.TrainJob.from_config(config, run.dataset, run.size, run.multiplier, replica))

@@ -52,13 +52,14 @@ def synthetic_study(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def synthetic_job(bootstrap: int) -> PerTaskJob:
     """The paper's design: four sizes at M = 20 and the smallest at M = 320 for the loss law, the fifth
-    size at M = 20 added for the error laws, the largest held out; a target beyond it, and one given
-    by its compute alone (a budget), which per-task predictions do not place."""
+    size at M = 20 added for the error laws, the largest held out; a target beyond it, a budget (its
+    run resolved by the loss law) and an error goal (the average's: not predicted per task)."""
     loss_fit_set = [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 320.0)]
     loss_job = FitLossJob("web", "val", loss_fit_set, "gadre", "least_squares", 1e-3, bootstrap, 0)
     error_job = FitErrorJob("web", "val", loss_fit_set + [Point("s5", 20.0)], False, bootstrap, 0)
     return PerTaskJob(BacktestJob(loss_job, error_job, [Point("s6", 20.0)], 3),
-                      [{"name": "big", "N": 1e11, "M": 20}, {"name": "budget", "C": 1e21}], None, 3.0)
+                      [{"name": "big", "N": 1e11, "M": 20}, {"name": "budget", "C": 1.0e24},
+                       {"name": "goal", "err": 0.3}], None, 3.0)
 
 
 def run_synthetic(seed: int, bootstrap: int = 40):
@@ -137,7 +138,7 @@ def test_a_task_without_a_law_is_listed_with_its_reason(synthetic):
 def test_the_table_has_one_row_per_model_and_task_with_both_intervals_and_its_flags(synthetic):
     table, summary = synthetic
     assert list(table.columns) == per_task.COLUMNS
-    assert len(table) == 2 * (len(SIZES) * len(MULTIPLIERS) + 1)
+    assert len(table) == 2 * (len(SIZES) * len(MULTIPLIERS) + 2)  # two targets placed, the error goal not
     assert not table.duplicated(["model", "task"]).any()
     measured = table[~table["target"]]
     holds = measured[~measured["below_zero"]]
@@ -151,6 +152,7 @@ def test_the_table_has_one_row_per_model_and_task_with_both_intervals_and_its_fl
     assert measured.loc[~measured["in_fit_set"] & ~measured["held_out"], "pi_left_out"].all()
     target = table[table["target"]]
     assert target["err"].isna().all() and target["beyond_backtest"].all()
+    np.testing.assert_allclose(target.loc[target["model"] == "budget", "C"], 1.0e24, rtol=1e-9)
     # Eq. 5 falls without bound: where a law reaches zero it does not hold, and no interval is drawn.
     assert target["below_zero"].any()
     assert target["err_pi_hi"].isna().equals(target["below_zero"])
@@ -184,7 +186,7 @@ def test_the_log_has_a_line_per_task_and_one_per_held_out_run(synthetic_files):
     assert [line for line in lines if line.startswith("task chance: no law: ")]
     assert len([line for line in lines if line.startswith("per-task, ")]) == 3
     assert len([line for line in lines if line.startswith("held out s6_M20, ")]) == 2
-    assert any(line.startswith("target budget: not given by N and M (C)") for line in lines)
+    assert any(line.startswith("target goal: an error goal of the kept tasks' average") for line in lines)
 
 
 def test_a_task_the_table_lacks_is_named_with_the_tasks_there_are():

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from lmscale import checks
+from lmscale import checks, targets
 from lmscale.config import ConfigError, schema_error
-from tests.test_tables import lab_tables
+from tests.test_tables import lab_tables, study_config
 from tests.workflow import REPO, snakemake, validated_config
 
 SMOKE = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
@@ -106,11 +106,33 @@ CONFIG_ERRORS = {
     "required key misspelt": (
         changed(sizes__s2={"depth": 1, "heads": 2, "mlp_width": 48, "context": 64, "widht": 16}),
         ["config key `sizes.s2.width` is missing: it is required; is `widht` a misspelling of it?"]),
+    # Issue #26: the plan block names what the study has; a law given as its prior can be planned from.
+    "plan.dataset unknown": (changed(plan={"dataset": "web"}), ["plan.dataset = 'web' is not one of the study's"]),
+    "plan target size unknown": (
+        changed(plan={"targets": [{"size": "s9", "M": 20}]}),
+        ["plan.targets[0].size = 's9' is not under `sizes`", "give a target by its N"]),
+    "plan prior without its noise": (
+        changed(plan={"prior": {"form": "gadre", "params": {"E": 1.8, "a": 212, "b": 367, "eta": 0.14}}}),
+        ["plan.prior: a law given without its fit points' noise", "plan.default_noise_sd"]),
+    "plan prior missing a parameter": (
+        changed(plan={"prior": {"form": "gadre", "params": {"E": 1.8, "a": 212, "b": 367}},
+                      "default_noise_sd": 0.01}),
+        ["plan.prior: params", "the gadre law's parameters are E, a, b, eta"]),
     "misspelt top-level key": (
         changed(treshold=5), ["config key `treshold` is not a known key; did you mean `threshold`?"]),
     "value out of range": (
         changed(threshold=500), ["config key `threshold` = 500 is greater than the maximum of 100"]),
     "study named ..": (changed(study=".."), ["config key `study` = \"..\" does not match"]),
+    # Issue #25: targets in a shape no resolver takes, and two rows of one name.
+    "target in no shape": (
+        changed(targets=[{"name": "big", "C": 1.0e+22, "loss": 2.0}]),
+        ["targets[0]: target 'big': give N and M; or C (and M); or loss or err (and M or inference_tokens); "
+         "got C, loss"]),
+    "target with a number YAML reads as text": (
+        changed(targets=[{"name": "big", "C": "1e22"}]), ["targets[0]: target 'big': C = '1e22' is not a number"]),
+    "two targets of one name": (
+        changed(targets=[{"name": "big", "C": 1.0e+22}, {"name": "big", "loss": 2.0}]),
+        ["targets[1]: the name 'big' is taken by an earlier target"]),
     "dataset named `my data`": (
         changed(datasets={"my data": SMOKE["datasets"]["stdlib"]}),
         ["config key `datasets`: the name \"my data\" does not match", "letters, digits and _ . = + - only"]),
@@ -147,6 +169,30 @@ def test_a_config_error_is_named_with_key_value_and_fix(probe):
     for part in expected:
         assert part in message, message
     assert len(message.splitlines()) < 15, message  # a few lines, not a schema dump
+
+
+def test_every_target_shape_the_resolver_takes_passes_the_schema_and_the_checks():
+    """The schema's shapes of a target are lmscale.targets.KINDS', and each plans."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    shapes = {frozenset(shape["required"]) for shape in schema["$defs"]["target"]["oneOf"]}
+    assert shapes == set(targets.KINDS)
+    values = {"N": 1.0e+9, "M": 20, "C": 1.0e+21, "loss": 2.5, "err": 0.4, "inference_tokens": 2.0e+12}
+    asked = [{"name": f"target{i}", **{key: values[key] for key in sorted(shape)}} for i, shape in enumerate(targets.KINDS)]
+    config = changed(targets=asked)
+    checks.check_written(config)
+    checks.check_study(validated_config(config))
+    with pytest.raises(WorkflowError):  # the schema alone refuses another shape too
+        validated_config(changed(targets=[{"name": "big", "C": 1.0e+22, "loss": 2.0}]))
+
+
+def test_an_error_goal_in_a_loss_only_study_fails_when_planned(tmp_path):
+    loss, _ = lab_tables()
+    loss.to_csv(tmp_path / "loss.csv", index=False)  # no tasks.csv: a loss-only study
+    config = study_config(tmp_path) | {"targets": [{"name": "goal", "loss": 2.4}, {"name": "err_goal", "err": 0.4}]}
+    for key in ("threshold", "reference_size", "error_fit_extra"):
+        config.pop(key)
+    assert planning_error(config) == ("targets[1] 'err_goal': err = 0.4 is an error goal, but this study has no "
+                                      "task results (loss only), so no error law; ask for a loss instead")
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "wsd"])
@@ -259,7 +305,7 @@ def test_every_value_in_a_rule_command_is_quoted():
     commands = shell_commands()
     written = sum(len(re.findall(r"^\s*shell:", path.read_text(), re.M))
                   for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")])
-    assert len(commands) == written == 29  # every rule with a shell command was read, and only those
+    assert len(commands) == written == 31  # every rule with a shell command was read, and only those
     unquoted = [f"{rule}: {field}" for rule, command in commands.items()
                 for field in re.findall(r"\{([^{}]*)\}", command) if not field.endswith(":q")]
     assert not unquoted

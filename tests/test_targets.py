@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from lmscale import laws, targets, testbed
+from lmscale import backtest, laws, predict, targets, testbed, uncertainty
 from lmscale.fit_loss import fit_loss
-from lmscale.jobs import FitLossJob, Point
+from lmscale.jobs import BacktestJob, FitLossJob, Point, PredictJob
 from tests.test_tables import chinchilla_tables
+from tests.test_uncertainty import synthetic_study
 
 GADRE = {"E": 1.5, "a": 140.0, "b": 420.0, "eta": 0.12}
 EPOCH = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
@@ -214,3 +215,58 @@ def test_chinchillas_budget_buys_about_20_tokens_per_parameter(tmp_path, chinchi
     assert all(np.isfinite(row[c]) for c in ("M", "M_ci_lo", "M_ci_hi"))
     assert 5 < row["M_ci_lo"] < row["M"] < row["M_ci_hi"] < 100
     assert row["M_ci_lo"] < 20 < row["M_ci_hi"]  # Chinchilla's own ratio, as Epoch found
+
+
+# ---- the wiring: `lmscale predict` resolves the targets, then chains them as any other target
+
+
+@pytest.fixture(scope="module")
+def synthetic_fit():
+    """A study drawn from the paper's law (six sizes by seven multipliers), its loss law fitted with
+    20 refits and backtested, as the fit_loss, backtest and predict rules would."""
+    loss = synthetic_study(0)
+    job = FitLossJob("web", "val", [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 320.0)],
+                     "gadre", "least_squares", 1e-3, 20, 0)
+    law = fit_loss(loss, job)
+    pool, _ = backtest.backtest(BacktestJob(job, None, [], 2), loss, None, law, {})
+    return loss, law, pool[uncertainty.POOL_COLUMNS]
+
+
+def test_predict_resolves_a_budget_and_a_goal_into_their_rows(synthetic_fit, caplog):
+    loss, law, pool = synthetic_fit
+    given = {"name": "given", "N": 2e9, "M": 20.0}
+    asked = [given, {"name": "budget", "C": 1e22}, {"name": "goal", "loss": 2.7}, {"name": "beyond", "loss": 2.0}]
+    plain, _ = predict.predict(loss, None, law, {}, pool, PredictJob("web", "val", [given], []))
+    table, _ = predict.predict(loss, None, law, {}, pool, PredictJob("web", "val", asked, []))
+    # Targets given as runs alone: the table as it always was. Resolved ones add columns after it
+    # and leave every measured run's row as it was.
+    assert "kind" not in plain.columns
+    assert list(table.columns) == list(plain.columns) + predict.RESOLVED_COLUMNS
+    measured = table[~table["target"]][plain.columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(measured, plain[~plain["target"]].reset_index(drop=True))
+    assert table[~table["target"]]["kind"].isna().all()
+    rows, resolved = table.set_index("model"), targets.resolve_targets(asked[:3], law).set_index("name")
+    assert rows.loc["given", plain.columns.drop("model")].equals(plain.set_index("model").loc["given"])
+    assert list(rows.loc[["given", "budget", "goal"], "kind"]) == ["run", "budget", "goal"]
+    for name in ("budget", "goal"):
+        row = rows.loc[name]
+        numbers = [*targets.RESOLVED, *[c for c in predict.RESOLVED_COLUMNS if c not in ("kind", "note")]]
+        assert list(row[numbers]) == pytest.approx(list(resolved.loc[name, numbers]), rel=1e-12)
+        assert row["note"] == resolved.loc[name, "note"]
+        assert row["N_ci_lo"] < row["N"] < row["N_ci_hi"] and row["loss_pi_lo"] < row["loss_pred"] < row["loss_pi_hi"]
+        # The loss of the run it resolved to is the law's, chained as every row's is.
+        assert row["loss_pred"] == pytest.approx(laws.loss_form("gadre").predict(law["params"], row["N"], row["D"]),
+                                                 rel=1e-12)
+    assert rows.loc["budget", "C"] == 1e22  # as asked, not 6ND rounded
+    assert rows.loc["goal", "loss_pred"] == pytest.approx(2.7, rel=1e-9)
+    assert "the optimal M does not depend on C" in rows.loc["budget", "note"]
+    # A goal below the law's floor (E = 2.42 here) stops nothing: its row says why, with no run.
+    assert rows.loc["beyond", "note"] == ("not resolved: target 'beyond': loss 2 is at or below the loss law's "
+                                          f"floor E = {law['params']['E']:.4g}: no run reaches it")
+    assert rows.loc["beyond", ["N", "C", "loss_pred", "loss_pi_hi"]].isna().all()
+    with caplog.at_level("INFO", logger="lmscale.predict"):
+        predict.log_resolved(table[table["target"] & (table["kind"] != "run")])
+    budget_line = next(line for line in caplog.messages if line.startswith("target budget (budget)"))
+    assert f"N {rows.loc['budget', 'N']:.3g} [{rows.loc['budget', 'N_ci_lo']:.3g}, " in budget_line
+    assert "C 1e+22 [1e+22, 1e+22]" in budget_line and "does not depend on C" in budget_line
+    assert any(line.startswith("target beyond (goal) not resolved: ") for line in caplog.messages)

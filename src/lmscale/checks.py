@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale import corpus, importer, jobs, resources, task_list, task_suite
+from lmscale import corpus, importer, jobs, planning, resources, task_list, task_suite
 from lmscale.config import (ConfigError, Run, fit_points, format_multiplier, has_tasks, loss_fit_set, run_name,
                             size_settings, training_runs)
 from lmscale.jobs import SPLIT_KEYS, Hyperparameters
 from lmscale.model import Shape
+from lmscale.targets import target_kind
 
 
 def check_study(config: dict) -> None:
@@ -32,6 +33,7 @@ def check_study(config: dict) -> None:
     """
     trained = config["testbed_format"] == "trained"
     _check_fit_sets_apart(config)
+    check_plan(config)
     if has_tasks(config):
         for key in ("threshold", "reference_size"):
             if config.get(key) is None:
@@ -39,6 +41,7 @@ def check_study(config: dict) -> None:
                                   f"threshold t at the reference size (e.g. threshold: 10, reference_size: s3)")
     if not trained:
         _check_testbed_path(config)
+        _check_error_goals(config)
         check_imported_study(config)
         return
     datasets = list(config["datasets"])
@@ -170,6 +173,7 @@ def check_written(config: dict) -> None:
     a key the user wrote and one the schema filled look the same)."""
     for valset, entry in (config.get("validation_sets") or {}).items():
         _check_one_text_source(valset, entry or {})
+    _check_target_shapes(config)
 
 
 def _check_one_text_source(valset: str, entry: dict) -> None:
@@ -261,6 +265,65 @@ def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: 
         problem = f"no size {size!r} (its sizes: {', '.join(sizes) or 'none'})"
     raise ConfigError(f"{key} = {{size: {size}, M: {multiplier:g}}}: no such run in {source} for {where}: "
                       f"{problem}; name a run of the testbed, or drop it from {key.split('[')[0]}")
+
+
+# ---- targets (issue #25): checked as written, so that a shape the schema's oneOf refuses is named here first
+
+
+def _check_target_shapes(config: dict) -> None:
+    """Each target has one of the shapes lmscale.targets resolves, and a name of its own (its row)."""
+    written = config.get("targets")
+    if not isinstance(written, list):
+        return  # the schema names it
+    names = []
+    for index, target in enumerate(written):
+        if not isinstance(target, dict):
+            continue
+        try:
+            target_kind(target)
+        except ValueError as error:
+            raise ConfigError(f"targets[{index}]: {error}") from None
+        if target["name"] in names:
+            raise ConfigError(f"targets[{index}]: the name {target['name']!r} is taken by an earlier target; "
+                              "each target is a row of the predictions table: give it a name of its own")
+        names.append(target["name"])
+
+
+def _check_error_goals(config: dict) -> None:
+    """An error goal needs the error law: a loss-only study (a tables testbed without tasks.csv) has none."""
+    if has_tasks(config):
+        return
+    for index, target in enumerate(config["targets"]):
+        if "err" in target:
+            raise ConfigError(f"targets[{index}] {target['name']!r}: err = {target['err']:g} is an error goal, but this "
+                              "study has no task results (loss only), so no error law; ask for a loss instead")
+
+
+def check_plan(config: dict) -> None:
+    """The `plan` block names what the study has, and a law given as its prior can be planned from."""
+    plan, trained = config["plan"], config["testbed_format"] == "trained"
+    for key, known in (("dataset", list(config["datasets"])), ("valset", config["valsets"])):
+        if plan[key] is not None and plan[key] not in known:
+            raise ConfigError(f"plan.{key} = {plan[key]!r} is not one of the study's {key}s ({', '.join(known)}); "
+                              f"name one of them, or leave it out for the first")
+    if not trained and plan["candidates"]["from"] == "grid":
+        raise ConfigError("plan.candidates.from = grid prices runs from the sizes' shapes, but this study imports its "
+                          "testbed; set plan.candidates.from: testbed")
+    if not trained and "gpu_hours" in (plan["budget"] or {}):
+        raise ConfigError("plan.budget.gpu_hours prices runs from the sizes' shapes, which an imported testbed does "
+                          "not give; give the budget as {flops: ...}")
+    named = [(f"plan.candidates.sizes[{i}]", size) for i, size in enumerate(plan["candidates"]["sizes"] or [])]
+    named += [(f"plan.targets[{i}].size", t["size"]) for i, t in enumerate(plan["targets"] or []) if "size" in t]
+    for key, size in named if trained else []:
+        if size not in config["sizes"]:
+            raise ConfigError(f"{key} = {size!r} is not under `sizes` ({', '.join(config['sizes'])}); name one of "
+                              f"them, or give a target by its N")
+    prior = plan["prior"]
+    if prior is not None:
+        try:
+            planning.given_prior(prior["form"], prior["params"], plan["default_noise_sd"])
+        except planning.PlanError as error:
+            raise ConfigError(f"plan.prior: {error}") from None
 
 
 def evaluated_tasks(config: dict) -> list[str] | None:

@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("lmscale.predict", "chain the laws: predicted loss and error for every model and target"),
     "per-task": ("lmscale.per_task", "each task's error law chained from the loss law, with intervals and calibration"),
     "figure": ("lmscale.figures", "draw one figure"),
+    "plan": ("lmscale.plan_study", "choose the runs a budget should buy to predict the targets most certainly"),
 }
 
 

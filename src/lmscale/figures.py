@@ -19,14 +19,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from lmscale import jobs, laws, per_task_figure, testbed  # noqa: E402
+from lmscale import isoflop, jobs, laws, per_task_figure, testbed  # noqa: E402
 from lmscale.files import atomic_writer, read_json  # noqa: E402
 from lmscale.jobs import FigureJob  # noqa: E402
 from lmscale.predict import loss_predictions, mark_held_out  # noqa: E402
 
 HELD_OUT_COLOUR = "#d62728"  # held-out runs: red outlines in every figure
 
-FIGURES = ("loss-heatmap", "error-heatmap", "loss-vs-compute", "error-vs-loss", "backtest", "calibration", "per-task")
+FIGURES = ("loss-heatmap", "error-heatmap", "loss-vs-compute", "error-vs-loss", "backtest", "calibration", "isoflop",
+           "per-task")
 LAW_NAMES = {"loss": "loss", "err": "average error, selected tasks", "err_all": "average error, all tasks"}
 
 
@@ -221,8 +222,8 @@ def save(figure, outputs: list[str], dpi: int) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     jobs.add_argument(parser, FigureJob)
-    parser.add_argument("--loss-table", help="loss-heatmap, loss-vs-compute")
-    parser.add_argument("--loss-law", help="loss-heatmap, loss-vs-compute")
+    parser.add_argument("--loss-table", help="loss-heatmap, loss-vs-compute, isoflop")
+    parser.add_argument("--loss-law", help="loss-heatmap, loss-vs-compute, isoflop")
     parser.add_argument("--predictions", help="error-heatmap, error-vs-loss, calibration")
     parser.add_argument("--error-law", help="error-vs-loss")
     parser.add_argument("--error-law-all", help="error-vs-loss")
@@ -249,6 +250,9 @@ def main(args) -> None:
         figure = error_vs_loss(args.predictions, args.error_law, args.error_law_all, job.dataset, job.valset)
     elif job.kind == "backtest":
         figure = backtest(args.backtest, args.summary, job.dataset, job.valset)
+    elif job.kind == "isoflop":
+        figure = isoflop.isoflop_figure(testbed.read_loss_table(args.loss_table), read_json(args.loss_law),
+                                        job.dataset, job.valset, job.budgets)
     elif job.kind == "per-task":
         figure = per_task_figure.draw(args.per_task, args.summary, job.dataset, job.valset)
     else:

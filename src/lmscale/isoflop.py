@@ -10,6 +10,8 @@ compute; under Eq. 4 the optimal M* is the same at every budget.
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files; no display is needed or assumed
@@ -22,6 +24,8 @@ from lmscale import laws, targets  # noqa: E402
 
 # How far a measured run's compute may lie from a budget and still be drawn beside its isoFLOP line.
 NEAR = 10**0.15  # a factor of 1.41 either way
+# Budgets drawn when none are given: enough to see the optimum move, few enough to tell apart.
+DEFAULT_BUDGETS = 4
 
 
 def default_budgets(compute, count: int) -> list[float]:
@@ -106,8 +110,9 @@ def price_panel(ax, runs: pd.DataFrame, loss_law: dict, optima: pd.DataFrame, co
         if 2 * highest < M < multipliers[-1]:  # off the minimum, where the price is worth reading
             price = 100 * float(overtraining_price(loss_law, largest, M))
             ax.plot(M, price, "o", ms=4, mfc="white", mec=colours[largest], zorder=4)
-            ax.annotate(f"M = {M}: +{price:.2g}% at C = {largest:.2g}", (M, price), xytext=(5, -11),
-                        textcoords="offset points", fontsize=7)
+            # Above and to the left of a rising curve: the label stays inside the panel and off the line.
+            ax.annotate(f"M = {M}: +{price:.2g}% at C = {largest:.2g}", (M, price), xytext=(-6, 4),
+                        textcoords="offset points", fontsize=7, ha="right")
     ax.set_xscale("log")
     ax.set_xlabel("token multiplier M = D / N")
     ax.set_ylabel("loss above the optimum at the same C (%)")
@@ -116,10 +121,32 @@ def price_panel(ax, runs: pd.DataFrame, loss_law: dict, optima: pd.DataFrame, co
     ax.legend(fontsize=7, loc="upper left")
 
 
-def isoflop_figure(loss: pd.DataFrame, loss_law: dict, dataset: str, valset: str, budgets: list[float]):
-    """The two panels for `budgets` (FLOPs), from the loss table and the fitted loss law."""
+def no_optimum_figure(runs: pd.DataFrame, loss_law: dict, budgets: list[float], reason: str):
+    """A law with no optimum (a term or exponent at or below zero) still has isoFLOP lines: drawn over
+    the runs' sizes with the runs near each budget, and why no optimum is marked."""
+    figure, ax = plt.subplots(figsize=(7, 4.8))
+    N = np.geomspace(runs["N"].min() / 3, runs["N"].max() * 3, 200)
+    for C, colour in zip(budgets, sns.color_palette("flare", len(budgets))):
+        ax.plot(N, isoflop_losses(loss_law, C, N), color=colour, lw=1.4, label=f"C = {C:.2g}")
+        near = _near(runs, C)
+        ax.scatter(near["N"], near["loss"], color=colour, s=26, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("model size N (parameters); D = C / 6N")
+    ax.set_ylabel("loss")
+    ax.set_title(textwrap.fill(f"No optimum to mark: {reason}", 100), fontsize=7)
+    ax.legend(fontsize=7)
+    return figure
+
+
+def isoflop_figure(loss: pd.DataFrame, loss_law: dict, dataset: str, valset: str, budgets: list[float] | None):
+    """The two panels for `budgets` (FLOPs; None: DEFAULT_BUDGETS among the runs, default_budgets),
+    from the loss table and the fitted loss law."""
     runs = loss[(loss["dataset"] == dataset) & (loss["valset"] == valset)]
-    optima = targets.resolve_targets([{"name": f"{C:.2g}", "C": float(C)} for C in sorted(budgets)], loss_law)
+    budgets = sorted(budgets) if budgets is not None else default_budgets(runs["C"], DEFAULT_BUDGETS)
+    try:
+        optima = targets.resolve_targets([{"name": f"{C:.2g}", "C": float(C)} for C in budgets], loss_law)
+    except ValueError as error:  # the law has no optimum: say so on the figure, not by failing the study
+        return no_optimum_figure(runs, loss_law, budgets, str(error))
     colours = dict(zip(optima["C"], sns.color_palette("flare", len(optima))))
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     isoflop_panel(axes[0], runs, loss_law, optima, colours)

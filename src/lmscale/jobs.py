@@ -36,7 +36,7 @@ from lmscale.descriptions.evaluation import (
 )
 from lmscale.descriptions.analysis import (
     ImportTestbedJob, SelectTasksJob, Point, points, FitLossJob, FitErrorJob, BacktestJob,
-    PredictJob, FigureJob, PerTaskJob,
+    PredictJob, FigureJob, PlanJob, PerTaskJob,
 )
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "Cooldown", "trunk_hyperparameters", "TrunkJob", "trunk_name", "BranchJob", "TrainOptions",
     "TrunkOptions", "RESOURCE_KEYS", "Valset", "EvalLossJob", "TaskSuiteJob", "EvalTasksJob",
     "EvalTasksOptions", "ImportTestbedJob", "SelectTasksJob", "Point", "points", "FitLossJob",
-    "FitErrorJob", "BacktestJob", "PredictJob", "FigureJob", "PerTaskJob", "JOBS",
+    "FitErrorJob", "BacktestJob", "PredictJob", "FigureJob", "PlanJob", "PerTaskJob", "JOBS",
 ]
 
 JOBS: dict[str, Any] = {
@@ -53,6 +53,6 @@ JOBS: dict[str, Any] = {
     "train": TrainJob, "trunk": TrunkJob, "branch": BranchJob, "eval_loss": EvalLossJob,
     "task_suite": TaskSuiteJob, "eval_tasks": EvalTasksJob, "import_testbed": ImportTestbedJob,
     "select_tasks": SelectTasksJob, "fit_loss": FitLossJob, "fit_error": FitErrorJob,
-    "backtest": BacktestJob, "predict": PredictJob, "figure": FigureJob,
+    "backtest": BacktestJob, "predict": PredictJob, "figure": FigureJob, "plan": PlanJob,
     "per_task": PerTaskJob,
 }

@@ -43,13 +43,21 @@ def compute(N, D):
 def gadre_loss(C, M, E, a, b, eta):
     """Paper Eq. 4: L(C, M) = E + (a M^eta + b M^-eta) C^-eta."""
     C, M = np.asarray(C, float), np.asarray(M, float)
-    return E + (a * M**eta + b * M ** (-eta)) * np.exp(-eta * np.log(C))
+    return _gadre(np.log(C), M, E, a, b, eta)
+
+
+def _gadre(log_C, M, E, a, b, eta):
+    return E + (a * M**eta + b * M ** (-eta)) * np.exp(-eta * log_C)
 
 
 def chinchilla_loss(N, D, E, A, B, alpha, beta):
     """L(N, D) = E + A N^-alpha + B D^-beta."""
     N, D = np.asarray(N, float), np.asarray(D, float)
-    return E + A * np.exp(-alpha * np.log(N)) + B * np.exp(-beta * np.log(D))
+    return _chinchilla(np.log(N), np.log(D), E, A, B, alpha, beta)
+
+
+def _chinchilla(log_N, log_D, E, A, B, alpha, beta):
+    return E + A * np.exp(-alpha * log_N) + B * np.exp(-beta * log_D)
 
 
 def error_law(L, eps, k, gamma):
@@ -65,6 +73,9 @@ class LossForm:
     params: tuple[str, ...]
     of_N_D: Callable[..., np.ndarray]
     start_grid: dict[str, Sequence[float]]
+    # The law at fixed runs (N, D) as a function of its parameters alone, what does not depend on
+    # them computed once: a fit evaluates it thousands of times (the same numbers as of_N_D).
+    at_runs: Callable[..., Callable[..., np.ndarray]]
 
     def predict(self, params: dict, N, D) -> np.ndarray:
         return self.of_N_D(N, D, *[params[p] for p in self.params])
@@ -75,12 +86,24 @@ def _gadre_of_N_D(N, D, E, a, b, eta):
     return gadre_loss(compute(N, D), D / N, E, a, b, eta)
 
 
+def _gadre_at_runs(N, D):
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    log_C, M = np.log(compute(N, D)), D / N
+    return lambda E, a, b, eta: _gadre(log_C, M, E, a, b, eta)
+
+
+def _chinchilla_at_runs(N, D):
+    log_N, log_D = np.log(np.asarray(N, float)), np.log(np.asarray(D, float))
+    return lambda E, A, B, alpha, beta: _chinchilla(log_N, log_D, E, A, B, alpha, beta)
+
+
 LOSS_FORMS = {
     "gadre": LossForm(
         "gadre",
         ("E", "a", "b", "eta"),
         _gadre_of_N_D,
         {"E": (0.5, 1.5, 2.5), "a": (10.0, 100.0, 1000.0), "b": (10.0, 100.0, 1000.0), "eta": (0.05, 0.15, 0.3)},
+        _gadre_at_runs,
     ),
     "chinchilla": LossForm(
         "chinchilla",
@@ -93,6 +116,7 @@ LOSS_FORMS = {
             "alpha": (0.1, 0.3, 0.5),
             "beta": (0.1, 0.3, 0.5),
         },
+        _chinchilla_at_runs,
     ),
 }
 
@@ -266,7 +290,8 @@ def fit_loss_law(
     N, D, L = (np.asarray(v, float) for v in (N, D, L))
     if method in ("least_squares", "nonnegative_least_squares"):
         grid_starts = starts if starts is not None else grid(form.start_grid, form.params)
-        popt, _ = least_squares(lambda x, *p: form.of_N_D(x[0], x[1], *p), np.vstack([N, D]), L, grid_starts,
+        at_runs = form.at_runs(N, D)
+        popt, _ = least_squares(lambda x, *p: at_runs(*p), np.vstack([N, D]), L, grid_starts,
                                 nonnegative=method == "nonnegative_least_squares")
         return dict(zip(form.params, map(float, popt)))
     if method == "huber":

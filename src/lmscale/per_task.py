@@ -162,14 +162,19 @@ def out_of_sample(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss
     return pd.concat(parts, ignore_index=True)[uncertainty.POOL_COLUMNS]
 
 
-def placed_targets(targets: list[dict]) -> list[dict]:
-    """The targets given by N and M, which the task laws predict; each other one (a budget or a goal,
-    which the average's predictions resolve) named in the log and left out."""
+def placed_targets(targets: list[dict], loss_law: dict) -> list[dict]:
+    """The targets as the runs {name, N, M} the task laws predict: a budget or a loss goal resolved by
+    the loss law as the predictions resolve it (`predict.resolve`). An error goal asks of the average
+    over the kept tasks, whose law the predictions resolve it by: it is left out here, as is a target
+    the loss law cannot resolve, each named in the log."""
     for target in targets:
-        if "N" not in target or "M" not in target:
-            log.info("target %s: not given by N and M (%s); per-task predictions place only {name, N, M} targets",
-                     target["name"], ", ".join(sorted(set(target) - {"name"})))
-    return [target for target in targets if "N" in target and "M" in target]
+        if "err" in target:
+            log.info("target %s: an error goal of the kept tasks' average, resolved in the predictions table; "
+                     "no per-task prediction", target["name"])
+    runs, resolved = predict.resolve([target for target in targets if "err" not in target], loss_law, None)
+    for row in [] if resolved is None else resolved[resolved["N"].isna()].itertuples():
+        log.info("target %s: %s; no per-task prediction", row.name, row.note)
+    return runs
 
 
 def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, task_laws: dict,
@@ -183,7 +188,7 @@ def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, l
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)  # a column per law and task
         table = predict.law_predictions(loss, chosen, loss_law, prefixed(task_laws), dataset, valset,
-                                        placed_targets(job.targets))
+                                        placed_targets(job.targets, loss_law))
         table = predict.mark_held_out(table, [{"size": p.size, "M": p.M} for p in job.backtest.held_out])
         return predict.add_prediction_intervals(table, pool[uncertainty.POOL_COLUMNS], floors)
 

@@ -50,6 +50,7 @@ def frontier_panel(ax, frontier: pd.DataFrame, budget: float, unit: str) -> None
         ax.plot(frontier["budget"], 100 * frontier[column], marker="o", label=column.removeprefix("width_"))
     ax.axvline(budget, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap within a decade
     ax.set_xlabel(f"budget ({unit})")
     ax.set_ylabel("expected 95% prediction-interval width (%)")
     ax.set_title("what the budget buys")

@@ -109,6 +109,19 @@ def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, def
                  tuple(float(p["N"]) for p in fit_set), tuple(float(p["D"]) for p in fit_set))
 
 
+def given_prior(form: str, params: dict, noise_sd: float | None) -> Prior:
+    """A law given by hand (one fitted elsewhere, such as to a published testbed): a run's noise
+    is `noise_sd`, and the model error nothing beyond it, as nothing was backtested."""
+    wanted = laws.loss_form(form).params
+    if sorted(params) != sorted(wanted):
+        raise PlanError(f"params {params}: the {form} law's parameters are {', '.join(wanted)}; give each once")
+    if noise_sd is None:
+        raise PlanError("a law given without its fit points' noise needs one run's loss sd, in log units "
+                        "(plan.default_noise_sd, e.g. 0.01)")
+    nothing = uncertainty.ModelError.fit([], [], pd.DataFrame(columns=list(uncertainty.LOSS_DIRECTIONS)), noise_sd)
+    return prior_from_law({"form": form, "params": dict(params)}, nothing.as_dict(), None, noise_sd)
+
+
 def misfit(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
     """How far the law may miss each candidate beyond a run's noise (log units): the model
     error's growth with the candidate's distance from the prior's fit set, as the backtest

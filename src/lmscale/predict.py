@@ -23,6 +23,7 @@ from lmscale import jobs, laws, testbed, uncertainty
 from lmscale.files import atomic_write_json, read_json
 from lmscale.jobs import PredictJob
 from lmscale.fit_error import loss_and_error
+from lmscale.targets import RESOLVED, as_runs, resolve_target, target_kind
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,47 @@ def calibration_summary(table: pd.DataFrame, laws_predicted: list[str], errors: 
     return summary
 
 
+# What a target asked as a budget or a goal adds to its row (lmscale.targets.COLUMNS): how it was
+# asked, the interval of each number of its run, the serving load and what a reader must know.
+RESOLVED_COLUMNS = ["kind", *[f"{q}{s}" for q in RESOLVED for s in ("_ci_lo", "_ci_hi")], "inference_tokens",
+                    "total_flops", "note"]
+
+
+def resolve(targets: list[dict], loss_law: dict, error_law: dict | None) -> tuple[list[dict], pd.DataFrame | None]:
+    """The targets as the runs {name, N, M} that law_predictions chains, and the table of their
+    resolution (lmscale.targets.resolve_target: by the loss law, an error goal by `error_law` too);
+    None where every target is already a run, which passes as given. A target this law cannot
+    resolve (a goal at or below its floor, a law with no optimum) is not chained: its row says why
+    (`note`), and every other run and target is predicted as ever."""
+    if all(target_kind(target) == "run" for target in targets):
+        return list(targets), None
+    rows = []
+    for target in targets:
+        try:
+            rows.append(resolve_target(target, loss_law, error_law))
+        except ValueError as error:
+            rows.append({"name": target["name"], "kind": target_kind(target), "note": f"not resolved: {error}"})
+    resolved = pd.DataFrame(rows, columns=["name", *RESOLVED, *RESOLVED_COLUMNS])
+    return as_runs(resolved[resolved["N"].notna()]), resolved
+
+
+def add_resolved(table: pd.DataFrame, resolved: pd.DataFrame) -> pd.DataFrame:
+    """The targets' rows with their run as resolved (a budget's C as given, not 6ND rounded) and
+    RESOLVED_COLUMNS, a row for each target left unresolved; the measured runs' rows are left as
+    they are (those columns empty)."""
+    by_name = resolved.set_index("name")
+    rows = table["target"].to_numpy(bool)
+    for quantity in RESOLVED:
+        table.loc[rows, quantity] = table.loc[rows, "model"].map(by_name[quantity]).to_numpy(float)
+    unresolved = resolved.loc[resolved["N"].isna(), "name"]
+    if len(unresolved):
+        flags = {column: False for column in table.columns if table[column].dtype == bool}  # kept bool
+        table = pd.concat([table, pd.DataFrame({**flags, "model": unresolved, "dataset": table["dataset"].iloc[0],
+                                                "size": unresolved, "target": True})], ignore_index=True)
+    extra = resolved[["name", *RESOLVED_COLUMNS]].rename(columns={"name": "model"}).assign(target=True)
+    return table.merge(extra, on=["model", "target"], how="left", validate="many_to_one")
+
+
 # Columns the intervals are computed from, not results: left out of the predictions table.
 def _internal(column: str) -> bool:
     return column.endswith(("_slope", "_L_below")) or column in uncertainty.LOSS_DIRECTIONS
@@ -209,13 +251,18 @@ def predict(
     job: PredictJob,
 ) -> tuple[pd.DataFrame, dict]:
     """The chained predictions and their calibration summary; without error laws (a loss-only
-    study), the loss columns alone. `pool` is the backtest's table of out-of-sample residuals."""
-    table = law_predictions(loss, tasks, loss_law, error_laws, job.dataset, job.valset, job.targets)
+    study), the loss columns alone. `pool` is the backtest's table of out-of-sample residuals.
+    Targets asked as a budget or a goal are resolved to runs first (`resolve`) by the loss law and
+    the error law of the selected tasks (`err`)."""
+    runs, resolved = resolve(job.targets, loss_law, error_laws.get("err"))
+    table = law_predictions(loss, tasks, loss_law, error_laws, job.dataset, job.valset, runs)
     table = mark_held_out(table, [asdict(point) for point in job.held_out])
     floors = {"loss": noise_floor(loss_law, "loss"), **{prefix: noise_floor(law, prefix)
                                                        for prefix, law in error_laws.items()}}
     table, errors = add_prediction_intervals(table, pool, floors)
     summary = calibration_summary(table, list(floors), errors)
+    if resolved is not None:
+        table = add_resolved(table, resolved)
     leading = [c for c in ["model", "dataset", "size", "N", "M", "D", "C", "target", "held_out", "loss", "loss_pred",
                            "loss_rel_err", "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
                if c in table.columns]
@@ -288,7 +335,24 @@ def main(args) -> None:
                  100 * row.loss_rel_err, row.loss_pi_lo, row.loss_pi_hi,
                  f", average error {row.err:.4f} predicted {row.err_pred:.4f} ({100 * row.err_rel_err:.2f}%) "
                  f"[{row.err_pi_lo:.4f}, {row.err_pi_hi:.4f}]" if errors else "")
-    for row in table[table["target"]].itertuples():
+    for row in table[table["target"] & table["loss_pred"].notna()].itertuples():
         log.info("target %s: loss %.4f [%.4f, %.4f]%s%s", row.model, row.loss_pred, row.loss_pi_lo, row.loss_pi_hi,
                  f", average error {row.err_pred:.4f} [{row.err_pi_lo:.4f}, {row.err_pi_hi:.4f}]" if errors else "",
                  " (beyond anything the backtest checked)" if row.beyond_backtest else "")
+    if "kind" in table.columns:
+        log_resolved(table[table["target"] & (table["kind"] != "run")])
+
+
+def log_resolved(rows: pd.DataFrame) -> None:
+    """Each target asked as a budget or a goal: the run it resolved to, every number with its 95%
+    interval over the law's refits, and its note (under Eq. 4: the optimal M does not depend on C);
+    a warning with the reason for one the law could not resolve."""
+    for row in rows.to_dict("records"):
+        if np.isnan(row["N"]):
+            log.warning("target %s (%s) %s", row["model"], row["kind"], row["note"])
+            continue
+        numbers = ", ".join(f"{q} {row[q]:.3g} [{row[f'{q}_ci_lo']:.3g}, {row[f'{q}_ci_hi']:.3g}]" for q in RESOLVED)
+        serving = f", serving {row['inference_tokens']:.3g} tokens: {row['total_flops']:.3g} FLOPs in all" if (
+            row["inference_tokens"]) else ""
+        log.info("target %s (%s) resolved to %s%s%s", row["model"], row["kind"], numbers, serving,
+                 f"; {row['note']}" if isinstance(row["note"], str) and row["note"] else "")

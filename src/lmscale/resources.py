@@ -202,6 +202,12 @@ class ScheduleCost:
         return 1 - self.wsd_flops / self.cosine_flops
 
 
+def device_hours(cost: Estimate, threads: int) -> float:
+    """A run's GPU hours at the assumed throughput (seconds on its GPUs), or its CPU core hours
+    (on its threads) for a CPU run."""
+    return cost.seconds * (cost.gpus or threads) / 3600
+
+
 def schedule_costs(config: dict) -> list[ScheduleCost]:
     """Every size's training under cosine (each run alone) and under wsd (each trunk to its
     largest M's branch point once, plus every cooldown), the grid and replicates as configured."""
@@ -219,8 +225,7 @@ def schedule_costs(config: dict) -> list[ScheduleCost]:
         row["wsd"] += wsd
 
     def hours(estimates: list[Estimate]) -> float:
-        # GPU hours: seconds on the job's GPUs; CPU core hours: on its threads.
-        return sum(e.seconds * (e.gpus or threads) for e in estimates) / 3600
+        return sum(device_hours(e, threads) for e in estimates)
 
     return [ScheduleCost(size, row["runs"], row["trunks"], sum(e.flops for e in row["cosine"]),
                          sum(e.flops for e in row["wsd"]), hours(row["cosine"]), hours(row["wsd"]),

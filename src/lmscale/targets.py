@@ -172,11 +172,16 @@ def loss_for_error(err: float, eps: float, k: float, gamma: float) -> float:
 def target_kind(target: dict) -> str:
     """What a target asks (KINDS), its values checked; one line naming the target otherwise."""
     asked = frozenset(key for key in target if key != "name")
-    name = target["name"] if "name" in target else dict(target)
-    if "name" not in target or asked not in KINDS:
+    if "name" not in target:
+        raise ValueError(f"target {dict(target)!r} has no name: name it (the name is its row in the predictions)")
+    name = target["name"]
+    if asked not in KINDS:
         raise ValueError(f"target {name!r}: give N and M; or C (and M); or loss or err (and M or "
                          f"inference_tokens); got {', '.join(sorted(asked)) or 'nothing'}")
     for key in asked:
+        if isinstance(target[key], bool) or not isinstance(target[key], (int, float, np.number)):
+            # YAML reads 1e13 (no point, no exponent sign) as text
+            raise ValueError(f"target {name!r}: {key} = {target[key]!r} is not a number (write 1e13 as 1.0e+13)")
         value = float(target[key])
         least = 0.0 if key == "inference_tokens" else np.nextafter(0.0, 1.0)
         if not (np.isfinite(value) and value >= least) or (key == "err" and value >= 1):

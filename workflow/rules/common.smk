@@ -9,6 +9,7 @@
 # when the jobs are planned.
 import os
 import re
+import types
 
 from snakemake.logging import logger
 
@@ -143,6 +144,7 @@ def figure_targets(tag, has_tasks):
     names = ["loss_heatmap", "loss_vs_compute", f"backtest_{tag}", f"calibration_{tag}"]
     if has_tasks:
         names += [f"error_heatmap_{tag}", f"error_vs_loss_{tag}"]
+    names += ["isoflop"]  # the loss law's alone (issue #25)
     return [
         f"{RESULTS}/figures/{dataset}/{valset}/{name}.{ext}"
         for dataset in config["datasets"]
@@ -355,3 +357,35 @@ RUN_RULE, RUN_JOB, RUN_PART = ("branch", jobs.BranchJob, "cooldown") if WSD else
 def trunk_folder(w):
     """A branch's `--trunk-dir`: its trunk's folder, whose states it continues; a cosine run has none."""
     return ["--trunk-dir", TRUNK_DIR.format(dataset=w.dataset, size=w.size, replica=w.replica)] if WSD else []
+
+
+# ---- plan.smk
+
+PLAN = f"{RESULTS}/plan"
+
+
+def plan_inputs(wildcards):
+    """What the plan reads: the study's loss law and its backtest's summary, unless plan.prior gives
+    a law (the plan then waits for no trained model); the loss table when it chooses among the
+    testbed's runs or the study imports one (a target's N); the train split's token summary when
+    it prices the grid of a study that trains (a run the split cannot feed is no candidate)."""
+    job = jobs.PlanJob.from_config(config)
+    tag = f"t{study_config.format_multiplier(config['threshold'])}" if study_config.has_tasks(config) else "loss"
+    own_law = job.prior is None
+    grid = job.candidates_from == "grid" and trains_models()
+    tokens = re.sub(r"\.bin$", ".json", train_tokens(types.SimpleNamespace(dataset=job.dataset))) if grid else []
+    return {
+        "loss": LOSS_TABLE if job.candidates_from == "testbed" or not trains_models() else [],
+        "loss_law": f"{RESULTS}/laws/{job.dataset}/{job.valset}/loss_law.json" if own_law else [],
+        "summary": f"{RESULTS}/backtest/{job.dataset}/{job.valset}_{tag}.json" if own_law else [],
+        "tokens": tokens,
+    }
+
+
+def plan_figure_files():
+    """The plan's figure in every configured format; the PNG goes into the report."""
+    files = []
+    for ext in config["figures"]["formats"]:
+        path = f"{PLAN}/plan.{ext}"
+        files.append(report(path, caption="../report/plan.rst", category="plan") if ext == "png" else path)
+    return files

@@ -102,6 +102,25 @@ rule calibration_figure:
         " --out {output:q} > {log:q} 2>&1"
 
 
+# What a budget buys and what over-training costs (lmscale.isoflop): the loss law alone, so a
+# changed target redraws nothing here; the budgets are `figures.isoflop_budgets` (null: among the runs).
+rule isoflop:
+    input:
+        loss=LOSS_TABLE,
+        law=f"{LAWS}/loss_law.json",
+    output:
+        figure_files("isoflop"),
+    params:
+        job=lambda w: jobs.FigureJob.from_config(config, "isoflop", w.dataset, w.valset).to_json(),
+    conda:
+        ENV
+    log:
+        f"{LOGS}/figures/{{dataset}}/{{valset}}/isoflop.log",
+    shell:
+        "lmscale figure --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.law:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
 rule per_task_figure:
     input:
         table=f"{PER_TASK}.csv",
