@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale import checks, cli, laws
+from lmscale import checks, cli, importer, laws
 from lmscale.config import ConfigError
 from lmscale.jobs import FitLossJob, ImportTestbedJob, points
 from tests.workflow import planned_jobs, snakemake, validated_config
@@ -38,6 +38,12 @@ def lab_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     tasks = pd.concat([models.assign(task=task, acc=1 - error - offset, random_baseline=0.25)
                        for task, offset in TASKS.items()], ignore_index=True)
     return loss, tasks[["model", "dataset", "task", "acc", "random_baseline"]]
+
+
+def imported_lab_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`lab_tables` as the stages read them: written to `folder`/testbed and imported (M and C derived,
+    each task row given its model's size, N and D)."""
+    return importer.import_tables(write_testbed(folder, *lab_tables()), ["web"], ["val"])
 
 
 def study_config(testbed) -> dict:
