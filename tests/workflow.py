@@ -80,6 +80,7 @@ def snakemake_with_jobs(workdir: Path, *args: str) -> tuple[subprocess.Completed
     """`snakemake` (its exit status unchecked), and every job it scheduled: {"rule", "wildcards",
     "resources", "threads", "shellcmd", "local"}."""
     out = workdir.parent / f".jobs_{workdir.name}_{os.getpid()}.json"  # beside: the run may never make workdir
+    out.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-c", EVENTS, str(out), *snakemake_command(workdir, *args)[3:]]
     result = subprocess.run(command, capture_output=True, text=True, env=offline_env(), timeout=1200)
     if not out.exists():
