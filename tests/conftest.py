@@ -10,12 +10,14 @@ import os
 # model-error fits of one backtest pool took 2.3 s of CPU with the default threads, 0.05 s with one).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import shutil  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from lmscale import corpus  # noqa: E402
 from lmscale.config import training_runs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +27,11 @@ SHARED_TESTBEDS = Path(os.environ.get("LMSCALE_TESTBEDS", REPO.parent / "shared"
 # Two pytest-xdist workers (pyproject's addopts) take whole test files (`--dist loadgroup`), so that a
 # module's fixture (a study run once for its tests) is built once; files that share a session
 # fixture go together.
-SHARED_SESSION_FIXTURE = {"test_eval_loss": "smoke_study", "test_smoke_study": "smoke_study"}
+SHARED_SESSION_FIXTURE = {"test_eval_loss": "smoke_study", "test_smoke_study": "smoke_study",
+                          "test_corpus": "stdlib_corpus", "test_tokenizer": "stdlib_corpus",
+                          "test_tokens": "stdlib_corpus",
+                          "test_eval_tasks": "tiny_checkpoint", "test_lm_eval_model": "tiny_checkpoint",
+                          "test_backtest": "lab", "test_predict": "lab", "test_figures": "lab"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
@@ -51,6 +57,43 @@ def chinchilla_epoch2024() -> Path:
     return shared_testbed("chinchilla_epoch2024")
 
 
+# Five runs of the gadre2024 release, by their file names.
+RELEASE_RUNS = ["rpj-d=96_l=8_h=4-1.0", "rpj-d=512_l=8_h=4-1.0", "rpj-d=576_l=24_h=8-1.0", "rpj-d=1024_l=24_h=8-1.0",
+                "rpj-d=96_l=8_h=4-16.0"]
+
+
+@pytest.fixture
+def small_release(gadre2024, tmp_path) -> Path:
+    """Five runs of the release in a scratch folder, to be damaged by the tests."""
+    for folder in ("models", "evals"):
+        (tmp_path / folder).mkdir()
+    for run in RELEASE_RUNS:
+        shutil.copy(gadre2024 / "models" / f"{run}.json", tmp_path / "models")
+        shutil.copy(gadre2024 / "evals" / f"evaluation_{run}_heavy.json", tmp_path / "evals")
+    shutil.copy(gadre2024 / "eval_metadata.csv", tmp_path)
+    return tmp_path
+
+
+SMALL_STDLIB = {"source": "stdlib", "max_bytes": 400_000}
+
+
+@pytest.fixture(scope="session")
+def stdlib_corpus(tmp_path_factory) -> tuple[Path, dict]:
+    """A 400 kB corpus of the standard library split 90/10 (lmscale.corpus), and its manifest, once per session."""
+    out = tmp_path_factory.mktemp("corpus") / "stdlib"
+    return out, corpus.write_corpus(SMALL_STDLIB, out, validation_fraction=0.1)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> dict:
+    """A randomly initialised tiny Qwen3 saved with its BPE, and the offline suite generated with that
+    tokenizer from held-out standard-library modules, once per session: {"root", "model", "suite"}."""
+    # Imported when asked for: test_eval_tasks switches the Hub off for the process it is imported in.
+    from tests.test_eval_tasks import build_study
+
+    return build_study(tmp_path_factory.mktemp("study"))
+
+
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory) -> dict:
     """The smoke study (configs/smoke.yaml) run whole by `snakemake --cores 2` from nothing, once per session."""
@@ -64,3 +107,11 @@ def smoke_study(tmp_path_factory) -> dict:
     return {"workdir": workdir, "configfile": configfile, "config": config,
             "results": workdir / "results" / config["study"], "runs": training_runs(validated_config(config)),
             "seconds": time.monotonic() - started}
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory) -> dict:
+    """The lab testbed through the analysis stages, in-process (test_backtest.lab_study), once per session."""
+    from tests.test_backtest import lab_study
+
+    return lab_study(tmp_path_factory.mktemp("lab"))

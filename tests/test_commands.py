@@ -1,6 +1,6 @@
 """`lmscale train`, `lmscale trunk` and `lmscale branch`: their arguments are the files and folders their
 rules name, every one required, and asking for help loads no heavy library. (They train for real in
-test_train.py, test_wsd.py and test_distributed.py.)"""
+test_loop.py, test_wsd.py and test_distributed.py.)"""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""The study config's grid: runs, their names, and seed replicates of the fit sets."""
+"""The study config's grid: runs, their names, and seed replicates of the fit sets; a size's settings over
+the train block."""
 
 from __future__ import annotations
 
 import pytest
 
 from lmscale import config as study_config
+from lmscale.jobs import Hyperparameters
 from tests.workflow import validated_config
 
 SHAPE = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 48, "context": 64}
@@ -59,3 +61,10 @@ def test_a_sizes_setting_overrides_the_train_block():
     # A size's null leaves the train block's value; the shape comes along, its own nulls included.
     assert own["micro_batch_size"] == other["micro_batch_size"] == 4
     assert (own["width"], own["kv_heads"], own["threads"]) == (16, None, 1)
+
+
+def test_hyperparameters_default_to_the_paper_and_sizes_override_train():
+    size = {"width": 8, "depth": 1, "heads": 1, "mlp_width": 8, "context": 8, "lr": 1e-2}
+    config = validated_config({"train": {"lr": 5e-3, "weight_decay": 0.1, "threads": 2}, "sizes": {"s": size}})
+    hp = Hyperparameters.resolve(study_config.size_settings(config, "s"))
+    assert (hp.lr, hp.weight_decay, hp.z_loss, hp.lr_floor, hp.beta2) == (1e-2, 0.1, 1e-4, 3e-5, 0.95)

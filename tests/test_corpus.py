@@ -1,28 +1,20 @@
-"""Corpus, tokenizer and token streams: deterministic splits, sources, and flat memmaps."""
+"""The corpus (lmscale.corpus): deterministic splits by document id, its sources; and the corpus, tokenizer and
+tokenize commands as the rules call them. The tokenizer and the token streams: test_tokenizer, test_tokens."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from lmscale import corpus, tokens
-from lmscale.tokenizer import END_OF_TEXT, end_of_text_id, train_bpe
-
-SMALL_STDLIB = {"source": "stdlib", "max_bytes": 400_000}
+from lmscale.tokenizer import end_of_text_id, train_bpe
+from tests.conftest import SMALL_STDLIB
 
 
 def local(*paths) -> dict:
     """A local source of files or globs, as the filled config holds it (with the schema's text_field)."""
     return {"source": "local", "paths": [str(path) for path in paths], "text_field": "text"}
-
-
-@pytest.fixture(scope="module")
-def stdlib_corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus") / "stdlib"
-    manifest = corpus.write_corpus(SMALL_STDLIB, out, validation_fraction=0.1)
-    return out, manifest
 
 
 def read_ids(path):
@@ -100,34 +92,6 @@ def test_unknown_source_names_the_choices():
         list(corpus.documents({"source": "nope"}))
 
 
-def test_bpe_tokenizer_and_token_stream(stdlib_corpus, tmp_path):
-    out, manifest = stdlib_corpus
-    tokenizer_dir = train_bpe(out / "train.jsonl", tmp_path / "tokenizer", vocab_size=320)
-    eot = end_of_text_id(tokenizer_dir)
-
-    from transformers import AutoTokenizer
-
-    hf = AutoTokenizer.from_pretrained(tokenizer_dir)
-    assert hf.eos_token == END_OF_TEXT and hf.convert_tokens_to_ids(END_OF_TEXT) == eot
-
-    summary = tokens.tokenize_split(out / "validation.jsonl", tokenizer_dir, tmp_path / "val.bin", threads=2)
-    stream, again = tokens.open_tokens(tmp_path / "val.bin")
-    assert stream.dtype == np.uint16 and summary == again
-    assert summary["tokens"] == len(stream)
-    assert summary["documents"] == manifest["splits"]["validation"]["documents"]
-    # Every document ends with the end-of-text token, and the stream decodes back to the text.
-    assert int((stream == eot).sum()) == summary["documents"] and stream[-1] == eot
-    first_end = int(np.argmax(stream == eot))
-    first_text = next(corpus.read_texts(out / "validation.jsonl"))
-    assert hf.decode(stream[:first_end].tolist()) == first_text
-
-
-def test_token_dtype_widens_for_large_vocabularies():
-    assert tokens.token_dtype(50_257) == np.uint16
-    assert tokens.token_dtype(2**16) == np.uint16
-    assert tokens.token_dtype(2**16 + 1) == np.uint32
-
-
 def test_hf_source_streams_by_name_config_split(monkeypatch):
     import datasets
 
@@ -144,16 +108,6 @@ def test_hf_source_streams_by_name_config_split(monkeypatch):
     assert calls == [("allenai/c4", "en", "validation", True)]
     assert [d["text"] for d in docs] == ["web page 0", "web page 1", "web page 2"]
     assert docs[0]["id"] == "allenai/c4/en/validation/0"
-
-
-def test_pretrained_tokenizer_from_a_local_folder(stdlib_corpus, tmp_path):
-    from lmscale.tokenizer import fetch_pretrained
-
-    out, _ = stdlib_corpus
-    trained = train_bpe(out / "train.jsonl", tmp_path / "bpe", vocab_size=300)
-    copied = fetch_pretrained(str(trained), tmp_path / "copy")
-    assert end_of_text_id(copied) == end_of_text_id(trained)
-    assert (copied / "tokenizer.json").exists()
 
 
 def test_the_commands_take_the_files_a_rule_names(stdlib_corpus, tmp_path, caplog):

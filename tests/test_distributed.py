@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lmscale.training import distributed
-from tests.test_train import TINY, heldout_loss, streams, tiny, train_command, train_here  # noqa: F401 (streams: a fixture)
+from tests.test_loop import TINY, heldout_loss, streams, tiny, train_command, train_here  # noqa: F401 (streams: a fixture)
 
 # The tiny model at a gentler learning rate: at lr 0.01 its loss spikes early and
 # rounding differences (the gradient summed in another order) grow fastest.

@@ -79,9 +79,9 @@ def build_checkpoint(model_dir: Path, texts: list[str]) -> Path:
     return model_dir
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("study")
+def build_study(root: Path) -> dict:
+    """The tiny checkpoint and its suite under `root`; conftest's `tiny_checkpoint` builds it once per session
+    for this file and tests/test_lm_eval_model.py."""
     texts = write_heldout(root / "validation.jsonl")
     model = build_checkpoint(root / "model", texts)
     suite = root / "suite"
@@ -123,23 +123,23 @@ def direct_choice_accuracy(model_dir: Path, documents: list[dict]) -> float:
     return correct / len(documents)
 
 
-def test_accuracy_matches_a_direct_computation(study):
-    specs = task_list.task_specs({"suite": "offline", "include": ["code_next_line"]}, study["suite"])
-    result = eval_tasks.evaluate_model(study["model"], specs, 8, "cpu", suite_dir=study["suite"])
+def test_accuracy_matches_a_direct_computation(tiny_checkpoint):
+    specs = task_list.task_specs({"suite": "offline", "include": ["code_next_line"]}, tiny_checkpoint["suite"])
+    result = eval_tasks.evaluate_model(tiny_checkpoint["model"], specs, 8, "cpu", suite_dir=tiny_checkpoint["suite"])
     assert result["failed"] == {}
     scored = result["tasks"]["code_next_line"]
-    documents = [json.loads(line) for line in (study["suite"] / "code_next_line" / "test.jsonl").open()]
+    documents = [json.loads(line) for line in (tiny_checkpoint["suite"] / "code_next_line" / "test.jsonl").open()]
     assert scored["num_docs"] == len(documents) == 60
-    assert scored["acc"] == pytest.approx(direct_choice_accuracy(study["model"], documents), abs=1e-9)
+    assert scored["acc"] == pytest.approx(direct_choice_accuracy(tiny_checkpoint["model"], documents), abs=1e-9)
     assert scored["acc_stderr"] > 0
     assert scored["random_baseline"] == 0.25 and scored["kind"] == "multiple_choice"
 
 
-def test_unknown_task_fails_before_any_model_is_loaded(study, tmp_path, caplog):
+def test_unknown_task_fails_before_any_model_is_loaded(tiny_checkpoint, tmp_path, caplog):
     missing_model = tmp_path / "never-trained"
     status = cli.main([
         "eval-tasks", *job_arguments({"suite": "offline", "include": ["code_nxt_line", "bracket_next"]}, "d", "s", "20"),
-        "--model", str(missing_model / "run.json"), "--suite", str(study["suite"]),
+        "--model", str(missing_model / "run.json"), "--suite", str(tiny_checkpoint["suite"]),
         "--out", str(tmp_path / "out.json"),
     ])
     assert status == 1
@@ -147,47 +147,35 @@ def test_unknown_task_fails_before_any_model_is_loaded(study, tmp_path, caplog):
     assert "never-trained" not in caplog.text  # the name check came first
 
 
-def test_unknown_lm_eval_name_names_the_closest(study):
+def test_unknown_lm_eval_name_names_the_closest(tiny_checkpoint):
     specs = [task_list.TaskSpec("ours", "code_next_lines", 0, 0.25, "multiple_choice")]
-    manager = eval_tasks.task_manager(study["suite"], with_builtin_tasks=False)
+    manager = eval_tasks.task_manager(tiny_checkpoint["suite"], with_builtin_tasks=False)
     with pytest.raises(ValueError, match="closest: code_next_line"):
         task_list.check_registered(specs, manager.all_tasks)
 
 
-def test_a_failing_task_keeps_the_others(study, tmp_path):
+def test_a_failing_task_keeps_the_others(tiny_checkpoint, tmp_path):
     suite = tmp_path / "suite"
-    shutil.copytree(study["suite"], suite)
+    shutil.copytree(tiny_checkpoint["suite"], suite)
     # Corrupt one task's data: lm-eval fails on it, the other task must still be scored.
     (suite / "doctest_comparison" / "test.jsonl").write_text("{not json\n")
     specs = task_list.task_specs(
         {"suite": "offline", "include": ["doctest_comparison", "doctest_addition"]}, suite
     )
-    result = eval_tasks.evaluate_model(study["model"], specs, 32, "cpu", suite_dir=suite, limit=10)
+    result = eval_tasks.evaluate_model(tiny_checkpoint["model"], specs, 32, "cpu", suite_dir=suite, limit=10)
     assert list(result["failed"]) == ["doctest_comparison"]
     assert list(result["tasks"]) == ["doctest_addition"]
     assert result["tasks"]["doctest_addition"]["num_docs"] == 10
 
 
-def test_paper_table_selects_runnable_rows():
-    specs = task_list.table_specs(TABLE)
-    names = [spec.name for spec in specs]
-    assert "jeopardy" not in names and "squad" not in names  # no lm-eval equivalent
-    assert {"hellaswag", "hellaswag_zeroshot"} <= set(names)
-    assert task_list.local_tasks_of_table(TABLE) == [
-        "simple_arithmetic_nospaces", "simple_arithmetic_withspaces"
-    ]
-    with pytest.raises(ValueError, match="closest: hellaswag"):
-        task_list.select_specs(specs, ["hellaswg"], [])
-
-
 @pytest.mark.slow
-def test_whole_suite_through_the_cli(study, tmp_path):
+def test_whole_suite_through_the_cli(tiny_checkpoint, tmp_path):
     out = tmp_path / "eval" / "tiny_M20.json"
     started = time.perf_counter()
     status = cli.main([
         "eval-tasks", *job_arguments({"suite": "offline", "include": [], "exclude": []}, "stdlib", "tiny", "20"),
-        "--model", str(study["model"] / "run.json"), "--suite", str(study["suite"]), "--out", str(out),
-        "--threads", "2",
+        "--model", str(tiny_checkpoint["model"] / "run.json"), "--suite", str(tiny_checkpoint["suite"]),
+        "--out", str(out), "--threads", "2",
     ])
     seconds = time.perf_counter() - started
     assert status == 0
@@ -204,7 +192,7 @@ def test_whole_suite_through_the_cli(study, tmp_path):
 
 
 @pytest.mark.slow
-def test_paper_suite_offline_keeps_what_it_can(study, tmp_path):
+def test_paper_suite_offline_keeps_what_it_can(tiny_checkpoint, tmp_path):
     """lm-eval's own tasks need their datasets cached; a missing one is a failure, not a crash."""
     suite = tmp_path / "suite"
     write_suite(suite, tasks=task_list.local_tasks_of_table(TABLE),
@@ -214,42 +202,19 @@ def test_paper_suite_offline_keeps_what_it_can(study, tmp_path):
          "include": ["copa", "simple_arithmetic_withspaces"]},
         suite,
     )
-    result = eval_tasks.evaluate_model(study["model"], specs, 32, "cpu", suite_dir=suite, limit=5)
+    result = eval_tasks.evaluate_model(tiny_checkpoint["model"], specs, 32, "cpu", suite_dir=suite, limit=5)
     assert result["tasks"]["simple_arithmetic_withspaces"]["num_fewshot"] == 10
     assert "copa" in result["tasks"] or "copa" in result["failed"]
 
 
-def test_tasks_to_generate_follow_the_selection():
-    assert task_list.tasks_to_generate({"suite": "offline"}) == task_suite.offline_suite()
-    assert task_list.tasks_to_generate({"suite": "offline", "include": ["code_next_line"]}) == ["code_next_line"]
-    assert "code_line_cloze" not in task_list.tasks_to_generate({"suite": "offline", "exclude": ["code_line_cloze"]})
-    assert task_list.tasks_to_generate({"suite": "llm_foundry_46", "table": TABLE, "include": ["copa"]}) == []
-    with pytest.raises(ValueError, match="closest: bracket_next"):
-        task_list.tasks_to_generate({"suite": "offline", "include": ["bracket_nxt"]})
-
-
-def test_a_suite_generated_without_the_excluded_tasks_evaluates(tmp_path):
-    """The workflow generates only what include and exclude leave, then evaluates with the same
-    section: an excluded task the suite lacks is expected, an included one it lacks is stale."""
-    section = {"suite": "offline", "exclude": ["string_repetition"]}
-    suite = tmp_path / "suite"
-    write_suite(suite, tasks=["bracket_next", "doctest_comparison"], size=20, fewshot_pool=5)
-    specs = task_list.task_specs(section, suite)
-    assert [spec.name for spec in specs] == ["bracket_next", "doctest_comparison"]
-    with pytest.raises(ValueError, match="regenerate"):
-        task_list.task_specs({"suite": "offline", "include": ["bracket_next", "code_next_line"]}, suite)
-    with pytest.raises(ValueError, match="closest: string_repetition"):
-        task_list.task_specs({"suite": "offline", "exclude": ["string_repetitio"]}, suite)
-
-
-def test_a_task_scores_the_same_beside_tasks_that_share_its_text(study, tmp_path):
+def test_a_task_scores_the_same_beside_tasks_that_share_its_text(tiny_checkpoint, tmp_path):
     """lm-eval's one-token logits cache runs one forward pass for requests whose context and
     continuation but the last token coincide, and reads the shorter continuation's
     log-likelihood at the longer one's leading positions. Tasks cut from the same held-out
     lines meet that case (a name after a line's prefix; the whole line after the context):
     code_name_choice scored 0.673 beside the other tasks and 0.691 alone in the default study."""
     suite = tmp_path / "suite"
-    shutil.copytree(study["suite"], suite)
+    shutil.copytree(tiny_checkpoint["suite"], suite)
     choice_docs = [json.loads(line) for line in (suite / "code_name_choice" / "test.jsonl").open()]
     # For every name-choice question, a minimal pair over the same line: the real line (its
     # prefix and the answer) against the prefix and a distractor.
@@ -263,50 +228,10 @@ def test_a_task_scores_the_same_beside_tasks_that_share_its_text(study, tmp_path
 
     def accuracy(include: list[str]) -> float:
         specs = task_list.task_specs({"suite": "offline", "include": include}, suite)
-        result = eval_tasks.evaluate_model(study["model"], specs, 8, "cpu", suite_dir=suite)
+        result = eval_tasks.evaluate_model(tiny_checkpoint["model"], specs, 8, "cpu", suite_dir=suite)
         assert result["failed"] == {}
         return result["tasks"]["code_name_choice"]["acc"]
 
     alone = accuracy(["code_name_choice"])
-    assert alone == pytest.approx(direct_choice_accuracy(study["model"], choice_docs), abs=1e-9)
+    assert alone == pytest.approx(direct_choice_accuracy(tiny_checkpoint["model"], choice_docs), abs=1e-9)
     assert accuracy(["code_name_choice", "code_name_swap_pairs"]) == alone
-
-
-def requests_of(suite: Path, tasks: list[str]) -> list:
-    """Log-likelihood requests of the suite's documents, as lm-eval builds them (context, " " + choice),
-    plus the cases lm-eval handles apart: an empty context, a context ending in spaces, a context
-    longer than the model's 512 tokens (cut from the left)."""
-    from lm_eval.api.instance import Instance
-
-    pairs = []
-    for task in tasks:
-        for doc in (json.loads(line) for line in (suite / task / "test.jsonl").open()):
-            pairs += [(doc["context"], str(choice)) for choice in doc.get("choices", [doc.get("target")])]
-    pairs += [("", "def main():"), ("x = 1   ", "+ 2"), ("import os\n" * 400, "import sys")]
-    return [Instance("loglikelihood", doc={}, arguments=pair, idx=index) for index, pair in enumerate(pairs)]
-
-
-def test_batched_scoring_gives_lm_evals_own_scores(study):
-    """lmscale.lm_eval_model.BatchedHFLM, which tokenizes and scores a batch at a time, against
-    lm-eval's own HFLM on the same model and requests: the same log-likelihoods and greedy flags."""
-    from lm_eval.models.huggingface import HFLM
-
-    batched = eval_tasks.load_model(study["model"], batch_size=16, device="cpu")
-    stock = HFLM(pretrained=batched.model, tokenizer=batched.tokenizer, batch_size=16, logits_cache=False)
-    requests = requests_of(study["suite"], ["code_next_line", "code_swap_pairs", "doctest_addition"])
-    ours, theirs = batched.loglikelihood(requests), stock.loglikelihood(requests)
-    assert len(ours) == len(theirs) == len(requests) > 300
-    assert [greedy for _, greedy in ours] == [greedy for _, greedy in theirs]
-    assert [score for score, _ in ours] == pytest.approx([score for score, _ in theirs], rel=1e-5, abs=1e-5)
-    assert batched.truncated == 1
-
-
-def test_the_same_accuracy_batched_and_one_request_at_a_time(study):
-    specs = task_list.task_specs({"suite": "offline", "include": ["code_next_line", "code_swap_pairs",
-                                                                    "doctest_comparison"]}, study["suite"])
-    accuracy = {}
-    for batch_size in (1, 64):
-        result = eval_tasks.evaluate_model(study["model"], specs, batch_size, "cpu", suite_dir=study["suite"])
-        assert result["failed"] == {}
-        accuracy[batch_size] = {name: task["acc"] for name, task in result["tasks"].items()}
-    assert accuracy[1] == accuracy[64] and len(accuracy[1]) == 3

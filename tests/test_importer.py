@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 
-from lmscale import checks, fit_loss, importer, select, testbed
+from lmscale import checks, fit_loss, importer
 from lmscale.config import ConfigError
-from lmscale.jobs import FitLossJob, ImportTestbedJob
+from lmscale.jobs import ImportTestbedJob
+from tests.conftest import RELEASE_RUNS
+from tests.test_fit_loss import loss_fit
 from tests.test_tables import run_import
 from tests.workflow import validated_config
 
 pytestmark = pytest.mark.testbed
-
-RUNS = ["rpj-d=96_l=8_h=4-1.0", "rpj-d=512_l=8_h=4-1.0", "rpj-d=576_l=24_h=8-1.0", "rpj-d=1024_l=24_h=8-1.0",
-        "rpj-d=96_l=8_h=4-16.0"]
-
-
-@pytest.fixture
-def small_release(gadre2024, tmp_path):
-    """Five runs of the release in a scratch folder, to be damaged by the tests."""
-    for folder in ("models", "evals"):
-        (tmp_path / folder).mkdir()
-    for run in RUNS:
-        shutil.copy(gadre2024 / "models" / f"{run}.json", tmp_path / "models")
-        shutil.copy(gadre2024 / "evals" / f"evaluation_{run}_heavy.json", tmp_path / "evals")
-    shutil.copy(gadre2024 / "eval_metadata.csv", tmp_path)
-    return tmp_path
-
-
-def loss_fit(points: list[tuple[str, float]]) -> FitLossJob:
-    """The loss law of rpj on c4_val through `points`, the schema's fit settings but no bootstrap."""
-    config = validated_config({"fit": {"bootstrap": 0},
-                               "loss_fit_set": [{"size": size, "M": M} for size, M in points]})
-    return FitLossJob.from_config(config, "rpj", "c4_val")
 
 
 def test_valset_names_follow_the_release():
@@ -57,8 +36,8 @@ def test_release_imports_as_tidy_tables(small_release):
 
 
 def test_missing_eval_file_is_named(small_release):
-    (small_release / "evals" / f"evaluation_{RUNS[0]}_heavy.json").unlink()
-    with pytest.raises(FileNotFoundError, match=f"evaluation_{RUNS[0]}_heavy.json"):
+    (small_release / "evals" / f"evaluation_{RELEASE_RUNS[0]}_heavy.json").unlink()
+    with pytest.raises(FileNotFoundError, match=f"evaluation_{RELEASE_RUNS[0]}_heavy.json"):
         importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
 
 
@@ -82,7 +61,7 @@ def test_renamed_metadata_column_is_named(small_release):
 
 
 def test_missing_field_is_named(small_release):
-    path = small_release / "models" / f"{RUNS[1]}.json"
+    path = small_release / "models" / f"{RELEASE_RUNS[1]}.json"
     record = json.loads(path.read_text())
     del record["hyperparameters"]["tokens"]
     path.write_text(json.dumps(record))
@@ -107,30 +86,6 @@ def test_tidy_tables_from_elsewhere_give_the_same_law(small_release, tmp_path):
     tasks[["model", "dataset", "task", "acc", "random_baseline"]].to_csv(lab / "tasks.csv", index=False)
     _, reloaded_tasks = importer.import_tables(lab, ["rpj"], ["c4_val"])
     assert len(reloaded_tasks) == len(tasks) and reloaded_tasks["N"].notna().all()
-
-
-def test_fit_set_point_without_a_run_is_named(small_release):
-    loss, _ = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
-    with pytest.raises(ValueError, match=r"no run of size 'd=96_l=8_h=4' at M = 640"):
-        fit_loss.fit_loss(loss, loss_fit([("d=96_l=8_h=4", 640)]))
-
-
-def test_selection_margin_and_unknown_reference_size(small_release):
-    _, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
-    margins = select.task_margins(tasks, "d=576_l=24_h=8")
-    ref = tasks[(tasks["size"] == "d=576_l=24_h=8") & (tasks["task"] == "piqa")].iloc[0]
-    assert margins["piqa"] == pytest.approx(100 * (ref["acc"] - ref["random_baseline"]))
-    kept = select.select_tasks(tasks, "d=576_l=24_h=8", 10)["tasks"]
-    assert all(margins[t] >= 10 for t in kept) and all(margins[t] < 10 for t in set(margins.index) - set(kept))
-    with pytest.raises(ValueError, match=r"reference size '0.154B'"):
-        select.select_tasks(tasks, "0.154B", 10)
-
-
-def test_average_error_refuses_models_missing_tasks(small_release):
-    _, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
-    tasks = tasks[~((tasks["model"] == RUNS[0]) & (tasks["task"] == "copa"))]
-    with pytest.raises(ValueError, match=f"model '{RUNS[0]}' .* 45 of the 46 tasks"):
-        testbed.average_error(tasks)
 
 
 def damaged(release, file: str, change) -> None:
@@ -166,21 +121,22 @@ def overflowing(record):
 
 # Damage to the release (issue #23): the file, the key or line, and the problem the one line must name.
 RELEASE_DAMAGE = {
-    "a result without val_data": (lambda r: damaged(r, f"models/{RUNS[1]}.json", without_val_data),
-                                  f"models/{RUNS[1]}.json: missing field 'results[2].val_data'"),
+    "a result without val_data": (lambda r: damaged(r, f"models/{RELEASE_RUNS[1]}.json", without_val_data),
+                                  f"models/{RELEASE_RUNS[1]}.json: missing field 'results[2].val_data'"),
     "a baseline of twenty-five": (lambda r: set_metadata_cell(r, 3, "Random baseline", "twenty-five"),
                                   "eval_metadata.csv: line 5 (Eval Task 'triviaqa_sm_sub'), column 'Random baseline':"
                                   " 'twenty-five' is not a number"),
-    "N = D = 1e300": (lambda r: damaged(r, f"models/{RUNS[1]}.json", overflowing),
-                      f"models/{RUNS[1]}.json: 6 N D = inf is not a finite number (hyperparameters.params = 1e+300"),
+    "N = D = 1e300": (lambda r: damaged(r, f"models/{RELEASE_RUNS[1]}.json", overflowing),
+                      f"models/{RELEASE_RUNS[1]}.json: 6 N D = inf is not a finite number "
+                      "(hyperparameters.params = 1e+300"),
     "an accuracy in words": (
-        lambda r: damaged(r, f"evals/evaluation_{RUNS[1]}_heavy.json",
+        lambda r: damaged(r, f"evals/evaluation_{RELEASE_RUNS[1]}_heavy.json",
                           lambda record: record["eval_metrics"]["icl"].update(copa="high")),
-        f"evaluation_{RUNS[1]}_heavy.json: field 'eval_metrics.icl.copa' = 'high' is not a number"),
+        f"evaluation_{RELEASE_RUNS[1]}_heavy.json: field 'eval_metrics.icl.copa' = 'high' is not a number"),
     "a task listed twice": (lambda r: set_metadata_cell(r, 4, "Eval Task", "mmlu_zeroshot"),
                             "eval_metadata.csv: line 6, column 'Eval Task': 'mmlu_zeroshot' repeats line 2"),
-    "a model file that is not JSON": (lambda r: (r / "models" / f"{RUNS[2]}.json").write_bytes(b"\xff\xfe"),
-                                      f"models/{RUNS[2]}.json: not valid JSON"),
+    "a model file that is not JSON": (lambda r: (r / "models" / f"{RELEASE_RUNS[2]}.json").write_bytes(b"\xff\xfe"),
+                                      f"models/{RELEASE_RUNS[2]}.json: not valid JSON"),
 }
 
 
@@ -198,8 +154,8 @@ def test_the_import_reads_the_files_it_declares(small_release):
     `tables` folder's two tables."""
     job = ImportTestbedJob("gadre2024", str(small_release), ["rpj"], ["c4_val"], {})
     files = importer.testbed_files(job)
-    assert files[0] == str(small_release / "eval_metadata.csv") and len(files) == 1 + 2 * len(RUNS)
-    assert str(small_release / "evals" / f"evaluation_{RUNS[0]}_heavy.json") in files
+    assert files[0] == str(small_release / "eval_metadata.csv") and len(files) == 1 + 2 * len(RELEASE_RUNS)
+    assert str(small_release / "evals" / f"evaluation_{RELEASE_RUNS[0]}_heavy.json") in files
     (small_release / "loss.csv").write_text("model\n")
     assert importer.testbed_files(ImportTestbedJob("tables", str(small_release), [], [], {})) == \
         [str(small_release / "loss.csv")]

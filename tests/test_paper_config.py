@@ -30,7 +30,7 @@ import yaml
 
 from lmscale import config as study_config
 from lmscale import resources
-from tests.workflow import REPO, planned, snakemake
+from tests.workflow import REPO, planned, snakemake, snakemake_with_jobs
 
 PAPER = REPO / "configs" / "paper.yaml"
 PROFILE = REPO / "profiles" / "slurm"
@@ -299,12 +299,13 @@ def test_paper_prefetch_runs_where_snakemake_runs(tmp_path, monkeypatch):
     tasks are left out, so that it reads no lm-eval index: test_prefetch.py plans those)."""
     calls = on_fake_cluster(tmp_path, monkeypatch)
     workdir = tmp_path / "work"
-    result = snakemake(workdir, "--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1",
-                       "--seconds-between-status-checks", "1", "results/paper/prefetch/manifest.json",
-                       "--configfile", str(PAPER), "--config", f"hf_cache={tmp_path / 'empty-cache'}",
-                       "tasks={suite: offline}", check=False)
+    result, jobs = snakemake_with_jobs(
+        workdir, "--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1",
+        "--seconds-between-status-checks", "1", "results/paper/prefetch/manifest.json", "--configfile", str(PAPER),
+        "--config", f"hf_cache={tmp_path / 'empty-cache'}", "tasks={suite: offline}")
     assert result.returncode != 0
-    assert "localrule prefetch:" in result.stderr
+    # Every attempt (the profile retries a failed job) is the prefetch job, run on this host.
+    assert {(job["rule"], job["local"]) for job in jobs} == {("prefetch", True)}, jobs
     assert [call for call in recorded_calls(calls) if call[0] == "sbatch"] == []
     log = (workdir / "results" / "paper" / "logs" / "prefetch.log").read_text()
     assert "1 of 1 downloads are not in the Hugging Face cache" in log and "tokenizer EleutherAI/gpt-neox-20b" in log

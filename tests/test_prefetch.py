@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from lmscale import jobs, prefetch, task_suite
-from tests.workflow import REPO, offline_env, planned, snakemake, snakemake_command
+from tests.workflow import REPO, planned, snakemake_with_jobs
 
 TABLE = REPO / "configs" / "tasks" / "llm_foundry_46.csv"
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # a commit hash, as the Hub's
@@ -150,11 +150,11 @@ def tiny_study(study: str, **overrides) -> dict:
     }
 
 
-def run(workdir: Path, config: dict, *targets: str) -> subprocess.CompletedProcess:
+def run(workdir: Path, config: dict, *targets: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Snakemake on `config` to `targets`, and every job it scheduled (tests.workflow.snakemake_with_jobs)."""
     configfile = workdir / f"{config['study']}.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    return subprocess.run(snakemake_command(workdir, *targets, "--configfile", str(configfile)),
-                          capture_output=True, text=True, env=offline_env(), timeout=1200)
+    return snakemake_with_jobs(workdir, *targets, "--configfile", str(configfile))
 
 
 @pytest.fixture(scope="module")
@@ -164,14 +164,14 @@ def task_study(tmp_path_factory):
     config = tiny_study("hub")
     target = "results/hub/eval/tasks/stdlib/s1_M5.json"
     results = workdir / "results" / "hub"
-    empty = run(workdir, config, target)
+    empty, empty_jobs = run(workdir, config, target)
     after_empty = {"log": (results / "logs" / "prefetch.log").read_text(),
                    "evaluated": (results / "eval" / "tasks").exists(),
                    "manifest": (results / "prefetch" / "manifest.json").exists()}
     prepare_cache(workdir / "hf-cache" / "datasets")
-    prepared = run(workdir, config, target)
-    return {"workdir": workdir, "empty": empty, "after_empty": after_empty, "prepared": prepared,
-            "results": results}
+    prepared, _ = run(workdir, config, target)
+    return {"workdir": workdir, "empty": empty, "empty_jobs": empty_jobs, "after_empty": after_empty,
+            "prepared": prepared, "results": results}
 
 
 @pytest.mark.slow
@@ -187,7 +187,7 @@ def test_with_an_empty_cache_and_no_network_prefetch_fails_before_any_evaluation
         assert line in log, line
     assert "lmscale prefetch --job" in log and "results/hub/prefetch/manifest.json" in log
     # No evaluation started: its job never ran, and no manifest exists for one to read.
-    assert "rule eval_tasks:" not in empty.stderr
+    assert "eval_tasks" not in {job["rule"] for job in task_study["empty_jobs"]}
     assert not after["evaluated"] and not after["manifest"]
 
 
@@ -226,7 +226,7 @@ def test_a_hub_tokenizer_is_prefetched_and_read_offline(tmp_path):
                         tasks={"suite": "offline"})
     target = "results/tok/tokenizer/tokenizer.json"
     prepare_hub_tokenizer(tmp_path / "hf-cache" / "hub", "lmscale-test/tiny-bpe", trained)
-    found = run(tmp_path, config, target)
+    found, _ = run(tmp_path, config, target)
     assert found.returncode == 0, found.stderr[-3000:]
     manifest = json.loads((tmp_path / "results/tok/prefetch/manifest.json").read_text())
     [entry] = manifest["downloads"]

@@ -27,7 +27,7 @@ from lmscale import resources
 from lmscale.jobs import BranchJob, TrainJob, TrainOptions, TrunkJob, TrunkOptions
 from lmscale.training.loop import train
 from lmscale.training.plan import Paths, plan
-from tests.test_train import TINY, heldout_loss, lmscale_command, streams  # noqa: F401 (a fixture)
+from tests.test_loop import TINY, heldout_loss, lmscale_command, streams  # noqa: F401 (a fixture)
 from tests.workflow import REPO, kill_once_checkpointed, planned, planned_and_log, snakemake, validated_config
 
 

@@ -50,9 +50,11 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 12
 
 
 # Runs Snakemake's own command line in a fresh Python and keeps, of its log, the structured
-# record Snakemake emits for every job it schedules (the `job_info` event its logger plugins
-# read): rule, wildcards, resources and shell command, as JSON.
-PLAN = """
+# record Snakemake emits for every job it schedules or runs (the `job_info` event its logger
+# plugins read): rule, wildcards, resources, shell command, and whether it ran on this host
+# (`local`: a localrule under a cluster executor; always False in a dry run), as JSON. The record
+# is written whether Snakemake succeeds or fails, and its exit status is the process's.
+EVENTS = """
 import json, logging, sys
 jobs = []
 
@@ -61,34 +63,43 @@ class Jobs(logging.Handler):
         if getattr(record, "event", None) == "job_info":
             resources = {k: v for k, v in record.resources.items() if not k.startswith("_")}
             jobs.append({"rule": record.rule_name, "wildcards": dict(record.wildcards or {}),
-                         "resources": resources, "threads": record.threads, "shellcmd": record.shellcmd})
+                         "resources": resources, "threads": record.threads, "shellcmd": record.shellcmd,
+                         "local": record.local})
 
 logging.getLogger("snakemake").addHandler(Jobs())
 from snakemake.cli import main
 try:
     main(sys.argv[2:])
-except SystemExit as exit:
-    if exit.code:
-        raise
-with open(sys.argv[1], "w") as out:
-    json.dump(jobs, out)
+finally:
+    with open(sys.argv[1], "w") as out:
+        json.dump(jobs, out)
 """
 
 
+def snakemake_with_jobs(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """`snakemake` (its exit status unchecked), and every job it scheduled: {"rule", "wildcards",
+    "resources", "threads", "shellcmd", "local"}."""
+    out = workdir.parent / f".jobs_{workdir.name}_{os.getpid()}.json"  # beside: the run may never make workdir
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-c", EVENTS, str(out), *snakemake_command(workdir, *args)[3:]]
+    result = subprocess.run(command, capture_output=True, text=True, env=offline_env(), timeout=1200)
+    if not out.exists():
+        raise AssertionError(f"snakemake left no record of its jobs ({result.returncode}):\n{result.stderr[-6000:]}")
+    jobs = json.loads(out.read_text())
+    out.unlink()
+    return result, jobs
+
+
 def planned(workdir: Path, *args: str) -> list[dict]:
-    """Every job a dry run would execute: {"rule", "wildcards", "resources", "threads", "shellcmd"}."""
+    """Every job a dry run would execute: {"rule", "wildcards", "resources", "threads", "shellcmd", "local"}."""
     return planned_and_log(workdir, *args)[0]
 
 
 def planned_and_log(workdir: Path, *args: str) -> tuple[list[dict], str]:
     """`planned`, and what the dry run printed (stdout, then stderr)."""
-    out = workdir / f".planned_{os.getpid()}.json"
-    command = [sys.executable, "-c", PLAN, str(out), *snakemake_command(workdir, "--dry-run", *args)[3:]]
-    result = subprocess.run(command, capture_output=True, text=True, env=offline_env(), timeout=1200)
+    result, jobs = snakemake_with_jobs(workdir, "--dry-run", *args)
     if result.returncode != 0:
         raise AssertionError(f"dry run failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
-    jobs = json.loads(out.read_text())
-    out.unlink()
     return jobs, result.stdout + result.stderr
 
 

@@ -12,7 +12,7 @@ compiles into the same graph), and the whole of it compiles into one graph.
 A run starts from the stock model's initial weights (`build_decoder`) and
 saves a stock model (`to_transformers`), so checkpoints, the saved model and
 everything that reads it (AutoModelForCausalLM, lm-eval) know nothing of this
-module; tests/test_model.py checks that both give the same logits.
+module; tests/test_decoder.py checks that both give the same logits.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ greedy check gathered for the whole batch at once. Requests, order, padding
 (right, with zeros), truncation (from the left, to the model's length) and
 results are lm-eval's; anything else (other backends, several processes,
 automatic batch sizes, the one-token logits cache) is left to lm-eval's own
-code. tests/test_eval_tasks.py checks both give the same scores.
+code. tests/test_lm_eval_model.py checks both give the same scores.
 """
 
 from __future__ import annotations

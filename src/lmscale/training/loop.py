@@ -176,7 +176,7 @@ def build(context, planned: Plan, options: TrainOptions) -> Model:
 
     The model is lmscale.decoder.Decoder, holding the stock Qwen3 model's initial weights.
     Whether to compile is an option, not part of the job: a compiled step computes what the
-    eager one does (tests/test_train.py follows both for 50 steps), rounding apart, as a run
+    eager one does (tests/test_loop.py follows both for 50 steps), rounding apart, as a run
     on another device does; so a run resumes whichever way its checkpoint was written.
     """
     import torch  # deferred: torch loads in seconds

@@ -1,6 +1,6 @@
-"""Training for real (lmscale.training): refusal of short corpora, resume after SIGKILL, the compiled step,
-crafted checkpoints, and the launcher. The package's pure pieces have files of their own: test_budget,
-test_schedules, test_checkpoints, test_outputs, test_plan, test_commands."""
+"""Training for real (lmscale.training.loop, the loop): refusal of short corpora, resume after SIGKILL, the
+compiled step, crafted checkpoints, and the launcher. The package's pure pieces have files of their own:
+test_budget, test_schedules, test_checkpoints, test_outputs, test_plan, test_commands."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 from lmscale import corpus, eval_loss, eval_tasks
-from lmscale.config import size_settings
-from lmscale.jobs import Hyperparameters, TrainJob, TrainOptions
+from lmscale.jobs import TrainJob, TrainOptions
 from lmscale.tokenizer import train_bpe
 from lmscale.tokens import tokenize_split
 from lmscale.training import distributed
@@ -83,33 +82,6 @@ def heldout_loss(root: Path, model_dir: Path) -> float:
     valsets = {"heldout": {"tokens_path": str(root / "tokens" / "validation.bin"), "tokens": 8192}}
     out = {"heldout": model_dir / "heldout.json"}
     return eval_loss.evaluate(model_dir, valsets, out, device="cpu")["heldout"]["loss"]
-
-
-# ---- pure pieces ---------------------------------------------------------------------------------
-
-
-def test_hyperparameters_default_to_the_paper_and_sizes_override_train():
-    size = {"width": 8, "depth": 1, "heads": 1, "mlp_width": 8, "context": 8, "lr": 1e-2}
-    config = validated_config({"train": {"lr": 5e-3, "weight_decay": 0.1, "threads": 2}, "sizes": {"s": size}})
-    hp = Hyperparameters.resolve(size_settings(config, "s"))
-    assert (hp.lr, hp.weight_decay, hp.z_loss, hp.lr_floor, hp.beta2) == (1e-2, 0.1, 1e-4, 3e-5, 0.95)
-
-
-def test_auto_compiles_on_cuda_and_on_the_cpu_where_it_pays():
-    from lmscale.performance import should_compile
-
-    small, large = 128 * 16 * 2, 1024 * 80 * 2  # activations per step: the default's s1 and s6
-    assert should_compile("auto", "cuda", 10, small, compiled_before=False)[0]
-    assert not should_compile("auto", "cpu", 1_000, small, compiled_before=False)[0]
-    assert not should_compile("auto", "cpu", 10_000, small, compiled_before=False)[0]
-    assert should_compile("auto", "cpu", 10_000, small, compiled_before=True)[0]  # a warm cache pays sooner
-    assert should_compile("auto", "cpu", 10_000, large, compiled_before=False)[0]
-    assert not should_compile("auto", "mps", 10**6, large, compiled_before=True)[0]
-    # YAML reads a bare on/off as true/false.
-    assert [should_compile(setting, "cpu", 1, 1.0, False)[0] for setting in ("on", True, "off", False)] == \
-        [True, True, False, False]
-    with pytest.raises(ValueError, match="train.compile must be one of auto, on, off"):
-        should_compile("fast", "cpu", 1, 1.0, False)
 
 
 # ---- real runs -------------------------------------------------------------------------------------

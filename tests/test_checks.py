@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,7 +19,7 @@ from snakemake.exceptions import WorkflowError
 from lmscale import checks, targets
 from lmscale.config import ConfigError, schema_error
 from tests.test_tables import lab_tables, study_config
-from tests.workflow import REPO, snakemake, validated_config
+from tests.workflow import REPO, snakemake, snakemake_with_jobs, validated_config
 
 SMOKE = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
 
@@ -34,10 +35,15 @@ def changed(**changes) -> dict:
     return config
 
 
+def configfile(tmp_path, config: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def plan(tmp_path, config: dict, *args: str):
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config, sort_keys=False))
-    return snakemake(tmp_path / "work", "--configfile", str(configfile), *args, check=False, timeout=120)
+    return snakemake(tmp_path / "work", "--configfile", str(configfile(tmp_path, config)), *args, check=False,
+                     timeout=120)
 
 
 SHAPE = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 48, "context": 64, "tie_embeddings": True}
@@ -261,11 +267,12 @@ def test_a_hostile_name_never_runs(tmp_path, key):
 def test_a_hostile_size_or_device_fails_the_dry_run(tmp_path, change, key):
     """`snakemake -n -p` used to print `--size s1;touch PWNED` and `--device cpu; touch PWNED` in the
     train and eval-tasks commands."""
-    result = plan(tmp_path, changed(**change), "--dry-run", "--printshellcmds")
+    result, jobs = snakemake_with_jobs(tmp_path / "work", "--configfile", str(configfile(tmp_path, changed(**change))),
+                                       "--dry-run", "--printshellcmds")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"config key `{key}" in output and "touch PWNED" in output
-    assert "Shell command" not in output
+    assert jobs == []  # refused before any job was planned: no shell command was shown
 
 
 def indented_block(lines: list[str], start: int) -> list[str]:
