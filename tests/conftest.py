@@ -34,10 +34,20 @@ SHARED_SESSION_FIXTURE = {"test_eval_loss": "smoke_study", "test_smoke_study": "
                           "test_backtest": "lab", "test_predict": "lab", "test_figures": "lab"}
 
 
+def group_of(item) -> str:
+    return SHARED_SESSION_FIXTURE.get(item.path.stem, item.path.stem)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(SHARED_SESSION_FIXTURE.get(item.path.stem, item.path.stem)))
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    # xdist hands the groups out in collection order, each to the first worker free: the groups with
+    # slow tests (minutes) go first, so that the quick ones fill the gaps at the end instead of one
+    # worker running a long group alone while the other idles (a stable sort: the same order on
+    # every worker, as xdist requires).
+    slow_groups = {group_of(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: group_of(item) not in slow_groups)
 
 
 def shared_testbed(name: str) -> Path:
