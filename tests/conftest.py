@@ -34,6 +34,11 @@ SHARED_SESSION_FIXTURE = {"test_eval_loss": "smoke_study", "test_smoke_study": "
                           "test_backtest": "lab", "test_predict": "lab", "test_figures": "lab"}
 
 
+# Measured from a fresh clone on 2 cores: the smoke study's group ~280 s (its study, a replicate
+# study, a resume after SIGKILL); the one-node SLURM cluster ~150 s, mostly waiting on its scheduler.
+LONGEST_GROUPS = ("smoke_study", "test_slurm")
+
+
 def group_of(item) -> str:
     return SHARED_SESSION_FIXTURE.get(item.path.stem, item.path.stem)
 
@@ -42,12 +47,13 @@ def group_of(item) -> str:
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.xdist_group(group_of(item)))
-    # xdist hands the groups out in collection order, each to the first worker free: the groups with
-    # slow tests (minutes) go first, so that the quick ones fill the gaps at the end instead of one
-    # worker running a long group alone while the other idles (a stable sort: the same order on
-    # every worker, as xdist requires).
+    # xdist hands the groups out in collection order, each to the first worker free: the longest
+    # groups go first, then the others with slow tests (minutes), so that the quick ones fill the
+    # gaps at the end instead of one worker running a long group alone while the other idles (a
+    # stable sort: the same order on every worker, as xdist requires).
     slow_groups = {group_of(item) for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: group_of(item) not in slow_groups)
+    items.sort(key=lambda item: (LONGEST_GROUPS.index(group_of(item)) if group_of(item) in LONGEST_GROUPS
+                                 else len(LONGEST_GROUPS) + (group_of(item) not in slow_groups)))
 
 
 def shared_testbed(name: str) -> Path:
