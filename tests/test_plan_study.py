@@ -73,5 +73,5 @@ def test_a_budget_too_small_ends_the_command_in_one_line_naming_the_smallest_tha
     assert errors[0].startswith("a budget of 1e+06 buys no valid fit set") and "the smallest budget that works is" \
         in errors[0]
     least = float(errors[0].rsplit(" ", 1)[1])
-    candidates = plan_study.candidates_of(job, None, None, plan_study.resolve_targets(job, None), "flops")
+    candidates = plan_study.candidates_of(job, None, None, plan_study.target_runs(job, None), "flops")
     assert least == pytest.approx(candidates["cost"].nsmallest(5).sum(), rel=1e-3)  # the five cheapest runs

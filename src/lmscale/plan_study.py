@@ -15,6 +15,7 @@ from lmscale import jobs, laws, plan_figure, planning, resources, testbed
 from lmscale.figures import save
 from lmscale.files import atomic_writer, read_json
 from lmscale.jobs import PlanJob
+from lmscale.training.budget import usable_tokens
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,7 @@ def grid_runs(job: PlanJob, train_tokens: dict | None) -> pd.DataFrame:
     table = pd.DataFrame([price(job, size, m) for size in job.sizes for m in job.multipliers])
     if train_tokens is None or table.empty:
         return table
-    # Training cuts the stream into sequences of context + 1 tokens, one every `context`
-    # (training.budget.SequenceOrder.usable_tokens).
-    context = table["size"].map(lambda size: job.sizes[size]["context"])
-    usable = (train_tokens["tokens"] - 1) // context * context
+    usable = table["size"].map(lambda size: usable_tokens(train_tokens["tokens"], job.sizes[size]["context"]))
     fed = (table["D"] <= usable) | table["size"].map(lambda size: bool(job.sizes[size]["repeat_data"]))
     if not fed.all():
         log.info("left out, as the train split (%d tokens) cannot feed them: %s", train_tokens["tokens"],
@@ -70,7 +68,7 @@ def size_N(job: PlanJob, loss: pd.DataFrame | None, size: str) -> float:
     raise ValueError(f"plan target size {size!r} is neither under `sizes` nor in the loss table; give its N instead")
 
 
-def resolve_targets(job: PlanJob, loss: pd.DataFrame | None) -> list[dict]:
+def target_runs(job: PlanJob, loss: pd.DataFrame | None) -> list[dict]:
     """The targets as {name, N, M}, with the size each was given as (None: given by N)."""
     if not job.targets:
         raise ValueError("the plan has no targets: set plan.targets (e.g. [{size: s6, M: 20}]) or held_out")
@@ -153,7 +151,7 @@ def own_set_promise(job: PlanJob, candidates: pd.DataFrame, prior: planning.Prio
 def make_plan(job: PlanJob, loss: pd.DataFrame | None, law_path: str | None, summary_path: str | None,
               train_tokens: dict | None) -> tuple[planning.Plan, pd.DataFrame, pd.DataFrame, str]:
     """The plan at the budget, the candidates it chose from, the frontier, and the budget's unit."""
-    targets = resolve_targets(job, loss)
+    targets = target_runs(job, loss)
     budget, unit = budget_of(job, loss)
     candidates = candidates_of(job, loss, train_tokens, targets, unit)
     prior = prior_of(job, law_path, summary_path)

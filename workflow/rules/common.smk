@@ -119,9 +119,13 @@ def all_targets(wildcards):
             f"loss-only study: {config['testbed_path']} has no tasks.csv, so the task selection, the error laws "
             "and the error figures are skipped; the loss law, loss predictions and loss figures are made"
         )
-    # What the predictions chain: t{t} (the error laws over the tasks kept at t) or `loss`.
-    tag = f"t{study_config.format_multiplier(config['threshold'])}" if has_tasks else "loss"
+    tag = study_tag(has_tasks)
     return [*analysis_targets(tag, has_tasks), *figure_targets(tag, has_tasks), *per_task_targets(tag, has_tasks)]
+
+
+def study_tag(has_tasks):
+    """What the predictions chain: t{t} (the error laws over the tasks kept at t) or `loss`."""
+    return f"t{study_config.format_multiplier(config['threshold'])}" if has_tasks else "loss"
 
 
 def analysis_targets(tag, has_tasks):
@@ -370,7 +374,7 @@ def plan_inputs(wildcards):
     testbed's runs or the study imports one (a target's N); the train split's token summary when
     it prices the grid of a study that trains (a run the split cannot feed is no candidate)."""
     job = jobs.PlanJob.from_config(config)
-    tag = f"t{study_config.format_multiplier(config['threshold'])}" if study_config.has_tasks(config) else "loss"
+    tag = study_tag(study_config.has_tasks(config))
     own_law = job.prior is None
     grid = job.candidates_from == "grid" and trains_models()
     tokens = re.sub(r"\.bin$", ".json", train_tokens(types.SimpleNamespace(dataset=job.dataset))) if grid else []

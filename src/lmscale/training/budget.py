@@ -67,6 +67,12 @@ def branch_point(steps: int, share: float) -> int:
     return steps - cooldown_steps(steps, share)
 
 
+def usable_tokens(stream_tokens: int, context: int) -> int:
+    """The tokens of a stream that training reads: whole sequences of context + 1 tokens, one every
+    `context` (SequenceOrder); the planner leaves out the runs a split this size cannot feed."""
+    return (stream_tokens - 1) // context * context
+
+
 class SequenceOrder:
     """Which training sequences each step sees, as a pure function of the step.
 
@@ -88,7 +94,7 @@ class SequenceOrder:
 
     @property
     def usable_tokens(self) -> int:
-        return self.sequences * self.context
+        return usable_tokens(len(self.tokens), self.context)
 
     def permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._epoch:
