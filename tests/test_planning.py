@@ -35,6 +35,7 @@ def line_problem(cost, budget, extremes=()) -> Problem:
     x = np.arange(4.0)
     return Problem(
         gradients=np.column_stack([np.ones(4), x]), target_gradients=np.array([[1.0, 5.0]]), variance=1e-4,
+        shared_variance=0.0,
         cost=np.asarray(cost, float), budget=budget, sizes=np.array(["a", "b", "c", "d"]),
         multipliers=x, scale=0.0, extremes=tuple(extremes), needs=(2, 1, 1, 4),
     )
@@ -68,6 +69,56 @@ def test_the_model_error_of_a_far_run_can_change_the_choice(extra_variance, expe
     assert solution.objective == pytest.approx(np.sqrt(best * 1e-4), rel=1e-6)
 
 
+def shared_problem(shared_variance, budget=2.0, x=(0.0, 0.0, 3.0, 3.0), target=(1.0, 5.0)) -> Problem:
+    """Four candidates, two of size a and two of size b, at `x`; the runs of one size share a miss
+    of variance `shared_variance` beside their own of 1e-4."""
+    gradients = np.column_stack([np.ones(4), np.asarray(x)])[:, :len(target)]
+    return Problem(
+        gradients=gradients, target_gradients=np.array([target]), variance=1e-4, shared_variance=shared_variance,
+        cost=np.ones(4), budget=budget, sizes=np.array(["a", "a", "b", "b"]), multipliers=np.arange(4.0),
+        scale=0.0, extremes=(), needs=(2, 1, 1, 2),
+    )
+
+
+def test_runs_of_one_size_that_share_a_miss_inform_the_law_less_than_runs_of_two_sizes():
+    """A constant law (log L = theta): two runs of one size know it to tau^2 + v / 2, one run each
+    of two sizes to (tau^2 + v) / 2, which the plan takes once the shared miss tau^2 is large."""
+    v, tau2 = 1e-4, 4e-4
+    posed = shared_problem(tau2, target=(1.0,))
+    same, apart = np.array([True, True, False, False]), np.array([True, False, True, False])
+    assert plan_solver.law_sd(posed, same.astype(float))[0][0] ** 2 == pytest.approx(tau2 + v / 2, rel=1e-6)
+    assert plan_solver.law_sd(posed, apart.astype(float))[0][0] ** 2 == pytest.approx((tau2 + v) / 2, rel=1e-6)
+    solution = plan_solver.solve(posed, 1e-9, 50, 60)
+    assert solution.chosen.sum() == 2 and len(set(posed.sizes[solution.chosen])) == 2
+    assert solution.objective == pytest.approx(np.sqrt((tau2 + v) / 2), rel=1e-6)
+
+
+@pytest.mark.parametrize("chosen", [[True, True, True, False], [True, True, True, True], [True, False, True, False]])
+def test_the_law_variance_with_a_shared_miss_is_the_generalised_least_squares_one(chosen):
+    """s_t^2 of the augmented information is c' (G' Sigma^-1 G)^-1 c with Sigma = v I + tau^2 Z Z',
+    computed directly; with one run a size it is the independent runs' with noise v + tau^2."""
+    v, tau2 = 1e-4, 3e-4
+    posed = shared_problem(tau2, x=(0.0, 1.0, 2.0, 3.0))
+    chosen = np.array(chosen)
+    g, z = posed.gradients[chosen], (posed.sizes[chosen][:, None] == posed.sizes[chosen][None, :]).astype(float)
+    covariance = v * np.eye(len(g)) + tau2 * z
+    c = posed.target_gradients[0]
+    direct = c @ np.linalg.solve(g.T @ np.linalg.solve(covariance, g), c)
+    assert plan_solver.law_sd(posed, chosen.astype(float))[0][0] ** 2 == pytest.approx(direct, rel=1e-6)
+    if len(set(posed.sizes[chosen])) == chosen.sum():
+        assert direct == pytest.approx(c @ np.linalg.solve(g.T @ g, c) * (v + tau2), rel=1e-9)
+
+
+def test_the_shared_miss_is_the_one_way_random_effects_estimate():
+    """Three sizes of two residuals: means 2, 6, 10; MSW = 6 / 3 = 2, MSB = 2 x 32 / 2 = 32, n0 = 2:
+    tau^2 = (32 - 2) / 2 = 15. Two sizes are too few to tell."""
+    residuals, sizes = [1.0, 3.0, 5.0, 7.0, 9.0, 11.0], ["a", "a", "b", "b", "c", "c"]
+    assert planning.size_effect(residuals, sizes) == (pytest.approx(15.0), pytest.approx(2.0), 2, 3)
+    assert planning.size_effect(residuals[:4], sizes[:4]) is None
+    pooled = planning.size_effect([1.0, 3.0, 1.5, 2.5, 2.0, 2.0], sizes)  # equal means: no shared miss
+    assert pooled[0] == 0.0
+
+
 # ---------------------------------------------------------------- a small study
 
 
@@ -86,6 +137,19 @@ def prior(**model_error) -> planning.Prior:
              "seen": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, "residuals": 30, "floor": 0.0,
              "powers": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, **model_error}
     return planning.prior_from_law(law, error, None, None)
+
+
+def test_the_prior_takes_the_shared_part_of_a_runs_noise_from_its_backtest():
+    """The residuals of the estimate above (x 1e-3) as the prior law's own backtest residuals: the
+    runs of one size share 15 / 17 of a run's noise variance, its total unchanged; from two sizes
+    (or no backtest), none."""
+    residuals, sizes = np.array([1.0, 3.0, 5.0, 7.0, 9.0, 11.0]) * 1e-3, ["s1", "s1", "s2", "s2", "s3", "s3"]
+    table = candidates().iloc[[0, 2, 4, 6, 8, 10]].assign(law="loss", step=0, residual=residuals, size=sizes)
+    known = planning.with_size_effect(prior(), table)
+    assert known.shared_sd == pytest.approx(prior().noise_sd * np.sqrt(15 / 17))
+    assert known.noise_sd == prior().noise_sd
+    assert planning.with_size_effect(prior(), table.iloc[:4]).shared_sd == 0.0
+    assert planning.with_size_effect(prior(), None).shared_sd == 0.0
 
 
 TARGETS = [{"name": "big", "N": 4e8, "M": 20.0}, {"name": "overtrained", "N": 1e8, "M": 160.0}]
@@ -163,7 +227,7 @@ def test_the_config_fragment_reads_back_as_the_plan():
 def test_replicates_are_planned_when_they_average_out_seed_noise():
     """With the noise all seed-to-seed, a run trained three times is worth three runs."""
     seeded = prior()
-    seeded = planning.Prior(seeded.form, seeded.params, 0.02, 0.02, "replicates", seeded.model_error, seeded.fit_N,
+    seeded = planning.Prior(seeded.form, seeded.params, 0.02, 0.02, 0.0, "replicates", seeded.model_error, seeded.fit_N,
                             seeded.fit_D)
     table = candidates()[lambda t: t["size"] != "s3"]  # too few candidates to spend the budget without replicates
     planned = planning.plan(table, seeded, TARGETS, 3 * table["cost"].sum(), NEEDS, [0, 1, 2], LIMITS)

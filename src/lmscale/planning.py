@@ -16,7 +16,7 @@ optimisation is in `plan_solver`; the outputs are `plan_table` (plan.csv), `conf
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ class Prior:
     params: dict[str, float]
     noise_sd: float  # one run's loss noise as a fit will see it, log units
     seed_sd: float  # the part of it that replicates average out (0: not known, replicates not planned)
+    shared_sd: float  # the part of it the runs of one size share (0: none known; `with_size_effect`)
     noise_source: str
     model_error: uncertainty.ModelError
     fit_N: tuple[float, ...]  # the prior law's fit set (empty: a law given without one)
@@ -105,7 +106,7 @@ def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, def
     source = max(sources, key=sources.get)
     seed_sd = float(replicate_sd if replicate_sd is not None else noise.get("replicate_sd") or 0.0)
     fit_set = law.get("fit_set") or []
-    return Prior(law["form"], dict(law["params"]), max(sources[source], seed_sd), seed_sd, source, error,
+    return Prior(law["form"], dict(law["params"]), max(sources[source], seed_sd), seed_sd, 0.0, source, error,
                  tuple(float(p["N"]) for p in fit_set), tuple(float(p["D"]) for p in fit_set))
 
 
@@ -138,6 +139,59 @@ def eligible(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
     testbed, M = 5 and 10 below a fit set at M >= 20) raises the noise the fit finds in all of
     its runs and pulls the law off, which widens the interval it was chosen to narrow."""
     return misfit(prior, candidates) <= prior.noise_sd
+
+
+# A variance between sizes from fewer sizes rests on one degree of freedom or none.
+LEAST_SIZES = 3
+
+
+def size_effect(residuals, sizes) -> tuple[float, float, int, int] | None:
+    """One-way random effects by the method of moments (the ANOVA estimator), residuals grouped by
+    size: (tau^2, the within-size variance, degrees of freedom between and within); None with
+    fewer than LEAST_SIZES sizes or no size with two residuals. With n residuals in k sizes:
+
+        MSW = sum_s sum_j (r_sj - mean_s)^2 / (n - k),  MSB = sum_s n_s (mean_s - mean)^2 / (k - 1),
+        n0 = (n - sum_s n_s^2 / n) / (k - 1),           tau^2 = max(0, (MSB - MSW) / n0).
+    """
+    table = pd.DataFrame({"r": np.asarray(residuals, float), "size": np.asarray(sizes).astype(str)})
+    groups = table.groupby("size")["r"]
+    n, k = len(table), groups.ngroups
+    if k < LEAST_SIZES or n - k < 1:
+        return None
+    counts = groups.size().to_numpy(float)
+    within = float(np.sum((table["r"] - groups.transform("mean")) ** 2) / (n - k))
+    between = float(np.sum(counts * (groups.mean().to_numpy() - table["r"].mean()) ** 2) / (k - 1))
+    n0 = (n - np.sum(counts**2) / n) / (k - 1)
+    return max(0.0, (between - within) / n0), within, k - 1, n - k
+
+
+def with_size_effect(prior: Prior, backtest: pd.DataFrame | None) -> Prior:
+    """The prior with the part of a run's noise that the runs of one size share (`shared_sd`), from
+    the prior law's own out-of-sample residuals in its backtest (step 0: the law itself, each run
+    once) where the law holds (as `eligible`: the runs a plan may choose), grouped by size
+    (`size_effect`). A run's total noise stays `noise_sd`: the shared part is its share
+    tau^2 / (tau^2 + within) of it, and leaves at least the seed-to-seed spread to the run itself.
+    The target's own size effect is not added: the backtest's `scale` already holds it, as its
+    residuals are misses at runs of sizes the law was not fitted to, shared part and all."""
+    if backtest is None:
+        log.info("no backtest residuals: the runs of one size are taken to miss independently")
+        return prior
+    rows = backtest[(backtest["law"] == "loss") & (backtest["step"] == 0)]
+    rows = rows[misfit(prior, rows) <= prior.noise_sd]
+    found = size_effect(rows["residual"], rows["size"])
+    if found is None:
+        log.info("%d backtest residuals where the law holds, in %d sizes: too few (at least %d sizes) to tell a "
+                 "miss the runs of one size share; they are taken to miss independently (tau = 0)", len(rows),
+                 rows["size"].nunique(), LEAST_SIZES)
+        return prior
+    tau2, within, df_between, df_within = found
+    share = tau2 / (tau2 + within) if tau2 + within > 0 else 0.0
+    shared = np.sqrt(min(share * prior.noise_sd**2, prior.noise_sd**2 - prior.seed_sd**2))
+    log.info("the runs of one size share %.0f%% of a run's noise variance: tau %.3g between %d sizes (%d df), "
+             "%.3g within (%d df), from %d backtest residuals where the law holds; a run's noise %.3g = %.3g "
+             "shared + %.3g its own", 100 * share, np.sqrt(tau2), df_between + 1, df_between, np.sqrt(within),
+             df_within, len(rows), prior.noise_sd, shared, np.sqrt(prior.noise_sd**2 - shared**2))
+    return replace(prior, shared_sd=float(shared))
 
 
 def gradients(prior: Prior, N, D) -> np.ndarray:
@@ -189,8 +243,9 @@ def extremes(prior: Prior, candidates: pd.DataFrame, targets: pd.DataFrame) -> t
 
 
 def run_variance(prior: Prior, replicates: int) -> float:
-    """A chosen run's loss variance when it is trained `replicates` times and the fit sees each."""
-    return prior.seed_sd**2 / replicates + prior.noise_sd**2 - prior.seed_sd**2
+    """A chosen run's own loss variance when it is trained `replicates` times and the fit sees
+    each: the seed-to-seed part averaged, the part its size shares with its other runs aside."""
+    return prior.seed_sd**2 / replicates + prior.noise_sd**2 - prior.seed_sd**2 - prior.shared_sd**2
 
 
 def problem(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, budget: float, needs: FitNeeds,
@@ -199,6 +254,7 @@ def problem(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, budge
         gradients=gradients(prior, candidates["N"], candidates["D"]),
         target_gradients=gradients(prior, targets["N"], targets["D"]),
         variance=run_variance(prior, replicates),
+        shared_variance=prior.shared_sd**2,
         cost=candidates["cost"].to_numpy(float) * replicates,
         budget=float(budget),
         sizes=candidates["size"].astype(str).to_numpy(),
