@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ def line_problem(cost, budget, extremes=()) -> Problem:
     x = np.arange(4.0)
     return Problem(
         gradients=np.column_stack([np.ones(4), x]), target_gradients=np.array([[1.0, 5.0]]), variance=1e-4,
-        shared_variance=0.0,
+        shared=np.zeros((4, 0)),
         cost=np.asarray(cost, float), budget=budget, sizes=np.array(["a", "b", "c", "d"]),
         multipliers=x, scale=0.0, extremes=tuple(extremes), needs=(2, 1, 1, 4),
     )
@@ -70,11 +71,12 @@ def test_the_model_error_of_a_far_run_can_change_the_choice(extra_variance, expe
 
 
 def shared_problem(shared_variance, budget=2.0, x=(0.0, 0.0, 3.0, 3.0), target=(1.0, 5.0)) -> Problem:
-    """Four candidates, two of size a and two of size b, at `x`; the runs of one size share a miss
-    of variance `shared_variance` beside their own of 1e-4."""
+    """Four candidates, two of size a and two of size b, at `x`; the runs of one size share a
+    constant miss of variance `shared_variance` (one factor a size) beside their own of 1e-4."""
     gradients = np.column_stack([np.ones(4), np.asarray(x)])[:, :len(target)]
+    shared = np.sqrt(shared_variance) * np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     return Problem(
-        gradients=gradients, target_gradients=np.array([target]), variance=1e-4, shared_variance=shared_variance,
+        gradients=gradients, target_gradients=np.array([target]), variance=1e-4, shared=shared,
         cost=np.ones(4), budget=budget, sizes=np.array(["a", "a", "b", "b"]), multipliers=np.arange(4.0),
         scale=0.0, extremes=(), needs=(2, 1, 1, 2),
     )
@@ -93,30 +95,47 @@ def test_runs_of_one_size_that_share_a_miss_inform_the_law_less_than_runs_of_two
     assert solution.objective == pytest.approx(np.sqrt((tau2 + v) / 2), rel=1e-6)
 
 
+@pytest.mark.parametrize("length", [np.inf, 0.7])
 @pytest.mark.parametrize("chosen", [[True, True, True, False], [True, True, True, True], [True, False, True, False]])
-def test_the_law_variance_with_a_shared_miss_is_the_generalised_least_squares_one(chosen):
-    """s_t^2 of the augmented information is c' (G' Sigma^-1 G)^-1 c with Sigma = v I + tau^2 Z Z',
-    computed directly; with one run a size it is the independent runs' with noise v + tau^2."""
-    v, tau2 = 1e-4, 3e-4
-    posed = shared_problem(tau2, x=(0.0, 1.0, 2.0, 3.0))
+def test_the_law_variance_with_a_shared_miss_is_the_generalised_least_squares_one(chosen, length):
+    """s_t^2 of the augmented information is c' (G' Sigma^-1 G)^-1 c with Sigma = v I + tau^2 K,
+    K = exp(-(log M_i - log M_j)^2 / (2 length^2)) within a size, computed directly; with one run
+    a size it is the independent runs' with noise v + tau^2."""
+    v, tau = 1e-4, np.sqrt(3e-4)
+    table = pd.DataFrame({"size": ["a", "a", "b", "b"], "M": [10.0, 20.0, 20.0, 80.0]})
+    shared = planning.Prior("gadre", GADRE, 0.02, 0.0, 0.0, tau, length, "test", None, (), ())
+    loadings = planning.shared_loadings(shared, table)
+    posed = replace(shared_problem(0.0, x=(0.0, 1.0, 2.0, 3.0)), shared=loadings)
     chosen = np.array(chosen)
-    g, z = posed.gradients[chosen], (posed.sizes[chosen][:, None] == posed.sizes[chosen][None, :]).astype(float)
-    covariance = v * np.eye(len(g)) + tau2 * z
-    c = posed.target_gradients[0]
+    x, same = np.log(table["M"].to_numpy())[chosen], (table["size"].to_numpy()[:, None] == table["size"].to_numpy())
+    covariance = v * np.eye(chosen.sum()) + tau**2 * same[np.ix_(chosen, chosen)] * planning.kernel(x, length)
+    g, c = posed.gradients[chosen], posed.target_gradients[0]
     direct = c @ np.linalg.solve(g.T @ np.linalg.solve(covariance, g), c)
     assert plan_solver.law_sd(posed, chosen.astype(float))[0][0] ** 2 == pytest.approx(direct, rel=1e-6)
     if len(set(posed.sizes[chosen])) == chosen.sum():
-        assert direct == pytest.approx(c @ np.linalg.solve(g.T @ g, c) * (v + tau2), rel=1e-9)
+        assert direct == pytest.approx(c @ np.linalg.solve(g.T @ g, c) * (v + tau**2), rel=1e-9)
 
 
-def test_the_shared_miss_is_the_one_way_random_effects_estimate():
-    """Three sizes of two residuals: means 2, 6, 10; MSW = 6 / 3 = 2, MSB = 2 x 32 / 2 = 32, n0 = 2:
-    tau^2 = (32 - 2) / 2 = 15. Two sizes are too few to tell."""
-    residuals, sizes = [1.0, 3.0, 5.0, 7.0, 9.0, 11.0], ["a", "a", "b", "b", "c", "c"]
-    assert planning.size_effect(residuals, sizes) == (pytest.approx(15.0), pytest.approx(2.0), 2, 3)
-    assert planning.size_effect(residuals[:4], sizes[:4]) is None
-    pooled = planning.size_effect([1.0, 3.0, 1.5, 2.5, 2.0, 2.0], sizes)  # equal means: no shared miss
-    assert pooled[0] == 0.0
+def drawn_residuals(own, shared, length, sizes, seed):
+    """Residuals of runs at M = 10 to 640 (seven a size) drawn from the shared-miss model."""
+    x = np.tile(np.log(10.0 * 2.0 ** np.arange(7)), sizes)
+    labels = np.repeat([f"s{i}" for i in range(sizes)], 7)
+    same = labels[:, None] == labels[None, :]
+    covariance = own * np.eye(len(x)) + shared * same * planning.kernel(x, length)
+    return np.random.default_rng(seed).multivariate_normal(np.zeros(len(x)), covariance), labels, x
+
+
+def test_the_shared_miss_is_found_where_it_was_drawn_and_not_where_none_was():
+    """Residuals drawn from the model (own 0.5%, shared 1%, length 1 in log M; 30 sizes) give
+    back its parameters; drawn independently, no share worth the name; two sizes are too few."""
+    residuals, sizes, x = drawn_residuals(0.005**2, 0.01**2, 1.0, 30, 0)
+    own, shared, length = planning.shared_miss(residuals, sizes, x)
+    assert np.sqrt([own, shared]) == pytest.approx([0.005, 0.01], rel=0.15)
+    assert length == pytest.approx(1.0, rel=0.25)
+    independent, sizes, x = drawn_residuals(0.01**2, 0.0, 1.0, 30, 1)
+    own, shared, _ = planning.shared_miss(independent, sizes, x)
+    assert shared / (own + shared) < 0.05
+    assert planning.shared_miss(residuals[:14], sizes[:14], x[:14]) is None
 
 
 # ---------------------------------------------------------------- a small study
@@ -140,16 +159,19 @@ def prior(**model_error) -> planning.Prior:
 
 
 def test_the_prior_takes_the_shared_part_of_a_runs_noise_from_its_backtest():
-    """The residuals of the estimate above (x 1e-3) as the prior law's own backtest residuals: the
-    runs of one size share 15 / 17 of a run's noise variance, its total unchanged; from two sizes
-    (or no backtest), none."""
-    residuals, sizes = np.array([1.0, 3.0, 5.0, 7.0, 9.0, 11.0]) * 1e-3, ["s1", "s1", "s2", "s2", "s3", "s3"]
-    table = candidates().iloc[[0, 2, 4, 6, 8, 10]].assign(law="loss", step=0, residual=residuals, size=sizes)
-    known = planning.with_size_effect(prior(), table)
-    assert known.shared_sd == pytest.approx(prior().noise_sd * np.sqrt(15 / 17))
-    assert known.noise_sd == prior().noise_sd
-    assert planning.with_size_effect(prior(), table.iloc[:4]).shared_sd == 0.0
-    assert planning.with_size_effect(prior(), None).shared_sd == 0.0
+    """The prior law's backtest residuals drawn with a shared miss (own 0.2%, shared 1%): most of a
+    run's noise (0.5%) is shared, its total unchanged, leaving the run the noise its fit points had
+    (here 0.1%, then 0.4%: 0.3% shared); from two sizes, or no backtest, none is."""
+    residuals, sizes, x = drawn_residuals(0.002**2, 0.01**2, 1.0, 4, 2)
+    table = pd.DataFrame({"law": "loss", "step": 0, "residual": residuals, "size": sizes, "M": np.exp(x),
+                          "N": 1e7, "D": 1e7 * np.exp(x)})
+    quiet = replace(prior(), points_sd=0.001)
+    known = planning.with_shared_miss(quiet, table)
+    assert known.noise_sd == quiet.noise_sd == 0.005
+    assert 0.5 < known.shared_sd**2 / known.noise_sd**2 <= 1 - 0.2**2 and np.isfinite(known.shared_length)
+    assert planning.with_shared_miss(replace(prior(), points_sd=0.004), table).shared_sd == pytest.approx(0.003)
+    assert planning.with_shared_miss(quiet, table.iloc[:14]).shared_sd == 0.0
+    assert planning.with_shared_miss(quiet, None).shared_sd == 0.0
 
 
 TARGETS = [{"name": "big", "N": 4e8, "M": 20.0}, {"name": "overtrained", "N": 1e8, "M": 160.0}]
@@ -227,8 +249,7 @@ def test_the_config_fragment_reads_back_as_the_plan():
 def test_replicates_are_planned_when_they_average_out_seed_noise():
     """With the noise all seed-to-seed, a run trained three times is worth three runs."""
     seeded = prior()
-    seeded = planning.Prior(seeded.form, seeded.params, 0.02, 0.02, 0.0, "replicates", seeded.model_error, seeded.fit_N,
-                            seeded.fit_D)
+    seeded = replace(seeded, noise_sd=0.02, seed_sd=0.02, noise_source="replicates")
     table = candidates()[lambda t: t["size"] != "s3"]  # too few candidates to spend the budget without replicates
     planned = planning.plan(table, seeded, TARGETS, 3 * table["cost"].sum(), NEEDS, [0, 1, 2], LIMITS)
     assert planned.replicate_seeds == [1, 2]

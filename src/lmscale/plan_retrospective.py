@@ -31,7 +31,7 @@ def study_prior(loss: pd.DataFrame, config: dict, dataset: str, valset: str) -> 
     law = fit_loss(loss, job.loss)
     pool, summary = backtest(job, loss, None, law, {})
     prior = planning.prior_from_law(law, summary["model_error"]["loss"], None, None)
-    return planning.with_size_effect(prior, pool), job.loss
+    return planning.with_shared_miss(prior, pool), job.loss
 
 
 def indices_of(candidates: pd.DataFrame, points) -> np.ndarray:

@@ -8,11 +8,11 @@ deviation of its 95% prediction interval, in log units, is
 - s_t(w)^2 = c_t' I(w)^-1 c_t, the law's variance at the target linearised at the prior:
   c_t = d log L(target) / d log theta, I(w) = sum_i w_i g_i g_i' / variance + ridge, g_i the same
   gradient at run i (a Gauss-Newton Fisher information). Where the runs of one size share part of
-  their miss (a random effect u_s ~ N(0, shared_variance) added to each run of size s), the u_s
-  are nuisance parameters with prior precision 1 / shared_variance: g_i and c_t gain one entry per
-  size (run i's size indicator; 0 at the target), and s_t^2 is the generalised-least-squares
-  variance of the law at the target, the Schur complement that marginalises the u_s. I(w) stays
-  linear in w;
+  their miss (a Gaussian process along log M within each size, independent between sizes: the
+  `shared` loadings of each run on independent unit-variance factors), the factors are nuisance
+  parameters with prior precision 1: g_i and c_t gain run i's loadings (0 at the target), and
+  s_t^2 is the generalised-least-squares variance of the law at the target, the Schur complement
+  that marginalises the shared miss. I(w) stays linear in w;
 - `scale` and A_t,d, the model error (uncertainty.ModelError): A_t,d grows with the distance of
   the target outside the chosen set in direction d, which the set's largest compute, largest M
   or smallest M (its *extreme*) fixes. One binary x_d,k per level k an extreme can take picks
@@ -62,7 +62,7 @@ class Problem:
     gradients: np.ndarray  # (runs, params): d log L / d log theta at each candidate
     target_gradients: np.ndarray  # (targets, params)
     variance: float  # a chosen run's own loss variance, log units (replicates averaged), the size's shared part aside
-    shared_variance: float  # the variance of the miss shared by the runs of one size (0: none)
+    shared: np.ndarray  # (runs, factors): loadings of the miss the runs of a size share; covariance shared shared'
     cost: np.ndarray  # each candidate's cost, replicates included
     budget: float
     sizes: np.ndarray  # each candidate's size label
@@ -83,21 +83,16 @@ class Solution:
 
 
 def augmented(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The runs' and the targets' gradients with one column per size for its shared miss (none
-    when there is none), and the prior precision of each column (the law's: the ridge)."""
-    g, c = problem.gradients, problem.target_gradients
-    precision = np.full(g.shape[1], RIDGE)
-    if problem.shared_variance <= 0:
-        return g, c, precision
-    size_of_run = np.unique(problem.sizes, return_inverse=True)[1].ravel()
-    indicators = np.eye(size_of_run.max() + 1)[size_of_run]
-    return (np.hstack([g, indicators]), np.hstack([c, np.zeros((len(c), indicators.shape[1]))]),
-            np.concatenate([precision, np.full(indicators.shape[1], 1.0 / problem.shared_variance)]))
+    """The runs' and the targets' gradients with the shared miss's factors beside the law's
+    parameters, and the prior precision of each column (the law's: the ridge; a factor's: 1)."""
+    g, c, loadings = problem.gradients, problem.target_gradients, problem.shared
+    precision = np.concatenate([np.full(g.shape[1], RIDGE), np.ones(loadings.shape[1])])
+    return np.hstack([g, loadings]), np.hstack([c, np.zeros((len(c), loadings.shape[1]))]), precision
 
 
 def law_sd(problem: Problem, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """s_t at a design (weights in [0, 1]) and u_t = I^-1 c_t, one row per target (in the
-    augmented parameters: the law's, then one per size)."""
+    augmented parameters: the law's, then the shared miss's factors)."""
     h, c, precision = augmented(problem)
     information = (h * (weights / problem.variance)[:, None]).T @ h + np.diag(precision)
     u = np.linalg.solve(information, c.T).T

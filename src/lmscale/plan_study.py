@@ -128,7 +128,7 @@ def prior_of(job: PlanJob, law_path: str | None, summary_path: str | None, table
                          "or a law in plan.prior")
     prior = planning.prior_from_law(read_json(law_path), read_json(summary_path)["model_error"]["loss"], None,
                                     job.default_noise_sd)
-    return planning.with_size_effect(prior, testbed.read_csv(table_path) if table_path else None)
+    return planning.with_shared_miss(prior, testbed.read_csv(table_path) if table_path else None)
 
 
 def fit_needs(job: PlanJob, form: str, candidates: pd.DataFrame) -> planning.FitNeeds:
