@@ -215,13 +215,14 @@ def with_shared_miss(prior: Prior, backtest: pd.DataFrame | None) -> Prior:
         return prior
     own, shared, length = found
     least_own = max(prior.model_error.floor, prior.seed_sd, prior.points_sd)
-    shared_sd = np.sqrt(max(prior.noise_sd**2 * shared / (own + shared), 0.0) if own + shared > 0 else 0.0)
-    shared_sd = min(shared_sd, np.sqrt(max(prior.noise_sd**2 - least_own**2, 0.0)))
+    share = shared / (own + shared) if own + shared > 0 else 0.0
+    shared_sd = np.sqrt(min(share * prior.noise_sd**2, max(prior.noise_sd**2 - least_own**2, 0.0)))
     log.info("the runs of one size share %.0f%% of a run's noise variance along log M (length %.3g): from %d "
              "backtest residuals where the law holds, in %d sizes, %.3g shared and %.3g their own (restricted "
-             "maximum likelihood); a run's noise %.3g = %.3g shared + %.3g its own", 100 * shared_sd**2 /
-             prior.noise_sd**2, length, len(rows), rows["size"].nunique(), np.sqrt(shared), np.sqrt(own),
-             prior.noise_sd, shared_sd, np.sqrt(prior.noise_sd**2 - shared_sd**2))
+             "maximum likelihood); a run's noise %.3g = %.3g shared + %.3g its own (at least %.3g: its seed-to-seed "
+             "spread, its fit points' noise, its evaluation's)", 100 * shared_sd**2 / prior.noise_sd**2, length,
+             len(rows), rows["size"].nunique(), np.sqrt(shared), np.sqrt(own), prior.noise_sd, shared_sd,
+             np.sqrt(prior.noise_sd**2 - shared_sd**2), least_own)
     return replace(prior, shared_sd=float(shared_sd), shared_length=float(length))
 
 
