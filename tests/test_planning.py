@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ def line_problem(cost, budget, extremes=()) -> Problem:
     x = np.arange(4.0)
     return Problem(
         gradients=np.column_stack([np.ones(4), x]), target_gradients=np.array([[1.0, 5.0]]), variance=1e-4,
+        shared=np.zeros((4, 0)),
         cost=np.asarray(cost, float), budget=budget, sizes=np.array(["a", "b", "c", "d"]),
         multipliers=x, scale=0.0, extremes=tuple(extremes), needs=(2, 1, 1, 4),
     )
@@ -68,6 +70,74 @@ def test_the_model_error_of_a_far_run_can_change_the_choice(extra_variance, expe
     assert solution.objective == pytest.approx(np.sqrt(best * 1e-4), rel=1e-6)
 
 
+def shared_problem(shared_variance, budget=2.0, x=(0.0, 0.0, 3.0, 3.0), target=(1.0, 5.0)) -> Problem:
+    """Four candidates, two of size a and two of size b, at `x`; the runs of one size share a
+    constant miss of variance `shared_variance` (one factor a size) beside their own of 1e-4."""
+    gradients = np.column_stack([np.ones(4), np.asarray(x)])[:, :len(target)]
+    shared = np.sqrt(shared_variance) * np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    return Problem(
+        gradients=gradients, target_gradients=np.array([target]), variance=1e-4, shared=shared,
+        cost=np.ones(4), budget=budget, sizes=np.array(["a", "a", "b", "b"]), multipliers=np.arange(4.0),
+        scale=0.0, extremes=(), needs=(2, 1, 1, 2),
+    )
+
+
+def test_runs_of_one_size_that_share_a_miss_inform_the_law_less_than_runs_of_two_sizes():
+    """A constant law (log L = theta): two runs of one size know it to tau^2 + v / 2, one run each
+    of two sizes to (tau^2 + v) / 2, which the plan takes once the shared miss tau^2 is large."""
+    v, tau2 = 1e-4, 4e-4
+    posed = shared_problem(tau2, target=(1.0,))
+    same, apart = np.array([True, True, False, False]), np.array([True, False, True, False])
+    assert plan_solver.law_sd(posed, same.astype(float))[0][0] ** 2 == pytest.approx(tau2 + v / 2, rel=1e-6)
+    assert plan_solver.law_sd(posed, apart.astype(float))[0][0] ** 2 == pytest.approx((tau2 + v) / 2, rel=1e-6)
+    solution = plan_solver.solve(posed, 1e-9, 50, 60)
+    assert solution.chosen.sum() == 2 and len(set(posed.sizes[solution.chosen])) == 2
+    assert solution.objective == pytest.approx(np.sqrt((tau2 + v) / 2), rel=1e-6)
+
+
+@pytest.mark.parametrize("length", [np.inf, 0.7])
+@pytest.mark.parametrize("chosen", [[True, True, True, False], [True, True, True, True], [True, False, True, False]])
+def test_the_law_variance_with_a_shared_miss_is_the_generalised_least_squares_one(chosen, length):
+    """s_t^2 of the augmented information is c' (G' Sigma^-1 G)^-1 c with Sigma = v I + tau^2 K,
+    K = exp(-(log M_i - log M_j)^2 / (2 length^2)) within a size, computed directly; with one run
+    a size it is the independent runs' with noise v + tau^2."""
+    v, tau = 1e-4, np.sqrt(3e-4)
+    table = pd.DataFrame({"size": ["a", "a", "b", "b"], "M": [10.0, 20.0, 20.0, 80.0]})
+    shared = planning.Prior("gadre", GADRE, 0.02, 0.0, 0.0, tau, length, "test", None, (), ())
+    loadings = planning.shared_loadings(shared, table)
+    posed = replace(shared_problem(0.0, x=(0.0, 1.0, 2.0, 3.0)), shared=loadings)
+    chosen = np.array(chosen)
+    x, same = np.log(table["M"].to_numpy())[chosen], (table["size"].to_numpy()[:, None] == table["size"].to_numpy())
+    covariance = v * np.eye(chosen.sum()) + tau**2 * same[np.ix_(chosen, chosen)] * planning.kernel(x, length)
+    g, c = posed.gradients[chosen], posed.target_gradients[0]
+    direct = c @ np.linalg.solve(g.T @ np.linalg.solve(covariance, g), c)
+    assert plan_solver.law_sd(posed, chosen.astype(float))[0][0] ** 2 == pytest.approx(direct, rel=1e-6)
+    if len(set(posed.sizes[chosen])) == chosen.sum():
+        assert direct == pytest.approx(c @ np.linalg.solve(g.T @ g, c) * (v + tau**2), rel=1e-9)
+
+
+def drawn_residuals(own, shared, length, sizes, seed):
+    """Residuals of runs at M = 10 to 640 (seven a size) drawn from the shared-miss model."""
+    x = np.tile(np.log(10.0 * 2.0 ** np.arange(7)), sizes)
+    labels = np.repeat([f"s{i}" for i in range(sizes)], 7)
+    same = labels[:, None] == labels[None, :]
+    covariance = own * np.eye(len(x)) + shared * same * planning.kernel(x, length)
+    return np.random.default_rng(seed).multivariate_normal(np.zeros(len(x)), covariance), labels, x
+
+
+def test_the_shared_miss_is_found_where_it_was_drawn_and_not_where_none_was():
+    """Residuals drawn from the model (own 0.5%, shared 1%, length 1 in log M; 30 sizes) give
+    back its parameters; drawn independently, no share worth the name; two sizes are too few."""
+    residuals, sizes, x = drawn_residuals(0.005**2, 0.01**2, 1.0, 30, 0)
+    own, shared, length = planning.shared_miss(residuals, sizes, x)
+    assert np.sqrt([own, shared]) == pytest.approx([0.005, 0.01], rel=0.15)
+    assert length == pytest.approx(1.0, rel=0.25)
+    independent, sizes, x = drawn_residuals(0.01**2, 0.0, 1.0, 30, 1)
+    own, shared, _ = planning.shared_miss(independent, sizes, x)
+    assert shared / (own + shared) < 0.05
+    assert planning.shared_miss(residuals[:14], sizes[:14], x[:14]) is None
+
+
 # ---------------------------------------------------------------- a small study
 
 
@@ -86,6 +156,22 @@ def prior(**model_error) -> planning.Prior:
              "seen": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, "residuals": 30, "floor": 0.0,
              "powers": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, **model_error}
     return planning.prior_from_law(law, error, None, None)
+
+
+def test_the_prior_takes_the_shared_part_of_a_runs_noise_from_its_backtest():
+    """The prior law's backtest residuals drawn with a shared miss (own 0.2%, shared 1%): most of a
+    run's noise (0.5%) is shared, its total unchanged, leaving the run the noise its fit points had
+    (here 0.1%, then 0.4%: 0.3% shared); from two sizes, or no backtest, none is."""
+    residuals, sizes, x = drawn_residuals(0.002**2, 0.01**2, 1.0, 4, 2)
+    table = pd.DataFrame({"law": "loss", "step": 0, "residual": residuals, "size": sizes, "M": np.exp(x),
+                          "N": 1e7, "D": 1e7 * np.exp(x)})
+    quiet = replace(prior(), points_sd=0.001)
+    known = planning.with_shared_miss(quiet, table)
+    assert known.noise_sd == quiet.noise_sd == 0.005
+    assert 0.5 < known.shared_sd**2 / known.noise_sd**2 <= 1 - 0.2**2 and np.isfinite(known.shared_length)
+    assert planning.with_shared_miss(replace(prior(), points_sd=0.004), table).shared_sd == pytest.approx(0.003)
+    assert planning.with_shared_miss(quiet, table.iloc[:14]).shared_sd == 0.0
+    assert planning.with_shared_miss(quiet, None).shared_sd == 0.0
 
 
 TARGETS = [{"name": "big", "N": 4e8, "M": 20.0}, {"name": "overtrained", "N": 1e8, "M": 160.0}]
@@ -120,14 +206,19 @@ def test_too_small_a_budget_fails_naming_the_smallest_that_works():
     assert planned.cost == pytest.approx(least)
 
 
+def shared_prior() -> planning.Prior:
+    """The small study's prior with most of a run's noise shared along M within a size."""
+    return replace(prior(), shared_sd=0.004, shared_length=1.0)
+
+
 def test_the_plan_is_the_same_on_every_run():
-    """Twice here, and once in a fresh interpreter."""
+    """Twice here, and once in a fresh interpreter, with a miss the runs of one size share."""
     table = candidates()
     budget = 3 * smallest_valid_cost(table, NEEDS)
-    first, second = (planning.plan(table, prior(), TARGETS, budget, NEEDS, [0], LIMITS) for _ in range(2))
+    first, second = (planning.plan(table, shared_prior(), TARGETS, budget, NEEDS, [0], LIMITS) for _ in range(2))
     pd.testing.assert_frame_equal(planning.plan_table(first), planning.plan_table(second))
     script = ("import json; from tests.test_planning import *; t = candidates(); "
-              f"p = planning.plan(t, prior(), TARGETS, {budget!r}, NEEDS, [0], LIMITS); "
+              f"p = planning.plan(t, shared_prior(), TARGETS, {budget!r}, NEEDS, [0], LIMITS); "
               "print(json.dumps([planning.config_fragment(p), planning.plan_table(p).to_csv()]))")
     fresh = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
     assert json.loads(fresh.stdout) == [planning.config_fragment(first), planning.plan_table(first).to_csv()]
@@ -163,8 +254,7 @@ def test_the_config_fragment_reads_back_as_the_plan():
 def test_replicates_are_planned_when_they_average_out_seed_noise():
     """With the noise all seed-to-seed, a run trained three times is worth three runs."""
     seeded = prior()
-    seeded = planning.Prior(seeded.form, seeded.params, 0.02, 0.02, "replicates", seeded.model_error, seeded.fit_N,
-                            seeded.fit_D)
+    seeded = replace(seeded, noise_sd=0.02, seed_sd=0.02, noise_source="replicates")
     table = candidates()[lambda t: t["size"] != "s3"]  # too few candidates to spend the budget without replicates
     planned = planning.plan(table, seeded, TARGETS, 3 * table["cost"].sum(), NEEDS, [0, 1, 2], LIMITS)
     assert planned.replicate_seeds == [1, 2]
@@ -222,7 +312,7 @@ DATASETS = ["c4_original", "rpj", "rw_original"]
 # Where the issue's targets are not met (docs/planning.md has the numbers and why): the planned set's
 # interval is wider than the paper's set's on RedPajama and RefinedWeb, whose fits through the
 # paper's five runs found a noise of 0.57% and 0.25% in their one degree of freedom against 0.76%
-# and 1.3% in the planned sets' several; and narrower than 70-78% of the random sets there.
+# and 1.3% in the planned sets' several; and narrower than 66-78% of the random sets there.
 NOT_MET = pytest.mark.xfail(strict=True, reason="not met on this dataset: docs/planning.md")
 
 

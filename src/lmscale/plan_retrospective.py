@@ -25,12 +25,13 @@ def testbed_candidates(loss: pd.DataFrame, dataset: str, valset: str, smaller_th
 
 def study_prior(loss: pd.DataFrame, config: dict, dataset: str, valset: str) -> tuple[planning.Prior, FitLossJob]:
     """What a study knows before it plans again: its loss law fitted to its own fit set, the
-    model error of its backtest (loss law only: its rows are those of the full backtest), and
-    the job that fits a law the way the study does."""
+    model error of its backtest (loss law only: its rows are those of the full backtest) and the
+    miss its residuals share within a size, and the job that fits a law the way the study does."""
     job = BacktestJob.from_config(config, dataset, valset, "loss")
     law = fit_loss(loss, job.loss)
-    _, summary = backtest(job, loss, None, law, {})
-    return planning.prior_from_law(law, summary["model_error"]["loss"], None, None), job.loss
+    pool, summary = backtest(job, loss, None, law, {})
+    prior = planning.prior_from_law(law, summary["model_error"]["loss"], None, None)
+    return planning.with_shared_miss(prior, pool), job.loss
 
 
 def indices_of(candidates: pd.DataFrame, points) -> np.ndarray:

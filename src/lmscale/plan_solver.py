@@ -7,7 +7,12 @@ deviation of its 95% prediction interval, in log units, is
 
 - s_t(w)^2 = c_t' I(w)^-1 c_t, the law's variance at the target linearised at the prior:
   c_t = d log L(target) / d log theta, I(w) = sum_i w_i g_i g_i' / variance + ridge, g_i the same
-  gradient at run i (a Gauss-Newton Fisher information);
+  gradient at run i (a Gauss-Newton Fisher information). Where the runs of one size share part of
+  their miss (a Gaussian process along log M within each size, independent between sizes: the
+  `shared` loadings of each run on independent unit-variance factors), the factors are nuisance
+  parameters with prior precision 1: g_i and c_t gain run i's loadings (0 at the target), and
+  s_t^2 is the generalised-least-squares variance of the law at the target, the Schur complement
+  that marginalises the shared miss. I(w) stays linear in w;
 - `scale` and A_t,d, the model error (uncertainty.ModelError): A_t,d grows with the distance of
   the target outside the chosen set in direction d, which the set's largest compute, largest M
   or smallest M (its *extreme*) fixes. One binary x_d,k per level k an extreme can take picks
@@ -56,7 +61,8 @@ class Problem:
 
     gradients: np.ndarray  # (runs, params): d log L / d log theta at each candidate
     target_gradients: np.ndarray  # (targets, params)
-    variance: float  # a chosen run's loss variance, log units (replicates averaged)
+    variance: float  # a chosen run's own loss variance, log units (replicates averaged), the size's shared part aside
+    shared: np.ndarray  # (runs, factors): loadings of the miss the runs of a size share; covariance shared shared'
     cost: np.ndarray  # each candidate's cost, replicates included
     budget: float
     sizes: np.ndarray  # each candidate's size label
@@ -76,12 +82,21 @@ class Solution:
     seconds: float
 
 
+def augmented(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs' and the targets' gradients with the shared miss's factors beside the law's
+    parameters, and the prior precision of each column (the law's: the ridge; a factor's: 1)."""
+    g, c, loadings = problem.gradients, problem.target_gradients, problem.shared
+    precision = np.concatenate([np.full(g.shape[1], RIDGE), np.ones(loadings.shape[1])])
+    return np.hstack([g, loadings]), np.hstack([c, np.zeros((len(c), loadings.shape[1]))]), precision
+
+
 def law_sd(problem: Problem, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """s_t at a design (weights in [0, 1]) and u_t = I^-1 c_t, one row per target."""
-    g = problem.gradients
-    information = (g * (weights / problem.variance)[:, None]).T @ g + RIDGE * np.eye(g.shape[1])
-    u = np.linalg.solve(information, problem.target_gradients.T).T
-    return np.sqrt(np.maximum(np.sum(u * problem.target_gradients, axis=1), 0.0)), u
+    """s_t at a design (weights in [0, 1]) and u_t = I^-1 c_t, one row per target (in the
+    augmented parameters: the law's, then the shared miss's factors)."""
+    h, c, precision = augmented(problem)
+    information = (h * (weights / problem.variance)[:, None]).T @ h + np.diag(precision)
+    u = np.linalg.solve(information, c.T).T
+    return np.sqrt(np.maximum(np.sum(u * c, axis=1), 0.0)), u
 
 
 def extreme_levels(problem: Problem, chosen: np.ndarray) -> list[int]:
@@ -174,7 +189,7 @@ def add_cuts(model, tau, w, x, problem: Problem, chosen: np.ndarray, unit: float
     levels = extreme_levels(problem, chosen)
     terms = model_terms(problem, levels)
     F = np.sqrt(s**2 + problem.scale**2 + np.sum(terms**2, axis=1))
-    leverage = (u @ problem.gradients.T) ** 2 / problem.variance  # -d s_t^2 / d w_i
+    leverage = (u @ augmented(problem)[0].T) ** 2 / problem.variance  # -d s_t^2 / d w_i
     for t in range(len(F)):
         gradient_w = -leverage[t] / (2 * F[t])
         cut = F[t] + pulp.lpSum(float(gradient_w[i]) * (w[i] - float(chosen[i])) for i in range(len(w)))

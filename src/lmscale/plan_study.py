@@ -117,15 +117,18 @@ def budget_of(job: PlanJob, loss: pd.DataFrame | None) -> tuple[float, str]:
     return total * job.fit_replicates, "flops"
 
 
-def prior_of(job: PlanJob, law_path: str | None, summary_path: str | None) -> planning.Prior:
-    """The law given in the plan block, else the study's own fit and its backtest's model error."""
+def prior_of(job: PlanJob, law_path: str | None, summary_path: str | None, table_path: str | None
+             ) -> planning.Prior:
+    """The law given in the plan block, else the study's own fit, its backtest's model error and
+    the miss its residuals (`table_path`, the backtest's table) share within a size."""
     if job.prior is not None:
         return planning.given_prior(job.prior["form"], job.prior["params"], job.default_noise_sd)
     if not law_path or not summary_path:
         raise ValueError("the plan reasons from the study's loss law: give --loss-law and --backtest-summary, "
                          "or a law in plan.prior")
-    return planning.prior_from_law(read_json(law_path), read_json(summary_path)["model_error"]["loss"], None,
-                                   job.default_noise_sd)
+    prior = planning.prior_from_law(read_json(law_path), read_json(summary_path)["model_error"]["loss"], None,
+                                    job.default_noise_sd)
+    return planning.with_shared_miss(prior, testbed.read_csv(table_path) if table_path else None)
 
 
 def fit_needs(job: PlanJob, form: str, candidates: pd.DataFrame) -> planning.FitNeeds:
@@ -148,13 +151,14 @@ def own_set_promise(job: PlanJob, candidates: pd.DataFrame, prior: planning.Prio
              ", ".join(f"{t.name} {100 * t.width:.1f}%" for t in expected.itertuples()))
 
 
-def make_plan(job: PlanJob, loss: pd.DataFrame | None, law_path: str | None, summary_path: str | None,
+def make_plan(job: PlanJob, loss: pd.DataFrame | None, law_path: str | None, backtest_paths: tuple,
               train_tokens: dict | None) -> tuple[planning.Plan, pd.DataFrame, pd.DataFrame, str]:
-    """The plan at the budget, the candidates it chose from, the frontier, and the budget's unit."""
+    """The plan at the budget, the candidates it chose from, the frontier, and the budget's unit.
+    `backtest_paths`: the backtest's summary and table (None where the plan does not read them)."""
     targets = target_runs(job, loss)
     budget, unit = budget_of(job, loss)
     candidates = candidates_of(job, loss, train_tokens, targets, unit)
-    prior = prior_of(job, law_path, summary_path)
+    prior = prior_of(job, law_path, *backtest_paths)
     needs = fit_needs(job, prior.form, candidates)
     limits = planning.SolverLimits(float(job.solver["tolerance"]), int(job.solver["max_solves"]),
                                    float(job.solver["seconds"]))
@@ -175,6 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss-table", nargs="?", help="the study's loss table (candidates from the testbed)")
     parser.add_argument("--loss-law", nargs="?", help="the study's loss law (the prior, unless plan.prior gives one)")
     parser.add_argument("--backtest-summary", nargs="?", help="its backtest's summary (the model error)")
+    parser.add_argument("--backtest-table", nargs="?", help="its backtest's table (the miss shared within a size)")
     parser.add_argument("--train-tokens", nargs="?",
                         help="the train split's token summary: runs it cannot feed are left out")
     parser.add_argument("--out", required=True, help="plan.csv: the chosen runs, then the expected interval at each "
@@ -188,8 +193,8 @@ def main(args) -> None:
     job = args.job
     loss = testbed.read_loss_table(args.loss_table) if args.loss_table else None
     tokens = read_json(args.train_tokens) if args.train_tokens else None
-    planned, candidates, frontier, unit = make_plan(job, loss, args.loss_law or None, args.backtest_summary or None,
-                                                    tokens)
+    backtest_paths = (args.backtest_summary or None, args.backtest_table or None)
+    planned, candidates, frontier, unit = make_plan(job, loss, args.loss_law or None, backtest_paths, tokens)
     testbed.write_csv(planning.plan_table(planned), args.out)
     with atomic_writer(args.fragment) as handle:
         handle.write(planning.config_fragment(planned))

@@ -15,11 +15,13 @@ optimisation is in `plan_solver`; the outputs are `plan_table` (plan.csv), `conf
 
 from __future__ import annotations
 
+import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 from lmscale import laws, plan_solver, uncertainty
 from lmscale.plan_solver import Extreme, Problem
@@ -43,6 +45,9 @@ class Prior:
     params: dict[str, float]
     noise_sd: float  # one run's loss noise as a fit will see it, log units
     seed_sd: float  # the part of it that replicates average out (0: not known, replicates not planned)
+    points_sd: float  # the noise the prior law's fit gave its own points (0: none recorded)
+    shared_sd: float  # the part of it the runs of one size share (0: none known; `with_shared_miss`)
+    shared_length: float  # how far along log M that shared miss stays alike (inf: a constant per size)
     noise_source: str
     model_error: uncertainty.ModelError
     fit_N: tuple[float, ...]  # the prior law's fit set (empty: a law given without one)
@@ -105,7 +110,9 @@ def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, def
     source = max(sources, key=sources.get)
     seed_sd = float(replicate_sd if replicate_sd is not None else noise.get("replicate_sd") or 0.0)
     fit_set = law.get("fit_set") or []
-    return Prior(law["form"], dict(law["params"]), max(sources[source], seed_sd), seed_sd, source, error,
+    points_sd = float(np.median(noise["sd"])) if noise.get("sd") else 0.0
+    return Prior(law["form"], dict(law["params"]), max(sources[source], seed_sd), seed_sd, points_sd, 0.0, np.inf,
+                 source, error,
                  tuple(float(p["N"]) for p in fit_set), tuple(float(p["D"]) for p in fit_set))
 
 
@@ -138,6 +145,103 @@ def eligible(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
     testbed, M = 5 and 10 below a fit set at M >= 20) raises the noise the fit finds in all of
     its runs and pulls the law off, which widens the interval it was chosen to narrow."""
     return misfit(prior, candidates) <= prior.noise_sd
+
+
+# A variance between sizes from fewer sizes rests on one degree of freedom or none.
+LEAST_SIZES = 3
+# The shared miss's length along log M is sought between these (a multiplier 1.1x apart; 100: a
+# constant per size over any range of M).
+LENGTHS = (0.1, 100.0)
+
+
+def kernel(x, length: float) -> np.ndarray:
+    """exp(-(x_i - x_j)^2 / (2 length^2)) between the log multipliers `x` of one size's runs."""
+    return np.exp(-np.subtract.outer(x, x) ** 2 / (2 * length**2))
+
+
+def shared_miss(residuals, sizes, log_M) -> tuple[float, float, float] | None:
+    """(own variance, shared variance, length) of residuals r ~ N(mu, own I + shared K), K_ij =
+    `kernel` for two runs of one size (0 across sizes; 1 on the diagonal), by restricted maximum
+    likelihood (mu profiled out); None with fewer than LEAST_SIZES sizes or no size of two runs."""
+    r, sizes, x = np.asarray(residuals, float), np.asarray(sizes).astype(str), np.asarray(log_M, float)
+    n, k = len(r), len(set(sizes.tolist()))
+    if k < LEAST_SIZES or n - k < 1:
+        return None
+    blocks = [(r[sizes == size], kernel(x[sizes == size], 1.0)) for size in sorted(set(sizes.tolist()))]
+
+    def restricted(theta):
+        # The covariance is block-diagonal by size: each block's inverse and determinant alone.
+        own, shared = np.exp(2 * theta[:2])
+        length = np.exp(np.clip(theta[2], *np.log(LENGTHS)))
+        log_det, one_one, one_r, r_r = 0.0, 0.0, 0.0, 0.0
+        for values, unit_kernel in blocks:
+            covariance = (own + 1e-14) * np.eye(len(values)) + shared * unit_kernel ** (1.0 / length**2)
+            inverse = np.linalg.inv(covariance)
+            log_det += np.linalg.slogdet(covariance)[1]
+            one_one, one_r, r_r = one_one + inverse.sum(), one_r + inverse.sum(axis=0) @ values, \
+                r_r + values @ inverse @ values
+        return 0.5 * (log_det + r_r - one_r**2 / one_one + np.log(one_one))
+
+    spread = max(float(np.std(r)), 1e-6)
+    starts = itertools.product(np.log([spread / 3, spread]), np.log([spread / 3, spread]), np.log([0.5, 1.5, 5.0]))
+    best = min((optimize.minimize(restricted, list(start), method="Nelder-Mead") for start in starts),
+               key=lambda found: found.fun)
+    own, shared = np.exp(2 * best.x[:2])
+    return float(own), float(shared), float(np.exp(np.clip(best.x[2], *np.log(LENGTHS))))
+
+
+def with_shared_miss(prior: Prior, backtest: pd.DataFrame | None) -> Prior:
+    """The prior with the part of a run's noise that the runs of one size share, a Gaussian process
+    along log M (`shared_sd`, `shared_length`), from the prior law's own out-of-sample residuals in
+    its backtest (step 0: the law itself, each run once) where the law holds (as `eligible`: the
+    runs a plan may choose), by `shared_miss`. A run's total noise stays `noise_sd`; the shared
+    part is its share shared / (own + shared) of it, leaving the run at least its own noise as the
+    study knows it: its seed-to-seed spread, the noise the prior's fit gave its points, its
+    evaluation's. (A few dozen residuals do not tell a run's own noise from a miss shared over a
+    short range of M: on the paper's testbed the likelihood is flat between them, and the solver's
+    cuts grow steep as a run's own noise nears zero.) The target's own shared miss is not added:
+    the backtest's `scale` holds it already, its residuals being misses at runs of sizes the law
+    was not fitted to."""
+    if backtest is None:
+        log.info("no backtest residuals: the runs of one size are taken to miss independently")
+        return prior
+    rows = backtest[(backtest["law"] == "loss") & (backtest["step"] == 0)]
+    rows = rows[misfit(prior, rows) <= prior.noise_sd]
+    found = shared_miss(rows["residual"], rows["size"], np.log(rows["M"].to_numpy(float)))
+    if found is None:
+        log.info("%d backtest residuals where the law holds, in %d sizes: too few (at least %d sizes) to tell a "
+                 "miss the runs of one size share; they are taken to miss independently", len(rows),
+                 rows["size"].nunique(), LEAST_SIZES)
+        return prior
+    own, shared, length = found
+    least_own = max(prior.model_error.floor, prior.seed_sd, prior.points_sd)
+    share = shared / (own + shared) if own + shared > 0 else 0.0
+    shared_sd = np.sqrt(min(share * prior.noise_sd**2, max(prior.noise_sd**2 - least_own**2, 0.0)))
+    log.info("the runs of one size share %.0f%% of a run's noise variance along log M (length %.3g): from %d "
+             "backtest residuals where the law holds, in %d sizes, %.3g shared and %.3g their own (restricted "
+             "maximum likelihood); a run's noise %.3g = %.3g shared + %.3g its own (at least %.3g: its seed-to-seed "
+             "spread, its fit points' noise, its evaluation's)", 100 * shared_sd**2 / prior.noise_sd**2, length,
+             len(rows), rows["size"].nunique(), np.sqrt(shared), np.sqrt(own), prior.noise_sd, shared_sd,
+             np.sqrt(prior.noise_sd**2 - shared_sd**2), least_own)
+    return replace(prior, shared_sd=float(shared_sd), shared_length=float(length))
+
+
+def shared_loadings(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
+    """(candidates, factors): each run's loadings on independent unit-variance factors whose
+    covariance is the shared miss, shared_sd^2 `kernel` within a size and 0 across: per size, the
+    eigenvectors of its covariance, scaled (those of a numerically null eigenvalue dropped)."""
+    if prior.shared_sd == 0:
+        return np.zeros((len(candidates), 0))
+    sizes, x = candidates["size"].astype(str).to_numpy(), np.log(candidates["M"].to_numpy(float))
+    blocks = []
+    for size in sorted(set(sizes.tolist())):
+        rows = np.flatnonzero(sizes == size)
+        values, vectors = np.linalg.eigh(prior.shared_sd**2 * kernel(x[rows], prior.shared_length))
+        kept = values > 1e-9 * values.max()
+        block = np.zeros((len(sizes), int(kept.sum())))
+        block[rows] = vectors[:, kept] * np.sqrt(values[kept])
+        blocks.append(block)
+    return np.hstack(blocks)
 
 
 def gradients(prior: Prior, N, D) -> np.ndarray:
@@ -189,8 +293,9 @@ def extremes(prior: Prior, candidates: pd.DataFrame, targets: pd.DataFrame) -> t
 
 
 def run_variance(prior: Prior, replicates: int) -> float:
-    """A chosen run's loss variance when it is trained `replicates` times and the fit sees each."""
-    return prior.seed_sd**2 / replicates + prior.noise_sd**2 - prior.seed_sd**2
+    """A chosen run's own loss variance when it is trained `replicates` times and the fit sees
+    each: the seed-to-seed part averaged, the part its size shares with its other runs aside."""
+    return prior.seed_sd**2 / replicates + prior.noise_sd**2 - prior.seed_sd**2 - prior.shared_sd**2
 
 
 def problem(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, budget: float, needs: FitNeeds,
@@ -199,6 +304,7 @@ def problem(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, budge
         gradients=gradients(prior, candidates["N"], candidates["D"]),
         target_gradients=gradients(prior, targets["N"], targets["D"]),
         variance=run_variance(prior, replicates),
+        shared=shared_loadings(prior, candidates),
         cost=candidates["cost"].to_numpy(float) * replicates,
         budget=float(budget),
         sizes=candidates["size"].astype(str).to_numpy(),

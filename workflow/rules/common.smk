@@ -369,7 +369,7 @@ PLAN = f"{RESULTS}/plan"
 
 
 def plan_inputs(wildcards):
-    """What the plan reads: the study's loss law and its backtest's summary, unless plan.prior gives
+    """What the plan reads: the study's loss law and its backtest's summary and table, unless plan.prior gives
     a law (the plan then waits for no trained model); the loss table when it chooses among the
     testbed's runs or the study imports one (a target's N); the train split's token summary when
     it prices the grid of a study that trains (a run the split cannot feed is no candidate)."""
@@ -382,6 +382,7 @@ def plan_inputs(wildcards):
         "loss": LOSS_TABLE if job.candidates_from == "testbed" or not trains_models() else [],
         "loss_law": f"{RESULTS}/laws/{job.dataset}/{job.valset}/loss_law.json" if own_law else [],
         "summary": f"{RESULTS}/backtest/{job.dataset}/{job.valset}_{tag}.json" if own_law else [],
+        "backtest": f"{RESULTS}/backtest/{job.dataset}/{job.valset}_{tag}.csv" if own_law else [],
         "tokens": tokens,
     }
 

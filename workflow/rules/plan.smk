@@ -19,5 +19,5 @@ rule plan:
         f"{LOGS}/plan.log",
     shell:
         "lmscale plan --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.loss_law:q}"
-        " --backtest-summary {input.summary:q} --train-tokens {input.tokens:q} --out {output.table:q}"
+        " --backtest-summary {input.summary:q} --backtest-table {input.backtest:q} --train-tokens {input.tokens:q} --out {output.table:q}"
         " --fragment {output.fragment:q} --frontier {output.frontier:q} --figure {output.figure:q} > {log:q} 2>&1"
