@@ -314,6 +314,10 @@ DATASETS = ["c4_original", "rpj", "rw_original"]
 # paper's five runs found a noise of 0.57% and 0.25% in their one degree of freedom against 0.76%
 # and 1.3% in the planned sets' several; and narrower than 66-78% of the random sets there.
 NOT_MET = pytest.mark.xfail(strict=True, reason="not met on this dataset: docs/planning.md")
+# The random sets are scored where the planned set beats four in five of them: 200 sets, each fitted
+# with its bootstrap, cost 20-30 s a dataset, and on RedPajama and RefinedWeb the share is 66-78%
+# (docs/planning.md's table, `docs/planning.py` draws them for all three).
+RANDOM_SETS_MET = ["c4_original"]
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +329,6 @@ def retrospectives(request):
     config = lmconfig.load_yaml(REPO / "configs" / "gadre2024.yaml")
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"), set_default=True)
     loss, _ = importer.import_gadre2024(folder, list(config["datasets"]), config["valsets"], config["size_labels"])
-    setting = plan_retrospective.Setting(RETROSPECTIVE_NEEDS, planning.SolverLimits(1e-4, 200, 60), 200, 0, True)
     done = {}
 
     def of(dataset: str) -> pd.DataFrame:
@@ -333,6 +336,9 @@ def retrospectives(request):
             N = loss[loss["dataset"] == dataset].groupby("size")["N"].first()
             targets = [{"name": "1.4B_M640", "N": float(N["1.4B"]), "M": 640.0},
                        {"name": "6.9B_M20", "N": float(N["6.9B"]), "M": 20.0}]
+            random_sets = 200 if dataset in RANDOM_SETS_MET else 0
+            setting = plan_retrospective.Setting(RETROSPECTIVE_NEEDS, planning.SolverLimits(1e-4, 200, 60), random_sets,
+                                                 0, True)
             table = plan_retrospective.retrospective(loss, config, dataset, "c4_val", targets, [1.0], setting).table
             done[dataset] = table[table["planner_target"]].set_index("target")
         return done[dataset]
@@ -373,7 +379,7 @@ def test_the_planned_interval_is_narrower_than_the_papers_sets(retrospectives, d
 
 @pytest.mark.slow
 @pytest.mark.testbed
-@pytest.mark.parametrize("dataset", WHERE_UNMET_ON_TWO)
+@pytest.mark.parametrize("dataset", RANDOM_SETS_MET)
 def test_the_planned_interval_is_narrower_than_four_in_five_random_sets(retrospectives, dataset):
     table = retrospectives(dataset)
-    assert (table["random_wider"] >= 0.8).all(), table["random_wider"]
+    assert len(table) == 2 and (table["random_wider"] >= 0.8).all(), table["random_wider"]

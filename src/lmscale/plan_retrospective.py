@@ -130,8 +130,9 @@ def compare(scorer: Scorer, planned, own, random: list[np.ndarray], expected: pd
     (a narrow interval that misses is no better), the share that hold the truth."""
     plan_scores, own_scores = scorer(planned), scorer(own)
     random_scores = [scorer(indices) for indices in random]
-    widths = np.array([s["width"].to_numpy() for s in random_scores])  # (sets, targets)
-    inside = np.array([s["inside"].to_numpy(float) for s in random_scores])
+    # (sets, targets); with no random sets every share below is nan
+    widths = np.array([s["width"].to_numpy() for s in random_scores]).reshape(len(random), len(plan_scores))
+    inside = np.array([s["inside"].to_numpy(float) for s in random_scores]).reshape(widths.shape)
     rows = []
     for t, target in enumerate(plan_scores["target"]):
         p, o = plan_scores.iloc[t], own_scores.iloc[t]
@@ -142,10 +143,11 @@ def compare(scorer: Scorer, planned, own, random: list[np.ndarray], expected: pd
             "plan_error": p["error"], "plan_width": p["width"], "plan_inside": p["inside"],
             "own_error": o["error"], "own_width": o["width"], "own_inside": o["inside"],
             "expected_width": expected["width"].iloc[t], "expected_to_fitted": expected["width"].iloc[t] / p["width"],
-            "random_wider": float(np.mean(wider)),
-            "random_wider_or_missing": float(np.mean(wider | (inside[:, t] == 0))) if measured else np.nan,
-            "random_inside": float(np.nanmean(inside[:, t])) if measured else np.nan,
-            "random_median_width": float(np.median(widths[:, t])),
+            "random_wider": float(np.mean(wider)) if len(random) else np.nan,
+            "random_wider_or_missing": float(np.mean(wider | (inside[:, t] == 0))) if measured and len(random)
+            else np.nan,
+            "random_inside": float(np.mean(inside[:, t])) if measured and len(random) else np.nan,
+            "random_median_width": float(np.median(widths[:, t])) if len(random) else np.nan,
             "random_distinct": len({tuple(indices) for indices in random}),
             "plan_noise_sd": p["noise_sd"], "own_noise_sd": o["noise_sd"],
         })
