@@ -47,7 +47,9 @@ def group_of(item) -> str:
 def pytest_collection_modifyitems(items):
     for item in items:
         item.add_marker(pytest.mark.xdist_group(group_of(item)))
-    # xdist hands the groups out in collection order, each to the first worker free: the longest
+    # xdist hands the groups out in collection order (`--no-loadscope-reorder` in pyproject's addopts:
+    # by default it orders them by their number of tests, which put the SLURM test, three tests and
+    # ~100 s of waiting, last), each to the first worker free: the longest
     # groups go first, then the others with slow tests (minutes), so that the quick ones fill the
     # gaps at the end instead of one worker running a long group alone while the other idles (a
     # stable sort: the same order on every worker, as xdist requires).
