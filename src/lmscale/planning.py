@@ -206,7 +206,7 @@ def with_shared_miss(prior: Prior, backtest: pd.DataFrame | None) -> Prior:
         log.info("no backtest residuals: the runs of one size are taken to miss independently")
         return prior
     rows = backtest[(backtest["law"] == "loss") & (backtest["step"] == 0)]
-    rows = rows[misfit(prior, rows) <= prior.noise_sd]
+    rows = rows[eligible(prior, rows)]
     found = shared_miss(rows["residual"], rows["size"], np.log(rows["M"].to_numpy(float)))
     if found is None:
         log.info("%d backtest residuals where the law holds, in %d sizes: too few (at least %d sizes) to tell a "
