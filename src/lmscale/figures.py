@@ -17,9 +17,8 @@ matplotlib.use("Agg")  # figures are files; no display is needed or assumed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
-from lmscale import isoflop, jobs, laws, per_task_figure, testbed  # noqa: E402
+from lmscale import figure_style, isoflop, jobs, laws, per_task_figure, testbed  # noqa: E402
 from lmscale.files import atomic_writer, read_json  # noqa: E402
 from lmscale.jobs import FigureJob  # noqa: E402
 from lmscale.predict import loss_predictions, mark_held_out  # noqa: E402
@@ -43,12 +42,8 @@ def heatmap_panel(ax, table: pd.DataFrame, value: str, fit_column: str, max_perc
     percent = measured.assign(percent=100 * measured[value]).pivot_table(
         index="size", columns="M", values="percent", aggfunc="mean"
     ).reindex(sizes)
-    sns.heatmap(
-        percent, ax=ax, annot=True, fmt=".1f", cmap="rocket_r", vmin=0, vmax=max_percent,
-        cbar_kws={"label": "relative error (%)"}, linewidths=0.5, linecolor="white", annot_kws={"size": 7},
-    )
-    # Seaborn labels every column of a small grid and a subset of a large one (an irregular testbed).
-    ax.set_xticklabels([f"{float(label.get_text()):g}" for label in ax.get_xticklabels()])
+    figure_style.annotated_heatmap(ax, percent.to_numpy(), [f"{multiplier:g}" for multiplier in percent.columns],
+                                   sizes, max_percent, "relative error (%)")
     for marked, style in ((measured[fit_column], {"edgecolor": "#1f77b4"}),
                           (measured["held_out"], {"edgecolor": HELD_OUT_COLOUR, "linestyle": "--"})):
         for size, multiplier in zip(measured.loc[marked, "size"], measured.loc[marked, "M"]):
@@ -81,7 +76,7 @@ def error_heatmap(predictions, dataset, valset, max_percent):
 def multiplier_palette(multipliers) -> dict:
     """One colour per token multiplier, dark (small M) to light (large M), shared by every figure."""
     multipliers = sorted(set(multipliers))
-    return dict(zip(multipliers, sns.color_palette("viridis", len(multipliers))))
+    return dict(zip(multipliers, figure_style.colours(figure_style.MULTIPLIERS, len(multipliers))))
 
 
 def edge_colours(points: pd.DataFrame, fit_column: str) -> np.ndarray:
@@ -238,7 +233,7 @@ def main(args) -> None:
     job = args.job
     if job.kind not in FIGURES:
         raise ValueError(f"unknown figure {job.kind!r}; one of {', '.join(FIGURES)}")
-    sns.set_theme(style="whitegrid", context="paper")
+    figure_style.apply()
     held_out = [asdict(point) for point in job.held_out or []]
     if job.kind == "loss-heatmap":
         figure = loss_heatmap(args.loss_table, args.loss_law, job.dataset, job.valset, job.max_percent, held_out)

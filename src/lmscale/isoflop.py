@@ -18,9 +18,8 @@ matplotlib.use("Agg")  # figures are files; no display is needed or assumed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
-from lmscale import laws, targets  # noqa: E402
+from lmscale import figure_style, laws, targets  # noqa: E402
 
 # How far a measured run's compute may lie from a budget and still be drawn beside its isoFLOP line.
 NEAR = 10**0.15  # a factor of 1.41 either way
@@ -126,7 +125,7 @@ def no_optimum_figure(runs: pd.DataFrame, loss_law: dict, budgets: list[float], 
     the runs' sizes with the runs near each budget, and why no optimum is marked."""
     figure, ax = plt.subplots(figsize=(7, 4.8))
     N = np.geomspace(runs["N"].min() / 3, runs["N"].max() * 3, 200)
-    for C, colour in zip(budgets, sns.color_palette("flare", len(budgets))):
+    for C, colour in zip(budgets, figure_style.colours(figure_style.BUDGETS, len(budgets))):
         ax.plot(N, isoflop_losses(loss_law, C, N), color=colour, lw=1.4, label=f"C = {C:.2g}")
         near = _near(runs, C)
         ax.scatter(near["N"], near["loss"], color=colour, s=26, zorder=3)
@@ -147,7 +146,7 @@ def isoflop_figure(loss: pd.DataFrame, loss_law: dict, dataset: str, valset: str
         optima = targets.resolve_targets([{"name": f"{C:.2g}", "C": float(C)} for C in budgets], loss_law)
     except ValueError as error:  # the law has no optimum: say so on the figure, not by failing the study
         return no_optimum_figure(runs, loss_law, budgets, str(error))
-    colours = dict(zip(optima["C"], sns.color_palette("flare", len(optima))))
+    colours = dict(zip(optima["C"], figure_style.colours(figure_style.BUDGETS, len(optima))))
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     isoflop_panel(axes[0], runs, loss_law, optima, colours)
     price_panel(axes[1], runs, loss_law, optima, colours)
