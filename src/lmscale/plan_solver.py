@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,14 +123,21 @@ def expected_sd(problem: Problem, chosen: np.ndarray) -> np.ndarray:
     return np.sqrt(s**2 + problem.scale**2 + np.sum(terms**2, axis=1))
 
 
-def _binaries(prefix: str, count: int) -> list[pulp.LpVariable]:
-    return [pulp.LpVariable(f"{prefix}_{i}", cat=pulp.LpBinary) for i in range(count)]
+def _variables(model, prefix: str, count: int, **kind) -> list[pulp.LpVariable]:
+    """`count` variables of `model`, named `prefix`_i: made by the model where PuLP can (3.3 on,
+    where making them apart is deprecated), else apart (the model takes them as constraints name them)."""
+    make = getattr(model, "add_variable", None) or pulp.LpVariable
+    return [make(f"{prefix}_{i}", **kind) for i in range(count)]
+
+
+def _binaries(model, prefix: str, count: int) -> list[pulp.LpVariable]:
+    return _variables(model, prefix, count, cat=pulp.LpBinary)
 
 
 def _at_least_distinct(model, w, labels, least: int, name: str) -> None:
     """At least `least` distinct labels among the chosen runs."""
     distinct = sorted(set(labels.tolist()))
-    present = _binaries(f"has_{name}", len(distinct))
+    present = _binaries(model, f"has_{name}", len(distinct))
     for flag, label in zip(present, distinct):
         model += flag <= pulp.lpSum(w[i] for i in np.flatnonzero(labels == label))
     model += pulp.lpSum(present) >= least, f"least_{name}"
@@ -138,7 +146,7 @@ def _at_least_distinct(model, w, labels, least: int, name: str) -> None:
 def feasible_model(problem: Problem, sense=pulp.LpMinimize):
     """The constraints every plan meets: budget aside, what a fit needs; with the extremes' levels."""
     model = pulp.LpProblem("plan", sense)
-    w = _binaries("run", len(problem.cost))
+    w = _binaries(model, "run", len(problem.cost))
     least_runs, least_sizes, least_multipliers, most_per_size = problem.needs
     model += pulp.lpSum(w) >= least_runs, "least_runs"
     for size in sorted(set(problem.sizes.tolist())):
@@ -147,7 +155,7 @@ def feasible_model(problem: Problem, sense=pulp.LpMinimize):
     _at_least_distinct(model, w, problem.multipliers, least_multipliers, "multiplier")
     x = []
     for extreme in problem.extremes:
-        levels = _binaries(f"level_{extreme.name}", len(extreme.levels))
+        levels = _binaries(model, f"level_{extreme.name}", len(extreme.levels))
         model += pulp.lpSum(levels) == 1, f"one_{extreme.name}"
         for i, k in enumerate(extreme.level_of_run):
             reach = levels[k:] if extreme.largest else levels[:k + 1]
@@ -161,7 +169,12 @@ def feasible_model(problem: Problem, sense=pulp.LpMinimize):
 
 def _cbc(model, seconds: float) -> str:
     # One thread, a relative gap far below the planner's tolerance: the same plan on every run.
-    model.solve(pulp.PULP_CBC_CMD(msg=False, threads=1, gapRel=1e-7, timeLimit=max(1, int(seconds))))
+    with warnings.catch_warnings():
+        # PuLP 3.3 deprecates the CBC it bundles, which is what lets the planner solve offline;
+        # the requirement (pulp<4) keeps it.
+        warnings.filterwarnings("ignore", message="PULP_CBC_CMD is deprecated", category=DeprecationWarning)
+        solver = pulp.PULP_CBC_CMD(msg=False, threads=1, gapRel=1e-7, timeLimit=max(1, int(seconds)))
+    model.solve(solver)
     return pulp.LpStatus[model.status]
 
 
@@ -209,7 +222,7 @@ def solve(problem: Problem, tolerance: float, max_solves: int, seconds: float) -
     """
     started = time.monotonic()
     model, w, x = feasible_model(problem)
-    tau = [pulp.LpVariable(f"sd_{t}", lowBound=0) for t in range(len(problem.target_gradients))]
+    tau = _variables(model, "sd", len(problem.target_gradients), lowBound=0)
     model += pulp.lpSum(tau)
     spent, cost_unit = _spent(problem, w)
     model += spent <= problem.budget / cost_unit, "budget"
