@@ -10,8 +10,9 @@ compared, per dataset, with the paper's fit set and with random valid sets of th
 
 Writes retrospective.csv (every budget, dataset and scored run), frontier.csv (the planner's
 expected widths from 1/4x to 4x) and one figure per dataset, and prints the tables of the page.
-`--per-size 2` caps the runs of one size (the page's sensitivity check); `--monte-carlo` prints
-only the widths at 1x with other bootstrap seeds and 2,000 refits.
+`--per-size 2` caps the runs of one size (the page's sensitivity check); `--prior-noise` scores
+every set with the prior's noise of a run instead of its own residuals' (another); `--monte-carlo`
+prints only the widths at 1x with other bootstrap seeds and 2,000 refits.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=200)
     parser.add_argument("--from-all", action="store_true", help="random sets from every candidate, not the eligible")
     parser.add_argument("--per-size", type=int, default=NEEDS.per_size, help="at most this many runs of one size")
+    parser.add_argument("--prior-noise", action="store_true",
+                        help="score every set with the prior's noise of a run, not its own residuals' noise")
     parser.add_argument("--monte-carlo", action="store_true",
                         help="only the widths at 1x with other bootstrap seeds and 2,000 refits")
     args = parser.parse_args()
@@ -108,13 +111,14 @@ def main() -> None:
     needs = replace(NEEDS, per_size=args.per_size)
     suffix = "_from_all" if args.from_all else ""
     suffix += f"_per_size{args.per_size}" if args.per_size != NEEDS.per_size else ""
+    suffix += "_prior_noise" if args.prior_noise else ""
     if args.monte_carlo:
         print("| dataset | refits | seed | paper's set: width (%) | planned: width (%) |")
         print("| --- | --- | --- | --- | --- |")
         for dataset in config["datasets"]:
             print("\n".join(monte_carlo(loss, config, dataset, needs)))
         return
-    setting = plan_retrospective.Setting(needs, LIMITS, args.random, 0, not args.from_all)
+    setting = plan_retrospective.Setting(needs, LIMITS, args.random, 0, not args.from_all, args.prior_noise)
     tables, frontiers = [], []
     for dataset in config["datasets"]:
         targets = targets_of(loss, dataset)

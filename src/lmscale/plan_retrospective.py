@@ -79,15 +79,18 @@ def random_sets(candidates: pd.DataFrame, among: np.ndarray, budget: float, need
 
 
 def score(loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame, indices: np.ndarray,
-          model_error: uncertainty.ModelError, targets: list[dict]) -> pd.DataFrame:
+          model_error: uncertainty.ModelError, targets: list[dict], noise_sd: float | None = None) -> pd.DataFrame:
     """The law fitted to the chosen candidates (`job` gives the form, method and bootstrap), its
     prediction at each target with the 95% prediction interval (the confidence interval of the
     bootstrap widened by `model_error` at the target's distance from the set), and the truth
-    where the testbed has a run at the target's N and M."""
+    where the testbed has a run at the target's N and M. The bootstrap draws each run with the
+    noise the set's own residuals show, as a study does; with `noise_sd` (log units), with that
+    noise for every set alike (a sensitivity check: no set is narrow by the luck of its few
+    residual degrees of freedom)."""
     chosen = candidates.iloc[np.asarray(indices, int)]
     try:
         points = [Point(str(s), float(m)) for s, m in zip(chosen["size"], chosen["M"])]
-        law = fit_loss(loss, replace(job, fit_set=points))
+        law = fit_loss(loss, replace(job, fit_set=points), given_noise(chosen["model"], noise_sd))
     except RuntimeError:  # no start of the grid converged: the set gives no law, an interval of no use
         return pd.DataFrame({"target": [t["name"] for t in targets], "predicted": np.nan, "truth": np.nan,
                              "pi_lo": np.nan, "pi_hi": np.nan, "width": np.inf, "error": np.nan, "inside": 0.0,
@@ -107,19 +110,29 @@ def score(loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame, indices
     })
 
 
+def given_noise(models, noise_sd: float | None) -> dict | None:
+    """`noise_sd` for each of `models`, as fit_loss's `noise_from` carries it (None: the fit's own)."""
+    if noise_sd is None:
+        return None
+    models = [str(model) for model in models]
+    noise = uncertainty.PointNoise([float(noise_sd)] * len(models), "given", None, None, None)
+    return {"noise": noise.as_dict(), "fit_set": [{"model": model} for model in models]}
+
+
 class Scorer:
     """`score` with each distinct set fitted once: random sets repeat."""
 
     def __init__(self, loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame,
-                 model_error: uncertainty.ModelError, targets: list[dict]):
+                 model_error: uncertainty.ModelError, targets: list[dict], noise_sd: float | None):
         self.loss, self.job, self.candidates = loss, job, candidates
-        self.model_error, self.targets = model_error, targets
+        self.model_error, self.targets, self.noise_sd = model_error, targets, noise_sd
         self.done: dict[bytes, pd.DataFrame] = {}
 
     def __call__(self, indices) -> pd.DataFrame:
         key = tuple(int(i) for i in indices)
         if key not in self.done:
-            self.done[key] = score(self.loss, self.job, self.candidates, indices, self.model_error, self.targets)
+            self.done[key] = score(self.loss, self.job, self.candidates, indices, self.model_error, self.targets,
+                                   self.noise_sd)
         return self.done[key]
 
 
@@ -163,6 +176,7 @@ class Setting:
     random_sets: int  # random valid sets per budget
     seed: int  # of the random sets
     random_from_eligible: bool  # draw random sets from the candidates the planner chooses from (else from all)
+    prior_noise: bool  # score every set with the prior's noise of a run, not its own residuals' (a sensitivity check)
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,8 @@ class Retrospective:
     plans: dict  # factor -> planning.Plan
     prior: planning.Prior
     candidates: pd.DataFrame
+    job: FitLossJob  # how each set is fitted
+    own: np.ndarray  # the study's own loss fit set, as indices of the candidates
 
 
 def truth_runs(loss: pd.DataFrame, dataset: str, valset: str, smaller_than: float) -> list[dict]:
@@ -194,7 +210,7 @@ def retrospective(loss: pd.DataFrame, config: dict, dataset: str, valset: str, t
                         if not any(np.isclose(run["N"], t["N"]) and np.isclose(run["M"], t["M"]) for t in targets)]
     own = indices_of(candidates, [(p["size"], p["M"]) for p in config["loss_fit_set"]])
     budget = float(candidates["cost"].iloc[own].sum())
-    scorer = Scorer(loss, job, candidates, prior.model_error, scored)
+    scorer = Scorer(loss, job, candidates, prior.model_error, scored, prior.noise_sd if setting.prior_noise else None)
     tables, plans = [], {}
     for factor in factors:
         planned = planning.plan(candidates, prior, targets, factor * budget, setting.needs, [0], setting.limits)
@@ -207,4 +223,4 @@ def retrospective(loss: pd.DataFrame, config: dict, dataset: str, valset: str, t
                                    planner_target=table["target"].isin(names), plan_runs=int(planned.chosen.sum()),
                                    plan_cost=planned.cost))
         plans[float(factor)] = planned
-    return Retrospective(pd.concat(tables, ignore_index=True), plans, prior, candidates)
+    return Retrospective(pd.concat(tables, ignore_index=True), plans, prior, candidates, job, own)
