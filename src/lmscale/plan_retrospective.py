@@ -136,6 +136,11 @@ class Scorer:
         return self.done[key]
 
 
+def over_sets(statistic, values) -> float:
+    """`statistic` of one value per random set; nan with no random sets."""
+    return float(statistic(values)) if len(values) else np.nan
+
+
 def compare(scorer: Scorer, planned, own, random: list[np.ndarray], expected: pd.DataFrame) -> pd.DataFrame:
     """One row per target: the planned set's and the study's own set's error and width, the
     planner's expected width and its ratio to the fitted one, and how the random sets fared: the
@@ -156,11 +161,10 @@ def compare(scorer: Scorer, planned, own, random: list[np.ndarray], expected: pd
             "plan_error": p["error"], "plan_width": p["width"], "plan_inside": p["inside"],
             "own_error": o["error"], "own_width": o["width"], "own_inside": o["inside"],
             "expected_width": expected["width"].iloc[t], "expected_to_fitted": expected["width"].iloc[t] / p["width"],
-            "random_wider": float(np.mean(wider)) if len(random) else np.nan,
-            "random_wider_or_missing": float(np.mean(wider | (inside[:, t] == 0))) if measured and len(random)
-            else np.nan,
-            "random_inside": float(np.mean(inside[:, t])) if measured and len(random) else np.nan,
-            "random_median_width": float(np.median(widths[:, t])) if len(random) else np.nan,
+            "random_wider": over_sets(np.mean, wider),
+            "random_wider_or_missing": over_sets(np.mean, wider | (inside[:, t] == 0)) if measured else np.nan,
+            "random_inside": over_sets(np.mean, inside[:, t]) if measured else np.nan,
+            "random_median_width": over_sets(np.median, widths[:, t]),
             "random_distinct": len({tuple(indices) for indices in random}),
             "plan_noise_sd": p["noise_sd"], "own_noise_sd": o["noise_sd"],
         })

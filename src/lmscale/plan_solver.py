@@ -28,6 +28,7 @@ the best design's value. The design is then optimal for the linearised model, no
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import warnings
@@ -72,6 +73,15 @@ class Problem:
     extremes: tuple[Extreme, ...]
     needs: tuple[int, int, int, int]  # at least this many runs, sizes, multipliers; at most this many runs a size
 
+    @functools.cached_property
+    def augmented(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The runs' and the targets' gradients with the shared miss's factors beside the law's
+        parameters, and the prior precision of each column (the law's: the ridge; a factor's: 1);
+        built once, read by every solve and cut."""
+        g, c, loadings = self.gradients, self.target_gradients, self.shared
+        precision = np.concatenate([np.full(g.shape[1], RIDGE), np.ones(loadings.shape[1])])
+        return np.hstack([g, loadings]), np.hstack([c, np.zeros((len(c), loadings.shape[1]))]), precision
+
 
 @dataclass(frozen=True)
 class Solution:
@@ -83,18 +93,10 @@ class Solution:
     seconds: float
 
 
-def augmented(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The runs' and the targets' gradients with the shared miss's factors beside the law's
-    parameters, and the prior precision of each column (the law's: the ridge; a factor's: 1)."""
-    g, c, loadings = problem.gradients, problem.target_gradients, problem.shared
-    precision = np.concatenate([np.full(g.shape[1], RIDGE), np.ones(loadings.shape[1])])
-    return np.hstack([g, loadings]), np.hstack([c, np.zeros((len(c), loadings.shape[1]))]), precision
-
-
 def law_sd(problem: Problem, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """s_t at a design (weights in [0, 1]) and u_t = I^-1 c_t, one row per target (in the
     augmented parameters: the law's, then the shared miss's factors)."""
-    h, c, precision = augmented(problem)
+    h, c, precision = problem.augmented
     information = (h * (weights / problem.variance)[:, None]).T @ h + np.diag(precision)
     u = np.linalg.solve(information, c.T).T
     return np.sqrt(np.maximum(np.sum(u * c, axis=1), 0.0)), u
@@ -202,7 +204,7 @@ def add_cuts(model, tau, w, x, problem: Problem, chosen: np.ndarray, unit: float
     levels = extreme_levels(problem, chosen)
     terms = model_terms(problem, levels)
     F = np.sqrt(s**2 + problem.scale**2 + np.sum(terms**2, axis=1))
-    leverage = (u @ augmented(problem)[0].T) ** 2 / problem.variance  # -d s_t^2 / d w_i
+    leverage = (u @ problem.augmented[0].T) ** 2 / problem.variance  # -d s_t^2 / d w_i
     for t in range(len(F)):
         gradient_w = -leverage[t] / (2 * F[t])
         cut = F[t] + pulp.lpSum(float(gradient_w[i]) * (w[i] - float(chosen[i])) for i in range(len(w)))

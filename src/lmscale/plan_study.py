@@ -151,14 +151,13 @@ def own_set_promise(job: PlanJob, candidates: pd.DataFrame, prior: planning.Prio
              ", ".join(f"{t.name} {100 * t.width:.1f}%" for t in expected.itertuples()))
 
 
-def make_plan(job: PlanJob, loss: pd.DataFrame | None, law_path: str | None, backtest_paths: tuple,
+def make_plan(job: PlanJob, loss: pd.DataFrame | None, prior: planning.Prior,
               train_tokens: dict | None) -> tuple[planning.Plan, pd.DataFrame, pd.DataFrame, str]:
-    """The plan at the budget, the candidates it chose from, the frontier, and the budget's unit.
-    `backtest_paths`: the backtest's summary and table (None where the plan does not read them)."""
+    """The plan at the budget from `prior` (prior_of), the candidates it chose from, the frontier,
+    and the budget's unit."""
     targets = target_runs(job, loss)
     budget, unit = budget_of(job, loss)
     candidates = candidates_of(job, loss, train_tokens, targets, unit)
-    prior = prior_of(job, law_path, *backtest_paths)
     needs = fit_needs(job, prior.form, candidates)
     limits = planning.SolverLimits(float(job.solver["tolerance"]), int(job.solver["max_solves"]),
                                    float(job.solver["seconds"]))
@@ -193,8 +192,8 @@ def main(args) -> None:
     job = args.job
     loss = testbed.read_loss_table(args.loss_table) if args.loss_table else None
     tokens = read_json(args.train_tokens) if args.train_tokens else None
-    backtest_paths = (args.backtest_summary or None, args.backtest_table or None)
-    planned, candidates, frontier, unit = make_plan(job, loss, args.loss_law or None, backtest_paths, tokens)
+    prior = prior_of(job, args.loss_law or None, args.backtest_summary or None, args.backtest_table or None)
+    planned, candidates, frontier, unit = make_plan(job, loss, prior, tokens)
     testbed.write_csv(planning.plan_table(planned), args.out)
     with atomic_writer(args.fragment) as handle:
         handle.write(planning.config_fragment(planned))
