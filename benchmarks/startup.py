@@ -1,6 +1,6 @@
 """Start-up of `lmscale <stage>` commands: two checkouts side by side, interleaved.
 
-    python benchmarks/startup.py --before /path/to/old/checkout --after . [--rounds 15]
+    python benchmarks/startup.py --before /path/to/old/checkout --after . [--rounds 15] [--commands figure]
 
 For each command (`lmscale eval-loss --help`, `lmscale train --help`, ...) it runs the command's
 argument parsing under each checkout's `src/` (PYTHONPATH), alternating before and after in every
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-COMMANDS = ["eval-loss", "train", "fit-loss", "predict", "eval-tasks"]
+COMMANDS = ["eval-loss", "train", "fit-loss", "predict", "eval-tasks", "figure"]
 HEAVY = ("torch", "transformers", "lm_eval")
 
 # Parses `--help` as the command does and reports what was imported (the exit of argparse is caught).
@@ -49,11 +49,12 @@ def main() -> None:
     parser.add_argument("--before", type=Path, required=True, help="a checkout (its src/ is imported)")
     parser.add_argument("--after", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--commands", nargs="+", default=COMMANDS, choices=COMMANDS, help="some of them only")
     args = parser.parse_args()
     print(f"| command | before: median (min) ms | after: median (min) ms | after/before | modules before -> after "
           f"| heavy imports after |")
     print("|---|---|---|---|---|---|")
-    for command in COMMANDS:
+    for command in args.commands:
         times: dict[str, list[float]] = {"before": [], "after": []}
         seen = {}
         for _ in range(args.rounds):
