@@ -19,7 +19,7 @@ of each is left out (start-up; compiling is timed apart). Figures are medians ov
 FLOP/s count 6 x N per token with N every parameter (embeddings included): the arithmetic the
 step does, attention's own FLOPs aside. "of peak" divides them by a matmul's FLOP/s measured in
 the same run with the same threads (fp32 on the CPU, bf16 on a GPU); on a GPU, MFU divides them
-by the device's dense bf16 peak from lmscale.performance's table.
+by the device's dense bf16 peak from lmscale.training.performance's table.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def study_config(path: Path, extra_sizes: dict) -> dict:
 
 def random_stream(folder: Path, vocab_size: int, tokens: int, seed: int = 0) -> Path:
     """A token stream of uniformly random tokens, in lmscale's format (.bin and .json)."""
-    from lmscale.tokens import token_dtype
+    from lmscale.data.token_streams import token_dtype
 
     dtype = token_dtype(vocab_size)
     path = folder / "train.bin"
@@ -72,7 +72,7 @@ def matmul_peak(device, seconds: float = 1.0) -> float:
     """FLOP/s of a square matmul (fp32 on the CPU, bf16 on a GPU): the best of short repeats."""
     import torch
 
-    from lmscale.performance import cpu_matmul_peak
+    from lmscale.training.performance import cpu_matmul_peak
 
     if device.type == "cpu":
         return cpu_matmul_peak(seconds)
@@ -93,7 +93,7 @@ class LmscaleStep:
 
     def __init__(self, job, options, tokens: Path, device: str):
         from lmscale.training import distributed, loop
-        from lmscale.training.plan import plan
+        from lmscale.training.setup import plan
 
         self.loop = loop
         self.planned = plan(job, tokens)
@@ -122,8 +122,8 @@ def trainer_run(planned, config: dict, device: str, block: int, blocks: int, ste
     import torch
     from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
-    from lmscale.decoder import loss_terms
-    from lmscale.model import build_model
+    from lmscale.model.architecture import build_model
+    from lmscale.model.decoder import loss_terms
 
     hp, job = planned.hp, planned.job
     order = planned.order
@@ -251,7 +251,7 @@ def main() -> None:
     threads = args.threads or config["train"]["threads"]
     torch.set_num_threads(threads)
     device = torch.device(args.device)
-    from lmscale.performance import gpu_peak
+    from lmscale.training.performance import gpu_peak
 
     table_peak = gpu_peak(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     peaks, results = [matmul_peak(device)], []

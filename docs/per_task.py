@@ -24,8 +24,10 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
-from lmscale import per_task, per_task_figure, testbed
-from lmscale.files import atomic_write_json, read_json
+from lmscale.analysis import task_laws
+from lmscale.figures import task_panels
+from lmscale.io import tables
+from lmscale.io.files import atomic_write_json, read_json
 from lmscale.jobs import PerTaskJob
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,12 +58,12 @@ def per_task_results(results: Path, config: dict, dataset: str) -> tuple[pd.Data
     valset, tag = config["valsets"][0], f"t{config['threshold']:g}"
     stem = results / "per_task_docs" / dataset / f"{valset}_{tag}"
     if not stem.with_suffix(".json").exists():
-        loss, tasks = testbed.read_tables(results / "testbed" / "loss.csv", results / "testbed" / "tasks.csv")
+        loss, tasks = tables.read_tables(results / "testbed" / "loss.csv", results / "testbed" / "tasks.csv")
         kept = read_json(results / "laws" / f"tasks_{tag}.json")["tasks"]
         job = replace(PerTaskJob.from_config(config, dataset, valset, tag), targets=targets_for(config, loss, dataset))
-        rows, summary = per_task.per_task(loss, tasks, read_json(results / "laws" / dataset / valset / "loss_law.json"),
+        rows, summary = task_laws.per_task(loss, tasks, read_json(results / "laws" / dataset / valset / "loss_law.json"),
                                           job, kept)
-        testbed.write_csv(rows, stem.with_suffix(".csv"))
+        tables.write_csv(rows, stem.with_suffix(".csv"))
         atomic_write_json(stem.with_suffix(".json"), summary, sort_keys=False)
     return pd.read_csv(stem.with_suffix(".csv")), read_json(stem.with_suffix(".json"))
 
@@ -147,7 +149,7 @@ def main() -> None:
         print(f"### {DATASETS[dataset]}\n\n{shown_runs(table, summary['unfit'])}\n\n{held_out_line(table)}\n")
         calibration += calibration_rows(dataset, summary)
         unfit += unfit_rows(dataset, summary)
-        figure = per_task_figure.per_task_figure(table, summary, dataset, config["valsets"][0])
+        figure = task_panels.per_task_figure(table, summary, dataset, config["valsets"][0])
         figure.savefig(args.out / f"{dataset}.png", dpi=110)
     print("### Calibration\n\n" + "\n".join(calibration) + "\n\n### Tasks without a law\n\n" + "\n".join(unfit))
 

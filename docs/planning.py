@@ -26,14 +26,17 @@ import numpy as np
 import pandas as pd
 from snakemake.utils import validate
 
-from lmscale import config as lmconfig, importer, planning, plan_figure, plan_retrospective
+from lmscale import config as lmconfig
+from lmscale.figures import plan_grid
+from lmscale.io import importers
+from lmscale.planning import design, retrospective
 
 REPO = Path(__file__).resolve().parents[1]
 VALSET = "c4_val"
 # One more run than the law's 4 parameters, so that its residuals show the noise; the cap per
 # size is set by --per-size.
-NEEDS = planning.FitNeeds(runs=5, sizes=2, multipliers=2, per_size=8)
-LIMITS = planning.SolverLimits(tolerance=1e-4, max_solves=200, seconds=60)
+NEEDS = design.FitNeeds(runs=5, sizes=2, multipliers=2, per_size=8)
+LIMITS = design.SolverLimits(tolerance=1e-4, max_solves=200, seconds=60)
 FRONTIER = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -71,18 +74,18 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def monte_carlo(loss: pd.DataFrame, config: dict, dataset: str, needs: planning.FitNeeds) -> list[str]:
+def monte_carlo(loss: pd.DataFrame, config: dict, dataset: str, needs: design.FitNeeds) -> list[str]:
     """The widths of the paper's set and the plan at 1x with other bootstrap seeds and 2,000
     refits: how much of a difference between two sets is the bootstrap's own Monte Carlo noise."""
-    prior, job = plan_retrospective.study_prior(loss, config, dataset, VALSET)
+    prior, job = retrospective.study_prior(loss, config, dataset, VALSET)
     targets = targets_of(loss, dataset)
-    candidates = plan_retrospective.testbed_candidates(loss, dataset, VALSET, targets[0]["N"])
-    own = plan_retrospective.indices_of(candidates, [(p["size"], p["M"]) for p in config["loss_fit_set"]])
-    planned = planning.plan(candidates, prior, targets, float(candidates["cost"].iloc[own].sum()), needs, [0], LIMITS)
+    candidates = retrospective.testbed_candidates(loss, dataset, VALSET, targets[0]["N"])
+    own = retrospective.indices_of(candidates, [(p["size"], p["M"]) for p in config["loss_fit_set"]])
+    planned = design.plan(candidates, prior, targets, float(candidates["cost"].iloc[own].sum()), needs, [0], LIMITS)
     lines = []
     for refits, seed in ((200, 0), (200, 1), (200, 2), (2000, 0)):
         refit = replace(job, bootstrap=refits, seed=seed)
-        widths = [plan_retrospective.score(loss, refit, candidates, chosen, prior.model_error, targets)["width"]
+        widths = [retrospective.score(loss, refit, candidates, chosen, prior.model_error, targets)["width"]
                   for chosen in (own, np.flatnonzero(planned.chosen))]
         lines.append(f"| {dataset} | {refits} | {seed} | {' / '.join(percent(w) for w in widths[0])} "
                      f"| {' / '.join(percent(w) for w in widths[1])} |")
@@ -106,7 +109,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     config = study_config()
-    loss, _ = importer.import_gadre2024(args.testbed, list(config["datasets"]), config["valsets"],
+    loss, _ = importers.import_gadre2024(args.testbed, list(config["datasets"]), config["valsets"],
                                         config["size_labels"])
     needs = replace(NEEDS, per_size=args.per_size)
     suffix = "_from_all" if args.from_all else ""
@@ -118,21 +121,21 @@ def main() -> None:
         for dataset in config["datasets"]:
             print("\n".join(monte_carlo(loss, config, dataset, needs)))
         return
-    setting = plan_retrospective.Setting(needs, LIMITS, args.random, 0, not args.from_all, args.prior_noise)
+    setting = retrospective.Setting(needs, LIMITS, args.random, 0, not args.from_all, args.prior_noise)
     tables, frontiers = [], []
     for dataset in config["datasets"]:
         targets = targets_of(loss, dataset)
-        done = plan_retrospective.retrospective(loss, config, dataset, VALSET, targets,
+        done = retrospective.retrospective(loss, config, dataset, VALSET, targets,
                                                 [float(f) for f in args.factors.split(",")], setting)
         tables.append(done.table)
         budget = float(done.table["budget"][done.table["factor"] == 1.0].iloc[0])
-        frontier = planning.frontier(done.candidates, done.prior, targets, budget, FRONTIER, needs, [0], LIMITS)
+        frontier = design.frontier(done.candidates, done.prior, targets, budget, FRONTIER, needs, [0], LIMITS)
         frontiers.append(frontier.assign(dataset=dataset))
         plan = done.plans[1.0]
-        figure = plan_figure.plan_figure(done.candidates, plan.chosen, plan.usable, frontier, budget, "FLOPs",
+        figure = plan_grid.plan_figure(done.candidates, plan.chosen, plan.usable, frontier, budget, "FLOPs",
                                          f"{dataset}: the plan at the paper's fit-set compute")
         figure.savefig(out / f"{dataset}_plan{suffix}.png", dpi=120)
-        print(f"\n{dataset}: {planning.config_fragment(plan)}")
+        print(f"\n{dataset}: {design.config_fragment(plan)}")
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(out / f"retrospective{suffix}.csv", index=False, float_format="%.6g")
     pd.concat(frontiers, ignore_index=True).to_csv(out / f"frontier{suffix}.csv", index=False, float_format="%.6g")

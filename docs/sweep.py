@@ -48,7 +48,7 @@ TOKENS = RESULTS / "tokens" / "stdlib"
 TOKENIZER = RESULTS / "tokenizer"
 OUT_CSV = ROOT / "docs" / "sweep.csv"
 
-# Candidate shapes (vocab 512, tied embeddings, context 128); N from `lmscale.resources.parameter_count`, as the model builds it.
+# Candidate shapes (vocab 512, tied embeddings, context 128); N from `lmscale.jobs.resources.parameter_count`, as the model builds it.
 SHAPES = {
     "s1": {"width": 16, "depth": 2, "heads": 2, "mlp_width": 48},    # N 14,960
     "s2": {"width": 24, "depth": 2, "heads": 2, "mlp_width": 64},    # N 26,280
@@ -147,7 +147,7 @@ NON_EMBEDDING_PHASES = {"steps", "stepscheck", "s2check", "context32", "c32batch
 
 def warmup_for(size: str, batch_size: int, count_embeddings: bool = True, common: dict = COMMON) -> int:
     """About 10% of the M = 20 run's steps, at least 10."""
-    from lmscale.resources import embedding_count, parameter_count
+    from lmscale.jobs.resources import embedding_count, parameter_count
 
     shape = study(size, 20, {**SHAPES[size], **common}, {})["sizes"][size]
     n = parameter_count(shape, 512)

@@ -20,10 +20,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.test_tables: the Chinchilla loss table
 
-from lmscale import isoflop, targets, testbed  # noqa: E402
-from lmscale.files import read_json  # noqa: E402
-from lmscale.fit_loss import fit_loss  # noqa: E402
+from lmscale.analysis.fits import fit_loss  # noqa: E402
+from lmscale.figures import isoflop  # noqa: E402
+from lmscale.io import tables  # noqa: E402
+from lmscale.io.files import read_json  # noqa: E402
 from lmscale.jobs import FitLossJob, Point  # noqa: E402
+from lmscale.laws import targets  # noqa: E402
 from tests.test_tables import chinchilla_tables  # noqa: E402
 
 CHINCHILLA_BUDGET = 5.76e23
@@ -36,7 +38,7 @@ def cell(row, quantity: str, digits: str = ".3g") -> str:
 
 def chinchilla(folder: Path, out: Path) -> None:
     chinchilla_tables(pd.read_csv(folder / "points.csv")).to_csv(out / "chinchilla_loss.csv", index=False)
-    loss = testbed.read_loss_table(out / "chinchilla_loss.csv")
+    loss = tables.read_loss_table(out / "chinchilla_loss.csv")
     (out / "chinchilla_loss.csv").unlink()
     fit = loss.sort_values("loss").iloc[:-5]
     job = FitLossJob("chinchilla", "massivetext", [Point(s, float(m)) for s, m in zip(fit["size"], fit["M"])],
@@ -75,7 +77,7 @@ def study(folder: Path, asked: list[dict], out: Path, draw: bool) -> None:
                   f"{row['samples_unreachable']} |")
         print("notes: " + " / ".join(f"{row['name']}: {row['note']}" for row in rows if row["note"]))
         if draw and rows:
-            loss = testbed.read_loss_table(folder / "testbed" / "loss.csv")
+            loss = tables.read_loss_table(folder / "testbed" / "loss.csv")
             runs = loss[(loss["dataset"] == loss_law["dataset"]) & (loss["valset"] == loss_law["valset"])]
             budgets = isoflop.default_budgets(runs["C"], 4) + [asked[0]["C"]]
             figure = isoflop.isoflop_figure(loss, loss_law, loss_law["dataset"], loss_law["valset"], budgets)

@@ -26,7 +26,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
-from lmscale import laws, uncertainty  # noqa: E402
+from lmscale.laws import (
+    forms,  # noqa: E402
+    uncertainty,  # noqa: E402
+)
 
 NAMES = ("E", "A", "B", "alpha", "beta")
 
@@ -35,7 +38,7 @@ def stopped_refit(arguments):
     """A refit as lmscale did it before: the raw objective, scipy's default tolerances."""
     N, D, L, start = arguments
     log_N, log_D, log_L = np.log(N), np.log(D), np.log(L)
-    result = minimize(laws._huber_objective, np.asarray(start, float), args=(log_N, log_D, log_L, 1e-3, False),
+    result = minimize(forms._huber_objective, np.asarray(start, float), args=(log_N, log_D, log_L, 1e-3, False),
                       jac=True, method="L-BFGS-B")
     e, log_A, log_B, alpha, beta = result.x
     return dict(zip(NAMES, (np.exp(e), np.exp(log_A), np.exp(log_B), alpha, beta)))
@@ -43,7 +46,7 @@ def stopped_refit(arguments):
 
 def cold_refit(arguments):
     N, D, L = arguments
-    return laws.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
+    return forms.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
 
 
 def main() -> None:
@@ -56,16 +59,16 @@ def main() -> None:
     N = points["Model Size"].to_numpy(float)
     D = points["Training FLOP"].to_numpy(float) / (6 * N)
     L = points["loss"].to_numpy(float)
-    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
-    form = laws.loss_form("chinchilla")
+    fitted = forms.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
+    form = forms.loss_form("chinchilla")
     center = form.predict(fitted, N, D)
     noise = uncertainty.point_noise(list(zip(N, D)), np.log(L), np.log(center), 5, robust=True)
     draws = []
-    now = laws.parametric_bootstrap(
-        lambda drawn: draws.append(drawn) or laws.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3,
+    now = forms.parametric_bootstrap(
+        lambda drawn: draws.append(drawn) or forms.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3,
                                                               starts=[tuple(fitted[p] for p in NAMES)]),
         center, noise.sd, args.draws, seed=0, relative=True)
-    start = laws._to_huber_start(form, fitted)
+    start = forms._to_huber_start(form, fitted)
     before = [stopped_refit((N, D, drawn, start)) for drawn in draws]
     with ProcessPoolExecutor(2) as pool:
         cold = list(pool.map(cold_refit, [(N, D, drawn) for drawn in draws], chunksize=5))

@@ -6,7 +6,7 @@ and under `train.schedule: wsd`, side by side.
 Prints, as Markdown: each cell's held-out loss under both schedules; both laws fitted on each
 study; the held-out predictions; the training FLOPs and seconds summed (a wsd branch's FLOPs
 include its share of its trunk: its run.json's flops_spent; the seconds are every trunk's and
-every branch's own); and, from lmscale.resources, the device hours of the paper's grid
+every branch's own); and, from lmscale.jobs.resources, the device hours of the paper's grid
 (configs/paper.yaml) and of this study's grid under each schedule. Writes loss_vs_tokens_{size}.png:
 the train loss of every run of `size` against its tokens under both schedules, and each run's
 held-out loss at its D.
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from lmscale import resources  # noqa: E402
+from lmscale.jobs import resources  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -214,7 +214,7 @@ def main() -> None:
         lines.append(f"| {size} | {c['flops'].sum():.3g} | {w['flops'].sum():.3g} | {w['flops'].sum() / c['flops'].sum():.3f} "
                      f"| {c['seconds'].sum():,.0f} | {ws:,.0f} | {ws / c['seconds'].sum():.3f} |")
     print("\n".join(lines) + "\n")
-    print("## Planned costs (lmscale.resources)\n")
+    print("## Planned costs (lmscale.jobs.resources)\n")
     print(grid_costs(args.config, "This study's grid:") + "\n")
     print(grid_costs(REPO / "configs" / "paper.yaml", "The paper's grid (configs/paper.yaml):") + "\n")
     print(f"figure: {figure(args.cosine, args.wsd, args.size, cosine_cells, wsd_cells, args.out)}")

@@ -17,8 +17,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from lmscale import corpus  # noqa: E402
 from lmscale.config import training_runs  # noqa: E402
+from lmscale.data import documents  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TESTBEDS = Path(os.environ.get("LMSCALE_TESTBEDS", REPO.parent / "shared" / "testbeds"))
@@ -101,9 +101,9 @@ SMALL_STDLIB = {"source": "stdlib", "max_bytes": 400_000}
 
 @pytest.fixture(scope="session")
 def stdlib_corpus(tmp_path_factory) -> tuple[Path, dict]:
-    """A 400 kB corpus of the standard library split 90/10 (lmscale.corpus), and its manifest, once per session."""
+    """A 400 kB corpus of the standard library split 90/10 (lmscale.data.documents), and its manifest, once per session."""
     out = tmp_path_factory.mktemp("corpus") / "stdlib"
-    return out, corpus.write_corpus(SMALL_STDLIB, out, validation_fraction=0.1)
+    return out, documents.write_corpus(SMALL_STDLIB, out, validation_fraction=0.1)
 
 
 @pytest.fixture(scope="session")

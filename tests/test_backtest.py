@@ -1,4 +1,4 @@
-"""The backtest stage (lmscale.backtest): the laws refitted with their largest fit sizes left out, one
+"""The backtest stage (lmscale.analysis.rollout): the laws refitted with their largest fit sizes left out, one
 more per step, each step predicting every run its fit sets lack; on a testbed that follows its laws
 exactly, every such prediction is right and inside its interval."""
 
@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmscale import backtest, fit_error, fit_loss, predict, uncertainty
+from lmscale.analysis import chain, error_fits, fits, rollout
 from lmscale.jobs import BacktestJob, PredictJob
+from lmscale.laws import uncertainty
 from tests.test_tables import MULTIPLIERS, SIZES, imported_lab_tables, study_config
 from tests.workflow import validated_config
 
@@ -23,12 +24,12 @@ def lab_study(folder: Path) -> dict:
     loss, tasks = imported_lab_tables(folder)
     config = validated_config({**study_config(folder), "fit": {"bootstrap": 10}, "targets": [TARGET]})
     job = BacktestJob.from_config(config, "web", "val", "t5")
-    loss_law = fit_loss.fit_loss(loss, job.loss)
-    error_laws = {"err": fit_error.fit_error(loss, tasks, job.error, ["task_a", "task_b"]),
-                  "err_all": fit_error.fit_error(loss, tasks, job.error, None)}
-    pool, summary = backtest.backtest(job, loss, tasks, loss_law, error_laws)
+    loss_law = fits.fit_loss(loss, job.loss)
+    error_laws = {"err": error_fits.fit_error(loss, tasks, job.error, ["task_a", "task_b"]),
+                  "err_all": error_fits.fit_error(loss, tasks, job.error, None)}
+    pool, summary = rollout.backtest(job, loss, tasks, loss_law, error_laws)
     predict_job = PredictJob.from_config(config, "web", "val")
-    table, calibration = predict.predict(loss, tasks, loss_law, error_laws, pool[uncertainty.POOL_COLUMNS],
+    table, calibration = chain.predict(loss, tasks, loss_law, error_laws, pool[uncertainty.POOL_COLUMNS],
                                          predict_job)
     return {"folder": folder, "config": config, "loss": loss, "tasks": tasks, "job": job, "loss_law": loss_law,
             "error_laws": error_laws, "pool": pool, "summary": summary, "predict_job": predict_job,

@@ -8,9 +8,20 @@ import random
 
 import numpy as np
 
-from lmscale.training.checkpoints import (CHECKPOINT_FORMAT, Source, checkpoint_step, find_checkpoint, fingerprint,
-                                          newest_checkpoint, remove_checkpoints, rng_state, save_checkpoint,
-                                          set_rng_state, truncate_log, trunk_states)
+from lmscale.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    Source,
+    checkpoint_step,
+    find_checkpoint,
+    fingerprint,
+    newest_checkpoint,
+    remove_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    truncate_log,
+    trunk_states,
+)
 
 
 def save(folder, step: int, run: str = "run", keep: int | None = 2, value: float = 0.0):

@@ -16,8 +16,9 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from lmscale import checks, targets
+from lmscale import checks
 from lmscale.config import ConfigError, schema_error
+from lmscale.laws import targets
 from tests.test_tables import lab_tables, study_config
 from tests.workflow import REPO, snakemake, snakemake_with_jobs, validated_config
 
@@ -178,7 +179,7 @@ def test_a_config_error_is_named_with_key_value_and_fix(probe):
 
 
 def test_every_target_shape_the_resolver_takes_passes_the_schema_and_the_checks():
-    """The schema's shapes of a target are lmscale.targets.KINDS', and each plans."""
+    """The schema's shapes of a target are lmscale.laws.targets.KINDS', and each plans."""
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     shapes = {frozenset(shape["required"]) for shape in schema["$defs"]["target"]["oneOf"]}
     assert shapes == set(targets.KINDS)

@@ -12,16 +12,17 @@ import pytest
 
 from lmscale import cli
 from lmscale.jobs import BranchJob, TrainJob, TrainOptions, TrunkJob, TrunkOptions
-from lmscale.training.commands import COMMANDS
+from lmscale.training import branch, train, trunk
 from tests.workflow import validated_config
 
+COMMANDS = {"train": train, "trunk": trunk, "branch": branch}
 TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 32, "context": 32, "batch_size": 8}
 CONFIG = validated_config({"sizes": {"tiny": TINY}, "train": {"schedule": "wsd"}})
 
 
 def parse(command: str, argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"lmscale {command}")
-    COMMANDS[command][0](parser)
+    COMMANDS[command].add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -41,8 +42,9 @@ def test_each_command_reads_its_job_kind_and_the_paths_its_rule_names():
     assert (train.tokenizer, train.out, train.checkpoint_dir, train.threads, train.gpus) == (
         "tok/tokenizer.json", "m/run.json", "ckpt", 2, 0)
     assert (branch.trunk_dir, trunk.trunk_dir, trunk.out) == ("trunks/tiny", "trunks/tiny", "trunks/tiny_M4.json")
-    # cli.py finds the three commands here.
-    assert {name: cli.COMMANDS[name][0] for name in COMMANDS} == dict.fromkeys(COMMANDS, "lmscale.training.commands")
+    # cli.py finds each command in the module of its name.
+    assert {name: cli.COMMANDS[name][0] for name in COMMANDS} == {
+        name: f"lmscale.training.{name}" for name in COMMANDS}
 
 
 @pytest.mark.parametrize("missing", ["--threads", "--gpus", "--out", "--checkpoint-dir"])

@@ -1,4 +1,4 @@
-"""The corpus (lmscale.corpus): deterministic splits by document id, its sources; and the corpus, tokenizer and
+"""The corpus (lmscale.data.documents): deterministic splits by document id, its sources; and the corpus, tokenizer and
 tokenize commands as the rules call them. The tokenizer and the token streams: test_tokenizer, test_tokens."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from lmscale import corpus, tokens
-from lmscale.tokenizer import end_of_text_id, train_bpe
+from lmscale.data import documents, token_streams
+from lmscale.data.vocabulary import end_of_text_id, train_bpe
 from tests.conftest import SMALL_STDLIB
 
 
@@ -23,14 +23,14 @@ def read_ids(path):
 
 def test_stdlib_corpus_is_deterministic_and_split_by_path(stdlib_corpus, tmp_path):
     out, manifest = stdlib_corpus
-    again = corpus.write_corpus(SMALL_STDLIB, tmp_path / "again", validation_fraction=0.1)
+    again = documents.write_corpus(SMALL_STDLIB, tmp_path / "again", validation_fraction=0.1)
     assert again["sha256"] == manifest["sha256"]
     assert (tmp_path / "again" / "train.jsonl").read_bytes() == (out / "train.jsonl").read_bytes()
 
     train, validation = read_ids(out / "train.jsonl"), read_ids(out / "validation.jsonl")
     assert train == sorted(train) and validation == sorted(validation)
     assert not set(train) & set(validation)
-    assert all(corpus.split_of(i, 0.1) == "validation" for i in validation)
+    assert all(documents.split_of(i, 0.1) == "validation" for i in validation)
     assert manifest["documents"] == len(train) + len(validation)
     assert 0 < manifest["bytes"] <= SMALL_STDLIB["max_bytes"]
     assert manifest["splits"]["validation"]["documents"] == len(validation) > 0
@@ -40,15 +40,15 @@ def test_stdlib_corpus_is_deterministic_and_split_by_path(stdlib_corpus, tmp_pat
 
 def test_split_depends_on_the_id_only():
     ids = [f"pkg/module_{i}.py" for i in range(4000)]
-    held_out = [i for i in ids if corpus.split_of(i, 0.05) == "validation"]
+    held_out = [i for i in ids if documents.split_of(i, 0.05) == "validation"]
     assert 0.03 < len(held_out) / len(ids) < 0.07
-    assert held_out == [i for i in ids if corpus.split_of(i, 0.05) == "validation"]
+    assert held_out == [i for i in ids if documents.split_of(i, 0.05) == "validation"]
 
 
 def test_pydoc_topics_is_english_prose(tmp_path):
-    manifest = corpus.write_corpus({"source": "pydoc_topics"}, tmp_path, splits=("validation",))
+    manifest = documents.write_corpus({"source": "pydoc_topics"}, tmp_path, splits=("validation",))
     assert manifest["documents"] > 50
-    texts = list(corpus.read_texts(tmp_path / "validation.jsonl"))
+    texts = list(documents.read_texts(tmp_path / "validation.jsonl"))
     assert any("statement" in t for t in texts)
     assert not (tmp_path / "train.jsonl").exists()
 
@@ -63,15 +63,15 @@ def test_local_sources_text_jsonl_parquet(tmp_path):
             handle.write(json.dumps({"content": f"record {i}"}) + "\n")
     pq.write_table(pa.table({"content": ["row zero", "row one"]}), tmp_path / "c.parquet")
 
-    docs = list(corpus.documents(local(tmp_path / "a.txt")))
+    docs = list(documents.documents(local(tmp_path / "a.txt")))
     assert [d["text"] for d in docs] == ["plain text document\n"]
-    docs = list(corpus.documents({"source": "local", "paths": [str(tmp_path / "*.jsonl"), str(tmp_path / "*.parquet")],
+    docs = list(documents.documents({"source": "local", "paths": [str(tmp_path / "*.jsonl"), str(tmp_path / "*.parquet")],
                                   "text_field": "content"}))
     assert [d["text"] for d in docs] == ["record 0", "record 1", "record 2", "row zero", "row one"]
     with pytest.raises(ValueError, match="text field 'text'"):
-        list(corpus.documents(local(tmp_path / "b.jsonl")))
+        list(documents.documents(local(tmp_path / "b.jsonl")))
     with pytest.raises(FileNotFoundError, match="matches no files"):
-        list(corpus.documents(local(tmp_path / "missing*.txt")))
+        list(documents.documents(local(tmp_path / "missing*.txt")))
 
 
 def test_a_source_without_text_names_its_files(tmp_path):
@@ -79,7 +79,7 @@ def test_a_source_without_text_names_its_files(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "blank.jsonl").write_text('{"text": "  "}\n')
     with pytest.raises(ValueError) as error:
-        corpus.write_corpus(local(tmp_path / "*.jsonl"), tmp_path / "out",
+        documents.write_corpus(local(tmp_path / "*.jsonl"), tmp_path / "out",
                             validation_fraction=0.05)
     message = str(error.value)
     assert message.startswith(f"{tmp_path / 'blank.jsonl'}, {tmp_path / 'empty.jsonl'}: no document with text")
@@ -89,7 +89,7 @@ def test_a_source_without_text_names_its_files(tmp_path):
 
 def test_unknown_source_names_the_choices():
     with pytest.raises(ValueError, match="stdlib, pydoc_topics, local, hf"):
-        list(corpus.documents({"source": "nope"}))
+        list(documents.documents({"source": "nope"}))
 
 
 def test_hf_source_streams_by_name_config_split(monkeypatch):
@@ -104,7 +104,7 @@ def test_hf_source_streams_by_name_config_split(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     source = {"source": "hf", "name": "allenai/c4", "config": "en", "split": "validation", "max_documents": 3,
               "text_field": "text"}
-    docs = list(corpus.documents(source))
+    docs = list(documents.documents(source))
     assert calls == [("allenai/c4", "en", "validation", True)]
     assert [d["text"] for d in docs] == ["web page 0", "web page 1", "web page 2"]
     assert docs[0]["id"] == "allenai/c4/en/validation/0"
@@ -134,7 +134,7 @@ def test_the_commands_take_the_files_a_rule_names(stdlib_corpus, tmp_path, caplo
     assert tokenizer.read_bytes() == (direct / "tokenizer.json").read_bytes()
     stream = tmp_path / "tokens" / "validation.bin"
     assert cli.main(["tokenize", "--split", split_files[1], "--tokenizer", str(tokenizer), "--out", str(stream)]) == 0
-    assert tokens.open_tokens(stream)[1]["end_of_text_id"] == end_of_text_id(tokenizer.parent)
+    assert token_streams.open_tokens(stream)[1]["end_of_text_id"] == end_of_text_id(tokenizer.parent)
 
     # A folder, or files that are not the stage's, are refused in one line naming what was expected.
     assert cli.main(["tokenize", "--split", split_files[1], "--tokenizer", str(tokenizer.parent),

@@ -1,12 +1,12 @@
-"""The training module (lmscale.decoder.Decoder) is the stock Qwen3ForCausalLM, weight for weight."""
+"""The training module (lmscale.model.decoder.Decoder) is the stock Qwen3ForCausalLM, weight for weight."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lmscale.decoder import build_decoder, loss_terms, to_transformers
-from lmscale.model import Shape, build_model
+from lmscale.model.architecture import Shape, build_model
+from lmscale.model.decoder import build_decoder, loss_terms, to_transformers
 
 VOCAB, END_OF_TEXT = 320, 0
 SHAPES = {

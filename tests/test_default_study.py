@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lmscale import config as study_config
-from lmscale.resources import embedding_count, parameter_count, study_vocab_size
+from lmscale.jobs.resources import embedding_count, parameter_count, study_vocab_size
 from lmscale.training.budget import Budget
 from tests.workflow import validated_config
 

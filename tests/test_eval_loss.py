@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmscale import eval_loss
 from lmscale.config import run_name
+from lmscale.evaluation import eval_loss
 from tests.workflow import kill_once_checkpointed, offline_env, snakemake_command
 
 RUN_KEYS = {"model", "dataset", "size", "N", "N_non_embedding", "D", "M", "M_actual", "C", "steps", "batch_size",
@@ -133,7 +133,7 @@ def test_snakemake_resumes_a_training_job_killed_with_sigkill(smoke_study, tmp_p
     """Kill Snakemake and its training job mid-run; `--rerun-incomplete` resumes and ends where a clean run ends."""
     from lmscale.jobs import TrainJob, TrainOptions
     from lmscale.training.loop import train
-    from lmscale.training.plan import Paths
+    from lmscale.training.setup import Paths
     from tests.workflow import validated_config
 
     workdir, results = smoke_study["workdir"], smoke_study["results"]

@@ -15,7 +15,8 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import pytest
 
-from lmscale import cli, eval_tasks, task_list, task_suite
+from lmscale import cli
+from lmscale.evaluation import eval_tasks, offline_tasks, task_list
 from lmscale.jobs import EvalTasksJob, EvalTasksOptions
 from tests.test_task_suite import write_suite
 from tests.workflow import validated_config
@@ -183,7 +184,7 @@ def test_whole_suite_through_the_cli(tiny_checkpoint, tmp_path):
     assert {"model", "dataset", "size", "M", "tasks", "failed"} <= set(record)
     assert (record["model"], record["dataset"], record["size"], record["M"]) == ("tiny_M20", "stdlib", "tiny", 20)
     assert record["failed"] == {}
-    assert sorted(record["tasks"]) == sorted(task_suite.offline_suite())
+    assert sorted(record["tasks"]) == sorted(offline_tasks.offline_suite())
     for name, result in record["tasks"].items():
         assert {"acc", "acc_stderr", "random_baseline", "num_fewshot", "kind"} <= set(result), name
         assert 0 <= result["acc"] <= 1

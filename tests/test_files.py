@@ -1,11 +1,11 @@
-"""Writing results (lmscale.files): a write that fails leaves the old file or none, never half of one;
+"""Writing results (lmscale.io.files): a write that fails leaves the old file or none, never half of one;
 a JSON file that is not JSON is named; a command's folder is found from the files its rule names."""
 
 from __future__ import annotations
 
 import pytest
 
-from lmscale.files import atomic_copy, atomic_write_json, atomic_writer, folder_of, read_json
+from lmscale.io.files import atomic_copy, atomic_write_json, atomic_writer, folder_of, read_json
 
 
 def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):

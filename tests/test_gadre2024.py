@@ -96,18 +96,19 @@ def test_predictions_reproduce_figure_1(study):
 
 
 def test_a_held_out_run_in_a_fit_set_is_refused(study):
-    from lmscale import predict, testbed
+    from lmscale.analysis import chain
+    from lmscale.io import tables
     from lmscale.jobs import Point, PredictJob
 
     _, _, results = study
     laws = results / "laws" / "rpj" / "c4_val"
     with pytest.raises(ValueError, match=r"held-out run 0.079B at M = 20 is in a fit set"):
-        predict.predict(
-            testbed.read_loss_table(results / "testbed/loss.csv"), testbed.read_task_table(results / "testbed/tasks.csv"),
+        chain.predict(
+            tables.read_loss_table(results / "testbed/loss.csv"), tables.read_task_table(results / "testbed/tasks.csv"),
             json.loads((laws / "loss_law.json").read_text()),
             {prefix: json.loads((laws / f"error_law_{name}.json").read_text())
              for prefix, name in (("err", "t10"), ("err_all", "all"))},
-            predict.read_pool(results / "backtest/rpj/c4_val_t10.csv"),
+            chain.read_pool(results / "backtest/rpj/c4_val_t10.csv"),
             PredictJob("rpj", "c4_val", targets=[], held_out=[Point("0.079B", 20.0)]),
         )
 

@@ -1,10 +1,10 @@
-"""The Hugging Face cache and the offline switch (lmscale.hub), as every stage that reads the Hub sets them."""
+"""The Hugging Face cache and the offline switch (lmscale.io.hub), as every stage that reads the Hub sets them."""
 
 from __future__ import annotations
 
 import os
 
-from lmscale import hub
+from lmscale.io import hub
 
 
 def test_the_study_cache_holds_the_hub_and_the_datasets(tmp_path, monkeypatch):

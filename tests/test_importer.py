@@ -7,8 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from lmscale import checks, fit_loss, importer
+from lmscale import checks
+from lmscale.analysis import fits
 from lmscale.config import ConfigError
+from lmscale.io import importers
 from lmscale.jobs import ImportTestbedJob
 from tests.conftest import RELEASE_RUNS
 from tests.test_fit_loss import loss_fit
@@ -19,13 +21,13 @@ pytestmark = pytest.mark.testbed
 
 
 def test_valset_names_follow_the_release():
-    assert importer.valset_name("training/eval_data/c4_val/shard-{0000000..0000010}.tar") == "c4_val"
-    assert importer.valset_name("x/val_tok_mult/paloma_ptb/00000001.tar") == "paloma_ptb"
-    assert importer.valset_name("x/val_tok_mult/de-en/val_de-en_100.tar") == "val_de-en_100"
+    assert importers.valset_name("training/eval_data/c4_val/shard-{0000000..0000010}.tar") == "c4_val"
+    assert importers.valset_name("x/val_tok_mult/paloma_ptb/00000001.tar") == "paloma_ptb"
+    assert importers.valset_name("x/val_tok_mult/de-en/val_de-en_100.tar") == "val_de-en_100"
 
 
 def test_release_imports_as_tidy_tables(small_release):
-    loss, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"], {"d=96_l=8_h=4": "0.011B"})
+    loss, tasks = importers.import_gadre2024(small_release, ["rpj"], ["c4_val"], {"d=96_l=8_h=4": "0.011B"})
     assert loss["model"].nunique() == 5
     assert loss["valset"].nunique() == 8
     assert len(tasks) == 5 * 46
@@ -38,26 +40,26 @@ def test_release_imports_as_tidy_tables(small_release):
 def test_missing_eval_file_is_named(small_release):
     (small_release / "evals" / f"evaluation_{RELEASE_RUNS[0]}_heavy.json").unlink()
     with pytest.raises(FileNotFoundError, match=f"evaluation_{RELEASE_RUNS[0]}_heavy.json"):
-        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+        importers.import_gadre2024(small_release, ["rpj"], ["c4_val"])
 
 
 def test_model_without_the_chosen_valset_is_named(small_release):
     with pytest.raises(ValueError, match=r"has no loss for validation set 'paloma_wikitext'"):
-        importer.import_gadre2024(small_release, ["rpj"], ["paloma_wikitext"])
+        importers.import_gadre2024(small_release, ["rpj"], ["paloma_wikitext"])
 
 
 def test_task_missing_from_metadata_is_named(small_release):
     metadata = pd.read_csv(small_release / "eval_metadata.csv")
     metadata[metadata["Eval Task"] != "copa"].to_csv(small_release / "eval_metadata.csv", index=False)
     with pytest.raises(ValueError, match=r"task 'copa' is missing from .*eval_metadata.csv"):
-        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+        importers.import_gadre2024(small_release, ["rpj"], ["c4_val"])
 
 
 def test_renamed_metadata_column_is_named(small_release):
     metadata = pd.read_csv(small_release / "eval_metadata.csv")
     metadata.rename(columns={"Random baseline": "Baseline"}).to_csv(small_release / "eval_metadata.csv", index=False)
     with pytest.raises(ValueError, match=r"eval_metadata.csv: missing column\(s\) Random baseline"):
-        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+        importers.import_gadre2024(small_release, ["rpj"], ["c4_val"])
 
 
 def test_missing_field_is_named(small_release):
@@ -66,25 +68,25 @@ def test_missing_field_is_named(small_release):
     del record["hyperparameters"]["tokens"]
     path.write_text(json.dumps(record))
     with pytest.raises(ValueError, match=r"missing field 'hyperparameters.tokens'"):
-        importer.import_gadre2024(small_release, ["rpj"], ["c4_val"])
+        importers.import_gadre2024(small_release, ["rpj"], ["c4_val"])
 
 
 def test_tidy_tables_from_elsewhere_give_the_same_law(small_release, tmp_path):
     labels = {"d=96_l=8_h=4": "s", "d=512_l=8_h=4": "m", "d=576_l=24_h=8": "l", "d=1024_l=24_h=8": "xl"}
-    loss, tasks = importer.import_gadre2024(small_release, ["rpj"], ["c4_val"], labels)
+    loss, tasks = importers.import_gadre2024(small_release, ["rpj"], ["c4_val"], labels)
     lab = tmp_path / "lab"
     lab.mkdir()
     # A lab's own table: only the required columns, M and C left to be derived.
     loss[["model", "dataset", "size", "N", "D", "valset", "loss"]].to_csv(lab / "loss.csv", index=False)
-    reloaded, no_tasks = importer.import_tables(lab, ["rpj"], ["c4_val"])
+    reloaded, no_tasks = importers.import_tables(lab, ["rpj"], ["c4_val"])
     assert no_tasks is None
     job = loss_fit([("s", 20), ("m", 20), ("l", 20), ("xl", 20), ("s", 320)])
-    direct = fit_loss.fit_loss(loss, job)
-    via_tables = fit_loss.fit_loss(reloaded, job)
+    direct = fits.fit_loss(loss, job)
+    via_tables = fits.fit_loss(reloaded, job)
     for name in ("E", "a", "b", "eta"):
         assert via_tables[name] == pytest.approx(direct[name], rel=1e-9)
     tasks[["model", "dataset", "task", "acc", "random_baseline"]].to_csv(lab / "tasks.csv", index=False)
-    _, reloaded_tasks = importer.import_tables(lab, ["rpj"], ["c4_val"])
+    _, reloaded_tasks = importers.import_tables(lab, ["rpj"], ["c4_val"])
     assert len(reloaded_tasks) == len(tasks) and reloaded_tasks["N"].notna().all()
 
 
@@ -153,11 +155,11 @@ def test_the_import_reads_the_files_it_declares(small_release):
     """The import rule's inputs are the release's files (an edited one reruns the import), and a
     `tables` folder's two tables."""
     job = ImportTestbedJob("gadre2024", str(small_release), ["rpj"], ["c4_val"], {})
-    files = importer.testbed_files(job)
+    files = importers.testbed_files(job)
     assert files[0] == str(small_release / "eval_metadata.csv") and len(files) == 1 + 2 * len(RELEASE_RUNS)
     assert str(small_release / "evals" / f"evaluation_{RELEASE_RUNS[0]}_heavy.json") in files
     (small_release / "loss.csv").write_text("model\n")
-    assert importer.testbed_files(ImportTestbedJob("tables", str(small_release), [], [], {})) == \
+    assert importers.testbed_files(ImportTestbedJob("tables", str(small_release), [], [], {})) == \
         [str(small_release / "loss.csv")]
 
 

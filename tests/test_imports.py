@@ -1,5 +1,8 @@
 """The package's import floors, read from the source with `ast`: no cycle, through imports inside
 functions too; `lmscale.config` stands on nothing of lmscale; an import inside a function says why.
+And the house's rules: the top of the package holds only the CLI, the config and the plan-time
+checks; each `lmscale <command>` lives in a module of its name, a leaf that no other module imports;
+only the laws package asks a law which form it has (`loss_form(`).
 
 An import inside a function hides a cycle from Python (the module is read only when the function
 runs) but not from a reader: the module still stands on the other. So the graph counts every
@@ -60,12 +63,15 @@ def targets(node: ast.Import | ast.ImportFrom, name: str, path: Path, known: dic
         # `from x import y`: y is a module when x/y.py exists, else a name defined in x.
         named = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
     found = []
+    # The packages above the importing module itself Python has begun before the module runs: an
+    # import of a sibling reads none of them again (lmscale/jobs/__init__.py gathers its submodules).
+    begun = {".".join(name.split(".")[:depth]) for depth in range(1, name.count(".") + 1)}
     for module in named:
         parts = module.split(".")
         # The package itself only when named: its __init__ is a docstring.
         for depth in range(len(parts), 1 if len(parts) > 1 else 0, -1):
             prefix = ".".join(parts[:depth])
-            if prefix in known and prefix != name and prefix not in found:
+            if prefix in known and prefix != name and prefix not in found and (depth == len(parts) or prefix not in begun):
                 found.append(prefix)
     return [module for module in found if module == PACKAGE or module.startswith(PACKAGE + ".")]
 
@@ -223,6 +229,58 @@ def test_every_import_inside_a_function_says_why():
     assert silent == [], "imports inside functions without a `# deferred: <why>` comment:\n" + "\n".join(silent)
 
 
+TOP_MODULES = {"lmscale", "lmscale.cli", "lmscale.config", "lmscale.checks"}
+LAWS_PACKAGE = "lmscale.laws"
+
+
+def command_modules(src: Path) -> dict[str, str]:
+    """`lmscale <command>` -> its module, read from cli.py's COMMANDS with `ast` (not imported, so
+    LMSCALE_IMPORTS_SRC can point at another tree)."""
+    tree = ast.parse((src / PACKAGE / "cli.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and "COMMANDS" in ast.unparse(node).split("=")[0]:
+            table = ast.literal_eval(node.value)
+            return {command: module for command, (module, _) in table.items()}
+    raise AssertionError("cli.py has no COMMANDS table")
+
+
+def form_lookups(src: Path) -> list[str]:
+    """file:line of every `loss_form(` outside the laws package."""
+    found = []
+    for name, path in modules(src).items():
+        if name == LAWS_PACKAGE or name.startswith(LAWS_PACKAGE + "."):
+            continue
+        found += [f"{path.relative_to(src).as_posix()}:{number}"
+                  for number, line in enumerate(path.read_text().splitlines(), 1) if "loss_form(" in line]
+    return found
+
+
+def test_the_top_of_the_package_holds_only_the_cli_the_config_and_the_checks():
+    top = {name for name in modules(SRC) if name.count(".") <= 1 and not (SRC / PACKAGE / name.split(".")[-1]).is_dir()}
+    assert top - TOP_MODULES == set(), (f"modules at the top of src/lmscale besides cli, config and checks: "
+                                        f"{sorted(top - TOP_MODULES)}; each belongs in the package of its stage")
+
+
+def test_each_command_lives_in_a_module_of_its_name():
+    misnamed = {command: module for command, module in command_modules(SRC).items()
+                if module.rpartition(".")[2] != command.replace("-", "_") or module not in modules(SRC)}
+    assert misnamed == {}, f"commands not in a module of their name: {misnamed}"
+
+
+def test_no_module_imports_a_command_module():
+    """Commands are leaves: what two commands share lives in a library module below both."""
+    commands = set(command_modules(SRC).values())
+    found = sorted({f"{edge.source} line {edge.line}: {edge.target}" for edge in imports(SRC)
+                    if edge.target in commands and edge.source != "lmscale.cli"})
+    assert found == [], "command modules imported by other modules (move what they share below both):\n" + "\n".join(
+        found)
+
+
+def test_only_the_laws_package_asks_a_law_its_form():
+    found = form_lookups(SRC)
+    assert found == [], f"`loss_form(` outside {LAWS_PACKAGE} (ask the law object instead): {', '.join(found)}"
+
+
 # ---- the checks, checked -------------------------------------------------------------
 
 
@@ -267,3 +325,21 @@ def test_a_comment_covers_the_imports_of_its_group_only(tmp_path):
     })
     assert [(line, commented) for _, line, _, commented in function_level_imports(src)] == [
         (3, True), (4, True), (6, False), (9, True)]
+
+
+def test_a_command_module_imported_by_another_and_a_form_lookup_are_found(tmp_path):
+    src = write_package(tmp_path, {
+        "__init__.py": "",
+        "cli.py": 'COMMANDS: dict = {"fit-loss": ("lmscale.analysis.fit_loss", "help"),'
+                  ' "predict": ("lmscale.analysis.chain", "help")}\n',
+        "analysis/__init__.py": '"""Contents."""\n',
+        "analysis/fit_loss.py": "def main(args):\n    return 0\n",
+        "analysis/chain.py": "from lmscale.analysis.fit_loss import main\n\nf = laws.loss_form('gadre')\n",
+        "laws/__init__.py": '"""Contents."""\n',
+        "laws/forms.py": "def loss_form(name):\n    return name\n",
+    })
+    assert command_modules(src) == {"fit-loss": "lmscale.analysis.fit_loss", "predict": "lmscale.analysis.chain"}
+    commands = set(command_modules(src).values())
+    assert [(e.source, e.target) for e in imports(src) if e.target in commands] == [
+        ("lmscale.analysis.chain", "lmscale.analysis.fit_loss")]
+    assert form_lookups(src) == ["lmscale/analysis/chain.py:3"]

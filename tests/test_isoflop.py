@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import yaml
 
-from lmscale import cli, importer, isoflop, laws, targets, testbed
-from lmscale.files import atomic_write_json
-from lmscale.fit_loss import fit_loss
+from lmscale import cli
+from lmscale.analysis.fits import fit_loss
+from lmscale.figures import isoflop
+from lmscale.io import importers, tables
+from lmscale.io.files import atomic_write_json
 from lmscale.jobs import FigureJob, FitLossJob, Point
+from lmscale.laws import forms, targets
 from tests.conftest import REPO
 from tests.test_tables import lab_tables
 from tests.workflow import validated_config
@@ -31,7 +34,7 @@ def test_the_price_of_over_training_is_nothing_at_the_optimum_and_grows_away_fro
         expected = reducible * ((a * multipliers**eta + b * multipliers**-eta) / (2 * np.sqrt(a * b)) - 1) / (E + reducible)
         assert price == pytest.approx(expected, rel=1e-9)
     N = np.geomspace(1e7, 1e11, 5)
-    assert isoflop.isoflop_losses(law, 1e21, N) == pytest.approx(laws.loss_form("gadre").predict(GADRE, N, 1e21 / (6 * N)))
+    assert isoflop.isoflop_losses(law, 1e21, N) == pytest.approx(forms.loss_form("gadre").predict(GADRE, N, 1e21 / (6 * N)))
 
 
 def test_default_budgets_lie_among_the_runs():
@@ -45,7 +48,7 @@ def test_the_isoflop_figure_draws_from_the_papers_c4_law(tmp_path, gadre2024):
     """The gadre2024 preset's C4 loss law, fitted in-process as its fit_loss rule fits it, drawn at four
     budgets among the runs and one beyond them (1e23 FLOPs)."""
     config = validated_config(yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text()))
-    loss, _ = importer.import_gadre2024(gadre2024, ["c4_original"], ["c4_val"], config["size_labels"])
+    loss, _ = importers.import_gadre2024(gadre2024, ["c4_original"], ["c4_val"], config["size_labels"])
     law = fit_loss(loss, FitLossJob.from_config(config, "c4_original", "c4_val"))
     runs = loss[(loss["dataset"] == "c4_original") & (loss["valset"] == "c4_val")]
     budgets = isoflop.default_budgets(runs["C"], 4) + [1e23]
@@ -66,7 +69,7 @@ def test_lmscale_figure_draws_the_isoflop_kind(tmp_path):
     loss, _ = lab_tables()
     loss.to_csv(tmp_path / "loss.csv", index=False)
     fit_set = [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 80.0)]
-    law = fit_loss(testbed.read_loss_table(tmp_path / "loss.csv"),
+    law = fit_loss(tables.read_loss_table(tmp_path / "loss.csv"),
                    FitLossJob("web", "val", fit_set, "gadre", "least_squares", 1e-3, 10, 0))
     atomic_write_json(tmp_path / "law.json", law)
     atomic_write_json(tmp_path / "degenerate.json", {**law, "params": {**law["params"], "b": -1.0}})

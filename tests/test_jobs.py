@@ -15,8 +15,8 @@ import yaml
 
 from lmscale import config as study_config
 from lmscale import jobs
-from lmscale.model import Shape
 from lmscale.jobs import RESOURCE_KEYS
+from lmscale.model.architecture import Shape
 from tests.workflow import REPO, validated_config
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())

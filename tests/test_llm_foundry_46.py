@@ -12,7 +12,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import pytest
 
-from lmscale import task_suite
+from lmscale.evaluation import offline_tasks
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "configs" / "tasks" / "llm_foundry_46.csv"
@@ -53,7 +53,7 @@ def test_the_mappings_the_paper_names(rows):
         assert by_task[task]["match"] == "none"
     for task in ("simple_arithmetic_nospaces", "simple_arithmetic_withspaces"):
         assert by_task[task]["match"] == "local"
-        assert by_task[task]["lm_eval_task"] in task_suite.GENERATED_TASKS
+        assert by_task[task]["lm_eval_task"] in offline_tasks.GENERATED_TASKS
 
 
 @pytest.mark.testbed
@@ -74,7 +74,7 @@ def test_every_lm_eval_name_is_registered(rows):
     """The installed lm-eval's registry, read from its YAML files: no dataset is loaded."""
     from lm_eval.tasks import TaskManager
 
-    registered = set(TaskManager(include_path=str(task_suite.TASKS_DIR)).all_tasks)
+    registered = set(TaskManager(include_path=str(offline_tasks.TASKS_DIR)).all_tasks)
     for row in rows:
         for column in ("lm_eval_task", "nearest_lm_eval_task"):
             if row[column]:

@@ -1,4 +1,4 @@
-"""lm-eval's Hugging Face model scoring a batch at a time (lmscale.lm_eval_model.BatchedHFLM): the
+"""lm-eval's Hugging Face model scoring a batch at a time (lmscale.evaluation.lm_eval_model.BatchedHFLM): the
 scores and accuracies of lm-eval's own HFLM, on conftest's tiny checkpoint and its suite."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lmscale import eval_tasks, task_list
+from lmscale.evaluation import eval_tasks, task_list
 
 
 def requests_of(suite: Path, tasks: list[str]) -> list:
@@ -26,7 +26,7 @@ def requests_of(suite: Path, tasks: list[str]) -> list:
 
 
 def test_batched_scoring_gives_lm_evals_own_scores(tiny_checkpoint):
-    """lmscale.lm_eval_model.BatchedHFLM, which tokenizes and scores a batch at a time, against
+    """lmscale.evaluation.lm_eval_model.BatchedHFLM, which tokenizes and scores a batch at a time, against
     lm-eval's own HFLM on the same model and requests: the same log-likelihoods and greedy flags."""
     from lm_eval.models.huggingface import HFLM
 

@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lmscale import corpus, eval_loss, eval_tasks
+from lmscale.data import documents
+from lmscale.data.token_streams import tokenize_split
+from lmscale.data.vocabulary import train_bpe
+from lmscale.evaluation import eval_loss, eval_tasks
 from lmscale.jobs import TrainJob, TrainOptions
-from lmscale.tokenizer import train_bpe
-from lmscale.tokens import tokenize_split
 from lmscale.training import distributed
 from lmscale.training.checkpoints import CHECKPOINT_FORMAT, find_checkpoint
 from lmscale.training.loop import train
-from lmscale.training.plan import Paths
+from lmscale.training.setup import Paths
 from tests.workflow import kill_once_checkpointed, validated_config
 
 # About 7.8k parameters; at M = 10 that is ~300 steps of 256 tokens, a few seconds on one core.
@@ -37,7 +38,7 @@ TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 32, "context": 32, "ti
 def streams(tmp_path_factory) -> Path:
     """A small stdlib corpus, its BPE and both token streams, built through the library."""
     root = tmp_path_factory.mktemp("train")
-    corpus.write_corpus({"source": "stdlib", "max_bytes": 500_000}, root / "data", validation_fraction=0.1)
+    documents.write_corpus({"source": "stdlib", "max_bytes": 500_000}, root / "data", validation_fraction=0.1)
     train_bpe(root / "data" / "train.jsonl", root / "tokenizer", vocab_size=320)
     for split in ("train", "validation"):
         tokenize_split(root / "data" / f"{split}.jsonl", root / "tokenizer", root / "tokens" / f"{split}.bin")

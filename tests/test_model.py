@@ -1,11 +1,11 @@
-"""A model size by its shape (lmscale.model.Shape), as `sizes.<label>` declares it. The network built
+"""A model size by its shape (lmscale.model.architecture.Shape), as `sizes.<label>` declares it. The network built
 from it, weight for weight the stock Qwen3: test_decoder; its parameter count: test_resources."""
 
 from __future__ import annotations
 
 import pytest
 
-from lmscale.model import Shape
+from lmscale.model.architecture import Shape
 from tests.workflow import validated_config
 
 SIZE = {"width": 48, "depth": 3, "heads": 4, "mlp_width": 96, "context": 40}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lmscale import performance
+from lmscale.training import performance
 from lmscale.training.budget import Budget
 from lmscale.training.distributed import Context
 from lmscale.training.outputs import TrainLog, throughput, trunk_share

@@ -1,4 +1,4 @@
-"""configs/paper.yaml (the paper's 104-model testbed, retrained on a cluster) and lmscale.resources.
+"""configs/paper.yaml (the paper's 104-model testbed, retrained on a cluster) and lmscale.jobs.resources.
 
 - the preset against the published release: the same 104 runs, shapes whose N
   matches the release's, the release's batch sizes, warmups and learning rates;
@@ -9,10 +9,10 @@
 - the prefetch job runs where Snakemake runs (no sbatch), and offline it fails
   naming what is missing;
 - the sbatch call of a 1.4B training job asks for the GPUs, memory and wall
-  time lmscale.resources promises, doubled on the second attempt (against fake
+  time lmscale.jobs.resources promises, doubled on the second attempt (against fake
   SLURM commands that record each call and refuse it).
 
-lmscale.resources itself: tests/test_resources.py.
+lmscale.jobs.resources itself: tests/test_resources.py.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from lmscale import config as study_config
-from lmscale import resources
+from lmscale.jobs import resources
 from tests.workflow import REPO, planned, snakemake, snakemake_with_jobs
 
 PAPER = REPO / "configs" / "paper.yaml"

@@ -13,10 +13,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale import cli, importer, laws, per_task, per_task_figure, select, testbed
-from lmscale.files import atomic_write_json, read_json
-from lmscale.fit_loss import fit_loss
+from lmscale import cli
+from lmscale.analysis import selection, task_laws
+from lmscale.analysis.fits import fit_loss
+from lmscale.figures import task_panels
+from lmscale.io import importers, tables
+from lmscale.io.files import atomic_write_json, read_json
 from lmscale.jobs import BacktestJob, FigureJob, FitErrorJob, FitLossJob, PerTaskJob, Point
+from lmscale.laws import forms
 from tests.conftest import shared_testbed
 from tests.workflow import REPO, validated_config
 
@@ -39,10 +43,10 @@ def synthetic_study(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
             D = M * N
             run = {"model": f"{size}_M{M}", "dataset": "web", "size": size, "N": N, "D": D, "M": float(M),
                    "C": 6 * N * D}
-            true_loss = laws.gadre_loss(6 * N * D, M, **LOSS_LAW)
+            true_loss = forms.gadre_loss(6 * N * D, M, **LOSS_LAW)
             loss_rows.append({**run, "valset": "val", "loss": true_loss * np.exp(0.01 * rng.standard_normal()),
                               "loss_lo": np.nan, "loss_hi": np.nan})
-            errors = {task: laws.error_law(true_loss, **law) for task, law in TASK_LAWS.items()}
+            errors = {task: forms.error_law(true_loss, **law) for task, law in TASK_LAWS.items()}
             errors["chance"] = 0.75
             for task, err in errors.items():
                 acc = 1 - (err + TASK_NOISE * rng.standard_normal())
@@ -65,7 +69,7 @@ def synthetic_job(bootstrap: int) -> PerTaskJob:
 def run_synthetic(seed: int, bootstrap: int = 40):
     loss, tasks = synthetic_study(seed)
     job = synthetic_job(bootstrap)
-    return per_task.per_task(loss, tasks, fit_loss(loss, job.backtest.loss), job, ["rises"])
+    return task_laws.per_task(loss, tasks, fit_loss(loss, job.backtest.loss), job, ["rises"])
 
 
 class Lines(logging.Handler):
@@ -84,11 +88,11 @@ def synthetic_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("per_task")
     loss, tasks = synthetic_study(0)
     job = synthetic_job(40)
-    testbed.write_csv(loss, folder / "loss.csv")
-    testbed.write_csv(tasks, folder / "tasks.csv")
+    tables.write_csv(loss, folder / "loss.csv")
+    tables.write_csv(tasks, folder / "tasks.csv")
     atomic_write_json(folder / "loss_law.json", fit_loss(loss, job.backtest.loss))
     atomic_write_json(folder / "tasks_t10.json", {"tasks": ["rises"]})
-    logger, lines = logging.getLogger("lmscale.per_task"), Lines()
+    logger, lines = logging.getLogger("lmscale.analysis.task_laws"), Lines()
     level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(lines)
@@ -100,7 +104,7 @@ def synthetic_files(tmp_path_factory):
     finally:
         logger.removeHandler(lines)
         logger.setLevel(level)
-    return testbed.read_csv(folder / "per_task.csv"), read_json(folder / "per_task.json"), lines.lines, folder
+    return tables.read_csv(folder / "per_task.csv"), read_json(folder / "per_task.json"), lines.lines, folder
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +123,10 @@ def test_each_task_law_recovers_the_law_it_was_drawn_from(synthetic):
         rows = table[table["task"] == task]
         inside_range = rows[rows["loss_pred"] >= min(point["loss"] for point in law["fit_set"])]
         assert len(inside_range) >= 30
-        assert np.abs(inside_range["err_pred"] - laws.error_law(inside_range["loss_pred"], **truth)).max() < 0.01
+        assert np.abs(inside_range["err_pred"] - forms.error_law(inside_range["loss_pred"], **truth)).max() < 0.01
         held_out = rows[rows["held_out"]].iloc[0]
-        assert held_out["err_pi_lo"] < laws.error_law(held_out["loss_pred"], **truth) < held_out["err_pi_hi"]
-        np.testing.assert_allclose(rows["err_pred"], laws.error_law(rows["loss_pred"], **law["params"]))
+        assert held_out["err_pi_lo"] < forms.error_law(held_out["loss_pred"], **truth) < held_out["err_pi_hi"]
+        np.testing.assert_allclose(rows["err_pred"], forms.error_law(rows["loss_pred"], **law["params"]))
         assert law["bootstrap"]["kept"] >= 36
     assert summary["laws"]["rises"]["kept"] and not summary["laws"]["steep"]["kept"]
 
@@ -137,7 +141,7 @@ def test_a_task_without_a_law_is_listed_with_its_reason(synthetic):
 
 def test_the_table_has_one_row_per_model_and_task_with_both_intervals_and_its_flags(synthetic):
     table, summary = synthetic
-    assert list(table.columns) == per_task.COLUMNS
+    assert list(table.columns) == task_laws.COLUMNS
     assert len(table) == 2 * (len(SIZES) * len(MULTIPLIERS) + 2)  # two targets placed, the error goal not
     assert not table.duplicated(["model", "task"]).any()
     measured = table[~table["target"]]
@@ -194,7 +198,7 @@ def test_a_task_the_table_lacks_is_named_with_the_tasks_there_are():
     job = replace(synthetic_job(0), tasks=["chanse", "rises"])
     with pytest.raises(ValueError, match=r"per_task.tasks names 'chanse', which the tasks table lacks \(its "
                                          r"tasks: chance, rises, steep\)"):
-        per_task.fit_task_laws(loss, tasks, job, ["rises"])
+        task_laws.fit_task_laws(loss, tasks, job, ["rises"])
 
 
 def test_the_figure_kind_draws_a_panel_per_task(synthetic_files, tmp_path):
@@ -206,7 +210,7 @@ def test_the_figure_kind_draws_a_panel_per_task(synthetic_files, tmp_path):
     assert cli.main(["figure", "--job", job.to_json(), "--per-task", str(folder / "per_task.csv"), "--summary",
                      str(folder / "per_task.json"), "--out", *map(str, outputs)]) == 0
     assert all(path.stat().st_size > 10_000 for path in outputs)
-    figure = per_task_figure.draw(folder / "per_task.csv", folder / "per_task.json", "web", "val")
+    figure = task_panels.draw(folder / "per_task.csv", folder / "per_task.json", "web", "val")
     assert len([ax for ax in figure.axes if ax.has_data()]) == len(summary["laws"])
 
 
@@ -238,15 +242,15 @@ def paper_per_task(dataset: str):
     """The per-task predictions of the kept tasks on one dataset of the published testbed, as the
     gadre2024 preset sets them up (its fit sets, held-out runs and targets, the tasks kept at t = 10)."""
     config = validated_config(yaml.safe_load((REPO / "configs" / "gadre2024.yaml").read_text()))
-    loss, tasks = importer.import_gadre2024(shared_testbed("gadre2024"), PAPER_DATASETS, config["valsets"],
+    loss, tasks = importers.import_gadre2024(shared_testbed("gadre2024"), PAPER_DATASETS, config["valsets"],
                                             config["size_labels"])
-    kept = select.select_tasks(tasks, config["reference_size"], config["threshold"])["tasks"]  # over every dataset
+    kept = selection.select_tasks(tasks, config["reference_size"], config["threshold"])["tasks"]  # over every dataset
     paper = BacktestJob.from_config(config, dataset, "c4_val", "t10")
     job = replace(paper, loss=replace(paper.loss, bootstrap=PAPER_BOOTSTRAP),
                   error=replace(paper.error, bootstrap=PAPER_BOOTSTRAP))
     loss_law = fit_loss(loss, job.loss)
     per_task_job = replace(PerTaskJob.from_config(config, dataset, "c4_val", "t10"), backtest=job, tasks=kept)
-    return per_task.per_task(loss, tasks, loss_law, per_task_job, kept)
+    return task_laws.per_task(loss, tasks, loss_law, per_task_job, kept)
 
 
 @pytest.mark.slow

@@ -1,11 +1,11 @@
-"""How fast a run goes (lmscale.performance): a GPU's peak by its name, model FLOPs utilisation, and
+"""How fast a run goes (lmscale.training.performance): a GPU's peak by its name, model FLOPs utilisation, and
 whether a run compiles its step. MFU in the train log: test_outputs."""
 
 from __future__ import annotations
 
 import pytest
 
-from lmscale.performance import gpu_peak, mfu, should_compile
+from lmscale.training.performance import gpu_peak, mfu, should_compile
 
 
 def test_a_gpus_peak_is_found_by_the_longest_name_it_matches():

@@ -1,4 +1,4 @@
-"""The run plan (lmscale.training.plan) on a synthetic token stream: the budget from the model's real
+"""The run plan (lmscale.training.setup) on a synthetic token stream: the budget from the model's real
 parameter count, the data order, and the runs refused before any weight exists."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from lmscale.jobs import BranchJob, TrainJob, TrainOptions, TrunkJob, TrunkOptions
 from lmscale.training.budget import Budget
-from lmscale.training.plan import Paths, plan
 from lmscale.training.schedules import Branch, CosineRun, Trunk
+from lmscale.training.setup import Paths, plan
 from tests.workflow import validated_config
 
 TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 32, "context": 32, "tie_embeddings": True,

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale import cli, jobs, plan_study
+from lmscale import cli, jobs
 from lmscale import config as study_config
+from lmscale.planning import plan
 from tests.workflow import REPO, validated_config
 
 # A law of the default study's shape (its fit, rounded): planning from it needs no trained model.
@@ -73,5 +74,5 @@ def test_a_budget_too_small_ends_the_command_in_one_line_naming_the_smallest_tha
     assert errors[0].startswith("a budget of 1e+06 buys no valid fit set") and "the smallest budget that works is" \
         in errors[0]
     least = float(errors[0].rsplit(" ", 1)[1])
-    candidates = plan_study.candidates_of(job, None, None, plan_study.target_runs(job, None), "flops")
+    candidates = plan.candidates_of(job, None, None, plan.target_runs(job, None), "flops")
     assert least == pytest.approx(candidates["cost"].nsmallest(5).sum(), rel=1e-3)  # the five cheapest runs

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmscale import jobs, prefetch, task_suite
+from lmscale import jobs
+from lmscale.evaluation import offline_tasks, prefetch
 from tests.workflow import REPO, planned, snakemake_with_jobs
 
 TABLE = REPO / "configs" / "tasks" / "llm_foundry_46.csv"
@@ -40,7 +41,7 @@ def paper_plan() -> list[prefetch.Download]:
 def test_the_plan_names_the_dataset_of_every_lm_eval_task_of_the_table(paper_plan):
     with open(TABLE, newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["lm_eval_task"]]
-    lm_eval_rows = [row for row in rows if row["lm_eval_task"] not in task_suite.GENERATED_TASKS]
+    lm_eval_rows = [row for row in rows if row["lm_eval_task"] not in offline_tasks.GENERATED_TASKS]
     assert len(rows) == 43 and len(lm_eval_rows) == 41
     datasets = [download for download in paper_plan if download.kind == "dataset"]
     by_task: dict[str, list[tuple]] = {}
@@ -217,10 +218,10 @@ def test_a_hub_tokenizer_is_prefetched_and_read_offline(tmp_path):
     """A pretrained tokenizer named by a hub id: the prefetch job finds it in the cache and the tokenizer
     job reads it with the Hub switched off. (With nothing in the cache the prefetch job names it:
     test_paper_config.py, GPT-NeoX's.)"""
-    from lmscale import corpus
-    from lmscale.tokenizer import train_bpe
+    from lmscale.data import documents
+    from lmscale.data.vocabulary import train_bpe
 
-    corpus.write_corpus({"source": "stdlib", "max_bytes": 100_000}, tmp_path / "text", validation_fraction=0.1)
+    documents.write_corpus({"source": "stdlib", "max_bytes": 100_000}, tmp_path / "text", validation_fraction=0.1)
     trained = train_bpe(tmp_path / "text" / "train.jsonl", tmp_path / "bpe", vocab_size=280)
     config = tiny_study("tok", tokenizer={"kind": "pretrained", "name": "lmscale-test/tiny-bpe"},
                         tasks={"suite": "offline"})
@@ -233,7 +234,7 @@ def test_a_hub_tokenizer_is_prefetched_and_read_offline(tmp_path):
     assert (entry["kind"], entry["dataset"], entry["revision"]) == ("tokenizer", "lmscale-test/tiny-bpe", REVISION)
     assert f"models--lmscale-test--tiny-bpe/snapshots/{REVISION}/tokenizer.json" in entry["files"]
     assert (tmp_path / target).read_bytes() != b""
-    from lmscale.tokenizer import end_of_text_id
+    from lmscale.data.vocabulary import end_of_text_id
 
     assert end_of_text_id(tmp_path / "results/tok/tokenizer") == end_of_text_id(trained)
 

@@ -1,4 +1,4 @@
-"""lmscale.resources: what a training or data job asks its scheduler for, from the model's shape,
+"""lmscale.jobs.resources: what a training or data job asks its scheduler for, from the model's shape,
 the run's tokens and the attempt. (The paper preset's dry run through the SLURM profile, which
 shows these numbers to SLURM, is in tests/test_paper_config.py.)"""
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lmscale import config as study_config
-from lmscale import resources
+from lmscale.jobs import resources
 from tests.test_paper_config import PAPER, SCHEMA, paper_config
 from tests.workflow import REPO, validated_config
 
@@ -52,7 +52,7 @@ def test_parameter_count_is_the_models(shape):
     torch = pytest.importorskip("torch")
     from transformers import Qwen3ForCausalLM
 
-    from lmscale.model import Shape, build_config, parameter_counts
+    from lmscale.model.architecture import Shape, build_config, parameter_counts
 
     size = validated_size(shape)
     with torch.device("meta"):
@@ -109,7 +109,7 @@ def test_estimate_plans_the_D_that_training_plans(count_embeddings):
     torch = pytest.importorskip("torch")
     from transformers import Qwen3ForCausalLM
 
-    from lmscale.model import Shape, build_config, parameter_counts
+    from lmscale.model.architecture import Shape, build_config, parameter_counts
     from lmscale.training.budget import Budget
 
     size = settings(SMALL | {"tie_embeddings": True}, batch_size=8, count_embeddings=count_embeddings)

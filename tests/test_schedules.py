@@ -14,9 +14,18 @@ from lmscale.jobs import BranchJob, Hyperparameters, TrainJob, TrainOptions, Tru
 from lmscale.training.budget import Budget, branch_point, cooldown_steps
 from lmscale.training.checkpoints import Source
 from lmscale.training.distributed import Context
-from lmscale.training.plan import Paths
-from lmscale.training.schedules import (BRANCH_ORIGIN, SCHEDULES, Branch, CosineRun, Trunk, cooldown_rate,
-                                        learning_rate, schedule_of, stable_rate)
+from lmscale.training.schedules import (
+    BRANCH_ORIGIN,
+    SCHEDULES,
+    Branch,
+    CosineRun,
+    Trunk,
+    cooldown_rate,
+    learning_rate,
+    schedule_of,
+    stable_rate,
+)
+from lmscale.training.setup import Paths
 from tests.workflow import REPO, validated_config
 
 TINY = {"width": 16, "depth": 1, "heads": 2, "mlp_width": 32, "context": 32, "tie_embeddings": True,

@@ -85,7 +85,7 @@ def test_plugin_builds_gpu_and_cpu_sbatch_calls():
 
 # A throwaway workflow whose rule names match the profile's set-resources.
 # `train` asks for its GPUs, memory and wall time itself, growing with the
-# attempt, as the real rule does from the model size (lmscale.resources).
+# attempt, as the real rule does from the model size (lmscale.jobs.resources).
 PROFILE_WORKFLOW = """
 rule all:
     input: "train.done", "eval_loss.done", "fit_loss.done"

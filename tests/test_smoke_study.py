@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale.task_suite import offline_suite
+from lmscale.evaluation.offline_tasks import offline_suite
 from tests.workflow import planned_jobs, planned_wildcards, snakemake
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Reading a CSV table a person wrote (lmscale.table_files): labels stay text, each row keeps the line an
+"""Reading a CSV table a person wrote (lmscale.io.table_files): labels stay text, each row keeps the line an
 editor shows it on, and a file that is no table is named in one line with what to do. The same
 probes through `lmscale import-testbed`: test_tables."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmscale.table_files import LINE, TableError, read_table
+from lmscale.io.table_files import LINE, TableError, read_table
 
 COLUMNS = ["model", "size", "loss"]
 

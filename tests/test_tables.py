@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from lmscale import checks, cli, importer, laws
+from lmscale import checks, cli
 from lmscale.config import ConfigError
+from lmscale.io import importers
 from lmscale.jobs import FitLossJob, ImportTestbedJob, points
+from lmscale.laws import forms
 from tests.workflow import planned_jobs, snakemake, validated_config
 
 SIZES = {"s1": 1.0e8, "s2": 2.0e8, "s3": 4.0e8, "s4": 8.0e8, "s5": 1.6e9}
@@ -32,9 +34,9 @@ def lab_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     """A lab's own results in the tidy form: losses and accuracies that follow known laws."""
     models = pd.DataFrame([{"model": f"{size}_M{m}", "dataset": "web", "size": size, "N": N, "D": m * N}
                            for size, N in SIZES.items() for m in MULTIPLIERS])
-    models["loss"] = laws.loss_form("gadre").predict(LOSS_LAW, models["N"], models["D"])
+    models["loss"] = forms.loss_form("gadre").predict(LOSS_LAW, models["N"], models["D"])
     loss = models.assign(valset="val")[["model", "dataset", "size", "N", "D", "valset", "loss"]]
-    error = laws.error_law(models["loss"], **ERROR_LAW)
+    error = forms.error_law(models["loss"], **ERROR_LAW)
     tasks = pd.concat([models.assign(task=task, acc=1 - error - offset, random_baseline=0.25)
                        for task, offset in TASKS.items()], ignore_index=True)
     return loss, tasks[["model", "dataset", "task", "acc", "random_baseline"]]
@@ -43,7 +45,7 @@ def lab_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 def imported_lab_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`lab_tables` as the stages read them: written to `folder`/testbed and imported (M and C derived,
     each task row given its model's size, N and D)."""
-    return importer.import_tables(write_testbed(folder, *lab_tables()), ["web"], ["val"])
+    return importers.import_tables(write_testbed(folder, *lab_tables()), ["web"], ["val"])
 
 
 def study_config(testbed) -> dict:

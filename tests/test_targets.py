@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from lmscale import backtest, laws, predict, targets, testbed, uncertainty
-from lmscale.fit_loss import fit_loss
+from lmscale.analysis import chain, rollout
+from lmscale.analysis.fits import fit_loss
+from lmscale.io import tables
 from lmscale.jobs import BacktestJob, FitLossJob, Point, PredictJob
+from lmscale.laws import forms, targets, uncertainty
 from tests.test_tables import chinchilla_tables
 from tests.test_uncertainty import synthetic_study
 
@@ -24,12 +26,12 @@ CHINCHILLA_BUDGET = 5.76e23  # Gopher's and Chinchilla's training compute (FLOPs
 def law_with_refits(form: str, params: dict, spread: float, seed: int, count: int = 200) -> dict:
     """A law as lmscale writes it (laws.fitted_law), its refits scattered around it: every
     multiplicative parameter by a factor exp(spread z), exponents and E by a share spread / 10."""
-    names = laws.loss_form(form).params if form in laws.LOSS_FORMS else laws.ERROR_PARAMS
+    names = forms.loss_form(form).params if form in forms.LOSS_FORMS else forms.ERROR_PARAMS
     rng = np.random.default_rng(seed)
     refits = [{name: value * (np.exp(spread * rng.standard_normal()) if name in ("a", "b", "A", "B", "k")
                               else 1 + spread / 10 * rng.standard_normal()) for name, value in params.items()}
               for _ in range(count)]
-    return {"form": form, **laws.fitted_law(dict(params), names, refits, count, seed)}
+    return {"form": form, **forms.fitted_law(dict(params), names, refits, count, seed)}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_a_budget_buys_chinchillas_closed_form_optimum(chinchilla_law, C):
     assert row["N"] == pytest.approx(numeric_optimum_N(p, C), rel=1e-6)
     assert row["C"] == pytest.approx(C, rel=1e-12) and row["D"] == pytest.approx(C / (6 * row["N"]), rel=1e-12)
     # The optimum moves with the law: the interval is that of each refit's own optimum.
-    samples = laws.law_samples(chinchilla_law, laws.loss_form("chinchilla").params)
+    samples = forms.law_samples(chinchilla_law, forms.loss_form("chinchilla").params)
     own = [targets.compute_optimal_run(targets.chinchilla_parameters("chinchilla", s), C)[0] for s in samples]
     assert [row["N_ci_lo"], row["N_ci_hi"]] == pytest.approx(np.percentile(own, [2.5, 97.5]), rel=1e-12)
     assert row["N_ci_lo"] < row["N"] < row["N_ci_hi"] and row["C_ci_lo"] == row["C_ci_hi"] == row["C"]
@@ -83,7 +85,7 @@ def test_under_eq4_the_optimal_multiplier_is_the_same_at_every_budget(gadre_law,
         M = np.exp(log_M)
         return (GADRE["a"] * M ** GADRE["eta"] - GADRE["b"] * M ** -GADRE["eta"]) * GADRE["eta"] * C ** -GADRE["eta"]
     assert row["M"] == pytest.approx(np.exp(brentq(slope, -10, 20, xtol=1e-14)), rel=1e-6)
-    refits = laws.law_samples(gadre_law, laws.loss_form("gadre").params)
+    refits = forms.law_samples(gadre_law, forms.loss_form("gadre").params)
     assert [row["M_ci_lo"], row["M_ci_hi"]] == pytest.approx(
         np.percentile([targets.gadre_optimal_multiplier(s) for s in refits], [2.5, 97.5]), rel=1e-9)
     assert "does not depend on C" in row["note"] and f"{M_star:.3g}" in row["note"]
@@ -141,14 +143,14 @@ def test_serving_more_tokens_moves_the_cheapest_run_to_a_smaller_model_trained_l
 def test_a_goal_at_a_given_multiplier_is_the_smallest_run_there(chinchilla_law):
     row = targets.resolve_target({"name": "goal", "loss": 2.1, "M": 200.0}, chinchilla_law)
     assert row["M"] == pytest.approx(200.0, rel=1e-12)
-    assert laws.chinchilla_loss(row["N"], row["D"], **EPOCH) == pytest.approx(2.1, rel=1e-12)
-    assert laws.chinchilla_loss(row["N"] * 0.99, row["D"] * 0.99, **EPOCH) > 2.1
+    assert forms.chinchilla_loss(row["N"], row["D"], **EPOCH) == pytest.approx(2.1, rel=1e-12)
+    assert forms.chinchilla_loss(row["N"] * 0.99, row["D"] * 0.99, **EPOCH) > 2.1
 
 
 def test_goals_out_of_reach_fail_in_one_line_naming_the_target_and_the_floor(gadre_law, error_law):
     with pytest.raises(ValueError, match=r"^target 'too good': loss 1.4 is at or below the loss law's floor E = 1.5: "):
         targets.resolve_target({"name": "too good", "loss": 1.4}, gadre_law)
-    floor = laws.error_law(GADRE["E"], **ERROR)
+    floor = forms.error_law(GADRE["E"], **ERROR)
     with pytest.raises(ValueError, match=rf"^target 'e': error 0.1 is at or below the laws' floor {floor:.4g} "):
         targets.resolve_target({"name": "e", "err": 0.1}, gadre_law, error_law)
     with pytest.raises(ValueError, match="at or above the error law's ceiling eps = 0.85"):
@@ -202,7 +204,7 @@ def test_chinchillas_budget_buys_about_20_tokens_per_parameter(tmp_path, chinchi
     approach reported, 100 above even the rounded approach-3 law's."""
     points = pd.read_csv(chinchilla_epoch2024 / "points.csv")
     chinchilla_tables(points).to_csv(tmp_path / "loss.csv", index=False)
-    loss = testbed.read_loss_table(tmp_path / "loss.csv")
+    loss = tables.read_loss_table(tmp_path / "loss.csv")
     fit = loss.sort_values("loss").iloc[:-5]
     job = FitLossJob("chinchilla", "massivetext", [Point(s, float(m)) for s, m in zip(fit["size"], fit["M"])],
                      "chinchilla", "huber", 1e-3, 200, 0)
@@ -228,7 +230,7 @@ def synthetic_fit():
     job = FitLossJob("web", "val", [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 320.0)],
                      "gadre", "least_squares", 1e-3, 20, 0)
     law = fit_loss(loss, job)
-    pool, _ = backtest.backtest(BacktestJob(job, None, [], 2), loss, None, law, {})
+    pool, _ = rollout.backtest(BacktestJob(job, None, [], 2), loss, None, law, {})
     return loss, law, pool[uncertainty.POOL_COLUMNS]
 
 
@@ -236,12 +238,12 @@ def test_predict_resolves_a_budget_and_a_goal_into_their_rows(synthetic_fit, cap
     loss, law, pool = synthetic_fit
     given = {"name": "given", "N": 2e9, "M": 20.0}
     asked = [given, {"name": "budget", "C": 1e22}, {"name": "goal", "loss": 2.7}, {"name": "beyond", "loss": 2.0}]
-    plain, _ = predict.predict(loss, None, law, {}, pool, PredictJob("web", "val", [given], []))
-    table, _ = predict.predict(loss, None, law, {}, pool, PredictJob("web", "val", asked, []))
+    plain, _ = chain.predict(loss, None, law, {}, pool, PredictJob("web", "val", [given], []))
+    table, _ = chain.predict(loss, None, law, {}, pool, PredictJob("web", "val", asked, []))
     # Targets given as runs alone: the table as it always was. Resolved ones add columns after it
     # and leave every measured run's row as it was.
     assert "kind" not in plain.columns
-    assert list(table.columns) == list(plain.columns) + predict.RESOLVED_COLUMNS
+    assert list(table.columns) == list(plain.columns) + chain.RESOLVED_COLUMNS
     measured = table[~table["target"]][plain.columns].reset_index(drop=True)
     pd.testing.assert_frame_equal(measured, plain[~plain["target"]].reset_index(drop=True))
     assert table[~table["target"]]["kind"].isna().all()
@@ -250,12 +252,12 @@ def test_predict_resolves_a_budget_and_a_goal_into_their_rows(synthetic_fit, cap
     assert list(rows.loc[["given", "budget", "goal"], "kind"]) == ["run", "budget", "goal"]
     for name in ("budget", "goal"):
         row = rows.loc[name]
-        numbers = [*targets.RESOLVED, *[c for c in predict.RESOLVED_COLUMNS if c not in ("kind", "note")]]
+        numbers = [*targets.RESOLVED, *[c for c in chain.RESOLVED_COLUMNS if c not in ("kind", "note")]]
         assert list(row[numbers]) == pytest.approx(list(resolved.loc[name, numbers]), rel=1e-12)
         assert row["note"] == resolved.loc[name, "note"]
         assert row["N_ci_lo"] < row["N"] < row["N_ci_hi"] and row["loss_pi_lo"] < row["loss_pred"] < row["loss_pi_hi"]
         # The loss of the run it resolved to is the law's, chained as every row's is.
-        assert row["loss_pred"] == pytest.approx(laws.loss_form("gadre").predict(law["params"], row["N"], row["D"]),
+        assert row["loss_pred"] == pytest.approx(forms.loss_form("gadre").predict(law["params"], row["N"], row["D"]),
                                                  rel=1e-12)
     assert rows.loc["budget", "C"] == 1e22  # as asked, not 6ND rounded
     assert rows.loc["goal", "loss_pred"] == pytest.approx(2.7, rel=1e-9)
@@ -264,8 +266,8 @@ def test_predict_resolves_a_budget_and_a_goal_into_their_rows(synthetic_fit, cap
     assert rows.loc["beyond", "note"] == ("not resolved: target 'beyond': loss 2 is at or below the loss law's "
                                           f"floor E = {law['params']['E']:.4g}: no run reaches it")
     assert rows.loc["beyond", ["N", "C", "loss_pred", "loss_pi_hi"]].isna().all()
-    with caplog.at_level("INFO", logger="lmscale.predict"):
-        predict.log_resolved(table[table["target"] & (table["kind"] != "run")])
+    with caplog.at_level("INFO", logger="lmscale.analysis.chain"):
+        chain.log_resolved(table[table["target"] & (table["kind"] != "run")])
     budget_line = next(line for line in caplog.messages if line.startswith("target budget (budget)"))
     assert f"N {rows.loc['budget', 'N']:.3g} [{rows.loc['budget', 'N_ci_lo']:.3g}, " in budget_line
     assert "C 1e+22 [1e+22, 1e+22]" in budget_line and "does not depend on C" in budget_line

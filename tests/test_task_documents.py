@@ -1,4 +1,4 @@
-"""The documents of the offline suite's tasks (lmscale.task_documents): text tasks cut from held-out code
+"""The documents of the offline suite's tasks (lmscale.evaluation.task_documents): text tasks cut from held-out code
 read as intended, and the symbolic tasks' answers are right. The suite they make: test_task_suite."""
 
 from __future__ import annotations
@@ -7,10 +7,24 @@ import random
 
 import pytest
 
-from lmscale.task_documents import (LEXEME, addition, bracket_completion, code_lines, comparison, last_token_cloze,
-                                    minimal_pairs, mismatch_closing_bracket, name_choice, names_in, next_lexeme_cloze,
-                                    next_line_choice, read_documents, string_repetition, swap_adjacent_lexemes,
-                                    swap_two_names)
+from lmscale.evaluation.task_documents import (
+    LEXEME,
+    addition,
+    bracket_completion,
+    code_lines,
+    comparison,
+    last_token_cloze,
+    minimal_pairs,
+    mismatch_closing_bracket,
+    name_choice,
+    names_in,
+    next_lexeme_cloze,
+    next_line_choice,
+    read_documents,
+    string_repetition,
+    swap_adjacent_lexemes,
+    swap_two_names,
+)
 from tests.test_task_suite import write_heldout
 
 TEXT_TASKS = {"code_swap_pairs": minimal_pairs(swap_adjacent_lexemes),

@@ -1,11 +1,11 @@
-"""Which tasks a study evaluates (lmscale.task_list): the offline suite's or a task table's runnable rows,
+"""Which tasks a study evaluates (lmscale.evaluation.task_list): the offline suite's or a task table's runnable rows,
 after include and exclude, the same list for the generation and the evaluation."""
 
 from __future__ import annotations
 
 import pytest
 
-from lmscale import task_list, task_suite
+from lmscale.evaluation import offline_tasks, task_list
 from tests.test_eval_tasks import TABLE
 from tests.test_task_suite import write_suite
 
@@ -23,7 +23,7 @@ def test_paper_table_selects_runnable_rows():
 
 
 def test_tasks_to_generate_follow_the_selection():
-    assert task_list.tasks_to_generate({"suite": "offline"}) == task_suite.offline_suite()
+    assert task_list.tasks_to_generate({"suite": "offline"}) == offline_tasks.offline_suite()
     assert task_list.tasks_to_generate({"suite": "offline", "include": ["code_next_line"]}) == ["code_next_line"]
     assert "code_line_cloze" not in task_list.tasks_to_generate({"suite": "offline", "exclude": ["code_line_cloze"]})
     assert task_list.tasks_to_generate({"suite": "llm_foundry_46", "table": TABLE, "include": ["copa"]}) == []

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmscale import cli, task_suite
+from lmscale import cli
+from lmscale.evaluation import offline_tasks
 from lmscale.jobs import TaskSuiteJob
 from tests.workflow import validated_config
 
@@ -32,8 +33,8 @@ def write_suite(out: Path, tasks: list[str] | None = None, heldout: Path | None 
     """`tasks` (default: the offline suite) written as the workflow writes them, with the `tasks`
     section's settings (the schema's, but for `settings`)."""
     config = validated_config({"tasks": settings})
-    job = TaskSuiteJob.from_config(config, tasks if tasks is not None else task_suite.offline_suite(), context)
-    return task_suite.write_suite(out, job, heldout, tokenizer)
+    job = TaskSuiteJob.from_config(config, tasks if tasks is not None else offline_tasks.offline_suite(), context)
+    return offline_tasks.write_suite(out, job, heldout, tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +54,15 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def test_offline_suite_covers_the_papers_kinds_and_categories():
-    names = task_suite.offline_suite()
+    names = offline_tasks.offline_suite()
     assert len(names) >= 8
-    definitions = [task_suite.task_definition(name) for name in names]
+    definitions = [offline_tasks.task_definition(name) for name in names]
     assert {d["output_type"] for d in definitions} == {"multiple_choice", "loglikelihood", "generate_until"}
     manners = {d["metadata"]["in_the_manner_of"] for d in definitions}
     assert {"hellaswag", "lambada_openai", "blimp", "bigbench_dyck_languages",
             "simple_arithmetic", "bigbench_repeat_copy_logic"} <= manners
     for definition in definitions:
-        assert definition["task"] in task_suite.GENERATED_TASKS
+        assert definition["task"] in offline_tasks.GENERATED_TASKS
         assert 0 <= definition["metadata"]["random_baseline"] < 1
         assert isinstance(definition["num_fewshot"], int)
 
@@ -69,7 +70,7 @@ def test_offline_suite_covers_the_papers_kinds_and_categories():
 def test_suite_is_deterministic(tmp_path, heldout, suite):
     again = tmp_path / "again"
     write_suite(again, heldout=heldout, seed=0, size=60, fewshot_pool=10)
-    for name in task_suite.offline_suite():
+    for name in offline_tasks.offline_suite():
         for split in ("test", "train"):
             assert (again / name / f"{split}.jsonl").read_bytes() == (suite / name / f"{split}.jsonl").read_bytes()
     other = tmp_path / "other"
@@ -78,8 +79,8 @@ def test_suite_is_deterministic(tmp_path, heldout, suite):
 
 
 def test_manifest_matches_documents(suite):
-    manifest = task_suite.read_manifest(suite)
-    assert [entry["task"] for entry in manifest["tasks"]] == task_suite.offline_suite()
+    manifest = offline_tasks.read_manifest(suite)
+    assert [entry["task"] for entry in manifest["tasks"]] == offline_tasks.offline_suite()
     for entry in manifest["tasks"]:
         test = read_jsonl(suite / entry["task"] / "test.jsonl")
         train = read_jsonl(suite / entry["task"] / "train.jsonl")
@@ -119,7 +120,7 @@ def test_unknown_task_names_the_closest(tmp_path, heldout):
 
 
 def test_missing_heldout_is_a_clean_error(tmp_path, caplog):
-    job = TaskSuiteJob.from_config(validated_config(), task_suite.offline_suite(), None)
+    job = TaskSuiteJob.from_config(validated_config(), offline_tasks.offline_suite(), None)
     status = cli.main(["task-suite", "--job", job.to_json(), "--heldout", str(tmp_path / "none.jsonl"),
                        "--out", str(tmp_path / "s")])
     assert status == 1
@@ -143,18 +144,18 @@ def test_answers_fit_half_the_models_context(tmp_path, heldout, suite):
     longer than the context, and failed the whole task for the models that met one."""
     from transformers import AutoTokenizer
 
-    from lmscale.tokenizer import train_bpe
+    from lmscale.data.vocabulary import train_bpe
 
     tokenizer_dir = train_bpe(heldout, tmp_path / "tokenizer", vocab_size=300)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
 
     def longest_answer(folder: Path, name: str) -> int:
-        delimiter = task_suite.task_definition(name).get("target_delimiter", " ")
+        delimiter = offline_tasks.task_definition(name).get("target_delimiter", " ")
         return max(
             len(tokenizer(delimiter + answer, add_special_tokens=False)["input_ids"])
             for split in ("test", "train")
             for doc in read_jsonl(folder / name / f"{split}.jsonl")
-            for answer in task_suite.answers(doc)
+            for answer in offline_tasks.answers(doc)
         )
 
     names = ["code_next_line", "code_swap_pairs", "bracket_next"]
@@ -185,7 +186,7 @@ def test_answers_are_scored_as_written(tmp_path, heldout, suite):
     from lm_eval.api.model import TemplateLM
     from transformers import AutoTokenizer
 
-    from lmscale.tokenizer import train_bpe
+    from lmscale.data.vocabulary import train_bpe
 
     tokenizer_dir = train_bpe(heldout, tmp_path / "tokenizer", vocab_size=300)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -194,7 +195,7 @@ def test_answers_are_scored_as_written(tmp_path, heldout, suite):
     lm = SimpleNamespace(tok_encode=encode, backend="causal")
 
     def scored_as_written(doc: dict) -> bool:
-        for answer in task_suite.answers(doc):
+        for answer in offline_tasks.answers(doc):
             _, continuation = TemplateLM._encode_pair(lm, doc["context"], answer)
             if continuation != encode(doc["context"][len(doc["context"].rstrip()):] + answer):
                 return False

@@ -1,4 +1,4 @@
-"""The tokenizer stage (lmscale.tokenizer): a byte-level BPE trained on a split, or a pretrained tokenizer
+"""The tokenizer stage (lmscale.data.vocabulary): a byte-level BPE trained on a split, or a pretrained tokenizer
 copied, either way a Hugging Face folder with an end-of-text token. The BPE's end-of-text token in a
 token stream: test_tokens; a hub tokenizer read offline from the prefetched cache: test_prefetch."""
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lmscale.tokenizer import end_of_text_id, fetch_pretrained, train_bpe
+from lmscale.data.vocabulary import end_of_text_id, fetch_pretrained, train_bpe
 
 
 def test_pretrained_tokenizer_from_a_local_folder(stdlib_corpus, tmp_path):

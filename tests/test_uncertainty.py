@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmscale import backtest, laws, predict, uncertainty
-from lmscale.fit_loss import fit_loss
+from lmscale.analysis import chain, rollout
+from lmscale.analysis.fits import fit_loss
 from lmscale.jobs import BacktestJob, FitLossJob, Point, PredictJob
+from lmscale.laws import forms, uncertainty
 
 EPOCH_HUBER = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
 CHINCHILLA = ("E", "A", "B", "alpha", "beta")
@@ -28,8 +29,8 @@ def cold_fit(arguments):
     """A refit from the start grid alone, knowing nothing of the fit it checks: the descents from
     the four starts that fit the draw best (a full fit descends from 24, six times the cost)."""
     N, D, L = arguments
-    starts = laws.best_grid_starts(N, D, L, 1e-3, tied=False, count=4)
-    E, A, B, alpha, beta = laws.huber_fit(N, D, L, 1e-3, tied=False, starts=starts)[0]
+    starts = forms.best_grid_starts(N, D, L, 1e-3, tied=False, count=4)
+    E, A, B, alpha, beta = forms.huber_fit(N, D, L, 1e-3, tied=False, starts=starts)[0]
     return {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta}
 
 
@@ -43,15 +44,15 @@ def test_huber_bootstrap_refits_reach_what_cold_fits_reach(chinchilla_epoch2024)
 
     started = time.perf_counter()
     N, D, L = chinchilla_points(chinchilla_epoch2024)
-    fitted = laws.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
+    fitted = forms.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
     for name, value in EPOCH_HUBER.items():
         assert fitted[name] == pytest.approx(value, rel=0.01)
-    form = laws.loss_form("chinchilla")
+    form = forms.loss_form("chinchilla")
     center = form.predict(fitted, N, D)
     noise = uncertainty.point_noise(list(zip(N, D)), np.log(L), np.log(center), 5, robust=True)
     draws = []
-    warm = laws.parametric_bootstrap(
-        lambda drawn: draws.append(drawn) or laws.fit_loss_law(
+    warm = forms.parametric_bootstrap(
+        lambda drawn: draws.append(drawn) or forms.fit_loss_law(
             "chinchilla", N, D, drawn, "huber", 1e-3, starts=[tuple(fitted[p] for p in CHINCHILLA)]),
         center, noise.sd, 200, seed=0, relative=True)
     with ProcessPoolExecutor(2) as pool:
@@ -59,8 +60,8 @@ def test_huber_bootstrap_refits_reach_what_cold_fits_reach(chinchilla_epoch2024)
     assert len(warm) == len(cold) == 200
     print(f"200 refits from the full fit and 200 from the grid in {time.perf_counter() - started:.0f} s")
     for name in CHINCHILLA:
-        warm_width = np.subtract(*laws.interval([fit[name] for fit in warm])[::-1])
-        cold_width = np.subtract(*laws.interval([fit[name] for fit in cold])[::-1])
+        warm_width = np.subtract(*forms.interval([fit[name] for fit in warm])[::-1])
+        cold_width = np.subtract(*forms.interval([fit[name] for fit in cold])[::-1])
         assert warm_width == pytest.approx(cold_width, rel=0.25), name
 
 
@@ -123,7 +124,7 @@ def synthetic_study(seed: int) -> pd.DataFrame:
     for size, N in sizes.items():
         for M in (5, 10, 20, 40, 80, 160, 320):
             D = M * N
-            loss = laws.gadre_loss(6 * N * D, M, 1.84, 212.0, 367.0, 0.136) * np.exp(0.01 * rng.standard_normal())
+            loss = forms.gadre_loss(6 * N * D, M, 1.84, 212.0, 367.0, 0.136) * np.exp(0.01 * rng.standard_normal())
             rows.append({"model": f"{size}_M{M}", "dataset": "web", "size": size, "N": N, "D": D, "M": float(M),
                          "C": 6 * N * D, "valset": "val", "loss": loss, "loss_lo": np.nan, "loss_hi": np.nan})
     return pd.DataFrame(rows)
@@ -139,8 +140,8 @@ def test_prediction_intervals_cover_runs_outside_the_fit_set_when_the_law_holds(
         loss_job = FitLossJob("web", "val", [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")]
                               + [Point("s1", 320.0)], "gadre", "least_squares", 1e-3, 100, 0)
         loss_law = fit_loss(loss, loss_job)
-        pool, _ = backtest.backtest(BacktestJob(loss_job, None, [], 3), loss, None, loss_law, {})
-        table, summary = predict.predict(loss, None, loss_law, {}, pool[uncertainty.POOL_COLUMNS],
+        pool, _ = rollout.backtest(BacktestJob(loss_job, None, [], 3), loss, None, loss_law, {})
+        table, summary = chain.predict(loss, None, loss_law, {}, pool[uncertainty.POOL_COLUMNS],
                                          PredictJob("web", "val", [], []))
         calibrated = summary["outside_fit_sets"]["loss"]
         inside += round(calibrated["coverage"] * calibrated["runs"])

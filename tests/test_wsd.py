@@ -23,10 +23,9 @@ import pytest
 import yaml
 
 from lmscale import config as study_config
-from lmscale import resources
-from lmscale.jobs import BranchJob, TrainJob, TrainOptions, TrunkJob, TrunkOptions
+from lmscale.jobs import BranchJob, TrainJob, TrainOptions, TrunkJob, TrunkOptions, resources
 from lmscale.training.loop import train
-from lmscale.training.plan import Paths, plan
+from lmscale.training.setup import Paths, plan
 from tests.test_loop import TINY, heldout_loss, lmscale_command, streams  # noqa: F401 (a fixture)
 from tests.workflow import REPO, kill_once_checkpointed, planned, planned_and_log, snakemake, validated_config
 

@@ -16,12 +16,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale import corpus, importer, jobs, planning, resources, task_list, task_suite
-from lmscale.config import (ConfigError, Run, fit_points, format_multiplier, has_tasks, loss_fit_set, run_name,
-                            size_settings, training_runs)
-from lmscale.jobs import SPLIT_KEYS, Hyperparameters
-from lmscale.model import Shape
-from lmscale.targets import target_kind
+from lmscale import jobs
+from lmscale.config import (
+    ConfigError,
+    Run,
+    fit_points,
+    format_multiplier,
+    has_tasks,
+    loss_fit_set,
+    run_name,
+    size_settings,
+    training_runs,
+)
+from lmscale.data import documents
+from lmscale.evaluation import offline_tasks, task_list
+from lmscale.io import importers
+from lmscale.jobs import SPLIT_KEYS, Hyperparameters, resources
+from lmscale.laws.targets import target_kind
+from lmscale.model.architecture import Shape
+from lmscale.planning import design
 
 
 def check_study(config: dict) -> None:
@@ -108,7 +121,7 @@ def _check_shards(config: dict) -> None:
         if entry["shards"] == 1 or source not in ("stdlib", "local"):
             continue
         try:
-            files = len(corpus.local_paths(entry) if source == "local" else corpus.stdlib_paths(entry))
+            files = len(documents.local_paths(entry) if source == "local" else documents.stdlib_paths(entry))
         except FileNotFoundError as error:
             raise ConfigError(f"datasets.{name}: {error}") from None
         if files < entry["shards"]:
@@ -228,7 +241,7 @@ def check_imported_study(config: dict) -> None:
         return
     job = jobs.ImportTestbedJob.from_config(config)
     try:
-        loss, tasks = importer.read_testbed(job)
+        loss, tasks = importers.read_testbed(job)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(str(error)) from None
     source = Path(job.path) / ("loss.csv" if job.format == "tables" else "models")
@@ -271,7 +284,7 @@ def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: 
 
 
 def _check_target_shapes(config: dict) -> None:
-    """Each target has one of the shapes lmscale.targets resolves, and a name of its own (its row)."""
+    """Each target has one of the shapes lmscale.laws.targets resolves, and a name of its own (its row)."""
     written = config.get("targets")
     if not isinstance(written, list):
         return  # the schema names it
@@ -321,8 +334,8 @@ def check_plan(config: dict) -> None:
     prior = plan["prior"]
     if prior is not None:
         try:
-            planning.given_prior(prior["form"], prior["params"], plan["default_noise_sd"])
-        except planning.PlanError as error:
+            design.given_prior(prior["form"], prior["params"], plan["default_noise_sd"])
+        except design.PlanError as error:
             raise ConfigError(f"plan.prior: {error}") from None
 
 
@@ -343,6 +356,6 @@ def _check_per_task_tasks(config: dict, evaluated: list[str] | None) -> None:
         return
     for index, task in enumerate(chosen):
         if task not in evaluated:
-            raise ConfigError(f"per_task.tasks[{index}] = {task!r}: {task_suite.unknown_tasks_message([task], evaluated)}"
+            raise ConfigError(f"per_task.tasks[{index}] = {task!r}: {offline_tasks.unknown_tasks_message([task], evaluated)}"
                               f" among the tasks the study evaluates ({', '.join(evaluated)}); name one of them, "
                               f"or set per_task.tasks to null for every task")

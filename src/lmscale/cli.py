@@ -1,9 +1,9 @@
 """`lmscale <stage> ...`: one command per stage of the workflow.
 
-Each stage lives in its own module with `add_arguments(parser)` and
-`main(args)`; a module that serves further commands (the shards of a corpus
-beside the corpus) maps each to its pair of functions in its own `COMMANDS`.
-Only the chosen stage's module is imported, so the analysis commands start
+Each command lives in a module of its name (`lmscale fit-loss` in
+lmscale/analysis/fit_loss.py) with `add_arguments(parser)` and `main(args)`;
+a command module is a leaf: it parses, calls the library below it and writes,
+and no other module imports it. Only the chosen stage's module is imported, so the analysis commands start
 without loading torch. A stage's command takes its job
 description as JSON (`--job`, lmscale.jobs), what changes no result
 (`--options`, `--threads`) and the paths it reads and writes.
@@ -21,29 +21,29 @@ import typing
 
 # command -> (module, one-line help); the order is the order of the pipeline.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prefetch": ("lmscale.prefetch", "fetch what the offline jobs read from the Hugging Face Hub into its cache"),
-    "corpus": ("lmscale.corpus", "write a dataset's train/validation splits as JSONL"),
-    "corpus-shard": ("lmscale.corpus", "write one shard of a dataset's train/validation splits as JSONL"),
-    "join-shards": ("lmscale.corpus", "join a sharded dataset's validation splits"),
-    "tokenizer": ("lmscale.tokenizer", "train a byte-level BPE tokenizer or fetch a pretrained one"),
-    "tokenize": ("lmscale.tokens", "tokenize a split into a flat memmap token stream"),
-    "index-tokens": ("lmscale.tokens", "index the token streams of a dataset's shards as one stream"),
-    "train": ("lmscale.training.commands", "train one model of the N x M grid (resumable)"),
-    "trunk": ("lmscale.training.commands", "train.schedule wsd: one size's stable phase to its largest M's branch point"),
-    "branch": ("lmscale.training.commands", "train.schedule wsd: one model of the grid: its trunk's state, then its cooldown"),
-    "eval-loss": ("lmscale.eval_loss", "mean token loss of a model on a validation set"),
-    "task-suite": ("lmscale.task_suite", "generate the offline lm-eval task suite"),
-    "eval-tasks": ("lmscale.eval_tasks", "downstream accuracy of a model through lm-eval"),
-    "collect": ("lmscale.testbed", "assemble the testbed tables from a trained study's evals"),
-    "import-testbed": ("lmscale.importer", "import published results into the testbed tables"),
-    "select-tasks": ("lmscale.select", "keep the tasks above chance by a threshold t"),
-    "fit-loss": ("lmscale.fit_loss", "fit the loss law to a fit set"),
-    "fit-error": ("lmscale.fit_error", "fit the error law to a fit set"),
-    "backtest": ("lmscale.backtest", "refit the laws without their largest fit sizes and predict what they lack"),
-    "predict": ("lmscale.predict", "chain the laws: predicted loss and error for every model and target"),
-    "per-task": ("lmscale.per_task", "each task's error law chained from the loss law, with intervals and calibration"),
-    "figure": ("lmscale.figures", "draw one figure"),
-    "plan": ("lmscale.plan_study", "choose the runs a budget should buy to predict the targets most certainly"),
+    "prefetch": ("lmscale.evaluation.prefetch", "fetch what the offline jobs read from the Hugging Face Hub into its cache"),
+    "corpus": ("lmscale.data.corpus", "write a dataset's train/validation splits as JSONL"),
+    "corpus-shard": ("lmscale.data.corpus_shard", "write one shard of a dataset's train/validation splits as JSONL"),
+    "join-shards": ("lmscale.data.join_shards", "join a sharded dataset's validation splits"),
+    "tokenizer": ("lmscale.data.tokenizer", "train a byte-level BPE tokenizer or fetch a pretrained one"),
+    "tokenize": ("lmscale.data.tokenize", "tokenize a split into a flat memmap token stream"),
+    "index-tokens": ("lmscale.data.index_tokens", "index the token streams of a dataset's shards as one stream"),
+    "train": ("lmscale.training.train", "train one model of the N x M grid (resumable)"),
+    "trunk": ("lmscale.training.trunk", "train.schedule wsd: one size's stable phase to its largest M's branch point"),
+    "branch": ("lmscale.training.branch", "train.schedule wsd: one model of the grid: its trunk's state, then its cooldown"),
+    "eval-loss": ("lmscale.evaluation.eval_loss", "mean token loss of a model on a validation set"),
+    "task-suite": ("lmscale.evaluation.task_suite", "generate the offline lm-eval task suite"),
+    "eval-tasks": ("lmscale.evaluation.eval_tasks", "downstream accuracy of a model through lm-eval"),
+    "collect": ("lmscale.analysis.collect", "assemble the testbed tables from a trained study's evals"),
+    "import-testbed": ("lmscale.analysis.import_testbed", "import published results into the testbed tables"),
+    "select-tasks": ("lmscale.analysis.select_tasks", "keep the tasks above chance by a threshold t"),
+    "fit-loss": ("lmscale.analysis.fit_loss", "fit the loss law to a fit set"),
+    "fit-error": ("lmscale.analysis.fit_error", "fit the error law to a fit set"),
+    "backtest": ("lmscale.analysis.backtest", "refit the laws without their largest fit sizes and predict what they lack"),
+    "predict": ("lmscale.analysis.predict", "chain the laws: predicted loss and error for every model and target"),
+    "per-task": ("lmscale.analysis.per_task", "each task's error law chained from the loss law, with intervals and calibration"),
+    "figure": ("lmscale.figures.figure", "draw one figure"),
+    "plan": ("lmscale.planning.plan", "choose the runs a budget should buy to predict the targets most certainly"),
 }
 
 
@@ -93,7 +93,7 @@ def parse(argv: list[str]):
     command, rest = argv[0], argv[1:]
     module_name, help_text = COMMANDS[command]
     module = importlib.import_module(module_name)
-    add_arguments, run = getattr(module, "COMMANDS", {}).get(command, (module.add_arguments, module.main))
+    add_arguments, run = module.add_arguments, module.main
     parser = _Parser(prog=f"lmscale {command}", description=help_text)
     add_arguments(parser)
     args = parser.parse_args(rest)

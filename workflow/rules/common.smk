@@ -14,10 +14,11 @@ import types
 from snakemake.logging import logger
 
 from lmscale import config as study_config
-from lmscale import task_list
-from lmscale import importer, jobs
-from lmscale import task_suite as offline_task_suite
-from lmscale import resources as job_resources
+from lmscale.evaluation import task_list
+from lmscale.io import importers
+from lmscale import jobs
+from lmscale.evaluation import offline_tasks
+from lmscale.jobs import resources as job_resources
 
 RESULTS = f"results/{config['study']}"
 LOGS = f"{RESULTS}/logs"
@@ -235,7 +236,7 @@ def local_tasks():
 
 def heldout_split(wildcards):
     """The held-out text the text tasks are cut from, if the suite has any."""
-    if not any(name in offline_task_suite.TEXT_TASKS for name in local_tasks()):
+    if not any(name in offline_tasks.TEXT_TASKS for name in local_tasks()):
         return []
     dataset = tasks_config()["heldout_dataset"] or next(iter(config["datasets"]))
     return f"{DATA}/{dataset}/validation.jsonl"
@@ -321,7 +322,7 @@ TRAIN = config["train"]
 
 def train_resources(part):
     """The GPUs, host memory (MB) and wall time (minutes) of a training job that trains `part` of its
-    run (lmscale.resources: from the shape and the tokens, times the attempt)."""
+    run (lmscale.jobs.resources: from the shape and the tokens, times the attempt)."""
     return dict(
         # GPUs: the size's own `gpus`, else the `train` block's (0: a CPU job). The command
         # runs itself under torchrun, one process per GPU it was granted.
@@ -354,7 +355,7 @@ def trunk_record(w):
 
 
 WSD = TRAIN["schedule"] == "wsd"
-# The run's rule (and command), its job description and the part of the run it trains (lmscale.resources).
+# The run's rule (and command), its job description and the part of the run it trains (lmscale.jobs.resources).
 RUN_RULE, RUN_JOB, RUN_PART = ("branch", jobs.BranchJob, "cooldown") if WSD else ("train", jobs.TrainJob, "run")
 
 

@@ -102,7 +102,7 @@ rule calibration_figure:
         " --out {output:q} > {log:q} 2>&1"
 
 
-# What a budget buys and what over-training costs (lmscale.isoflop): the loss law alone, so a
+# What a budget buys and what over-training costs (lmscale.figures.isoflop): the loss law alone, so a
 # changed target redraws nothing here; the budgets are `figures.isoflop_budgets` (null: among the runs).
 rule isoflop:
     input:

@@ -89,7 +89,7 @@ rule predict:
         " --backtest {input.backtest:q} --out {output.table:q} --calibration {output.calibration:q} > {log:q} 2>&1"
 
 
-# Each task's error law chained from the loss law (lmscale.per_task); its log is the predict log's
+# Each task's error law chained from the loss law (lmscale.analysis.task_laws); its log is the predict log's
 # per-task part. Only a study with tasks has it (t{t}, never `loss`).
 rule per_task:
     input:

@@ -7,7 +7,7 @@ TASK_SUITE = f"{RESULTS}/tasks/suite"
 rule task_suite:
     input:
         heldout=heldout_split,
-        definitions=lambda w: [str(offline_task_suite.task_yaml(name)) for name in local_tasks()],
+        definitions=lambda w: [str(offline_tasks.task_yaml(name)) for name in local_tasks()],
         tokenizer=TOKENIZER,
     output:
         directory(TASK_SUITE),

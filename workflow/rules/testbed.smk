@@ -35,7 +35,7 @@ else:
             # from the one it recorded when the job ran. It records checksums of files up to
             # --max-checksum-file-size (100 MB in profiles/default, 1 MB without it). `--rerun-triggers`
             # changes nothing here: Snakemake 9.27 checks a newer input whether or not mtime is listed.
-            lambda w: importer.testbed_files(IMPORT),
+            lambda w: importers.testbed_files(IMPORT),
         output:
             loss=LOSS_TABLE,
             tasks=TASK_TABLE,

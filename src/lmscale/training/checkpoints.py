@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lmscale.config import to_json
-from lmscale.files import atomic_write_json, atomic_writer
+from lmscale.io.files import atomic_write_json, atomic_writer
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The training loop, nanoGPT style: one run of the grid, resumable.
 
-Read top to bottom: `train` plans the run (`lmscale.training.plan`) and joins
+Read top to bottom: `train` plans the run (`lmscale.training.setup`) and joins
 the processes; `loop` builds the model (`build`), resumes (`resume`), compiles
 (`compile_step`), then runs the loop: `step` (batch, forward, backward, clip,
 step), log (`TrainLog`), `checkpoint`; then the record and the finish that
@@ -25,14 +25,23 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmscale import performance
-from lmscale.files import atomic_write_json
+from lmscale.io.files import atomic_write_json
 from lmscale.jobs import BranchJob, Hyperparameters, TrainJob, TrainOptions, TrunkJob, TrunkOptions
-from lmscale.training import distributed
-from lmscale.training.checkpoints import (CHECKPOINT_FORMAT, KEEP, fingerprint, newest_checkpoint, read_checkpoint,
-                                          remove_checkpoints, rng_state, save_checkpoint, set_rng_state, truncate_log)
+from lmscale.training import distributed, performance
+from lmscale.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    KEEP,
+    fingerprint,
+    newest_checkpoint,
+    read_checkpoint,
+    remove_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    truncate_log,
+)
 from lmscale.training.outputs import TrainLog, run_record
-from lmscale.training.plan import Paths, Plan, plan
+from lmscale.training.setup import Paths, Plan, plan
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +50,7 @@ log = logging.getLogger(__name__)
 class Model:
     """The network as the loop drives it, its optimizer, and how the run is split and compiled."""
 
-    core: object  # lmscale.decoder.Decoder: Qwen3ForCausalLM's parameters, saved as one at the end
+    core: object  # lmscale.model.decoder.Decoder: Qwen3ForCausalLM's parameters, saved as one at the end
     model: object  # core itself, or its DDP / FSDP2 form; compiled in place when `compiled`
     optimizer: object
     mode: str  # none, ddp or fsdp
@@ -174,14 +183,14 @@ def build(context, planned: Plan, options: TrainOptions) -> Model:
     """A fresh model on this process's device, wrapped for the processes, compiled or not, and its
     optimizer.
 
-    The model is lmscale.decoder.Decoder, holding the stock Qwen3 model's initial weights.
+    The model is lmscale.model.decoder.Decoder, holding the stock Qwen3 model's initial weights.
     Whether to compile is an option, not part of the job: a compiled step computes what the
     eager one does (tests/test_loop.py follows both for 50 steps), rounding apart, as a run
     on another device does; so a run resumes whichever way its checkpoint was written.
     """
     import torch  # deferred: torch loads in seconds
 
-    from lmscale.decoder import build_decoder  # deferred: lmscale.decoder imports torch
+    from lmscale.model.decoder import build_decoder  # deferred: lmscale.model.decoder imports torch
 
     job, device = planned.job, context.device
     mode = distributed.choose_parallel(options.parallel, planned.counts["N"], context)

@@ -17,9 +17,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from lmscale import performance
-from lmscale.files import atomic_write_json, atomic_writer
-from lmscale.training import distributed
+from lmscale.io.files import atomic_write_json, atomic_writer
+from lmscale.training import distributed, performance
 from lmscale.training.budget import Budget
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -81,7 +80,7 @@ def run_record(context, planned, trained, wall: float, compile_seconds: float, r
     flops_per_second (6 N D) and MFU (6 N_total D over the device's peak; null when the peak is
     unknown) count the seconds spent stepping, without compiling.
     """
-    from lmscale.decoder import Decoder  # deferred: lmscale.decoder imports torch
+    from lmscale.model.decoder import Decoder  # deferred: lmscale.model.decoder imports torch
 
     job, hp, budget = planned.job, planned.hp, planned.budget
     stepping = max(wall - compile_seconds, 1e-9)
@@ -130,7 +129,7 @@ def trunk_share(states: list[tuple[int, float]], start: int) -> tuple[float, flo
 def save_run(context, planned, trained, paths, record: dict, keep_checkpoints: bool) -> None:
     """Save the model as the stock Qwen3, its log and, last, run.json (its presence means the run is whole);
     drop the checkpoints."""
-    from lmscale.decoder import to_transformers  # deferred: lmscale.decoder imports torch
+    from lmscale.model.decoder import to_transformers  # deferred: lmscale.model.decoder imports torch
 
     if trained.mode == "fsdp":  # gather the shards (every rank), then rank 0 saves an unsharded copy
         weights = distributed.full_model_state(trained.model)

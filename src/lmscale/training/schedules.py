@@ -38,7 +38,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
-from lmscale.files import atomic_write_json, atomic_writer
+from lmscale.io.files import atomic_write_json, atomic_writer
 from lmscale.jobs import BranchJob, Hyperparameters, TrainJob, TrainOptions, TrunkJob, TrunkOptions
 from lmscale.training import outputs
 from lmscale.training.budget import Budget, branch_point
@@ -86,7 +86,7 @@ def trunk_fingerprint(trunk: TrunkJob, warmup: int, stream: dict) -> str:
 class Schedule:
     """What every job kind shares: `budget.steps` optimizer steps of `job`, the first `warmup` warming up.
 
-    `paths` below is the run's `lmscale.training.plan.Paths`.
+    `paths` below is the run's `lmscale.training.setup.Paths`.
     """
 
     job: TrainJob | TrunkJob | BranchJob

@@ -1,0 +1,1 @@
+"""The analysis stages: task selection, the fits, backtest, predictions, per-task laws."""

@@ -1,0 +1,28 @@
+"""`lmscale fit-loss`: fit the loss law to a fit set."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lmscale import jobs
+from lmscale.analysis.fits import fit_loss
+from lmscale.io import tables
+from lmscale.io.files import atomic_write_json
+from lmscale.jobs import FitLossJob
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    jobs.add_argument(parser, FitLossJob)
+    parser.add_argument("--loss-table", required=True)
+    parser.add_argument("--out", required=True)
+
+
+def main(args) -> None:
+    job = args.job
+    law = fit_loss(tables.read_loss_table(args.loss_table), job)
+    log.info("%s %s law on %s/%s: %s (rmse %.4g, %d bootstrap refits)", law["form"], law["method"],
+             job.dataset, job.valset, law["params"], law["rmse"], law["bootstrap"]["kept"])
+    atomic_write_json(args.out, law, sort_keys=False)

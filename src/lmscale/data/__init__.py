@@ -1,0 +1,1 @@
+"""The data stages: corpus splits, the tokenizer, token streams."""

@@ -1,0 +1,1 @@
+"""Every figure of a study, drawn with seaborn over matplotlib."""

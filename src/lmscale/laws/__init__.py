@@ -1,0 +1,1 @@
+"""The scaling laws: their forms and fitters, the law object, uncertainty, targets."""

@@ -1,0 +1,1 @@
+"""The network: its shape, the decoder, its Hugging Face export."""

@@ -1,0 +1,426 @@
+"""Plan a study before training it: which small runs, within a budget, make the prediction at
+the targets most certain (docs/planning.md).
+
+The planner sees candidate runs (size, N, M, each with its cost), a budget, the targets (N, M),
+a prior loss law (`loss_law.json`: its form and parameters, and the noise its fit points had),
+the noise of one run, and the model error the backtest measured (`uncertainty.ModelError`).
+It chooses the runs that minimise the expected width of the 95% prediction interval at the
+targets, summed over them: the law's variance at a target linearised at the prior (a
+Gauss-Newton Fisher information from the chosen runs) plus the model error, which grows with the
+distance of the target from the chosen runs; within the budget and what a fit needs (`FitNeeds`),
+and only among the candidates where the prior law is known to hold (`eligible`). The
+optimisation is in `plan_solver`; the outputs are `plan_table` (plan.csv), `config_fragment`,
+`frontier` and `plan_figure`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from lmscale.laws import forms, uncertainty
+from lmscale.planning import solver
+from lmscale.planning.solver import Extreme, Problem
+
+log = logging.getLogger(__name__)
+
+# Central differences in log theta: a relative step of 1e-5 keeps both the truncation (1e-10)
+# and the rounding (1e-16 / 1e-5) errors far below the gradients' own size.
+LOG_STEP = 1e-5
+
+
+class PlanError(ValueError):
+    """A plan that cannot be made (a budget too small for any valid fit set)."""
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the planner knows before any run of the plan is trained."""
+
+    form: str
+    params: dict[str, float]
+    noise_sd: float  # one run's loss noise as a fit will see it, log units
+    seed_sd: float  # the part of it that replicates average out (0: not known, replicates not planned)
+    points_sd: float  # the noise the prior law's fit gave its own points (0: none recorded)
+    shared_sd: float  # the part of it the runs of one size share (0: none known; `with_shared_miss`)
+    shared_length: float  # how far along log M that shared miss stays alike (inf: a constant per size)
+    noise_source: str
+    model_error: uncertainty.ModelError
+    fit_N: tuple[float, ...]  # the prior law's fit set (empty: a law given without one)
+    fit_D: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class FitNeeds:
+    """What a fit needs of its runs: at least so many distinct (size, M) runs, sizes and
+    multipliers, and at most so many runs of one size."""
+
+    runs: int
+    sizes: int
+    multipliers: int
+    per_size: int
+
+
+@dataclass(frozen=True)
+class SolverLimits:
+    tolerance: float  # relative gap between the bound and the plan at which the solver stops
+    max_solves: int  # mixed-integer masters per plan
+    seconds: float  # per plan
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: pd.DataFrame  # the chosen candidates
+    chosen: np.ndarray  # a mask over the candidates given
+    usable: np.ndarray  # the candidates chosen from (`eligible`)
+    replicate_seeds: list[int]  # the seeds besides the first each chosen run is trained with again
+    cost: float  # replicates included
+    budget: float
+    targets: pd.DataFrame  # the expected interval at each target
+    solution: solver.Solution
+
+
+def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, default_noise_sd: float | None) -> Prior:
+    """The prior of a fitted law (`loss_law.json`) and its backtest's model error (the summary's
+    `model_error["loss"]`).
+
+    A run's noise, as a fit will see it in its residuals, is the larger of what the law's fit
+    points had (`noise.sd`: the evaluation's, the replicates' or the residuals' spread) and the
+    model error inside the fit set's range (`scale`: how far the law missed runs near its fit set,
+    from dozens of backtest residuals where the law's own residuals have a degree of freedom or
+    two), else `default_noise_sd`. `replicate_sd`, the seed-to-seed spread of replicates where
+    the study has them (else the law's own), is the part a replicate averages out.
+    """
+    noise = law.get("noise") or {}
+    error = uncertainty.ModelError.from_dict(model_error)
+    sources = {}
+    if noise.get("sd"):
+        sources[f"the prior law's fit points ({noise['source']})"] = float(np.median(noise["sd"]))
+    if error.residuals:
+        sources[f"the backtest's model error inside the fit range ({error.residuals} residuals)"] = error.scale
+    if not sources:
+        if default_noise_sd is None:
+            raise PlanError("the prior law records no noise and no backtest residuals; "
+                            "state a run's loss sd (log units)")
+        sources["the stated default"] = float(default_noise_sd)
+    source = max(sources, key=sources.get)
+    seed_sd = float(replicate_sd if replicate_sd is not None else noise.get("replicate_sd") or 0.0)
+    fit_set = law.get("fit_set") or []
+    points_sd = float(np.median(noise["sd"])) if noise.get("sd") else 0.0
+    return Prior(law["form"], dict(law["params"]), max(sources[source], seed_sd), seed_sd, points_sd, 0.0, np.inf,
+                 source, error,
+                 tuple(float(p["N"]) for p in fit_set), tuple(float(p["D"]) for p in fit_set))
+
+
+def given_prior(form: str, params: dict, noise_sd: float | None) -> Prior:
+    """A law given by hand (one fitted elsewhere, such as to a published testbed): a run's noise
+    is `noise_sd`, and the model error nothing beyond it, as nothing was backtested."""
+    wanted = forms.loss_form(form).params
+    if sorted(params) != sorted(wanted):
+        raise PlanError(f"params {params}: the {form} law's parameters are {', '.join(wanted)}; give each once")
+    if noise_sd is None:
+        raise PlanError("a law given without its fit points' noise needs one run's loss sd, in log units "
+                        "(plan.default_noise_sd, e.g. 0.01)")
+    nothing = uncertainty.ModelError.fit([], [], pd.DataFrame(columns=list(uncertainty.LOSS_DIRECTIONS)), noise_sd)
+    return prior_from_law({"form": form, "params": dict(params)}, nothing.as_dict(), None, noise_sd)
+
+
+def misfit(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
+    """How far the law may miss each candidate beyond a run's noise (log units): the model
+    error's growth with the candidate's distance from the prior's fit set, as the backtest
+    measured it (0 for a prior without a fit set: nothing is known)."""
+    if not prior.fit_N:
+        return np.zeros(len(candidates))
+    distances = uncertainty.loss_distances(candidates["N"], candidates["D"], prior.fit_N, prior.fit_D)
+    return np.sqrt(np.maximum(prior.model_error.sd(distances) ** 2 - prior.model_error.scale**2, 0.0))
+
+
+def eligible(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
+    """The candidates where the law is known to hold to within a run's noise. The planner's
+    model takes every chosen run's miss as noise; a run the law misses by more (on the paper's
+    testbed, M = 5 and 10 below a fit set at M >= 20) raises the noise the fit finds in all of
+    its runs and pulls the law off, which widens the interval it was chosen to narrow."""
+    return misfit(prior, candidates) <= prior.noise_sd
+
+
+# A variance between sizes from fewer sizes rests on one degree of freedom or none.
+LEAST_SIZES = 3
+# The shared miss's length along log M is sought between these (a multiplier 1.1x apart; 100: a
+# constant per size over any range of M).
+LENGTHS = (0.1, 100.0)
+
+
+def kernel(x, length: float) -> np.ndarray:
+    """exp(-(x_i - x_j)^2 / (2 length^2)) between the log multipliers `x` of one size's runs."""
+    return np.exp(-np.subtract.outer(x, x) ** 2 / (2 * length**2))
+
+
+def shared_miss(residuals, sizes, log_M) -> tuple[float, float, float] | None:
+    """(own variance, shared variance, length) of residuals r ~ N(mu, own I + shared K), K_ij =
+    `kernel` for two runs of one size (0 across sizes; 1 on the diagonal), by restricted maximum
+    likelihood (mu profiled out); None with fewer than LEAST_SIZES sizes or no size of two runs."""
+    r, sizes, x = np.asarray(residuals, float), np.asarray(sizes).astype(str), np.asarray(log_M, float)
+    n, k = len(r), len(set(sizes.tolist()))
+    if k < LEAST_SIZES or n - k < 1:
+        return None
+    blocks = [(r[sizes == size], kernel(x[sizes == size], 1.0)) for size in sorted(set(sizes.tolist()))]
+
+    def restricted(theta):
+        # The covariance is block-diagonal by size: each block's inverse and determinant alone.
+        own, shared = np.exp(2 * theta[:2])
+        length = np.exp(np.clip(theta[2], *np.log(LENGTHS)))
+        log_det, one_one, one_r, r_r = 0.0, 0.0, 0.0, 0.0
+        for values, unit_kernel in blocks:
+            covariance = (own + 1e-14) * np.eye(len(values)) + shared * unit_kernel ** (1.0 / length**2)
+            inverse = np.linalg.inv(covariance)
+            log_det += np.linalg.slogdet(covariance)[1]
+            one_one, one_r, r_r = one_one + inverse.sum(), one_r + inverse.sum(axis=0) @ values, \
+                r_r + values @ inverse @ values
+        return 0.5 * (log_det + r_r - one_r**2 / one_one + np.log(one_one))
+
+    spread = max(float(np.std(r)), 1e-6)
+    starts = itertools.product(np.log([spread / 3, spread]), np.log([spread / 3, spread]), np.log([0.5, 1.5, 5.0]))
+    best = min((optimize.minimize(restricted, list(start), method="Nelder-Mead") for start in starts),
+               key=lambda found: found.fun)
+    own, shared = np.exp(2 * best.x[:2])
+    return float(own), float(shared), float(np.exp(np.clip(best.x[2], *np.log(LENGTHS))))
+
+
+def with_shared_miss(prior: Prior, backtest: pd.DataFrame | None) -> Prior:
+    """The prior with the part of a run's noise that the runs of one size share, a Gaussian process
+    along log M (`shared_sd`, `shared_length`), from the prior law's own out-of-sample residuals in
+    its backtest (step 0: the law itself, each run once) where the law holds (as `eligible`: the
+    runs a plan may choose), by `shared_miss`. A run's total noise stays `noise_sd`; the shared
+    part is its share shared / (own + shared) of it, leaving the run at least its own noise as the
+    study knows it: its seed-to-seed spread, the noise the prior's fit gave its points, its
+    evaluation's. (A few dozen residuals do not tell a run's own noise from a miss shared over a
+    short range of M: on the paper's testbed the likelihood is flat between them, and the solver's
+    cuts grow steep as a run's own noise nears zero.) The target's own shared miss is not added:
+    the backtest's `scale` holds it already, its residuals being misses at runs of sizes the law
+    was not fitted to."""
+    if backtest is None:
+        log.info("no backtest residuals: the runs of one size are taken to miss independently")
+        return prior
+    rows = backtest[(backtest["law"] == "loss") & (backtest["step"] == 0)]
+    rows = rows[eligible(prior, rows)]
+    found = shared_miss(rows["residual"], rows["size"], np.log(rows["M"].to_numpy(float)))
+    if found is None:
+        log.info("%d backtest residuals where the law holds, in %d sizes: too few (at least %d sizes) to tell a "
+                 "miss the runs of one size share; they are taken to miss independently", len(rows),
+                 rows["size"].nunique(), LEAST_SIZES)
+        return prior
+    own, shared, length = found
+    least_own = max(prior.model_error.floor, prior.seed_sd, prior.points_sd)
+    share = shared / (own + shared) if own + shared > 0 else 0.0
+    shared_sd = np.sqrt(min(share * prior.noise_sd**2, max(prior.noise_sd**2 - least_own**2, 0.0)))
+    log.info("the runs of one size share %.0f%% of a run's noise variance along log M (length %.3g): from %d "
+             "backtest residuals where the law holds, in %d sizes, %.3g shared and %.3g their own (restricted "
+             "maximum likelihood); a run's noise %.3g = %.3g shared + %.3g its own (at least %.3g: its seed-to-seed "
+             "spread, its fit points' noise, its evaluation's)", 100 * shared_sd**2 / prior.noise_sd**2, length,
+             len(rows), rows["size"].nunique(), np.sqrt(shared), np.sqrt(own), prior.noise_sd, shared_sd,
+             np.sqrt(prior.noise_sd**2 - shared_sd**2), least_own)
+    return replace(prior, shared_sd=float(shared_sd), shared_length=float(length))
+
+
+def shared_loadings(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
+    """(candidates, factors): each run's loadings on independent unit-variance factors whose
+    covariance is the shared miss, shared_sd^2 `kernel` within a size and 0 across: per size, the
+    eigenvectors of its covariance, scaled (those of a numerically null eigenvalue dropped)."""
+    if prior.shared_sd == 0:
+        return np.zeros((len(candidates), 0))
+    sizes, x = candidates["size"].astype(str).to_numpy(), np.log(candidates["M"].to_numpy(float))
+    blocks = []
+    for size in sorted(set(sizes.tolist())):
+        rows = np.flatnonzero(sizes == size)
+        values, vectors = np.linalg.eigh(prior.shared_sd**2 * kernel(x[rows], prior.shared_length))
+        kept = values > 1e-9 * values.max()
+        block = np.zeros((len(sizes), int(kept.sum())))
+        block[rows] = vectors[:, kept] * np.sqrt(values[kept])
+        blocks.append(block)
+    return np.hstack(blocks)
+
+
+def gradients(prior: Prior, N, D) -> np.ndarray:
+    """d log L / d log theta at each (N, D), one row per run: how much each run's loss tells
+    about each parameter, in relative units so that parameters of any size compare."""
+    form = forms.loss_form(prior.form)
+    N, D = np.asarray(N, float), np.asarray(D, float)
+    columns = []
+    for name in form.params:
+        up, down = dict(prior.params), dict(prior.params)
+        up[name] *= np.exp(LOG_STEP)
+        down[name] *= np.exp(-LOG_STEP)
+        columns.append((np.log(form.predict(up, N, D)) - np.log(form.predict(down, N, D))) / (2 * LOG_STEP))
+    return np.column_stack(columns)
+
+
+def target_table(targets) -> pd.DataFrame:
+    """Targets as a table: name, N, M and D = M N."""
+    table = pd.DataFrame(list(targets))[["name", "N", "M"]].astype({"N": float, "M": float})
+    return table.assign(D=table["M"] * table["N"])
+
+
+# The directions of uncertainty.LOSS_DIRECTIONS, each with the candidate column whose extreme
+# over the chosen runs sets the distance, whether that is the largest, and the distance itself.
+DIRECTIONS = {
+    "C_above": ("log_C", True, lambda target, level: np.maximum(0.0, target - level)),
+    "M_above": ("log_M", True, lambda target, level: np.maximum(0.0, target - level)),
+    "M_below": ("log_M", False, lambda target, level: np.maximum(0.0, level - target)),
+}
+
+
+def extremes(prior: Prior, candidates: pd.DataFrame, targets: pd.DataFrame) -> tuple[Extreme, ...]:
+    """The model error's directions in which some target can lie outside a chosen set."""
+    error = prior.model_error
+    at = {"log_C": np.log(6.0 * candidates["N"] * candidates["D"]).to_numpy(float),
+          "log_M": np.log(candidates["M"]).to_numpy(float)}
+    target_at = {"log_C": np.log(6.0 * targets["N"] * targets["D"]).to_numpy(float),
+                 "log_M": np.log(targets["M"]).to_numpy(float)}
+    found = []
+    for name, (column, largest, distance) in DIRECTIONS.items():
+        levels, level_of_run = np.unique(np.round(at[column], 9), return_inverse=True)
+        distances = distance(target_at[column][:, None], levels[None, :])  # (targets, levels)
+        frame = pd.DataFrame({d: (distances.ravel() if d == name else 0.0) for d in uncertainty.LOSS_DIRECTIONS})
+        grown = error.sd(frame).reshape(distances.shape)
+        terms = np.sqrt(np.maximum(grown**2 - error.scale**2, 0.0))
+        if np.any(terms > 0):
+            found.append(Extreme(name, levels, level_of_run, terms, largest))
+    return tuple(found)
+
+
+def run_variance(prior: Prior, replicates: int) -> float:
+    """A chosen run's own loss variance when it is trained `replicates` times and the fit sees
+    each: the seed-to-seed part averaged, the part its size shares with its other runs aside."""
+    return prior.seed_sd**2 / replicates + prior.noise_sd**2 - prior.seed_sd**2 - prior.shared_sd**2
+
+
+def problem(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, budget: float, needs: FitNeeds,
+            replicates: int) -> Problem:
+    return Problem(
+        gradients=gradients(prior, candidates["N"], candidates["D"]),
+        target_gradients=gradients(prior, targets["N"], targets["D"]),
+        variance=run_variance(prior, replicates),
+        shared=shared_loadings(prior, candidates),
+        cost=candidates["cost"].to_numpy(float) * replicates,
+        budget=float(budget),
+        sizes=candidates["size"].astype(str).to_numpy(),
+        multipliers=candidates["M"].to_numpy(float),
+        scale=prior.model_error.scale,
+        extremes=extremes(prior, candidates, targets),
+        needs=(needs.runs, needs.sizes, needs.multipliers, needs.per_size),
+    )
+
+
+def smallest_budget(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, needs: FitNeeds,
+                    limits: SolverLimits) -> float:
+    cheapest = solver.cheapest(problem(candidates, prior, targets, np.inf, needs, 1), limits.seconds)
+    if cheapest is None:
+        raise PlanError(f"no set of the {len(candidates)} candidate runs meets what a fit needs ({needs})")
+    return cheapest
+
+
+def plan(candidates: pd.DataFrame, prior: Prior, targets, budget: float, needs: FitNeeds, seeds: list[int],
+         limits: SolverLimits) -> Plan:
+    """The runs to train within `budget` (candidates' `cost` units), each trained with the first
+    r of `seeds` (r chosen too, when the prior knows a seed-to-seed spread to average out).
+    Only the candidates where the law holds (`eligible`) are chosen from."""
+    targets = target_table(targets)
+    usable = eligible(prior, candidates)
+    if not usable.all():
+        log.info("%d of %d candidates lie where the prior law misses by more than a run's noise (%.3g): not chosen "
+                 "from (%s)", (~usable).sum(), len(usable), prior.noise_sd,
+                 ", ".join(f"{s}_M{m:g}" for s, m in zip(candidates["size"][~usable], candidates["M"][~usable])))
+    given, candidates = candidates, candidates[usable].reset_index(drop=True)
+    least = smallest_budget(candidates, prior, targets, needs, limits)
+    if budget < least * (1 - 1e-9):
+        raise PlanError(f"a budget of {budget:.4g} buys no valid fit set ({needs.runs} runs, {needs.sizes} sizes, "
+                        f"{needs.multipliers} multipliers, at most {needs.per_size} a size); the smallest budget that "
+                        f"works is {least:.4g}")
+    best = None
+    for replicates in range(1, (len(seeds) if prior.seed_sd > 0 else 1) + 1):
+        posed = problem(candidates, prior, targets, budget, needs, replicates)
+        solution = solver.solve(posed, limits.tolerance, limits.max_solves, limits.seconds)
+        log.info("plan at budget %.4g, %d replicate(s): CBC %s after %d solves, objective %.6g (bound %.6g), %.2f s",
+                 budget, replicates, solution.status, solution.solves, solution.objective, solution.bound,
+                 solution.seconds)
+        if best is None or solution.objective < best[2].objective * (1 - limits.tolerance):
+            best = (replicates, posed, solution)
+    replicates, posed, solution = best
+    runs = candidates[solution.chosen].reset_index(drop=True)
+    chosen = np.zeros(len(given), bool)
+    chosen[np.flatnonzero(usable)[solution.chosen]] = True
+    return Plan(runs, chosen, usable, list(seeds[1:replicates]), float(runs["cost"].sum() * replicates), float(budget),
+                expected_intervals(prior, targets, posed, solution.chosen), solution)
+
+
+def expected_intervals(prior: Prior, targets: pd.DataFrame, posed: Problem, chosen: np.ndarray) -> pd.DataFrame:
+    """Each target's expected 95% prediction interval around the prior law's prediction."""
+    law_sd, _ = solver.law_sd(posed, chosen.astype(float))
+    terms = solver.model_terms(posed, solver.extreme_levels(posed, chosen))
+    model_sd = np.sqrt(posed.scale**2 + np.sum(terms**2, axis=1))
+    sd = np.sqrt(law_sd**2 + model_sd**2)
+    predicted = forms.loss_form(prior.form).predict(prior.params, targets["N"], targets["D"])
+    return targets.assign(loss_prior=predicted, law_sd=law_sd, model_sd=model_sd, sd=sd,
+                          pi_lo=predicted * np.exp(-uncertainty.Z * sd), pi_hi=predicted * np.exp(uncertainty.Z * sd),
+                          width=np.exp(uncertainty.Z * sd) - np.exp(-uncertainty.Z * sd))
+
+
+def design_intervals(candidates: pd.DataFrame, prior: Prior, targets, chosen: np.ndarray, replicates: int
+                     ) -> pd.DataFrame:
+    """The expected intervals of any set of runs (`chosen`, a mask of the candidates): what the
+    planner promises for a set it did not choose, such as a study's own fit set."""
+    targets = target_table(targets)
+    posed = problem(candidates, prior, targets, np.inf, FitNeeds(0, 0, 0, len(candidates)), replicates)
+    return expected_intervals(prior, targets, posed, np.asarray(chosen, bool))
+
+
+def frontier(candidates: pd.DataFrame, prior: Prior, targets, budget: float, factors, needs: FitNeeds,
+             seeds: list[int], limits: SolverLimits) -> pd.DataFrame:
+    """The expected width at each target against the budget (`factors` x `budget`): what more
+    budget buys. A budget that buys no valid fit set gets empty widths."""
+    rows = []
+    for factor in factors:
+        row = {"factor": float(factor), "budget": float(factor * budget)}
+        try:
+            planned = plan(candidates, prior, targets, factor * budget, needs, seeds, limits)
+        except PlanError:
+            rows.append(row)
+            continue
+        row.update(cost=planned.cost, runs=len(planned.runs), replicates=len(planned.replicate_seeds) + 1)
+        row.update({f"width_{t.name}": t.width for t in planned.targets.itertuples()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plan_table(planned: Plan) -> pd.DataFrame:
+    """`plan.csv`: one row per chosen run (its cost, replicates included), then one per target
+    with its expected interval."""
+    replicates = len(planned.replicate_seeds) + 1
+    runs = planned.runs.assign(kind="run", name=[f"{s}_M{m:g}" for s, m in zip(planned.runs["size"],
+                                                                              planned.runs["M"])],
+                               replicates=replicates, cost=planned.runs["cost"] * replicates)
+    targets = planned.targets.assign(kind="target")
+    columns = ["kind", "name", "size", "N", "M", "D", "replicates", "cost", "loss_prior", "law_sd", "model_sd", "sd",
+               "pi_lo", "pi_hi", "width"]
+    table = pd.concat([runs, targets], ignore_index=True)
+    return table.reindex(columns=columns)
+
+
+def config_fragment(planned: Plan) -> str:
+    """The plan as config keys a study pastes: `loss_fit_set`, the `grid` blocks that train those
+    runs (add the held-out runs' blocks beside them) and `replicate_seeds`."""
+    runs = planned.runs.sort_values(["N", "M"], kind="stable")
+    lines = [f"# lmscale plan: {len(runs)} runs, cost {planned.cost:.4g} of a budget of {planned.budget:.4g}",
+             "loss_fit_set:"]
+    lines += [f"  - {{size: {size}, M: {m:g}}}" for size, m in zip(runs["size"], runs["M"])]
+    lines.append("grid:")
+    for size, rows in runs.groupby("size", sort=False):
+        lines.append(f"  - sizes: [{size}]")
+        lines.append(f"    multipliers: [{', '.join(f'{m:g}' for m in rows['M'])}]")
+    lines.append(f"replicate_seeds: [{', '.join(str(s) for s in planned.replicate_seeds)}]")
+    return "\n".join(lines) + "\n"
