@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmscale.analysis import chain, error_fits, fits, rollout
+from lmscale.analysis import chain, fits, rollout
 from lmscale.jobs import BacktestJob, PredictJob
 from lmscale.laws import uncertainty
 from tests.test_tables import MULTIPLIERS, SIZES, imported_lab_tables, study_config
@@ -25,8 +25,8 @@ def lab_study(folder: Path) -> dict:
     config = validated_config({**study_config(folder), "fit": {"bootstrap": 10}, "targets": [TARGET]})
     job = BacktestJob.from_config(config, "web", "val", "t5")
     loss_law = fits.fit_loss(loss, job.loss)
-    error_laws = {"err": error_fits.fit_error(loss, tasks, job.error, ["task_a", "task_b"]),
-                  "err_all": error_fits.fit_error(loss, tasks, job.error, None)}
+    error_laws = {"err": fits.fit_error(loss, tasks, job.error, ["task_a", "task_b"]),
+                  "err_all": fits.fit_error(loss, tasks, job.error, None)}
     pool, summary = rollout.backtest(job, loss, tasks, loss_law, error_laws)
     predict_job = PredictJob.from_config(config, "web", "val")
     table, calibration = chain.predict(loss, tasks, loss_law, error_laws, pool[uncertainty.POOL_COLUMNS],

@@ -9,7 +9,10 @@ probe runs those three in-process, as the Snakefile does; two dry runs show such
 from __future__ import annotations
 
 import copy
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from lmscale import checks
 from lmscale.config import ConfigError, schema_error
 from lmscale.laws import targets
 from tests.test_tables import lab_tables, study_config
-from tests.workflow import REPO, snakemake, snakemake_with_jobs, validated_config
+from tests.workflow import REPO, offline_env, snakemake, snakemake_with_jobs, validated_config
 
 SMOKE = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
 
@@ -276,44 +279,40 @@ def test_a_hostile_size_or_device_fails_the_dry_run(tmp_path, change, key):
     assert jobs == []  # refused before any job was planned: no shell command was shown
 
 
-def indented_block(lines: list[str], start: int) -> list[str]:
-    """The lines below `lines[start]` indented deeper than it (blank lines included), up to the next that is not."""
-    depth = len(lines[start]) - len(lines[start].lstrip())
-    block = []
-    for line in lines[start + 1:]:
-        if line.strip() and len(line) - len(line.lstrip()) <= depth:
-            break
-        block.append(line)
-    return block
+# Each rule's shell command as Snakemake builds it from the rule files, its placeholders unfilled, by
+# rule name: a rule written by a loop (figures.smk, from its table) as well as one written out.
+RULE_COMMANDS = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(ResourceSettings(), ConfigSettings(configfiles=[Path(sys.argv[2])]),
+                            snakefile=Path(sys.argv[1]), workdir=Path(sys.argv[3]))._workflow
+    print(json.dumps({rule.name: rule.shellcmd for rule in workflow.rules if rule.shellcmd}))
+"""
 
 
-def shell_commands() -> dict[str, str]:
-    """Each rule's shell command as written in the rule files (comment lines left out), by rule name."""
-    commands = {}
-    for path in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
-        lines = path.read_text().splitlines()
-        for start, line in enumerate(lines):
-            rule = re.match(r"\s*rule ?(\w*):", line)
-            if not rule:
-                continue
-            body = indented_block(lines, start)
-            # A rule whose name is chosen by the config (the run's: train or branch) names it in `name:`.
-            named = [re.match(r"\s*name: (\w+)", part) for part in body]
-            name = rule.group(1) or next(match.group(1) for match in named if match)
-            for index, directive in enumerate(body):
-                if re.match(r"\s*shell:\s*$", directive):
-                    command = indented_block(body, index)
-                    commands[name] = "\n".join(part for part in command if not part.strip().startswith("#"))
-    return commands
+def shell_commands(folder: Path, config: dict) -> dict[str, str]:
+    (folder / "work").mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-c", RULE_COMMANDS, str(REPO / "Snakefile"),
+                             str(configfile(folder, config)), str(folder / "work")],
+                            check=False, capture_output=True, text=True, env=offline_env(), timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_every_value_in_a_rule_command_is_quoted():
+def test_every_value_in_a_rule_command_is_quoted(tmp_path):
     """Each placeholder of a shell command (a file, param, wildcard, thread count or resource) carries
-    `:q` (shell quoting), in every rule that runs one."""
-    commands = shell_commands()
-    written = sum(len(re.findall(r"^\s*shell:", path.read_text(), re.M))
-                  for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")])
-    assert len(commands) == written == 31  # every rule with a shell command was read, and only those
+    `:q` (shell quoting), in every rule that runs one: those of a study that trains, under
+    train.schedule wsd (its trunk rule; the run rule's command is the same under either schedule,
+    train or branch), and those of a study of an imported testbed (its import rule)."""
+    commands = {**shell_commands(tmp_path / "trains", changed(train__schedule="wsd")),
+                **shell_commands(tmp_path / "testbed", tables_study(tmp_path))}
+    # Every rule with a shell command: the 23 written out (the run rule under both its names, train
+    # and branch: 24) and the 8 figure rules written by a loop.
+    assert len(commands) == 24 + 8 and {"train", "branch", "trunk", "import_testbed", "loss_heatmap",
+                                        "per_task_figure"} <= set(commands)
     unquoted = [f"{rule}: {field}" for rule, command in commands.items()
                 for field in re.findall(r"\{([^{}]*)\}", command) if not field.endswith(":q")]
     assert not unquoted

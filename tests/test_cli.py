@@ -1,12 +1,13 @@
 """`lmscale <stage>` given bad arguments ends in one line and a non-zero status, never a traceback:
 a folder where a file belongs, a YAML file where JSON belongs, a job description of the wrong
-types, an hf corpus with the Hub out of reach. Every job the workflow plans still passes the same
+types, an hf corpus with the Hub out of reach, a full disk. Every job the workflow plans still passes the same
 checks."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -154,3 +155,54 @@ def test_an_hf_corpus_without_the_hub(tmp_path):
         "hf source allenai/c4 (en, train): the Hugging Face Hub cannot be reached"), lines
     assert "run this job where there is a network" in lines[0]
     assert not list(tmp_path.glob("data/*")), "no split written"
+
+
+# A full disk (ENOSPC): one line naming the file being written, from any command (they all write through
+# lmscale.io.files). A corpus of the standard library: it writes 200 kB, more than a small disk holds.
+CORPUS_JOB = {"source": {"max_bytes": 200_000, "source": "stdlib", "text_field": "text"}}
+
+
+def test_a_full_disk_is_named_in_one_line(tmp_path):
+    """/dev/full refuses every write with ENOSPC; the corpus's temporary file points there (the file beside
+    the output a write goes to before its rename: lmscale.io.files)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    out = tmp_path / "corpus"
+    out.mkdir()
+    (out / f".validation.jsonl.tmp{os.getpid()}").symlink_to("/dev/full")
+    job = json.dumps({**CORPUS_JOB, "splits": ["validation"], "validation_fraction": None})
+    status, errors = run(["corpus", "--job", job, "--out", str(out / "validation.jsonl"), str(out / "manifest.json")])
+    assert status == 1
+    assert errors == [f"{out / 'validation.jsonl'}: no space left on device; free space on that disk, "
+                      "then run the same command again"]
+    assert sorted(os.listdir(out)) == [], "the temporary file is removed, nothing written"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 kB file system (tmpfs) at tmp_path/disk, where this process may mount one (root, not in most
+    containers)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_command_that_fills_its_disk_ends_in_one_line(small_disk):
+    """`lmscale corpus` as a rule runs it, writing its splits to a disk they do not fit on."""
+    job = json.dumps({**CORPUS_JOB, "splits": ["train", "validation"], "validation_fraction": 0.05})
+    out = [str(small_disk / "stdlib" / name) for name in ("train.jsonl", "validation.jsonl", "manifest.json")]
+    result = subprocess.run([sys.executable, "-m", "lmscale.cli", "corpus", "--job", job, "--out", *out],
+                            capture_output=True, text=True, env=offline_env(), timeout=300)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    # The splits are written together, to the one disk: the line names the one written last.
+    assert lines[0].split(" ERROR lmscale: ")[1] == (f"{small_disk}/stdlib/validation.jsonl: no space left on device; "
+                                                     f"free space on that disk, then run the same command again")
+    assert os.listdir(small_disk / "stdlib") == []

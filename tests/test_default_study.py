@@ -35,20 +35,20 @@ def test_fit_sets_follow_table_1(default):
     loss_fit = study_config.loss_fit_set(default)
     error_fit = study_config.error_fit_set(default)
     # The near-optimal M is the one most fit sizes share.
-    near_optimal = max({m for _, m in loss_fit}, key=[m for _, m in loss_fit].count)
-    fit_sizes = [s for s, m in loss_fit if m == near_optimal]
+    near_optimal = max({p.M for p in loss_fit}, key=[p.M for p in loss_fit].count)
+    fit_sizes = [p.size for p in loss_fit if p.M == near_optimal]
     assert len(fit_sizes) >= 4, "at least four fit sizes at one near-optimal M"
     smallest = min(fit_sizes, key=lambda s: compute(default, s, near_optimal))
-    assert any(s == smallest and m > near_optimal for s, m in loss_fit), "plus the smallest size over-trained"
+    assert any(p.size == smallest and p.M > near_optimal for p in loss_fit), "plus the smallest size over-trained"
     assert set(loss_fit) <= set(error_fit)
     extra = [run for run in error_fit if run not in loss_fit]
-    largest_loss_fit = max(compute(default, s, m) for s, m in loss_fit)
-    assert extra and all(compute(default, s, m) > largest_loss_fit for s, m in extra), "plus one larger run"
+    largest_loss_fit = max(compute(default, p.size, p.M) for p in loss_fit)
+    assert extra and all(compute(default, p.size, p.M) > largest_loss_fit for p in extra), "plus one larger run"
 
 
 def test_held_out_runs_are_extrapolations(default):
     grid = {(run.size, run.multiplier) for run in study_config.training_runs(default)}
-    fit = set(study_config.error_fit_set(default))
+    fit = {(p.size, p.M) for p in study_config.error_fit_set(default)}
     held_out = {(entry["size"], float(entry["M"])) for entry in default["held_out"]}
     assert held_out <= grid and not held_out & fit
     largest_fit = max(compute(default, s, m) for s, m in fit)

@@ -71,13 +71,13 @@ def test_lmscale_figure_draws_the_isoflop_kind(tmp_path):
     fit_set = [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 80.0)]
     law = fit_loss(tables.read_loss_table(tmp_path / "loss.csv"),
                    FitLossJob("web", "val", fit_set, "gadre", "least_squares", 1e-3, 10, 0))
-    atomic_write_json(tmp_path / "law.json", law)
+    atomic_write_json(tmp_path / "law.json", law.to_json())
     atomic_write_json(tmp_path / "degenerate.json", {**law, "params": {**law["params"], "b": -1.0}})
     for name, budgets in (("law", None), ("degenerate", [3.0e+18, 1.0e+20])):
         config = validated_config({"figures": {"isoflop_budgets": budgets, "formats": ["png"]}})
         job = FigureJob.from_config(config, "isoflop", "web", "val")
         assert job.budgets == budgets and job.max_percent is None and job.held_out is None
         out = tmp_path / f"{name}.png"
-        assert cli.main(["figure", "--job", job.to_json(), "--loss-table", str(tmp_path / "loss.csv"),
-                         "--loss-law", str(tmp_path / f"{name}.json"), "--out", str(out)]) == 0
+        assert cli.main(["figure", "--job", job.to_json(), "--inputs", str(tmp_path / "loss.csv"),
+                         str(tmp_path / f"{name}.json"), "--out", str(out)]) == 0
         assert out.stat().st_size > 20_000

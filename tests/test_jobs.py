@@ -130,18 +130,19 @@ SOURCE = ROOT / "src" / "lmscale"
 # `.get(key, default)` calls that read something other than the config, where `key` only shares
 # a name with a setting that has a schema default (file, key: what it reads).
 NOT_THE_CONFIG = {
-    ("corpus.py", "include"): "a stdlib source's globs, which have no schema default (tasks.include does)",
-    ("corpus.py", "exclude"): "a stdlib source's globs, which have no schema default (tasks.exclude does)",
-    ("importer.py", "name"): "a published model record's name",
-    ("laws.py", "bootstrap"): "a fitted law's bootstrap block",
+    ("data/documents.py", "include"): "a stdlib source's globs, which have no schema default (tasks.include does)",
+    ("data/documents.py", "exclude"): "a stdlib source's globs, which have no schema default (tasks.exclude does)",
+    ("io/importers.py", "name"): "a published model record's name",
+    ("laws/forms.py", "bootstrap"): "a fitted law's bootstrap block",
+    ("laws/law.py", "bootstrap"): "a fitted law's bootstrap block",
 }
 # Parameters named like a setting that no setting reaches (file, function, parameter: what it is).
 NOT_A_SETTING = {
-    ("eval_loss.py", "evaluate", "threads"): "the eval_loss rule's own threads",
-    ("eval_loss.py", "evaluate", "batch_size"): "the loss evaluation's batch; the schema has none",
-    ("eval_loss.py", "evaluate", "device"): "the loss evaluation's device; the schema has none",
-    ("tokens.py", "tokenize_split", "threads"): "the tokenize rule's own threads",
-    ("resources.py", "data_job", "threads"): "a corpus or tokenize job's own threads",
+    ("evaluation/eval_loss.py", "evaluate", "threads"): "the eval_loss rule's own threads",
+    ("evaluation/eval_loss.py", "evaluate", "batch_size"): "the loss evaluation's batch; the schema has none",
+    ("evaluation/eval_loss.py", "evaluate", "device"): "the loss evaluation's device; the schema has none",
+    ("data/token_streams.py", "tokenize_split", "threads"): "the tokenize rule's own threads",
+    ("jobs/resources.py", "data_job", "threads"): "a corpus or tokenize job's own threads",
 }
 
 

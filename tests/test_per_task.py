@@ -90,9 +90,9 @@ def synthetic_files(tmp_path_factory):
     job = synthetic_job(40)
     tables.write_csv(loss, folder / "loss.csv")
     tables.write_csv(tasks, folder / "tasks.csv")
-    atomic_write_json(folder / "loss_law.json", fit_loss(loss, job.backtest.loss))
+    atomic_write_json(folder / "loss_law.json", fit_loss(loss, job.backtest.loss).to_json())
     atomic_write_json(folder / "tasks_t10.json", {"tasks": ["rises"]})
-    logger, lines = logging.getLogger("lmscale.analysis.task_laws"), Lines()
+    logger, lines = logging.getLogger("lmscale.analysis"), Lines()
     level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(lines)
@@ -207,7 +207,7 @@ def test_the_figure_kind_draws_a_panel_per_task(synthetic_files, tmp_path):
     table, summary, _, folder = synthetic_files
     job = FigureJob.from_config(validated_config(), "per-task", "web", "val")
     outputs = [tmp_path / "per_task_t10.png", tmp_path / "per_task_t10.pdf"]
-    assert cli.main(["figure", "--job", job.to_json(), "--per-task", str(folder / "per_task.csv"), "--summary",
+    assert cli.main(["figure", "--job", job.to_json(), "--inputs", str(folder / "per_task.csv"),
                      str(folder / "per_task.json"), "--out", *map(str, outputs)]) == 0
     assert all(path.stat().st_size > 10_000 for path in outputs)
     figure = task_panels.draw(folder / "per_task.csv", folder / "per_task.json", "web", "val")

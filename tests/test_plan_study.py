@@ -28,16 +28,18 @@ def test_the_plan_block_becomes_a_job_that_survives_json():
     assert jobs.PlanJob.from_json(job.to_json()) == job
     # The defaults: the study's first dataset and valset, its held-out runs as targets, its grid's
     # multipliers, train.seed and the replicate seeds, its fit set priced three times (two replicates).
-    assert (job.dataset, job.valset, job.candidates_from) == ("stdlib", "stdlib_heldout", "grid")
+    assert (job.dataset, job.valset, job.candidates.source) == ("stdlib", "stdlib_heldout", "grid")
     assert [t["name"] for t in job.targets] == ["s6_M20", "s1_M320"]
-    assert job.multipliers == [10, 20, 40, 80, 160, 320] and job.seeds == [0, 1, 2] and job.fit_replicates == 3
-    assert job.prior is None and job.budget is None
+    assert job.candidates.multipliers == [10, 20, 40, 80, 160, 320] and job.candidates.seeds == [0, 1, 2]
+    assert job.budget.fit_replicates == 3
+    assert job.prior.law is None and job.budget.given is None
     given = jobs.PlanJob.from_config(default_study(
         prior=PRIOR, default_noise_sd=0.01, budget={"gpu_hours": 2}, targets=[{"N": 1e6, "M": 20}],
         candidates={"sizes": ["s1", "s2"], "multipliers": [20, 40], "seeds": [3]}))
     assert jobs.PlanJob.from_json(given.to_json()) == given
     assert given.targets == [{"name": "N1e+06_M20", "size": None, "N": 1e6, "M": 20.0}]
-    assert (given.candidate_sizes, given.multipliers, given.seeds) == (["s1", "s2"], [20.0, 40.0], [3])
+    assert (given.candidates.sizes, given.candidates.multipliers, given.candidates.seeds) == (
+        ["s1", "s2"], [20.0, 40.0], [3])
 
 
 def plan_files(tmp_path, job) -> list[str]:

@@ -221,8 +221,8 @@ def test_the_plan_is_the_same_on_every_run():
     first, second = (design.plan(table, shared_prior(), TARGETS, budget, NEEDS, [0], LIMITS) for _ in range(2))
     pd.testing.assert_frame_equal(design.plan_table(first), design.plan_table(second))
     script = ("import json; from tests.test_planning import *; t = candidates(); "
-              f"p = planning.plan(t, shared_prior(), TARGETS, {budget!r}, NEEDS, [0], LIMITS); "
-              "print(json.dumps([planning.config_fragment(p), planning.plan_table(p).to_csv()]))")
+              f"p = design.plan(t, shared_prior(), TARGETS, {budget!r}, NEEDS, [0], LIMITS); "
+              "print(json.dumps([design.config_fragment(p), design.plan_table(p).to_csv()]))")
     fresh = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
     assert json.loads(fresh.stdout) == [design.config_fragment(first), design.plan_table(first).to_csv()]
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import brentq
 
-from lmscale.analysis import chain, rollout
+from lmscale.analysis import chain, predict, rollout
 from lmscale.analysis.fits import fit_loss
 from lmscale.io import tables
 from lmscale.jobs import BacktestJob, FitLossJob, Point, PredictJob
@@ -266,8 +266,8 @@ def test_predict_resolves_a_budget_and_a_goal_into_their_rows(synthetic_fit, cap
     assert rows.loc["beyond", "note"] == ("not resolved: target 'beyond': loss 2 is at or below the loss law's "
                                           f"floor E = {law['params']['E']:.4g}: no run reaches it")
     assert rows.loc["beyond", ["N", "C", "loss_pred", "loss_pi_hi"]].isna().all()
-    with caplog.at_level("INFO", logger="lmscale.analysis.chain"):
-        chain.log_resolved(table[table["target"] & (table["kind"] != "run")])
+    with caplog.at_level("INFO", logger="lmscale.analysis.predict"):
+        predict.log_resolved(table[table["target"] & (table["kind"] != "run")])
     budget_line = next(line for line in caplog.messages if line.startswith("target budget (budget)"))
     assert f"N {rows.loc['budget', 'N']:.3g} [{rows.loc['budget', 'N_ci_lo']:.3g}, " in budget_line
     assert "C 1e+22 [1e+22, 1e+22]" in budget_line and "does not depend on C" in budget_line

@@ -8,6 +8,8 @@ import json
 import pandas as pd
 import pytest
 
+from lmscale.analysis import collect
+from lmscale.config import Point
 from lmscale.io import importers, tables
 from tests.conftest import RELEASE_RUNS
 
@@ -32,7 +34,7 @@ def write_records(folder, runs: dict[str, float], losses: dict[str, float], accu
 def test_collect_makes_the_tables_of_a_trained_study(tmp_path):
     files = write_records(tmp_path, {"s1_M20": 1e6, "s2_M20": 4e6}, {"s1_M20": 3.5, "s2_M20": 3.1},
                           {"s1_M20": {"a": 0.3, "b": 0.5}, "s2_M20": {"a": 0.4, "b": 0.7}})
-    tables.collect(files["runs"], files["loss_evals"], files["task_evals"], tmp_path / "loss.csv",
+    collect.collect(files["runs"], files["loss_evals"], files["task_evals"], tmp_path / "loss.csv",
                     tmp_path / "tasks.csv")
     loss, tasks = tables.read_tables(tmp_path / "loss.csv", tmp_path / "tasks.csv")
     assert loss[["model", "size", "N", "M", "loss"]].values.tolist() == [["s1_M20", "s1", 1e6, 20.0, 3.5],
@@ -49,17 +51,17 @@ def test_an_evaluation_of_a_model_without_its_run_is_named(tmp_path):
     (tmp_path / "runs" / "s1_M20.json").write_text(json.dumps({"model": "other", "dataset": "web", "size": "s1",
                                                                "N": 1e6, "D": 2e7, "M": 20.0, "C": 1.2e14}))
     with pytest.raises(ValueError, match=r"loss_evals/s1_M20.json: no run.json for model 's1_M20' of dataset 'web'"):
-        tables.collect(files["runs"], files["loss_evals"], [], tmp_path / "loss.csv", tmp_path / "tasks.csv")
+        collect.collect(files["runs"], files["loss_evals"], [], tmp_path / "loss.csv", tmp_path / "tasks.csv")
     assert not (tmp_path / "loss.csv").exists()
 
 
 def test_runs_at_picks_a_fit_set_in_its_order_and_names_a_missing_run():
     table = pd.DataFrame({"dataset": "web", "size": ["s1", "s1", "s2"], "M": [20.0, 80.0, 20.0],
                           "model": ["a", "b", "c"]})
-    assert tables.runs_at(table, "web", [("s2", 20), ("s1", 80)], "fit set")["model"].tolist() == ["c", "b"]
+    assert tables.runs_at(table, "web", [Point("s2", 20), Point("s1", 80)], "fit set")["model"].tolist() == ["c", "b"]
     with pytest.raises(ValueError, match=r"fit set: no run of size 's2' at M = 80 in dataset 'web'; runs present: "
                                          r"s1@M20, s1@M80, s2@M20"):
-        tables.runs_at(table, "web", [("s2", 80)], "fit set")
+        tables.runs_at(table, "web", [Point("s2", 80)], "fit set")
 
 
 @pytest.mark.testbed

@@ -19,6 +19,7 @@ import pandas as pd
 from lmscale import jobs
 from lmscale.config import (
     ConfigError,
+    Point,
     Run,
     fit_points,
     format_multiplier,
@@ -91,9 +92,10 @@ def _check_fit_sets_apart(config: dict) -> None:
     """No held-out run is also a fit run: it would test the laws on a point they were fitted to."""
     fit = [("loss_fit_set", point) for point in loss_fit_set(config)]
     fit += [("error_fit_extra", point) for point in fit_points(config["error_fit_extra"])]
-    for index, (size, multiplier) in enumerate(fit_points(config["held_out"])):
-        for key, (fit_size, fit_multiplier) in fit:
-            if fit_size == size and math.isclose(fit_multiplier, multiplier, rel_tol=1e-6):
+    for index, point in enumerate(fit_points(config["held_out"])):
+        size, multiplier = point.size, point.M
+        for key, fitted in fit:
+            if fitted.size == size and math.isclose(fitted.M, multiplier, rel_tol=1e-6):
                 raise ConfigError(f"held_out[{index}] = {{size: {size}, M: {multiplier:g}}} is also in {key}: a "
                                   f"held-out run tests the laws only if they were not fitted to it; drop it from "
                                   f"`held_out` or from `{key}`")
@@ -166,15 +168,15 @@ def _check_runs_in_grid(config: dict, runs: list[Run]) -> None:
                           f"`grid` block or drop it from {key.split('[')[0]}")
 
     for key in ("loss_fit_set", "error_fit_extra"):
-        for index, (size, multiplier) in enumerate(fit_points(config[key])):
+        for index, point in enumerate(fit_points(config[key])):
             # The laws are fitted on every dataset: each must have the run.
             for dataset in config["datasets"]:
-                if not in_grid(dataset, size, multiplier):
-                    refuse(f"{key}[{index}]", size, multiplier, dataset)
-    for index, (size, multiplier) in enumerate(fit_points(config["held_out"])):
+                if not in_grid(dataset, point.size, point.M):
+                    refuse(f"{key}[{index}]", point.size, point.M, dataset)
+    for index, point in enumerate(fit_points(config["held_out"])):
         # A held-out run may exist for one dataset only (the paper's 1.4B at M = 640).
-        if not any(in_grid(dataset, size, multiplier) for dataset in config["datasets"]):
-            refuse(f"held_out[{index}]", size, multiplier)
+        if not any(in_grid(dataset, point.size, point.M) for dataset in config["datasets"]):
+            refuse(f"held_out[{index}]", point.size, point.M)
     reference = config.get("reference_size")
     if reference is not None and reference not in sizes:
         raise ConfigError(f"reference_size = {reference!r} is not a size of the grid (its sizes: "
@@ -265,9 +267,9 @@ def check_imported_study(config: dict) -> None:
                           f"(its sizes: {sizes}); name the size whose models choose the tasks")
 
 
-def _require_run(runs: pd.DataFrame, key: str, point: tuple[str, float], where: str, source: Path) -> None:
+def _require_run(runs: pd.DataFrame, key: str, point: Point, where: str, source: Path) -> None:
     """A run of the config (a fit set's, a held-out one) is among `runs`, the testbed's runs of `where`."""
-    size, multiplier = point
+    size, multiplier = point.size, point.M
     if np.isclose(runs.loc[runs["size"] == size, "M"], multiplier, rtol=1e-6).any():
         return
     sizes = sorted(set(runs["size"]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import importlib
 import logging
 import sys
@@ -76,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except tuple(PATH_PROBLEMS) as error:
         logging.getLogger("lmscale").error("%s: %s", error.filename, PATH_PROBLEMS[type(error)])
+        return 1
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        # A full disk: the file being written (lmscale.io.files names it), else the command's outputs.
+        out = getattr(args, "out", None)
+        where = error.filename or (" ".join(map(str, out)) if isinstance(out, list) else out)
+        where = where or f"lmscale {args.command}"
+        logging.getLogger("lmscale").error("%s: no space left on device; free space on that disk, then run the "
+                                           "same command again", where)
         return 1
     return int(result or 0)
 

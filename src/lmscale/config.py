@@ -118,7 +118,8 @@ def training_runs(config: dict) -> list[Run]:
             run = Run(dataset, size, float(multiplier))
             runs.setdefault((dataset, size, float(multiplier)), run)
     for seed in replicate_seeds(config):
-        for size, multiplier in dict.fromkeys(error_fit_set(config)):
+        for point in dict.fromkeys(error_fit_set(config)):
+            size, multiplier = point.size, point.M
             for dataset in datasets:
                 if (dataset, size, multiplier) in runs:
                     runs.setdefault((dataset, size, multiplier, seed), Run(dataset, size, multiplier, seed))
@@ -198,16 +199,25 @@ def size_settings(config: dict, size: str) -> dict:
     return {**train, **{key: value for key, value in own.items() if value is not None or key not in train}}
 
 
-def fit_points(points: Iterable[dict]) -> list[tuple[str, float]]:
-    """A fit set from the config as (size, M) pairs."""
-    return [(str(p["size"]), float(p["M"])) for p in points]
+@dataclass(frozen=True)
+class Point:
+    """A run of a fit set or a held-out run: a size at a token multiplier. The one type of a fit
+    set, from the config (`fit_points`) through the jobs (lmscale.jobs) to the fit."""
+
+    size: str
+    M: float
 
 
-def loss_fit_set(config: dict) -> list[tuple[str, float]]:
+def fit_points(points: Iterable[dict]) -> list[Point]:
+    """A fit set (or the held-out runs) from the config: its {size, M} entries as Points."""
+    return [Point(str(p["size"]), float(p["M"])) for p in points]
+
+
+def loss_fit_set(config: dict) -> list[Point]:
     return fit_points(config["loss_fit_set"])
 
 
-def error_fit_set(config: dict) -> list[tuple[str, float]]:
+def error_fit_set(config: dict) -> list[Point]:
     """The error law's fit set: the loss fit set plus `error_fit_extra` (paper Table 1)."""
     return loss_fit_set(config) + fit_points(config["error_fit_extra"])
 
@@ -284,6 +294,105 @@ def _rule(error) -> str:
     value = repr(error.instance)
     message = error.message
     return message[len(value):].strip() if message.startswith(value) else f"- {message}"
+
+
+# ---- the config as the command line and a config file give it, before the schema reads it ----
+
+
+def check_yaml_file(path: str | Path) -> None:
+    """A config file that is not YAML (nor JSON) is refused in one line naming it, the line and the
+    column: Snakemake's own message ("Config file is not valid JSON or YAML") names neither."""
+    try:
+        load_yaml(path)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}, {_yaml_problem(error)}; mend the YAML there") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """'line 3, column 12: not valid YAML: expected ...', the line and column counted from 1."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    return f"{where}not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+def typed_command_line(config: dict, entries: Iterable[str], schema_path: str | Path) -> None:
+    """Types the values given with `--config KEY=VALUE` in `config` (in place) as a config file
+    would type them.
+
+    Snakemake reads a nested value (`--config 'fit={bootstrap: 20}'`, the form the docs use)
+    with YAML's base loader, which keeps every number and boolean of it as text, and the schema
+    would refuse `fit.bootstrap = "20"`. Each such value is read again from the command line's
+    text with `yaml.safe_load`, as a config file is, and merged where Snakemake merged it: a
+    mapping into its block (keys it does not name keep their values), a list in place of the
+    old. A top-level word the schema does not allow as text (`true`, `null`) is read as YAML
+    too; Snakemake has already typed a plain number. A value that starts as a YAML mapping or
+    list but is not one (an unclosed brace) is refused in one line with its column."""
+    schema = load_yaml(schema_path)
+    typed: dict = {}
+    for entry in entries or ():
+        key, equals, text = str(entry).partition("=")
+        if not equals or key not in config:
+            continue
+        text = text.strip("'\"")  # as Snakemake reads the value
+        value = _typed_value(key, text, _schema_types(schema.get("properties", {}).get(key, {}), schema))
+        if value is not _AS_SNAKEMAKE_READ:
+            _merge(typed, {key: value})
+        elif key in typed:  # a later entry for the same key: it replaced what came before
+            del typed[key]
+    _merge(config, typed)
+
+
+_AS_SNAKEMAKE_READ = object()
+
+
+def _typed_value(key: str, text: str, kinds: set[str]):
+    """The value of `--config key=text` as a config file would read it, or _AS_SNAKEMAKE_READ
+    where Snakemake's reading stands (a number, True/False, a name)."""
+    for number in (int, float):
+        try:
+            number(text)
+            return _AS_SNAKEMAKE_READ
+        except ValueError:
+            pass
+    if text in ("True", "False"):
+        return _AS_SNAKEMAKE_READ
+    try:
+        structure = yaml.load(text, Loader=yaml.BaseLoader)  # what Snakemake made of it
+    except yaml.YAMLError as error:
+        if text.lstrip()[:1] in ("{", "[") and (not kinds or kinds & {"object", "array"}):
+            raise ConfigError(f"--config {key}={text!r}: {_yaml_problem(error)}; write it as in a config file, "
+                              f"every brace closed, the whole KEY=VALUE quoted for the shell, e.g. "
+                              f"--config 'fit={{bootstrap: 20}}'") from None
+        return _AS_SNAKEMAKE_READ
+    if isinstance(structure, (dict, list)) or (kinds and "string" not in kinds):
+        return yaml.safe_load(text)
+    return _AS_SNAKEMAKE_READ
+
+
+def _schema_types(node: dict, schema: dict) -> set[str]:
+    """The JSON types a schema node allows (through $ref, anyOf, oneOf); empty when it says none."""
+    if "$ref" in node:
+        target = schema
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target.get(part, {})
+        return _schema_types(target, schema) | _schema_types({k: v for k, v in node.items() if k != "$ref"}, schema)
+    kinds = node.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    for branch in node.get("anyOf", []) + node.get("oneOf", []):
+        kinds |= _schema_types(branch, schema)
+    return kinds
+
+
+def _merge(config: dict, overrides: dict) -> None:
+    """`overrides` into `config` as Snakemake merges a config file or `--config` (a mapping into a
+    mapping, key by key; anything else in place of the old)."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            _merge(config[key], value)
+        else:
+            config[key] = value
 
 
 def has_tasks(config: dict) -> bool:

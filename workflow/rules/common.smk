@@ -194,23 +194,36 @@ def chained_inputs(wildcards):
 # ---- figures.smk
 
 
-def figure_files(name):
-    """The figure in every configured format; the PNG goes into the report, under the figure's name
-    without its threshold or tag (error_heatmap_t{t} -> error_heatmap)."""
-    plain = name.split("_t{t}")[0].split("_{tag}")[0]
+def figure_files(name, caption):
+    """The figure in every configured format; the PNG goes into the report with its caption
+    (workflow/report/<caption>), under the caption's name (error_heatmap.rst: error_heatmap)."""
+    plain = caption.removesuffix(".rst")
     files = []
     for ext in config["figures"]["formats"]:
         path = f"{RESULTS}/figures/{{dataset}}/{{valset}}/{name}.{ext}"
         if ext == "png":
             path = report(
                 path,
-                caption=f"../report/{plain}.rst",
+                caption=f"../report/{caption}",
                 category="{dataset}",
                 subcategory="{valset}",
                 labels={"figure": plain, "dataset": "{dataset}", "valset": "{valset}"},
             )
         files.append(path)
     return files
+
+
+def figure_job(kind):
+    """The params' job of a figure of `kind`, for the dataset and valset of the wildcards."""
+    return lambda wildcards: jobs.FigureJob.from_config(config, kind, wildcards.dataset, wildcards.valset).to_json()
+
+
+def figure_inputs(kind, inputs):
+    """A figure rule's inputs ({name: file}), checked against what `lmscale figure` reads for its
+    kind, in that order (lmscale.jobs.FIGURE_INPUTS): the command takes them by position."""
+    if tuple(inputs) != jobs.FIGURE_INPUTS[kind]:
+        raise ValueError(f"figures.smk: a {kind} figure reads {jobs.FIGURE_INPUTS[kind]}, its rule names {tuple(inputs)}")
+    return inputs
 
 
 # ---- data.smk
@@ -376,11 +389,11 @@ def plan_inputs(wildcards):
     it prices the grid of a study that trains (a run the split cannot feed is no candidate)."""
     job = jobs.PlanJob.from_config(config)
     tag = study_tag(study_config.has_tasks(config))
-    own_law = job.prior is None
-    grid = job.candidates_from == "grid" and trains_models()
+    own_law = job.prior.law is None
+    grid = job.candidates.source == "grid" and trains_models()
     tokens = re.sub(r"\.bin$", ".json", train_tokens(types.SimpleNamespace(dataset=job.dataset))) if grid else []
     return {
-        "loss": LOSS_TABLE if job.candidates_from == "testbed" or not trains_models() else [],
+        "loss": LOSS_TABLE if job.candidates.source == "testbed" or not trains_models() else [],
         "loss_law": f"{RESULTS}/laws/{job.dataset}/{job.valset}/loss_law.json" if own_law else [],
         "summary": f"{RESULTS}/backtest/{job.dataset}/{job.valset}_{tag}.json" if own_law else [],
         "backtest": f"{RESULTS}/backtest/{job.dataset}/{job.valset}_{tag}.csv" if own_law else [],

@@ -1,138 +1,93 @@
-# One rule per figure, so a changed plot setting redraws only the figures it touches.
-# Each figure in every configured format (figure_files): common.smk.
+# One rule per figure, so a changed plot setting redraws only the figures it touches. The rules
+# differ only in their line of FIGURE_RULES; the loop below it writes them, each the same shape:
+# `lmscale figure` with the figure's job, the files it reads, the figure in every configured
+# format (figure_files, its PNG in the report) and its log (figure_job, figure_files and
+# figure_inputs: common.smk).
 
-rule loss_heatmap:
-    input:
-        loss=LOSS_TABLE,
-        law=f"{LAWS}/loss_law.json",
-    output:
-        figure_files("loss_heatmap"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "loss-heatmap", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/loss_heatmap.log",
-    shell:
-        "lmscale figure --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.law:q}"
-        " --out {output:q} > {log:q} 2>&1"
+LOSS_LAW = f"{LAWS}/loss_law.json"
+TASK_PREDICTIONS = f"{RESULTS}/predictions/{{dataset}}/{{valset}}_t{{t}}.csv"
 
-
-rule loss_vs_compute:
-    input:
-        loss=LOSS_TABLE,
-        law=f"{LAWS}/loss_law.json",
-    output:
-        figure_files("loss_vs_compute"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "loss-vs-compute", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/loss_vs_compute.log",
-    shell:
-        "lmscale figure --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.law:q}"
-        " --out {output:q} > {log:q} 2>&1"
-
-
-rule error_heatmap:
-    input:
-        predictions=f"{RESULTS}/predictions/{{dataset}}/{{valset}}_t{{t}}.csv",
-    output:
-        figure_files("error_heatmap_t{t}"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "error-heatmap", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/error_heatmap_t{{t}}.log",
-    shell:
-        "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --out {output:q} > {log:q} 2>&1"
-
-
-rule error_vs_loss:
-    input:
-        predictions=f"{RESULTS}/predictions/{{dataset}}/{{valset}}_t{{t}}.csv",
-        law=f"{LAWS}/error_law_t{{t}}.json",
-        law_all=f"{LAWS}/error_law_all.json",
-    output:
-        figure_files("error_vs_loss_t{t}"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "error-vs-loss", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/error_vs_loss_t{{t}}.log",
-    shell:
-        "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --error-law {input.law:q}"
-        " --error-law-all {input.law_all:q} --out {output:q} > {log:q} 2>&1"
-
-
-rule backtest_figure:
-    input:
-        table=f"{BACKTEST}.csv",
-        summary=f"{BACKTEST}.json",
-    output:
-        figure_files("backtest_{tag}"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "backtest", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/backtest_{{tag}}.log",
-    shell:
-        "lmscale figure --job {params.job:q} --backtest {input.table:q} --summary {input.summary:q}"
-        " --out {output:q} > {log:q} 2>&1"
+# rule name: {kind: the figure's kind (its job, lmscale.jobs.FigureJob),
+#             output: the file it writes under figures/{dataset}/{valset}/ (its log: the same name),
+#             caption: its PNG's caption in the report (workflow/report/),
+#             inputs: {input name: the file}, in the order lmscale.jobs.FIGURE_INPUTS gives for its kind}
+FIGURE_RULES = {
+    "loss_heatmap": {
+        "kind": "loss-heatmap",
+        "output": "loss_heatmap",
+        "caption": "loss_heatmap.rst",
+        "inputs": {"loss_table": LOSS_TABLE, "loss_law": LOSS_LAW},
+    },
+    "loss_vs_compute": {
+        "kind": "loss-vs-compute",
+        "output": "loss_vs_compute",
+        "caption": "loss_vs_compute.rst",
+        "inputs": {"loss_table": LOSS_TABLE, "loss_law": LOSS_LAW},
+    },
+    "error_heatmap": {
+        "kind": "error-heatmap",
+        "output": "error_heatmap_t{t}",
+        "caption": "error_heatmap.rst",
+        "inputs": {"predictions": TASK_PREDICTIONS},
+    },
+    "error_vs_loss": {
+        "kind": "error-vs-loss",
+        "output": "error_vs_loss_t{t}",
+        "caption": "error_vs_loss.rst",
+        "inputs": {
+            "predictions": TASK_PREDICTIONS,
+            "error_law": f"{LAWS}/error_law_t{{t}}.json",
+            "error_law_all": f"{LAWS}/error_law_all.json",
+        },
+    },
+    "backtest_figure": {
+        "kind": "backtest",
+        "output": "backtest_{tag}",
+        "caption": "backtest.rst",
+        "inputs": {"backtest": f"{BACKTEST}.csv", "summary": f"{BACKTEST}.json"},
+    },
+    "calibration_figure": {
+        "kind": "calibration",
+        "output": "calibration_{tag}",
+        "caption": "calibration.rst",
+        "inputs": {
+            "predictions": f"{PREDICTIONS}.csv",
+            "summary": f"{PREDICTIONS}_calibration.json",
+        },
+    },
+    # What a budget buys and what over-training costs (lmscale.figures.isoflop): the loss law alone, so a
+    # changed target redraws nothing here; the budgets are `figures.isoflop_budgets` (null: among the runs).
+    "isoflop": {
+        "kind": "isoflop",
+        "output": "isoflop",
+        "caption": "isoflop.rst",
+        "inputs": {"loss_table": LOSS_TABLE, "loss_law": LOSS_LAW},
+    },
+    "per_task_figure": {
+        "kind": "per-task",
+        "output": "per_task_t{t}",
+        "caption": "per_task.rst",
+        "inputs": {"per_task": f"{PER_TASK}.csv", "summary": f"{PER_TASK}.json"},
+    },
+}
 
 
-rule calibration_figure:
-    input:
-        predictions=f"{PREDICTIONS}.csv",
-        summary=f"{PREDICTIONS}_calibration.json",
-    output:
-        figure_files("calibration_{tag}"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "calibration", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/calibration_{{tag}}.log",
-    shell:
-        "lmscale figure --job {params.job:q} --predictions {input.predictions:q} --summary {input.summary:q}"
-        " --out {output:q} > {log:q} 2>&1"
+for rule_name, figure in FIGURE_RULES.items():
 
-
-# What a budget buys and what over-training costs (lmscale.figures.isoflop): the loss law alone, so a
-# changed target redraws nothing here; the budgets are `figures.isoflop_budgets` (null: among the runs).
-rule isoflop:
-    input:
-        loss=LOSS_TABLE,
-        law=f"{LAWS}/loss_law.json",
-    output:
-        figure_files("isoflop"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "isoflop", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/isoflop.log",
-    shell:
-        "lmscale figure --job {params.job:q} --loss-table {input.loss:q} --loss-law {input.law:q}"
-        " --out {output:q} > {log:q} 2>&1"
-
-
-rule per_task_figure:
-    input:
-        table=f"{PER_TASK}.csv",
-        summary=f"{PER_TASK}.json",
-    output:
-        figure_files("per_task_t{t}"),
-    params:
-        job=lambda w: jobs.FigureJob.from_config(config, "per-task", w.dataset, w.valset).to_json(),
-    conda:
-        ENV
-    log:
-        f"{LOGS}/figures/{{dataset}}/{{valset}}/per_task_t{{t}}.log",
-    shell:
-        "lmscale figure --job {params.job:q} --per-task {input.table:q} --summary {input.summary:q}"
-        " --out {output:q} > {log:q} 2>&1"
+    rule:
+        name: rule_name
+        input:
+            **figure_inputs(figure["kind"], figure["inputs"]),
+        output:
+            figure_files(figure["output"], figure["caption"]),
+        params:
+            job=figure_job(figure["kind"]),
+        conda:
+            ENV
+        log:
+            f"{LOGS}/figures/{{dataset}}/{{valset}}/{figure['output']}.log",
+        # One command for every figure: Snakemake evaluates a rule's shell expression again when
+        # the job runs, after the loop has moved on (snakemake/snakemake#2832), so it names no
+        # loop variable; the figure's kind (in its job) says what its inputs are.
+        shell:
+            "lmscale figure --job {params.job:q} --inputs {input:q} --out {output:q} > {log:q} 2>&1"

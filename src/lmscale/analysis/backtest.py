@@ -12,6 +12,7 @@ from lmscale.analysis.rollout import backtest
 from lmscale.io import tables
 from lmscale.io.files import atomic_write_json, read_json
 from lmscale.jobs import BacktestJob
+from lmscale.laws.law import LossLaw
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def main(args) -> None:
     loss, tasks, error_laws = read_chained(args)
     if not error_laws:
         job = replace(job, error=None)
-    pool, summary = backtest(job, loss, tasks, read_json(args.loss_law), error_laws)
+    pool, summary = backtest(job, loss, tasks, LossLaw.from_json(read_json(args.loss_law)), error_laws)
     tables.write_csv(pool, args.out)
     atomic_write_json(args.summary, summary, sort_keys=False)
     for entry in summary["steps"]:

@@ -18,11 +18,12 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from lmscale.analysis.error_fits import loss_and_error
+from lmscale.analysis.fits import loss_and_error
 from lmscale.io import tables
 from lmscale.io.files import read_json
 from lmscale.jobs import PredictJob
-from lmscale.laws import forms, uncertainty
+from lmscale.laws import uncertainty
+from lmscale.laws.law import ErrorLaw, Law, LossLaw
 from lmscale.laws.targets import RESOLVED, as_runs, resolve_target, target_kind
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def target_rows(targets: list[dict], dataset: str) -> pd.DataFrame:
 
 
 def loss_predictions(
-    loss: pd.DataFrame, loss_law: dict, dataset: str, valset: str, targets: list[dict] = ()
+    loss: pd.DataFrame, loss_law: LossLaw, dataset: str, valset: str, targets: list[dict] = ()
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """Predicted loss with its confidence interval for every model of `dataset` on `valset` and every
     target, and how far each run lies outside the fit set (uncertainty.LOSS_DIRECTIONS), which its
@@ -60,16 +61,15 @@ def loss_predictions(
         [rows[tables.MODEL_COLUMNS + ["loss"]].assign(target=False), target_rows(list(targets), dataset)],
         ignore_index=True,
     )
-    form = forms.loss_form(loss_law["form"])
-    table["loss_pred"] = form.predict(loss_law["params"], table["N"], table["D"])
-    samples = forms.law_samples(loss_law, form.params)
-    sampled = np.array([form.predict(s, table["N"], table["D"]) for s in samples]) if samples else None
+    loss_law = LossLaw.of(loss_law)
+    table["loss_pred"] = loss_law.predict(table["N"], table["D"])
+    sampled = loss_law.sample_predictions(table["N"], table["D"])
     for column, tail in (("loss_ci_lo", 2.5), ("loss_ci_hi", 97.5)):
         table[column] = np.percentile(sampled, tail, axis=0) if sampled is not None else np.nan
     table["loss_rel_err"] = _relative_error(table["loss_pred"], table["loss"])
-    fit_models = {p["model"] for p in loss_law["fit_set"]}
+    fit_models = {p["model"] for p in loss_law.fit_set}
     table["in_loss_fit"] = table["model"].isin(fit_models) & ~table["target"]
-    fit_N, fit_D = ([p[key] for p in loss_law["fit_set"]] for key in ("N", "D"))
+    fit_N, fit_D = ([p[key] for p in loss_law.fit_set] for key in ("N", "D"))
     distances = uncertainty.loss_distances(table["N"], table["D"], fit_N, fit_D)
     return pd.concat([table, distances], axis=1), sampled
 
@@ -80,26 +80,23 @@ def add_error_predictions(
     loss: pd.DataFrame,
     tasks: pd.DataFrame,
     valset: str,
-    error_law: dict,
+    error_law: ErrorLaw,
     prefix: str,
 ) -> pd.DataFrame:
     """Columns `{prefix}` (the truth), `{prefix}_pred`, its confidence interval and relative error for one
     error law, and what its prediction interval needs: the law's slope d log Err / d log L at the
     predicted loss and how far below the fit set's losses the prediction lies."""
-    truth = loss_and_error(loss, tasks, valset, error_law["tasks"])[["dataset", "model", "err"]]
+    error_law = ErrorLaw.of(error_law)
+    truth = loss_and_error(loss, tasks, valset, error_law.tasks)[["dataset", "model", "err"]]
     table = table.merge(truth.rename(columns={"err": prefix}), on=["dataset", "model"], how="left")
-    table[f"{prefix}_pred"] = forms.error_law(table["loss_pred"], **error_law["params"])
-    error_samples = forms.law_samples(error_law, forms.ERROR_PARAMS)
-    count = min(len(error_samples), 0 if loss_samples is None else len(loss_samples))
-    chained = np.array([forms.error_law(loss_samples[i], **error_samples[i]) for i in range(count)])
+    table[f"{prefix}_pred"] = error_law.predict(table["loss_pred"])
+    chained = error_law.chained(loss_samples)
     for column, tail in ((f"{prefix}_ci_lo", 2.5), (f"{prefix}_ci_hi", 97.5)):
-        table[column] = np.percentile(chained, tail, axis=0) if count else np.nan
-    params = error_law["params"]
-    # d log Err / d log L = k gamma exp(-gamma L) L / Err: how a loss error carries into the error.
-    table[f"{prefix}_slope"] = (params["k"] * params["gamma"] * np.exp(-params["gamma"] * table["loss_pred"])
-                                * table["loss_pred"] / table[f"{prefix}_pred"])
+        table[column] = np.percentile(np.array(chained), tail, axis=0) if chained else np.nan
+    # How a loss error carries into the error: d log Err / d log L at the predicted loss.
+    table[f"{prefix}_slope"] = error_law.log_slope(table["loss_pred"], table[f"{prefix}_pred"])
     table[f"{prefix}_L_below"] = uncertainty.error_distances(
-        table["loss_pred"], [p["loss"] for p in error_law["fit_set"]])["L_below"].to_numpy()
+        table["loss_pred"], [p["loss"] for p in error_law.fit_set])["L_below"].to_numpy()
     table[f"{prefix}_rel_err"] = _relative_error(table[f"{prefix}_pred"], table[prefix])
     return table
 
@@ -124,8 +121,8 @@ def mark_held_out(table: pd.DataFrame, held_out: list[dict]) -> pd.DataFrame:
 def law_predictions(
     loss: pd.DataFrame,
     tasks: pd.DataFrame | None,
-    loss_law: dict,
-    error_laws: dict[str, dict],
+    loss_law: LossLaw,
+    error_laws: dict[str, ErrorLaw],
     dataset: str,
     valset: str,
     targets: list[dict] = (),
@@ -136,20 +133,20 @@ def law_predictions(
     for prefix, error_law in error_laws.items():
         table = add_error_predictions(table, loss_samples, loss, tasks, valset, error_law, prefix)
     if error_laws:
-        error_fit_models = {p["model"] for p in next(iter(error_laws.values()))["fit_set"]}
+        error_fit_models = {p["model"] for p in ErrorLaw.of(next(iter(error_laws.values()))).fit_set}
         table["in_error_fit"] = table["model"].isin(error_fit_models) & ~table["target"]
     return table
 
 
-def noise_floor(law: dict, prefix: str) -> float:
+def noise_floor(law: Law, prefix: str) -> float:
     """What a new run is known to scatter by (log units): the seed-to-seed spread of replicates, or
     else the evaluation's own standard error; no prediction of a run is surer than that. A spread
     estimated from the fit's residuals is no floor: the law's error out of sample is measured
     apart (uncertainty.ModelError)."""
-    noise = law.get("noise") or {}
+    noise = law.noise
     measured = noise.get("replicate_sd") or noise.get("evaluation_sd") or 0.0
     if prefix != "loss":  # an error rate's noise, as a share of the rate
-        measured = measured / float(np.median([p["err"] for p in law["fit_set"]]))
+        measured = measured / float(np.median([p["err"] for p in law.fit_set]))
     return float(measured)
 
 
@@ -202,7 +199,8 @@ RESOLVED_COLUMNS = ["kind", *[f"{q}{s}" for q in RESOLVED for s in ("_ci_lo", "_
                     "total_flops", "note"]
 
 
-def resolve(targets: list[dict], loss_law: dict, error_law: dict | None) -> tuple[list[dict], pd.DataFrame | None]:
+def resolve(targets: list[dict], loss_law: LossLaw, error_law: ErrorLaw | None
+            ) -> tuple[list[dict], pd.DataFrame | None]:
     """The targets as the runs {name, N, M} that law_predictions chains, and the table of their
     resolution (lmscale.laws.targets.resolve_target: by the loss law, an error goal by `error_law` too);
     None where every target is already a run, which passes as given. A target this law cannot
@@ -245,8 +243,8 @@ def _internal(column: str) -> bool:
 def predict(
     loss: pd.DataFrame,
     tasks: pd.DataFrame | None,
-    loss_law: dict,
-    error_laws: dict[str, dict],
+    loss_law: LossLaw,
+    error_laws: dict[str, ErrorLaw],
     pool: pd.DataFrame,
     job: PredictJob,
 ) -> tuple[pd.DataFrame, dict]:
@@ -254,6 +252,7 @@ def predict(
     study), the loss columns alone. `pool` is the backtest's table of out-of-sample residuals.
     Targets asked as a budget or a goal are resolved to runs first (`resolve`) by the loss law and
     the error law of the selected tasks (`err`)."""
+    loss_law, error_laws = LossLaw.of(loss_law), {prefix: ErrorLaw.of(law) for prefix, law in error_laws.items()}
     runs, resolved = resolve(job.targets, loss_law, error_laws.get("err"))
     table = law_predictions(loss, tasks, loss_law, error_laws, job.dataset, job.valset, runs)
     table = mark_held_out(table, [asdict(point) for point in job.held_out])
@@ -287,7 +286,7 @@ def add_chained_arguments(parser) -> None:
     parser.add_argument("--error-law-all", nargs="?", help="error law over every task")
 
 
-def read_chained(args) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, dict]]:
+def read_chained(args) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, ErrorLaw]]:
     """The loss table, the tasks table (None for the loss alone) and the error laws by prefix."""
     chained = [args.tasks_table, args.error_law, args.error_law_all]
     if any(chained) and not all(chained):
@@ -295,4 +294,5 @@ def read_chained(args) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, dic
     if not all(chained):
         return tables.read_loss_table(args.loss_table), None, {}
     loss, tasks = tables.read_tables(args.loss_table, args.tasks_table)
-    return loss, tasks, {"err": read_json(args.error_law), "err_all": read_json(args.error_law_all)}
+    return loss, tasks, {"err": ErrorLaw.from_json(read_json(args.error_law)),
+                         "err_all": ErrorLaw.from_json(read_json(args.error_law_all))}

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from lmscale import jobs
-from lmscale.analysis.error_fits import fit_error
+from lmscale.analysis.fits import fit_error
 from lmscale.analysis.selection import read_selection
 from lmscale.io import tables
 from lmscale.io.files import atomic_write_json
@@ -30,5 +30,5 @@ def main(args) -> None:
     task_names = None if job.all_tasks else read_selection(args.selection)
     law = fit_error(*tables.read_tables(args.loss_table, args.tasks_table), job, task_names)
     log.info("error law on %s/%s over %d tasks: %s (rmse %.4g, %d bootstrap refits)", job.dataset,
-             job.valset, len(law["tasks"]), law["params"], law["rmse"], law["bootstrap"]["kept"])
-    atomic_write_json(args.out, law, sort_keys=False)
+             job.valset, len(law.tasks), law.params, law.rmse, law.bootstrap["kept"])
+    atomic_write_json(args.out, law.to_json(), sort_keys=False)

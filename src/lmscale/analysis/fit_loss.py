@@ -23,6 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args) -> None:
     job = args.job
     law = fit_loss(tables.read_loss_table(args.loss_table), job)
-    log.info("%s %s law on %s/%s: %s (rmse %.4g, %d bootstrap refits)", law["form"], law["method"],
-             job.dataset, job.valset, law["params"], law["rmse"], law["bootstrap"]["kept"])
-    atomic_write_json(args.out, law, sort_keys=False)
+    log.info("%s %s law on %s/%s: %s (rmse %.4g, %d bootstrap refits)", job.form, law.method,
+             job.dataset, job.valset, law.params, law.rmse, law.bootstrap["kept"])
+    atomic_write_json(args.out, law.to_json(), sort_keys=False)

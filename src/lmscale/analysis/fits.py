@@ -1,66 +1,67 @@
-"""Fit the loss law to a declared fit set, with the confidence intervals of a parametric bootstrap
-(the fit points drawn again with the noise each has: lmscale.laws.uncertainty)."""
+"""Fit the loss law and the error law Err(L) = eps - k exp(-gamma L) to a declared fit set, with the
+confidence intervals of a parametric bootstrap (the fit points drawn again with the noise each has:
+lmscale.laws.uncertainty). Each fit is a law object (lmscale.laws.law), written as its JSON."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
+from lmscale.config import Point
 from lmscale.io import tables
-from lmscale.jobs import FitLossJob
+from lmscale.jobs import FitErrorJob, FitLossJob
 from lmscale.laws import forms, uncertainty
+from lmscale.laws.law import ErrorLaw, LossLaw, loss_parameters
 
 log = logging.getLogger(__name__)
 
 
-def fit_set_rows(loss: pd.DataFrame, dataset: str, valset: str, points) -> pd.DataFrame:
+def fit_set_rows(loss: pd.DataFrame, dataset: str, valset: str, points: list[Point]) -> pd.DataFrame:
     on_valset = loss[loss["valset"] == valset]
     return tables.runs_at(on_valset, dataset, points, f"loss fit set on {valset}")
 
 
-def fit_loss(loss: pd.DataFrame, job: FitLossJob, noise_from: dict | None = None) -> dict:
+def fit_loss(loss: pd.DataFrame, job: FitLossJob, noise_from: Mapping | None = None) -> LossLaw:
     """The law, its bootstrap refits and intervals. With `noise_from`, a law fitted to more runs
     than these (the backtest refits on fewer), each run keeps the noise that law found for it."""
-    dataset, valset, points = job.dataset, job.valset, fit_points(job.fit_set)
+    dataset, valset = job.dataset, job.valset
     form, method, huber_delta, bootstrap_samples, seed = job.form, job.method, job.huber_delta, job.bootstrap, job.seed
-    rows = fit_set_rows(loss, dataset, valset, points)
-    law_form = forms.loss_form(form)
-    if len(rows) < len(law_form.params):
+    rows = fit_set_rows(loss, dataset, valset, job.fit_set)
+    names = loss_parameters(form)
+    if len(rows) < len(names):
         raise ValueError(
-            f"the loss fit set has {len(rows)} runs but the {form} law has {len(law_form.params)} "
+            f"the loss fit set has {len(rows)} runs but the {form} law has {len(names)} "
             f"parameters; add runs to loss_fit_set"
         )
     N, D, L = (rows[c].to_numpy(float) for c in ("N", "D", "loss"))
     params = forms.fit_loss_law(form, N, D, L, method, huber_delta)
-    predicted = law_form.predict(params, N, D)
+    predicted = LossLaw.given(form, params).predict(N, D)
     if noise_from is None:
         noise = uncertainty.point_noise(list(zip(rows["size"], rows["M"])), np.log(L), np.log(predicted),
-                                        len(law_form.params), evaluation_sd(rows), robust=method == "huber")
+                                        len(names), evaluation_sd(rows), robust=method == "huber")
     else:
         noise = uncertainty.PointNoise.from_dict(noise_from["noise"]).carried_to(list(rows["model"]), noise_from)
     # Each refit starts at the full fit and runs to the optimum a cold start from the grid reaches.
-    best_start = [tuple(params[p] for p in law_form.params)]
+    best_start = [tuple(params[p] for p in names)]
     refits = forms.parametric_bootstrap(
         lambda drawn: forms.fit_loss_law(form, N, D, drawn, method, huber_delta, starts=best_start),
         predicted, noise.sd, bootstrap_samples, seed, relative=True,
     )
-    return {
-        "dataset": dataset,
-        "valset": valset,
-        "form": form,
-        "method": method,
-        **forms.fitted_law(params, law_form.params, refits, bootstrap_samples, seed),
-        "noise": noise.as_dict(),
-        "rmse": float(np.sqrt(np.mean((predicted - L) ** 2))),
-        "fit_set": [
+    return LossLaw.fitted(
+        {"dataset": dataset, "valset": valset, "form": form, "method": method},
+        params, refits, bootstrap_samples, seed,
+        noise=noise.as_dict(),
+        rmse=float(np.sqrt(np.mean((predicted - L) ** 2))),
+        fit_set=[
             {"model": m, "size": s, "N": n, "D": d, "M": mult, "loss": l, "loss_pred": float(p)}
             for m, s, n, d, mult, l, p in zip(
                 rows["model"], rows["size"], N, D, rows["M"], L, predicted
             )
         ],
-    }
+    )
 
 
 def evaluation_sd(rows: pd.DataFrame):
@@ -72,6 +73,50 @@ def evaluation_sd(rows: pd.DataFrame):
     return (np.log(high) - np.log(low)) / (2 * uncertainty.Z)
 
 
-def fit_points(job_points) -> list[tuple[str, float]]:
-    """A job's fit set as (size, M) pairs."""
-    return [(point.size, point.M) for point in job_points]
+# ---------------------------------------------------------------- the error law
+
+
+def loss_and_error(
+    loss: pd.DataFrame, tasks: pd.DataFrame, valset: str, task_names: list[str] | None
+) -> pd.DataFrame:
+    """Every model's loss on `valset` beside its average error over `task_names` (all when None)."""
+    errors = tables.average_error(tasks, task_names)
+    on_valset = loss[loss["valset"] == valset]
+    return on_valset.merge(errors, on=["dataset", "model"], how="inner")
+
+
+def fit_error(loss: pd.DataFrame, tasks: pd.DataFrame, job: FitErrorJob, task_names: list[str] | None,
+              noise_from: Mapping | None = None) -> ErrorLaw:
+    """The law, its bootstrap refits and intervals; `noise_from` as in fit_loss."""
+    dataset, valset = job.dataset, job.valset
+    bootstrap_samples, seed = job.bootstrap, job.seed
+    if tasks.empty:
+        raise ValueError("the tasks table is empty: the error law needs downstream results (testbed/tasks.csv)")
+    table = loss_and_error(loss, tasks, valset, task_names)
+    rows = tables.runs_at(table, dataset, job.fit_set, "error fit set")
+    names = ErrorLaw.names
+    if len(rows) < len(names):
+        raise ValueError(f"the error fit set has {len(rows)} runs; the error law needs at least 3")
+    L, err = rows["loss"].to_numpy(float), rows["err"].to_numpy(float)
+    params = forms.fit_error_law(L, err)
+    predicted = ErrorLaw.given(params).predict(L)
+    if noise_from is None:
+        noise = uncertainty.point_noise(list(zip(rows["size"], rows["M"])), err, predicted, len(names))
+    else:
+        noise = uncertainty.PointNoise.from_dict(noise_from["noise"]).carried_to(list(rows["model"]), noise_from)
+    best_start = [tuple(params[p] for p in names)]
+    refits = forms.parametric_bootstrap(
+        lambda drawn: forms.fit_error_law(L, drawn, starts=best_start),
+        predicted, noise.sd, bootstrap_samples, seed, relative=False,
+    )
+    return ErrorLaw.fitted(
+        {"dataset": dataset, "valset": valset,
+         "tasks": sorted(task_names) if task_names is not None else sorted(tasks["task"].unique())},
+        params, refits, bootstrap_samples, seed,
+        noise=noise.as_dict(),
+        rmse=float(np.sqrt(np.mean((predicted - err) ** 2))),
+        fit_set=[
+            {"model": m, "size": s, "M": mult, "loss": l, "err": e, "err_pred": float(p)}
+            for m, s, mult, l, e, p in zip(rows["model"], rows["size"], rows["M"], L, err, predicted)
+        ],
+    )

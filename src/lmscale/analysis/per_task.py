@@ -12,6 +12,7 @@ from lmscale.analysis.task_laws import per_task
 from lmscale.io import tables
 from lmscale.io.files import atomic_write_json, read_json
 from lmscale.jobs import PerTaskJob
+from lmscale.laws.law import LossLaw
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def log_summary(rows: pd.DataFrame, summary: dict) -> None:
 
 def main(args) -> None:
     loss, tasks = tables.read_tables(args.loss_table, args.tasks_table)
-    rows, summary = per_task(loss, tasks, read_json(args.loss_law), args.job, read_json(args.selection)["tasks"])
+    loss_law = LossLaw.from_json(read_json(args.loss_law))
+    rows, summary = per_task(loss, tasks, loss_law, args.job, read_json(args.selection)["tasks"])
     tables.write_csv(rows, args.out)
     atomic_write_json(args.summary, summary, sort_keys=False)
     log_summary(rows, summary)

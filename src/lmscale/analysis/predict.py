@@ -13,6 +13,7 @@ from lmscale.analysis.chain import add_chained_arguments, predict, read_chained,
 from lmscale.io import tables
 from lmscale.io.files import atomic_write_json, read_json
 from lmscale.jobs import PredictJob
+from lmscale.laws.law import LossLaw
 from lmscale.laws.targets import RESOLVED
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def main(args) -> None:
     loss, tasks, error_laws = read_chained(args)
     if not error_laws:
         log.info("no tasks table and no error laws (a loss-only study): predicting the loss alone")
-    table, summary = predict(loss, tasks, read_json(args.loss_law), error_laws, read_pool(args.backtest), job)
+    loss_law = LossLaw.from_json(read_json(args.loss_law))
+    table, summary = predict(loss, tasks, loss_law, error_laws, read_pool(args.backtest), job)
     tables.write_csv(table, args.out)
     atomic_write_json(args.calibration, summary, sort_keys=False)
     measured = table[~table["target"]]

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from lmscale.analysis.chain import law_predictions, mark_held_out, noise_floor
-from lmscale.analysis.error_fits import fit_error
-from lmscale.analysis.fits import fit_loss
+from lmscale.analysis.fits import fit_error, fit_loss
 from lmscale.jobs import BacktestJob
-from lmscale.laws import forms, uncertainty
+from lmscale.laws import uncertainty
+from lmscale.laws.law import ErrorLaw, Law, LossLaw, loss_parameters
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ def distinct(points) -> int:
     return len({(point.size, point.M) for point in points})
 
 
-def rollout(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, loss_law: dict,
-            error_laws: dict[str, dict]):
+def rollout(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, loss_law: LossLaw,
+            error_laws: dict[str, ErrorLaw]):
     """Each step: its index, the sizes it leaves out, its laws, and which of them it refitted."""
     error_fit_set = job.error.fit_set if job.error else []
     sizes = sizes_by_N(loss, job.loss.dataset, [*job.loss.fit_set, *error_fit_set])
@@ -61,7 +61,7 @@ def rollout(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, lo
         kept = set(sizes[:len(sizes) - step])
         loss_points = [p for p in job.loss.fit_set if p.size in kept]
         error_points = [p for p in error_fit_set if p.size in kept]
-        if distinct(loss_points) < len(forms.loss_form(job.loss.form).params):
+        if distinct(loss_points) < len(loss_parameters(job.loss.form)):
             return
         refitted = set(current) if previous is None else set()
         if previous is not None and loss_points != previous[0]:
@@ -69,20 +69,21 @@ def rollout(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, lo
             refitted.add("loss")
         if previous is not None and error_laws and error_points != previous[1]:
             for prefix, law in error_laws.items():
-                if distinct(error_points) < len(forms.ERROR_PARAMS):  # too few runs: no error law from here on
+                if distinct(error_points) < len(ErrorLaw.names):  # too few runs: no error law from here on
                     current.pop(prefix, None)
                     continue
                 error_job = replace(job.error, fit_set=error_points, all_tasks=prefix == "err_all")
-                current[prefix] = fit_error(loss, tasks, error_job, law["tasks"], noise_from=law)
+                current[prefix] = fit_error(loss, tasks, error_job, law.tasks, noise_from=law)
                 refitted.add(prefix)
         previous = (loss_points, error_points)
         if refitted:
             yield step, sizes[len(kept):], dict(current), refitted
 
 
-def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, loss_law: dict,
-             error_laws: dict[str, dict]) -> tuple[pd.DataFrame, dict]:
+def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, loss_law: LossLaw,
+             error_laws: dict[str, ErrorLaw]) -> tuple[pd.DataFrame, dict]:
     """The table of out-of-sample predictions of every step and the summary."""
+    loss_law, error_laws = LossLaw.of(loss_law), {prefix: ErrorLaw.of(law) for prefix, law in error_laws.items()}
     dataset, valset = job.loss.dataset, job.loss.valset
     held_out = [asdict(point) for point in job.held_out]
     full = {"loss": loss_law, **error_laws}
@@ -100,7 +101,7 @@ def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, l
                             "hold there (no interval; counted as misses)", step, law, ", ".join(left_out), broken)
             rows.append(out_of_sample)
         steps.append({"step": step, "left_out": left_out, "refitted": sorted(refitted),
-                      "fit_sets": {law: sorted({p["size"] for p in step_laws[law]["fit_set"]}) for law in step_laws}})
+                      "fit_sets": {law: sorted({p["size"] for p in step_laws[law].fit_set}) for law in step_laws}})
         log.info("step %d: %s left out; refitted %s", step, ", ".join(left_out) or "nothing",
                  ", ".join(sorted(refitted)))
     pool = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=uncertainty.POOL_COLUMNS)
@@ -115,13 +116,13 @@ def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, l
     return pool, summary
 
 
-def out_of_sample_rows(table: pd.DataFrame, law: str, step_law: dict, full_law: dict, step: int,
+def out_of_sample_rows(table: pd.DataFrame, law: str, step_law: Law, full_law: Law, step: int,
                        left_out: list[str]) -> pd.DataFrame:
     """One law's rows of one step: each run with a known result that its refit (`step_law`) was not
     fitted to, held-out runs excepted, with its prediction, confidence interval and log residual,
     and what its prediction interval needs. `table` is `law_predictions` of the step's laws, its
     held-out runs marked; `full_law` the law as fitted to its whole fit set."""
-    fitted = {p["model"] for p in step_law["fit_set"]}
+    fitted = {p["model"] for p in step_law.fit_set}
     rows = table[~table["model"].isin(fitted) & ~table["held_out"] & table[law].notna()]
     return pd.DataFrame({
         "step": step, "left_out": ",".join(left_out), "law": law,
@@ -132,7 +133,7 @@ def out_of_sample_rows(table: pd.DataFrame, law: str, step_law: dict, full_law: 
         **{d: rows[d] for d in uncertainty.LOSS_DIRECTIONS},
         "L_below": rows[f"{law}_L_below"] if law != "loss" else 0.0,
         # The runs this step left out of its fit set: the ones a rollout predicts first.
-        "left_out_fit_run": rows["model"].isin({p["model"] for p in full_law["fit_set"]}),
+        "left_out_fit_run": rows["model"].isin({p["model"] for p in full_law.fit_set}),
     })
 
 

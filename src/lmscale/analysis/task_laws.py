@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 
 from lmscale.analysis import chain, rollout
-from lmscale.analysis.error_fits import fit_error, loss_and_error
+from lmscale.analysis.fits import fit_error, loss_and_error
 from lmscale.io import tables
 from lmscale.jobs import BacktestJob, PerTaskJob
 from lmscale.laws import forms, uncertainty
+from lmscale.laws.law import ErrorLaw, LossLaw, loss_parameters
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +56,28 @@ FLAGS = ["target", "kept", "held_out", "in_fit_set", "pi_left_out", "beyond_back
 # ---------------------------------------------------------------- which tasks have a law
 
 
-def fall_across(params: dict, losses) -> float:
+def fall_across(law: ErrorLaw, losses) -> float:
     """How much the law's error falls from the highest loss of the fit set to the lowest."""
-    return float(forms.error_law(np.max(losses), **params) - forms.error_law(np.min(losses), **params))
+    return float(law.predict(np.max(losses)) - law.predict(np.min(losses)))
 
 
-def signal(law: dict) -> float:
+def signal(law: ErrorLaw) -> float:
     """The law's fall across its fit set in units of its points' noise (inf with no noise)."""
-    fall = fall_across(law["params"], [point["loss"] for point in law["fit_set"]])
-    noise = float(np.median(law["noise"]["sd"]))
+    fall = fall_across(law, [point["loss"] for point in law.fit_set])
+    noise = float(np.median(law.noise["sd"]))
     return fall / noise if noise > 0 else float("inf")
 
 
-def shape_or_signal_reason(law: dict, kept: bool, min_signal: float) -> str | None:
+def shape_or_signal_reason(law: ErrorLaw, kept: bool, min_signal: float) -> str | None:
     """Why a fitted law is no law of the task, or None."""
-    params = law["params"]
+    params = law.params
     if params["k"] <= 0 or params["gamma"] <= 0:
         how = ("its error rises as the loss falls" if params["k"] * params["gamma"] <= 0
                else "its error grows without a ceiling as the loss grows")
         return f"not Eq. 5's shape (k = {params['k']:.3g}, gamma = {params['gamma']:.3g}): {how}; the fit follows noise"
     strength = signal(law)
     if not kept and strength < min_signal:
-        return (f"no signal: the law falls by {fall_across(params, [p['loss'] for p in law['fit_set']]):.4f} "
+        return (f"no signal: the law falls by {fall_across(law, [p['loss'] for p in law.fit_set]):.4f} "
                 f"across the fit set, {strength:.2f}x its points' noise (min_signal {min_signal:g})")
     return None
 
@@ -88,11 +89,10 @@ def rollout_error_fit_sets(job: BacktestJob, loss: pd.DataFrame) -> list[list]:
     fit_sets = []
     for step in range(1, job.steps + 1):
         kept = set(sizes[:len(sizes) - step])
-        if rollout.distinct([p for p in job.loss.fit_set if p.size in kept]) < len(
-                forms.loss_form(job.loss.form).params):
+        if rollout.distinct([p for p in job.loss.fit_set if p.size in kept]) < len(loss_parameters(job.loss.form)):
             break
         points = [p for p in error_fit_set if p.size in kept]
-        if rollout.distinct(points) >= len(forms.ERROR_PARAMS):
+        if rollout.distinct(points) >= len(ErrorLaw.names):
             fit_sets.append(points)
     return fit_sets
 
@@ -101,7 +101,7 @@ def refit_reason(task_rows: pd.DataFrame, job: BacktestJob, loss: pd.DataFrame, 
     """Why the backtest could not refit a task's law on its smaller fit sets, or None."""
     table = loss_and_error(loss, task_rows, job.loss.valset, [task])
     for points in rollout_error_fit_sets(job, loss):
-        rows = tables.runs_at(table, job.loss.dataset, [(p.size, p.M) for p in points], "error fit set")
+        rows = tables.runs_at(table, job.loss.dataset, points, "error fit set")
         try:
             forms.fit_error_law(rows["loss"].to_numpy(float), rows["err"].to_numpy(float))
         except RuntimeError:
@@ -127,7 +127,7 @@ def fit_task_laws(loss: pd.DataFrame, tasks: pd.DataFrame, job: PerTaskJob, kept
             law, reason = None, "no start of the grid converged on the error fit set"
         reason = reason or refit_reason(task_rows, job.backtest, loss, task)
         if reason is None:
-            fitted[task] = {**law, "kept": task in kept, "signal": signal(law)}
+            fitted[task] = ErrorLaw.from_json({**law.to_json(), "kept": task in kept, "signal": signal(law)})
         else:
             unfit[task] = {"kept": task in kept, "reason": reason}
     return fitted, unfit
@@ -140,8 +140,8 @@ def prefixed(task_laws: dict) -> dict:
     return {PREFIX + task: law for task, law in task_laws.items()}
 
 
-def out_of_sample(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict,
-                  task_laws: dict) -> pd.DataFrame:
+def out_of_sample(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: LossLaw,
+                  task_laws: dict[str, ErrorLaw]) -> pd.DataFrame:
     """The backtest's out-of-sample residuals of the loss law and every task law at once (the pool,
     `uncertainty.POOL_COLUMNS`): `backtest.backtest`'s rows without the intervals it sets per row,
     which the predictions set again, each without its own run."""
@@ -162,7 +162,7 @@ def out_of_sample(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss
     return pd.concat(parts, ignore_index=True)[uncertainty.POOL_COLUMNS]
 
 
-def placed_targets(targets: list[dict], loss_law: dict) -> list[dict]:
+def placed_targets(targets: list[dict], loss_law: LossLaw) -> list[dict]:
     """The targets as the runs {name, N, M} the task laws predict: a budget or a loss goal resolved by
     the loss law as the predictions resolve it (`predict.resolve`). An error goal asks of the average
     over the kept tasks, whose law the predictions resolve it by: it is left out here, as is a target
@@ -177,7 +177,8 @@ def placed_targets(targets: list[dict], loss_law: dict) -> list[dict]:
     return runs
 
 
-def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, task_laws: dict,
+def wide_predictions(job: PerTaskJob, loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: LossLaw,
+                     task_laws: dict[str, ErrorLaw],
                      pool: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Every model and target with each task's prediction and both intervals (predict's columns per
     law), each run's prediction interval set without its own residuals; and the model errors."""
@@ -262,10 +263,11 @@ def calibration_summary(rows: pd.DataFrame) -> dict:
     }
 
 
-def per_task(loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, job: PerTaskJob,
+def per_task(loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: LossLaw, job: PerTaskJob,
              kept: list[str]) -> tuple[pd.DataFrame, dict]:
     """The tidy `model x task` table and the summary: the task laws (with their model errors), the
     tasks without one and why, and the calibration."""
+    loss_law = LossLaw.of(loss_law)
     task_laws, unfit = fit_task_laws(loss, tasks, job, kept)
     if task_laws:
         pool = out_of_sample(job, loss, tasks, loss_law, task_laws)
@@ -278,7 +280,8 @@ def per_task(loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: dict, job: PerTa
     summary = {
         "dataset": job.backtest.loss.dataset, "valset": job.backtest.loss.valset, "min_signal": job.min_signal,
         "kept": sorted(kept),
-        "laws": {task: {**law, "model_error": errors[PREFIX + task].as_dict()} for task, law in task_laws.items()},
+        "laws": {task: {**law.to_json(), "model_error": errors[PREFIX + task].as_dict()}
+                 for task, law in task_laws.items()},
         "unfit": unfit,
         "loss_model_error": errors["loss"].as_dict() if errors else None,
         "calibration": calibration_summary(rows),

@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import textwrap
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # figures are files; no display is needed or assumed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from lmscale.figures import style  # noqa: E402
-from lmscale.laws import (
-    forms,  # noqa: E402
-    targets,  # noqa: E402
-)
+from lmscale.figures import style
+from lmscale.laws import targets
+from lmscale.laws.law import LossLaw
 
 # How far a measured run's compute may lie from a budget and still be drawn beside its isoFLOP line.
 NEAR = 10**0.15  # a factor of 1.41 either way
@@ -37,27 +32,25 @@ def default_budgets(compute, count: int) -> list[float]:
     return sorted({float(f"{value:.1e}") for value in np.exp(levels)})
 
 
-def isoflop_losses(loss_law: dict, C: float, N) -> np.ndarray:
+def isoflop_losses(loss_law: LossLaw, C: float, N) -> np.ndarray:
     """The loss along the isoFLOP line of compute C: runs of size N trained on D = C / 6N tokens."""
     N = np.asarray(N, float)
-    return forms.loss_form(loss_law["form"]).predict(loss_law["params"], N, C / (6.0 * N))
+    return LossLaw.of(loss_law).predict(N, C / (6.0 * N))
 
 
-def overtraining_price(loss_law: dict, C: float, M) -> np.ndarray:
+def overtraining_price(loss_law: LossLaw, C: float, M) -> np.ndarray:
     """The loss of the run at multiplier M and compute C over the least loss at C, less one."""
     M = np.asarray(M, float)
     N = np.sqrt(C / (6.0 * M))
-    loss = forms.loss_form(loss_law["form"]).predict(loss_law["params"], N, M * N)
+    loss = LossLaw.of(loss_law).predict(N, M * N)
     return loss / targets.optimal_loss(loss_law, C) - 1.0
 
 
-def _refit_band(loss_law: dict, C: float, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _refit_band(loss_law: LossLaw, C: float, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 95% band of the isoFLOP line over the bootstrap refits."""
-    form = forms.loss_form(loss_law["form"])
-    refits = forms.law_samples(loss_law, form.params)
-    if not refits:
+    curves = LossLaw.of(loss_law).sample_predictions(N, C / (6.0 * N))
+    if curves is None:
         return np.full(N.shape, np.nan), np.full(N.shape, np.nan)
-    curves = np.array([form.predict(refit, N, C / (6.0 * N)) for refit in refits])
     return np.percentile(curves, 2.5, axis=0), np.percentile(curves, 97.5, axis=0)
 
 

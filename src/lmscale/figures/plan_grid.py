@@ -3,42 +3,41 @@ width of each target's 95% prediction interval against the budget: what more bud
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import NullFormatter
 
-matplotlib.use("Agg")  # figures are files; no display is needed or assumed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from lmscale.figures import style
 
-CHOSEN_COLOUR = "#1f77b4"  # the fit sets' blue of lmscale.figures.figure
+CHOSEN_COLOUR = style.FIT_COLOUR  # the fit sets' blue: the chosen runs are the plan's fit set
 LEFT_OUT_COLOUR = "#d9d9d9"
-# Greens without its white end (a cheap run stays visible) or its dark one (the box stays visible).
-COST_COLOURS = matplotlib.colors.ListedColormap(plt.cm.Greens(np.linspace(0.15, 0.75, 256)))
 
 
 def grid_panel(ax, candidates: pd.DataFrame, chosen: np.ndarray, usable: np.ndarray, title: str) -> None:
-    """Sizes (rows, largest at the top) by M (columns); each candidate shaded by its cost, the
-    chosen ones boxed, the ones the planner does not choose from (the law misses there) grey."""
+    """Sizes (rows, largest at the top) by M (columns), a seaborn heatmap: each candidate shaded by
+    its cost in the budgets' palette, the chosen ones boxed, the ones the planner does not choose
+    from (the law misses there) grey; a cell with no candidate is left blank."""
     sizes = list(candidates.sort_values("N", kind="stable").drop_duplicates("size")["size"])[::-1]
     multipliers = sorted(candidates["M"].unique())
-    cost = np.log10(candidates["cost"].to_numpy(float))
-    scale = plt.Normalize(cost.min(), cost.max())
-    for i, (size, m) in enumerate(zip(candidates["size"], candidates["M"])):
-        x, y = multipliers.index(m), sizes.index(size)
-        colour = COST_COLOURS(scale(cost[i])) if usable[i] else LEFT_OUT_COLOUR
-        ax.add_patch(plt.Rectangle((x, y), 1, 1, facecolor=colour, edgecolor="white"))
-        if chosen[i]:
-            ax.add_patch(plt.Rectangle((x + 0.06, y + 0.06), 0.88, 0.88, fill=False, edgecolor=CHOSEN_COLOUR,
-                                       linewidth=2.5))
+    rows = np.array([sizes.index(size) for size in candidates["size"]], int)
+    columns = np.array([multipliers.index(m) for m in candidates["M"]], int)
+    cost = np.full((len(sizes), len(multipliers)), np.nan)
+    cost[rows, columns] = np.log10(candidates["cost"].to_numpy(float))
+    left_out = np.zeros(cost.shape, bool)
+    left_out[rows, columns] = ~usable
+    style.heatmap(ax, pd.DataFrame(cost, index=sizes, columns=[f"{m:g}" for m in multipliers]), "log10 cost",
+                  {"fraction": 0.04}, mask=left_out | np.isnan(cost), cmap=style.colour_map(style.BUDGETS),
+                  vmin=np.nanmin(cost), vmax=np.nanmax(cost))
+    for row, column in zip(*np.nonzero(left_out)):
+        ax.add_patch(plt.Rectangle((column, row), 1, 1, facecolor=LEFT_OUT_COLOUR, edgecolor="white"))
+    for row, column in zip(rows[chosen], columns[chosen]):
+        ax.add_patch(plt.Rectangle((column + 0.06, row + 0.06), 0.88, 0.88, fill=False, edgecolor=CHOSEN_COLOUR,
+                                   linewidth=2.5))
     ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, fill=False, edgecolor=CHOSEN_COLOUR, linewidth=2.5),
                        plt.Rectangle((0, 0), 1, 1, facecolor=LEFT_OUT_COLOUR)],
               labels=["chosen", "not chosen from: the law misses there"], loc="upper left", bbox_to_anchor=(0, -0.13),
               ncol=2, fontsize=8, frameon=False)
-    ax.figure.colorbar(plt.cm.ScalarMappable(norm=scale, cmap=COST_COLOURS), ax=ax, label="log10 cost", fraction=0.04)
-    ax.set_xlim(0, len(multipliers))
-    ax.set_ylim(len(sizes), 0)
-    ax.set_xticks(np.arange(len(multipliers)) + 0.5, [f"{m:g}" for m in multipliers])
-    ax.set_yticks(np.arange(len(sizes)) + 0.5, sizes)
     ax.set_xlabel("token multiplier M")
     ax.set_ylabel("model size")
     ax.set_title(title)
@@ -50,7 +49,7 @@ def frontier_panel(ax, frontier: pd.DataFrame, budget: float, unit: str) -> None
         ax.plot(frontier["budget"], 100 * frontier[column], marker="o", label=column.removeprefix("width_"))
     ax.axvline(budget, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap within a decade
+    ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks overlap within a decade
     ax.set_xlabel(f"budget ({unit})")
     ax.set_ylabel("expected 95% prediction-interval width (%)")
     ax.set_title("what the budget buys")
@@ -59,7 +58,9 @@ def frontier_panel(ax, frontier: pd.DataFrame, budget: float, unit: str) -> None
 
 def plan_figure(candidates: pd.DataFrame, chosen: np.ndarray, usable: np.ndarray, frontier: pd.DataFrame,
                 budget: float, unit: str, title: str):
-    """The grid with the plan at `budget`, beside the frontier."""
+    """The grid with the plan at `budget`, beside the frontier, in the study's figures' look
+    (style.apply: the planner draws no other figure, so the look is set here, not by its command)."""
+    style.apply()
     figure, (grid_ax, frontier_ax) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
     grid_panel(grid_ax, candidates, np.asarray(chosen, bool), np.asarray(usable, bool), title)
     frontier_panel(frontier_ax, frontier, budget, unit)

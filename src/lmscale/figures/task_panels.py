@@ -6,19 +6,15 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # figures are files; no display is needed or assumed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from lmscale.figures.style import FIT_COLOUR, HELD_OUT_COLOUR
+from lmscale.io.files import read_json
+from lmscale.laws.law import ErrorLaw
 
-from lmscale.io.files import read_json  # noqa: E402
-from lmscale.laws import forms  # noqa: E402
-
-# Held-out runs in red as in every figure of lmscale.figures.figure, which draws this one (`lmscale figure
-# --job` of kind per-task) and so cannot be imported here.
-FIT_COLOUR, OTHER_COLOUR, HELD_OUT_COLOUR = "#1f77b4", "#9a9a9a", "#d62728"
+OTHER_COLOUR = "#9a9a9a"  # runs neither in the fit set nor held out
 COLUMNS = 6
 
 
@@ -36,7 +32,7 @@ def task_panel(ax, rows: pd.DataFrame, law: dict, calibrated: dict | None) -> No
     low = min(measured["loss"].min(), measured["loss_pred"].min()) * 0.98
     high = max(measured["loss"].max(), measured["loss_pred"].max()) * 1.01
     losses = np.linspace(low, high, 200)
-    ax.plot(losses, forms.error_law(losses, **law["params"]), color="black", lw=0.9, zorder=2)
+    ax.plot(losses, ErrorLaw.of(law).predict(losses), color="black", lw=0.9, zorder=2)
     ax.scatter(others["loss"], others["err"], s=7, color=OTHER_COLOUR, zorder=3)
     ax.scatter(fit["loss"], fit["err"], s=9, color=FIT_COLOUR, zorder=4)
     drawn = held_out[~held_out["below_zero"]]

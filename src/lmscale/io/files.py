@@ -4,6 +4,7 @@ folder a command works in, found from the files its rule names."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
@@ -13,20 +14,52 @@ from pathlib import Path
 def atomic_writer(path: str | Path, mode: str = "w"):
     """Open a temporary file beside `path`; rename it over `path` only when the block succeeds.
 
-    A job killed mid-write then leaves the old file or none, never half of one.
+    A job killed mid-write then leaves the old file or none, never half of one. A disk that fills
+    up meanwhile is an OSError (ENOSPC) naming `path`, where Python's own names no file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with _naming_a_full_disk(path, tmp):
+            handle = open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        try:
+            with _naming_a_full_disk(path, tmp):  # a block that writes several files: the innermost's name
+                yield handle
+        except BaseException:
+            _close_quietly(handle)
+            raise
+        with _naming_a_full_disk(path, tmp):
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+            finally:
+                _close_quietly(handle)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _no_space(path: Path) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+@contextlib.contextmanager
+def _naming_a_full_disk(path: Path, tmp: Path):
+    """An ENOSPC that names no file (a write to an open file, its flush) or the temporary file names `path`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno == errno.ENOSPC and error.filename in (None, tmp, str(tmp)):
+            raise _no_space(path) from error
+        raise
+
+
+def _close_quietly(handle) -> None:
+    """Closes `handle`; what it could not write goes with the temporary file."""
+    with contextlib.suppress(OSError):
+        handle.close()
 
 
 def atomic_write_json(path: str | Path, payload, sort_keys: bool = True) -> None:

@@ -23,6 +23,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from lmscale.config import Point
 from lmscale.io.files import atomic_writer
 from lmscale.io.table_files import LINE, TableError, read_table
 
@@ -360,15 +361,16 @@ def average_error(tasks: pd.DataFrame, task_names: list[str] | None = None) -> p
 # ---------------------------------------------------------------- collect a trained study
 
 
-def runs_at(table: pd.DataFrame, dataset: str, points: list[tuple[str, float]], purpose: str) -> pd.DataFrame:
-    """The rows of `dataset` at each (size, M) of a fit set, in the fit set's order.
+def runs_at(table: pd.DataFrame, dataset: str, points: list[Point], purpose: str) -> pd.DataFrame:
+    """The rows of `dataset` at each point (size, M) of a fit set, in the fit set's order.
 
     A point with no run is an error naming it and the runs that exist, since a
     fit on fewer points than declared would silently change the law.
     """
     rows = table[table["dataset"] == dataset]
     picked = []
-    for size, multiplier in points:
+    for point in points:
+        size, multiplier = point.size, point.M
         match = rows[(rows["size"] == size) & np.isclose(rows["M"], multiplier, rtol=1e-6)]
         if match.empty:
             have = sorted({f"{s}@M{m:g}" for s, m in zip(rows["size"], rows["M"])})

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmscale.jobs.analysis import (
+    FIGURE_INPUTS,
     BacktestJob,
     FigureJob,
     FitErrorJob,
@@ -72,7 +73,7 @@ __all__ = [
     "Cooldown", "trunk_hyperparameters", "TrunkJob", "trunk_name", "BranchJob", "TrainOptions",
     "TrunkOptions", "RESOURCE_KEYS", "Valset", "EvalLossJob", "TaskSuiteJob", "EvalTasksJob",
     "EvalTasksOptions", "ImportTestbedJob", "SelectTasksJob", "Point", "points", "FitLossJob",
-    "FitErrorJob", "BacktestJob", "PredictJob", "FigureJob", "PlanJob", "PerTaskJob", "JOBS",
+    "FitErrorJob", "BacktestJob", "PredictJob", "FIGURE_INPUTS", "FigureJob", "PlanJob", "PerTaskJob", "JOBS",
 ]
 
 JOBS: dict[str, Any] = {

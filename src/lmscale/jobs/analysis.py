@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lmscale.config import size_settings
+from lmscale.config import Point, fit_points, size_settings
 from lmscale.jobs.base import Job
 
 
@@ -36,16 +36,9 @@ class SelectTasksJob(Job):
         return cls(config["reference_size"], float(t))
 
 
-@dataclass(frozen=True)
-class Point:
-    """A run of a fit set or a held-out run: a size at a token multiplier."""
-
-    size: str
-    M: float
-
-
-def points(entries: list[dict]) -> list[Point]:
-    return [Point(str(entry["size"]), float(entry["M"])) for entry in entries]
+# A fit set's runs and the held-out runs are lmscale.config's Points, from the config's {size, M}
+# entries (config.fit_points); `points` is that function, under the name the jobs have used.
+points = fit_points
 
 
 @dataclass(frozen=True)
@@ -116,6 +109,20 @@ class PredictJob(Job):
         return cls(dataset, valset, config["targets"], points(config["held_out"]))
 
 
+# The files each kind of figure reads, in the order `lmscale figure --inputs` takes them (its rule
+# names them so in workflow/rules/figures.smk).
+FIGURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "loss-heatmap": ("loss_table", "loss_law"),
+    "error-heatmap": ("predictions",),
+    "loss-vs-compute": ("loss_table", "loss_law"),
+    "error-vs-loss": ("predictions", "error_law", "error_law_all"),
+    "backtest": ("backtest", "summary"),
+    "calibration": ("predictions", "summary"),
+    "isoflop": ("loss_table", "loss_law"),
+    "per-task": ("per_task", "summary"),
+}
+
+
 @dataclass(frozen=True)
 class FigureJob(Job):
     """One figure of one dataset and validation set.
@@ -152,28 +159,56 @@ PRICE_KEYS = ("width", "depth", "heads", "kv_heads", "mlp_width", "context", "ti
 
 
 @dataclass(frozen=True)
+class PlanCandidates(Job):
+    """The runs a plan chooses among (`plan.candidates`), and those it never chooses."""
+
+    source: str  # grid: candidate sizes x multipliers priced from their shapes; testbed: the loss table's runs
+    sizes: list[str] | None  # None: every size smaller than the largest target
+    multipliers: list[float] | None  # None: every multiplier of the testbed (grid: the grid's, filled in here)
+    seeds: list[int]  # the seeds a chosen run may be trained with, its own first
+    held_out: list[Point]  # never a candidate
+
+
+@dataclass(frozen=True)
+class PlanPricing(Job):
+    """What prices a run from its size's shape."""
+
+    sizes: dict  # label -> its settings (config.size_settings) that price its runs (PRICE_KEYS)
+    vocab_size: int | None  # the BPE's; None: a pretrained tokenizer's, not known before it is fetched
+
+
+@dataclass(frozen=True)
+class PlanBudget(Job):
+    """What the plan may spend, and the multiples of it the frontier tries."""
+
+    given: dict | None  # {flops: F} or {gpu_hours: H}; None: the loss fit set's FLOPs, replicates included
+    fit_set: list[Point]  # the study's loss fit set, which the default budget prices
+    fit_replicates: int  # how many times the study trains each of its fit runs
+    frontier: list[float]  # multiples of the budget
+
+
+@dataclass(frozen=True)
+class PlanPrior(Job):
+    """The law the plan reasons from before any run is trained."""
+
+    law: dict | None  # {form, params}; None: the study's own loss law and its backtest's model error
+    default_noise_sd: float | None
+
+
+@dataclass(frozen=True)
 class PlanJob(Job):
     """The runs a budget should buy so that the loss predicted at the targets is most certain
     (the `plan` block; docs/planning.md)."""
 
     dataset: str
     valset: str
-    candidates_from: str  # grid: candidate sizes x multipliers priced from their shapes; testbed: the loss table's runs
-    candidate_sizes: list[str] | None  # None: every size smaller than the largest target
-    multipliers: list[float] | None  # None: every multiplier of the testbed (grid: the grid's, filled in here)
-    seeds: list[int]  # the seeds a chosen run may be trained with, its own first
-    sizes: dict  # label -> its settings (config.size_settings) that price its runs (PRICE_KEYS)
-    vocab_size: int | None  # the BPE's; None: a pretrained tokenizer's, not known before it is fetched
-    budget: dict | None  # {flops: F} or {gpu_hours: H}; None: the loss fit set's FLOPs, replicates included
-    fit_set: list[Point]  # the study's loss fit set, which the default budget prices
-    fit_replicates: int  # how many times the study trains each of its fit runs
     targets: list[dict]  # {name, size, N, M}, size or N None
-    held_out: list[Point]  # never a candidate
-    prior: dict | None  # {form, params}; None: the study's own loss law and its backtest's model error
-    default_noise_sd: float | None
+    candidates: PlanCandidates
+    pricing: PlanPricing
+    budget: PlanBudget
+    prior: PlanPrior
     fit_needs: dict  # runs (None: the law's parameters + 1), sizes, multipliers, per_size (None: no cap)
     solver: dict  # tolerance, max_solves, seconds
-    frontier: list[float]  # multiples of the budget
     dpi: int
 
     @classmethod
@@ -186,16 +221,20 @@ class PlanJob(Job):
         tokenizer = config["tokenizer"]
         targets = plan["targets"] if plan["targets"] is not None else config["held_out"]
         return cls(
-            plan["dataset"] or next(iter(config["datasets"])), plan["valset"] or config["valsets"][0],
-            choose_from, candidates["sizes"], [float(m) for m in multipliers] if multipliers else None,
-            candidates["seeds"] or [config["train"]["seed"], *config["replicate_seeds"]],
-            {label: {key: value for key, value in size_settings(config, label).items() if key in PRICE_KEYS}
-             for label in config["sizes"]},
-            tokenizer["vocab_size"] if tokenizer["kind"] == "bpe" else None,
-            plan["budget"], points(config["loss_fit_set"]), 1 + len(config["replicate_seeds"]),
-            [target_entry(target) for target in targets], points(config["held_out"]), plan["prior"],
-            plan["default_noise_sd"], dict(plan["fit_needs"]), dict(plan["solver"]),
-            [float(f) for f in plan["frontier"]], config["figures"]["dpi"],
+            dataset=plan["dataset"] or next(iter(config["datasets"])), valset=plan["valset"] or config["valsets"][0],
+            targets=[target_entry(target) for target in targets],
+            candidates=PlanCandidates(
+                choose_from, candidates["sizes"], [float(m) for m in multipliers] if multipliers else None,
+                candidates["seeds"] or [config["train"]["seed"], *config["replicate_seeds"]],
+                points(config["held_out"])),
+            pricing=PlanPricing(
+                {label: {key: value for key, value in size_settings(config, label).items() if key in PRICE_KEYS}
+                 for label in config["sizes"]},
+                tokenizer["vocab_size"] if tokenizer["kind"] == "bpe" else None),
+            budget=PlanBudget(plan["budget"], points(config["loss_fit_set"]), 1 + len(config["replicate_seeds"]),
+                              [float(f) for f in plan["frontier"]]),
+            prior=PlanPrior(plan["prior"], plan["default_noise_sd"]),
+            fit_needs=dict(plan["fit_needs"]), solver=dict(plan["solver"]), dpi=config["figures"]["dpi"],
         )
 
 

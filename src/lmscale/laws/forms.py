@@ -65,9 +65,31 @@ def error_law(L, eps, k, gamma):
     return eps - k * np.exp(-gamma * np.asarray(L, float))
 
 
+def loss_for_error(err: float, eps: float, k: float, gamma: float) -> float:
+    """The error law's inverse: the loss at which Err(L) = eps - k exp(-gamma L) equals `err` (nan beyond eps)."""
+    ratio = (eps - err) / k
+    return float(-np.log(ratio) / gamma) if ratio > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Chinchilla:
+    """A loss law in Chinchilla's parameters: L(N, D) = E + A N^-alpha + B D^-beta."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def loss(self, N, D):
+        return chinchilla_loss(N, D, self.E, self.A, self.B, self.alpha, self.beta)
+
+
 @dataclass(frozen=True)
 class LossForm:
-    """A loss law as a function of (N, D), with its parameter names and starting grid."""
+    """A loss law as a function of (N, D), with its parameter names and starting grid; the same law
+    as a function of (C, M), in Chinchilla's parameters, and its compute-optimal M where that is
+    the same at every budget. A new form is one more entry of LOSS_FORMS."""
 
     name: str
     params: tuple[str, ...]
@@ -76,9 +98,20 @@ class LossForm:
     # The law at fixed runs (N, D) as a function of its parameters alone, what does not depend on
     # them computed once: a fit evaluates it thousands of times (the same numbers as of_N_D).
     at_runs: Callable[..., Callable[..., np.ndarray]]
+    of_C_M: Callable[..., np.ndarray]
+    # The parameters by name -> (E, A, B, alpha, beta) of L(N, D) = E + A N^-alpha + B D^-beta.
+    as_chinchilla: Callable[[dict], tuple[float, float, float, float, float]]
+    # The parameters by name -> the compute-optimal M = D / N; None where it moves with C.
+    optimal_multiplier: Callable[[dict], float] | None = None
 
     def predict(self, params: dict, N, D) -> np.ndarray:
         return self.of_N_D(N, D, *[params[p] for p in self.params])
+
+    def predict_at(self, params: dict, C, M) -> np.ndarray:
+        return self.of_C_M(C, M, *[params[p] for p in self.params])
+
+    def chinchilla(self, params: dict) -> Chinchilla:
+        return Chinchilla(*self.as_chinchilla(params))
 
 
 def _gadre_of_N_D(N, D, E, a, b, eta):
@@ -90,6 +123,28 @@ def _gadre_at_runs(N, D):
     N, D = np.asarray(N, float), np.asarray(D, float)
     log_C, M = np.log(compute(N, D)), D / N
     return lambda E, a, b, eta: _gadre(log_C, M, E, a, b, eta)
+
+
+def _gadre_as_chinchilla(params: dict) -> tuple[float, float, float, float, float]:
+    """Eq. 4 in Chinchilla's parameters: alpha = beta = 2 eta, A = a 6^-eta, B = b 6^-eta."""
+    eta = params["eta"]
+    return params["E"], params["a"] * 6.0**-eta, params["b"] * 6.0**-eta, 2 * eta, 2 * eta
+
+
+def _gadre_optimal_multiplier(params: dict) -> float:
+    """Eq. 4's compute-optimal M* = (b / a)^(1 / (2 eta)): where a M^eta + b M^-eta is least, at any C."""
+    return (params["b"] / params["a"]) ** (1.0 / (2.0 * params["eta"]))
+
+
+def _chinchilla_of_C_M(C, M, E, A, B, alpha, beta):
+    """At compute C and multiplier M the run is N = sqrt(C / 6M), D = M N."""
+    C, M = np.asarray(C, float), np.asarray(M, float)
+    N = np.sqrt(C / (6.0 * M))
+    return chinchilla_loss(N, M * N, E, A, B, alpha, beta)
+
+
+def _chinchilla_as_chinchilla(params: dict) -> tuple[float, float, float, float, float]:
+    return tuple(params[name] for name in ("E", "A", "B", "alpha", "beta"))
 
 
 def _chinchilla_at_runs(N, D):
@@ -104,6 +159,9 @@ LOSS_FORMS = {
         _gadre_of_N_D,
         {"E": (0.5, 1.5, 2.5), "a": (10.0, 100.0, 1000.0), "b": (10.0, 100.0, 1000.0), "eta": (0.05, 0.15, 0.3)},
         _gadre_at_runs,
+        gadre_loss,
+        _gadre_as_chinchilla,
+        _gadre_optimal_multiplier,
     ),
     "chinchilla": LossForm(
         "chinchilla",
@@ -117,6 +175,8 @@ LOSS_FORMS = {
             "beta": (0.1, 0.3, 0.5),
         },
         _chinchilla_at_runs,
+        _chinchilla_of_C_M,
+        _chinchilla_as_chinchilla,
     ),
 }
 
@@ -129,6 +189,11 @@ def loss_form(name: str) -> LossForm:
         return LOSS_FORMS[name]
     except KeyError:
         raise ValueError(f"unknown loss law form {name!r}; choose one of {', '.join(LOSS_FORMS)}") from None
+
+
+def chinchilla_parameters(form: str, params: dict) -> Chinchilla:
+    """Either loss form in Chinchilla's parameters (Eq. 4: alpha = beta = 2 eta, A = a 6^-eta, B = b 6^-eta)."""
+    return loss_form(form).chinchilla(params)
 
 
 def grid(start_grid: dict[str, Sequence[float]], names: Sequence[str]) -> list[tuple[float, ...]]:

@@ -32,13 +32,13 @@ a run of infinite size: with more than 2.5% of those the upper bound is infinite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
 from lmscale.laws import forms, uncertainty
+from lmscale.laws.forms import Chinchilla, chinchilla_parameters, loss_for_error
+from lmscale.laws.law import ErrorLaw, LossLaw
 
 KINDS = {
     frozenset({"N", "M"}): "run",
@@ -58,26 +58,9 @@ COLUMNS = ["name", "kind", *[f"{q}{s}" for q in RESOLVED for s in ("", "_ci_lo",
            "err_pred", "err_ci_lo", "err_ci_hi", "samples", "samples_unreachable", "note"]
 
 
-@dataclass(frozen=True)
-class Chinchilla:
-    """A loss law in Chinchilla's parameters: L(N, D) = E + A N^-alpha + B D^-beta."""
-
-    E: float
-    A: float
-    B: float
-    alpha: float
-    beta: float
-
-    def loss(self, N, D):
-        return forms.chinchilla_loss(N, D, self.E, self.A, self.B, self.alpha, self.beta)
-
-
-def chinchilla_parameters(form: str, params: dict) -> Chinchilla:
-    """Either loss form in Chinchilla's parameters (Eq. 4: alpha = beta = 2 eta, A = a 6^-eta, B = b 6^-eta)."""
-    if form == "gadre":
-        eta = params["eta"]
-        return Chinchilla(params["E"], params["a"] * 6.0**-eta, params["b"] * 6.0**-eta, 2 * eta, 2 * eta)
-    return Chinchilla(*(params[name] for name in ("E", "A", "B", "alpha", "beta")))
+# Chinchilla and chinchilla_parameters (either loss form in Chinchilla's parameters) live with the
+# forms (lmscale.laws.forms); the law object converts itself (LossLaw.chinchilla).
+__all__ = ["Chinchilla", "chinchilla_parameters", "loss_for_error"]
 
 
 def split_constant(law: Chinchilla) -> float:
@@ -92,15 +75,16 @@ def compute_optimal_run(law: Chinchilla, C: float) -> tuple[float, float]:
     return N, x / N
 
 
-def optimal_loss(loss_law: dict, C) -> np.ndarray:
+def optimal_loss(loss_law: LossLaw | dict, C) -> np.ndarray:
     """The fitted law's least loss at compute C (the compute-optimal run's)."""
-    N, D = compute_optimal_run(chinchilla_parameters(loss_law["form"], loss_law["params"]), np.asarray(C, float))
-    return forms.loss_form(loss_law["form"]).predict(loss_law["params"], N, D)
+    law = LossLaw.of(loss_law)
+    N, D = compute_optimal_run(law.chinchilla(), np.asarray(C, float))
+    return law.predict(N, D)
 
 
 def gadre_optimal_multiplier(params: dict) -> float:
     """Eq. 4's compute-optimal M* = (b / a)^(1 / (2 eta)): where a M^eta + b M^-eta is least, at any C."""
-    return (params["b"] / params["a"]) ** (1.0 / (2.0 * params["eta"]))
+    return LossLaw.given("gadre", params).optimal_multiplier()
 
 
 def budget_run(law: Chinchilla, C: float, M: float | None) -> tuple[float, float]:
@@ -158,12 +142,6 @@ def goal_run(law: Chinchilla, reducible: float, inference_tokens: float) -> tupl
     while condition(high) > 0:  # serving more than it trains moves the share toward N's term: widen
         high = compute_optimal + 2.0 * (high - compute_optimal)
     return _run_at_share(law, reducible, brentq(condition, compute_optimal, high, xtol=1e-13, rtol=1e-15))
-
-
-def loss_for_error(err: float, eps: float, k: float, gamma: float) -> float:
-    """The error law's inverse: the loss at which Err(L) = eps - k exp(-gamma L) equals `err` (nan beyond eps)."""
-    ratio = (eps - err) / k
-    return float(-np.log(ratio) / gamma) if ratio > 0 else float("nan")
 
 
 # ---------------------------------------------------------------- a target, under every refit
@@ -248,49 +226,45 @@ def quantiles(values) -> tuple[float, float]:
 
 
 
-def sampled_runs(target: dict, kind: str, loss_law: dict, error_law: dict | None) -> np.ndarray:
+def sampled_runs(target: dict, kind: str, loss_law: LossLaw, error_law: ErrorLaw | None) -> np.ndarray:
     """(refits x 2): the (N, D) every bootstrap refit resolves the target to; an error goal pairs the
     i-th loss refit with the i-th error refit."""
-    form = forms.loss_form(loss_law["form"])
-    loss_samples = forms.law_samples(loss_law, form.params)
-    error_samples = forms.law_samples(error_law, forms.ERROR_PARAMS)
+    loss_samples = loss_law.samples()
+    error_samples = error_law.samples() if error_law is not None else []
     if "err" in target:
         loss_samples = loss_samples[:len(error_samples)]
-    runs = [resolve_run(target, kind, chinchilla_parameters(form.name, sample),
+    runs = [resolve_run(target, kind, loss_law.chinchilla(sample),
                         error_samples[i] if "err" in target else None) for i, sample in enumerate(loss_samples)]
     return np.array(runs, float).reshape(-1, 2)
 
 
-def _chained_columns(N: float, D: float, loss_law: dict, error_law: dict | None) -> dict:
+def _chained_columns(N: float, D: float, loss_law: LossLaw, error_law: ErrorLaw | None) -> dict:
     """The loss and error of the run (N, D) by the fitted laws and by every refit, as lmscale.analysis.chain chains them."""
-    form = forms.loss_form(loss_law["form"])
-    loss = float(form.predict(loss_law["params"], N, D))
-    loss_sampled = np.array([form.predict(s, N, D) for s in forms.law_samples(loss_law, form.params)], float)
+    loss = float(loss_law.predict(N, D))
+    loss_sampled = np.array([loss_law.form.predict(s, N, D) for s in loss_law.samples()], float)
     columns = {"loss_pred": loss, **dict(zip(("loss_ci_lo", "loss_ci_hi"), quantiles(loss_sampled)))}
     if error_law is not None:
-        error_samples = forms.law_samples(error_law, forms.ERROR_PARAMS)
-        count = min(len(error_samples), len(loss_sampled))
-        err_sampled = [forms.error_law(loss_sampled[i], **error_samples[i]) for i in range(count)]
-        columns.update({"err_pred": float(forms.error_law(loss, **error_law["params"])),
+        err_sampled = error_law.chained(loss_sampled)
+        columns.update({"err_pred": float(error_law.predict(loss)),
                         **dict(zip(("err_ci_lo", "err_ci_hi"), quantiles(err_sampled)))})
     return columns
 
 
-def _note(kind: str, loss_law: dict, row: dict) -> str:
+def _note(kind: str, loss_law: LossLaw, row: dict) -> str:
     """What a reader must know beside the numbers: how the optimal M behaves, what inference costs."""
-    params, notes = loss_law["params"], []
-    if kind in ("budget", "goal") and loss_law["form"] == "gadre":
+    params, notes = loss_law.params, []
+    if kind in ("budget", "goal") and loss_law.optimum_is_fixed:
         spread = f" (95%: {row['M_ci_lo']:.3g}-{row['M_ci_hi']:.3g})" if np.isfinite(row["M_ci_lo"]) else ""
         notes.append(f"compute-optimal M* = (b/a)^(1/(2 eta)) = {row['M']:.3g}{spread} at every budget: under "
                      "Eq. 4 the optimal M does not depend on C")
-    elif kind == "goal_with_inference" and loss_law["form"] == "gadre":
-        notes.append(f"without inference M* = (b/a)^(1/(2 eta)) = {gadre_optimal_multiplier(params):.3g} at every "
+    elif kind == "goal_with_inference" and loss_law.optimum_is_fixed:
+        notes.append(f"without inference M* = (b/a)^(1/(2 eta)) = {loss_law.optimal_multiplier():.3g} at every "
                      "budget (Eq. 4)")
     elif kind in ("budget", "goal", "goal_with_inference"):
         power = (params["alpha"] - params["beta"]) / (params["alpha"] + params["beta"])
         notes.append(f"compute-optimal M = D/N moves with C as C^{power:.3f}")
     if kind == "goal_with_inference":
-        law = chinchilla_parameters(loss_law["form"], params)
+        law = loss_law.chinchilla()
         N, D = goal_run(law, row["loss_pred"] - law.E, 0.0)
         notes.append(f"training {row['C']:.3g} + inference {row['total_flops'] - row['C']:.3g} FLOPs; the "
                      f"compute-optimal run of the same loss (N = {N:.3g}, D = {D:.3g}) would cost "
@@ -301,20 +275,22 @@ def _note(kind: str, loss_law: dict, row: dict) -> str:
     return "; ".join(notes)
 
 
-def resolve_target(target: dict, loss_law: dict, error_law: dict | None = None) -> dict:
+def resolve_target(target: dict, loss_law: LossLaw | dict, error_law: ErrorLaw | dict | None = None) -> dict:
     """One target as a run: N, D, M, C with their intervals over the refits, the run's predicted loss
     and error (error only with an error law) with theirs, and a note (COLUMNS)."""
     kind = target_kind(target)
-    central = chinchilla_parameters(loss_law["form"], loss_law["params"])
-    error_params = error_law["params"] if error_law is not None else None
+    loss_law = LossLaw.of(loss_law)
+    error_law = ErrorLaw.of(error_law) if error_law is not None else None
+    central = loss_law.chinchilla()
+    error_params = error_law.params if error_law is not None else None
     if kind != "run" and not _sound(central):
-        shown = ", ".join(f"{name} = {value:.4g}" for name, value in loss_law["params"].items())
+        shown = ", ".join(f"{name} = {value:.4g}" for name, value in loss_law.params.items())
         raise ValueError(f"target {target['name']!r}: the fitted loss law ({shown}) has a term or exponent at "
                          "or below zero, so it has no optimum: a budget or a goal resolves to no run")
     check_reachable(target, central, error_params)
     N, D = resolve_run(target, kind, central, error_params)
     if not (np.isfinite(N) and np.isfinite(D)):
-        raise ValueError(f"target {target['name']!r}: the fitted loss law {loss_law['params']} has no such run")
+        raise ValueError(f"target {target['name']!r}: the fitted loss law {loss_law.params} has no such run")
     runs = sampled_runs(target, kind, loss_law, error_law)
     sampled = {"N": runs[:, 0], "D": runs[:, 1], "C": 6.0 * runs[:, 0] * runs[:, 1]}
     with np.errstate(invalid="ignore"):  # inf / inf: an unreachable refit has no M
@@ -335,7 +311,8 @@ def resolve_target(target: dict, loss_law: dict, error_law: dict | None = None) 
     return row
 
 
-def resolve_targets(targets: list[dict], loss_law: dict, error_law: dict | None = None) -> pd.DataFrame:
+def resolve_targets(targets: list[dict], loss_law: LossLaw | dict, error_law: ErrorLaw | dict | None = None
+                    ) -> pd.DataFrame:
     """Every target resolved (resolve_target), one row each in COLUMNS' order."""
     rows = [resolve_target(target, loss_law, error_law) for target in targets]
     columns = [c for c in COLUMNS if error_law is not None or not c.startswith("err_")]

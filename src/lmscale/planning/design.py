@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from lmscale.laws import forms, uncertainty
+from lmscale.laws import uncertainty
+from lmscale.laws.law import LossLaw
 from lmscale.planning import solver
 from lmscale.planning.solver import Extreme, Problem
 
@@ -53,6 +54,11 @@ class Prior:
     model_error: uncertainty.ModelError
     fit_N: tuple[float, ...]  # the prior law's fit set (empty: a law given without one)
     fit_D: tuple[float, ...]
+
+    @property
+    def law(self) -> LossLaw:
+        """The prior law (its form and parameters) as a law object."""
+        return LossLaw.given(self.form, self.params)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ class Plan:
     solution: solver.Solution
 
 
-def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, default_noise_sd: float | None) -> Prior:
+def prior_from_law(law: LossLaw, model_error: dict, replicate_sd: float | None, default_noise_sd: float | None
+                   ) -> Prior:
     """The prior of a fitted law (`loss_law.json`) and its backtest's model error (the summary's
     `model_error["loss"]`).
 
@@ -96,7 +103,8 @@ def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, def
     two), else `default_noise_sd`. `replicate_sd`, the seed-to-seed spread of replicates where
     the study has them (else the law's own), is the part a replicate averages out.
     """
-    noise = law.get("noise") or {}
+    law = LossLaw.of(law)
+    noise = law.noise
     error = uncertainty.ModelError.from_dict(model_error)
     sources = {}
     if noise.get("sd"):
@@ -110,9 +118,9 @@ def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, def
         sources["the stated default"] = float(default_noise_sd)
     source = max(sources, key=sources.get)
     seed_sd = float(replicate_sd if replicate_sd is not None else noise.get("replicate_sd") or 0.0)
-    fit_set = law.get("fit_set") or []
+    fit_set = law.fit_set
     points_sd = float(np.median(noise["sd"])) if noise.get("sd") else 0.0
-    return Prior(law["form"], dict(law["params"]), max(sources[source], seed_sd), seed_sd, points_sd, 0.0, np.inf,
+    return Prior(law.form.name, dict(law.params), max(sources[source], seed_sd), seed_sd, points_sd, 0.0, np.inf,
                  source, error,
                  tuple(float(p["N"]) for p in fit_set), tuple(float(p["D"]) for p in fit_set))
 
@@ -120,14 +128,14 @@ def prior_from_law(law: dict, model_error: dict, replicate_sd: float | None, def
 def given_prior(form: str, params: dict, noise_sd: float | None) -> Prior:
     """A law given by hand (one fitted elsewhere, such as to a published testbed): a run's noise
     is `noise_sd`, and the model error nothing beyond it, as nothing was backtested."""
-    wanted = forms.loss_form(form).params
+    wanted = LossLaw.given(form, params).names
     if sorted(params) != sorted(wanted):
         raise PlanError(f"params {params}: the {form} law's parameters are {', '.join(wanted)}; give each once")
     if noise_sd is None:
         raise PlanError("a law given without its fit points' noise needs one run's loss sd, in log units "
                         "(plan.default_noise_sd, e.g. 0.01)")
     nothing = uncertainty.ModelError.fit([], [], pd.DataFrame(columns=list(uncertainty.LOSS_DIRECTIONS)), noise_sd)
-    return prior_from_law({"form": form, "params": dict(params)}, nothing.as_dict(), None, noise_sd)
+    return prior_from_law(LossLaw.given(form, params), nothing.as_dict(), None, noise_sd)
 
 
 def misfit(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
@@ -248,14 +256,15 @@ def shared_loadings(prior: Prior, candidates: pd.DataFrame) -> np.ndarray:
 def gradients(prior: Prior, N, D) -> np.ndarray:
     """d log L / d log theta at each (N, D), one row per run: how much each run's loss tells
     about each parameter, in relative units so that parameters of any size compare."""
-    form = forms.loss_form(prior.form)
+    law = prior.law
     N, D = np.asarray(N, float), np.asarray(D, float)
     columns = []
-    for name in form.params:
+    for name in law.names:
         up, down = dict(prior.params), dict(prior.params)
         up[name] *= np.exp(LOG_STEP)
         down[name] *= np.exp(-LOG_STEP)
-        columns.append((np.log(form.predict(up, N, D)) - np.log(form.predict(down, N, D))) / (2 * LOG_STEP))
+        columns.append((np.log(law.with_params(up).predict(N, D)) - np.log(law.with_params(down).predict(N, D)))
+                       / (2 * LOG_STEP))
     return np.column_stack(columns)
 
 
@@ -364,7 +373,7 @@ def expected_intervals(prior: Prior, targets: pd.DataFrame, posed: Problem, chos
     terms = solver.model_terms(posed, solver.extreme_levels(posed, chosen))
     model_sd = np.sqrt(posed.scale**2 + np.sum(terms**2, axis=1))
     sd = np.sqrt(law_sd**2 + model_sd**2)
-    predicted = forms.loss_form(prior.form).predict(prior.params, targets["N"], targets["D"])
+    predicted = prior.law.predict(targets["N"], targets["D"])
     return targets.assign(loss_prior=predicted, law_sd=law_sd, model_sd=model_sd, sd=sd,
                           pi_lo=predicted * np.exp(-uncertainty.Z * sd), pi_hi=predicted * np.exp(uncertainty.Z * sd),
                           width=np.exp(uncertainty.Z * sd) - np.exp(-uncertainty.Z * sd))

@@ -17,7 +17,7 @@ from lmscale.figures.style import save
 from lmscale.io import tables
 from lmscale.io.files import atomic_writer, read_json
 from lmscale.jobs import PlanJob, resources
-from lmscale.laws import forms
+from lmscale.laws.law import LossLaw
 from lmscale.planning import design
 from lmscale.training.budget import usable_tokens
 
@@ -29,8 +29,8 @@ UNITS = {"flops": "FLOPs, C = 6ND", "gpu_hours": "device hours"}
 def price(job: PlanJob, size: str, multiplier: float) -> dict:
     """A run of one of the study's sizes as training plans it: N as the laws count it, D in whole
     steps, its compute C = 6 N D (`flops`) and its device hours at the resources model's throughput."""
-    settings = job.sizes[size]
-    vocab = job.vocab_size or resources.DEFAULT_VOCAB_SIZE
+    settings = job.pricing.sizes[size]
+    vocab = job.pricing.vocab_size or resources.DEFAULT_VOCAB_SIZE
     cost = resources.estimate(settings, multiplier, vocab)
     n = cost.N if settings["count_embeddings"] else cost.N - resources.embedding_count(settings, vocab)
     return {"size": size, "N": float(n), "M": float(multiplier), "D": float(cost.D), "flops": 6.0 * n * cost.D,
@@ -43,7 +43,8 @@ def study_runs(job: PlanJob, loss: pd.DataFrame | None) -> pd.DataFrame:
     if loss is None:
         raise ValueError("plan.candidates.from = testbed needs the study's loss table (--loss-table)")
     rows = loss[(loss["dataset"] == job.dataset) & (loss["valset"] == job.valset)].drop_duplicates(["size", "M"])
-    hours = [price(job, s, m)["gpu_hours"] if s in job.sizes else np.nan for s, m in zip(rows["size"], rows["M"])]
+    hours = [price(job, s, m)["gpu_hours"] if s in job.pricing.sizes else np.nan
+             for s, m in zip(rows["size"], rows["M"])]
     return pd.DataFrame({"size": rows["size"].astype(str), "N": rows["N"].astype(float), "M": rows["M"].astype(float),
                          "D": rows["D"].astype(float), "flops": rows["C"].astype(float), "gpu_hours": hours})
 
@@ -52,11 +53,12 @@ def grid_runs(job: PlanJob, train_tokens: dict | None) -> pd.DataFrame:
     """Every size of the study x every candidate multiplier, priced; a run whose D the train split
     cannot feed is left out unless its size may repeat data (`train.repeat_data`), as training
     would refuse it."""
-    table = pd.DataFrame([price(job, size, m) for size in job.sizes for m in job.multipliers])
+    table = pd.DataFrame([price(job, size, m) for size in job.pricing.sizes for m in job.candidates.multipliers])
     if train_tokens is None or table.empty:
         return table
-    usable = table["size"].map(lambda size: usable_tokens(train_tokens["tokens"], job.sizes[size]["context"]))
-    fed = (table["D"] <= usable) | table["size"].map(lambda size: bool(job.sizes[size]["repeat_data"]))
+    sizes = job.pricing.sizes
+    usable = table["size"].map(lambda size: usable_tokens(train_tokens["tokens"], sizes[size]["context"]))
+    fed = (table["D"] <= usable) | table["size"].map(lambda size: bool(sizes[size]["repeat_data"]))
     if not fed.all():
         log.info("left out, as the train split (%d tokens) cannot feed them: %s", train_tokens["tokens"],
                  ", ".join(f"{s}_M{m:g}" for s, m in zip(table["size"][~fed], table["M"][~fed])))
@@ -65,7 +67,7 @@ def grid_runs(job: PlanJob, train_tokens: dict | None) -> pd.DataFrame:
 
 def size_N(job: PlanJob, loss: pd.DataFrame | None, size: str) -> float:
     """N of a size as the laws count it: from its shape, else from the loss table."""
-    if size in job.sizes:
+    if size in job.pricing.sizes:
         return price(job, size, 1.0)["N"]
     if loss is not None and (loss["size"] == size).any():
         return float(loss.loc[loss["size"] == size, "N"].iloc[0])
@@ -85,17 +87,17 @@ def candidates_of(job: PlanJob, loss: pd.DataFrame | None, train_tokens: dict | 
     """The runs the plan chooses from, with their `cost` in `unit`: the candidate sizes (by default
     those smaller than the largest target) at the candidate multipliers, never a target or a
     held-out run."""
-    table = grid_runs(job, train_tokens) if job.candidates_from == "grid" else study_runs(job, loss)
-    if job.multipliers is not None:
-        table = table[np.isin(np.round(table["M"], 9), np.round(job.multipliers, 9))]
-    if job.candidate_sizes is None:
+    table = grid_runs(job, train_tokens) if job.candidates.source == "grid" else study_runs(job, loss)
+    if job.candidates.multipliers is not None:
+        table = table[np.isin(np.round(table["M"], 9), np.round(job.candidates.multipliers, 9))]
+    if job.candidates.sizes is None:
         table = table[table["N"] < max(t["N"] for t in targets) * (1 - 1e-9)]
     else:
-        table = table[table["size"].isin(job.candidate_sizes)]
+        table = table[table["size"].isin(job.candidates.sizes)]
     kept = np.ones(len(table), bool)
     for target in targets:
         kept &= ~(np.isclose(table["N"], target["N"]) & np.isclose(table["M"], target["M"]))
-    for point in job.held_out:
+    for point in job.candidates.held_out:
         kept &= ~((table["size"] == point.size) & np.isclose(table["M"], point.M))
     table = table[kept].assign(cost=table[unit][kept])
     if table["cost"].isna().any():
@@ -108,50 +110,51 @@ def candidates_of(job: PlanJob, loss: pd.DataFrame | None, train_tokens: dict | 
 def budget_of(job: PlanJob, loss: pd.DataFrame | None) -> tuple[float, str]:
     """The budget and its unit: as given, else the compute of the study's loss fit set, each run
     as many times as the study trains it (its replicates)."""
-    if job.budget is not None:
-        (unit, amount), = job.budget.items()
+    if job.budget.given is not None:
+        (unit, amount), = job.budget.given.items()
         return float(amount), unit
-    runs = study_runs(job, loss) if job.candidates_from == "testbed" else None
+    runs = study_runs(job, loss) if job.candidates.source == "testbed" else None
     total = 0.0
-    for point in job.fit_set:
+    for point in job.budget.fit_set:
         if runs is None:
             total += price(job, point.size, point.M)["flops"]
         else:
             total += float(runs.loc[(runs["size"] == point.size) & np.isclose(runs["M"], point.M), "flops"].iloc[0])
-    return total * job.fit_replicates, "flops"
+    return total * job.budget.fit_replicates, "flops"
 
 
 def prior_of(job: PlanJob, law_path: str | None, summary_path: str | None, table_path: str | None
              ) -> design.Prior:
     """The law given in the plan block, else the study's own fit, its backtest's model error and
     the miss its residuals (`table_path`, the backtest's table) share within a size."""
-    if job.prior is not None:
-        return design.given_prior(job.prior["form"], job.prior["params"], job.default_noise_sd)
+    if job.prior.law is not None:
+        return design.given_prior(job.prior.law["form"], job.prior.law["params"], job.prior.default_noise_sd)
     if not law_path or not summary_path:
         raise ValueError("the plan reasons from the study's loss law: give --loss-law and --backtest-summary, "
                          "or a law in plan.prior")
-    prior = design.prior_from_law(read_json(law_path), read_json(summary_path)["model_error"]["loss"], None,
-                                    job.default_noise_sd)
+    law = LossLaw.from_json(read_json(law_path))
+    prior = design.prior_from_law(law, read_json(summary_path)["model_error"]["loss"], None,
+                                  job.prior.default_noise_sd)
     return design.with_shared_miss(prior, tables.read_csv(table_path) if table_path else None)
 
 
-def fit_needs(job: PlanJob, form: str, candidates: pd.DataFrame) -> design.FitNeeds:
+def fit_needs(job: PlanJob, law: LossLaw, candidates: pd.DataFrame) -> design.FitNeeds:
     needs = job.fit_needs
-    return design.FitNeeds(needs["runs"] or len(forms.loss_form(form).params) + 1, needs["sizes"],
+    return design.FitNeeds(needs["runs"] or len(law.names) + 1, needs["sizes"],
                              needs["multipliers"], needs["per_size"] or len(candidates))
 
 
 def own_set_promise(job: PlanJob, candidates: pd.DataFrame, prior: design.Prior, targets: list[dict]) -> None:
     """Log what the planner promises for the study's own loss fit set, beside its plan."""
     where = {(s, round(m, 9)): i for i, (s, m) in enumerate(zip(candidates["size"], candidates["M"]))}
-    own = [where.get((p.size, round(p.M, 9))) for p in job.fit_set]
+    own = [where.get((p.size, round(p.M, 9))) for p in job.budget.fit_set]
     if None in own:
         return
     mask = np.zeros(len(candidates), bool)
     mask[own] = True
-    expected = design.design_intervals(candidates, prior, targets, mask, job.fit_replicates)
+    expected = design.design_intervals(candidates, prior, targets, mask, job.budget.fit_replicates)
     log.info("the study's own loss fit set (%d runs x %d seeds, %.4g) promises 95%% widths of %s", len(own),
-             job.fit_replicates, candidates["cost"][mask].sum() * job.fit_replicates,
+             job.budget.fit_replicates, candidates["cost"][mask].sum() * job.budget.fit_replicates,
              ", ".join(f"{t.name} {100 * t.width:.1f}%" for t in expected.itertuples()))
 
 
@@ -162,17 +165,18 @@ def make_plan(job: PlanJob, loss: pd.DataFrame | None, prior: design.Prior,
     targets = target_runs(job, loss)
     budget, unit = budget_of(job, loss)
     candidates = candidates_of(job, loss, train_tokens, targets, unit)
-    needs = fit_needs(job, prior.form, candidates)
+    needs = fit_needs(job, prior.law, candidates)
     limits = design.SolverLimits(float(job.solver["tolerance"]), int(job.solver["max_solves"]),
                                    float(job.solver["seconds"]))
     log.info("%d candidate runs, budget %.4g %s, prior noise %.3g (%s), targets %s", len(candidates), budget, unit,
              prior.noise_sd, prior.noise_source, ", ".join(t["name"] for t in targets))
-    planned = design.plan(candidates, prior, targets, budget, needs, job.seeds, limits)
+    planned = design.plan(candidates, prior, targets, budget, needs, job.candidates.seeds, limits)
     for t in planned.targets.itertuples():
         log.info("expected at %s: %.4g [%.4g, %.4g], 95%% width %.1f%%", t.name, t.loss_prior, t.pi_lo, t.pi_hi,
                  100 * t.width)
     own_set_promise(job, candidates, prior, targets)
-    frontier = design.frontier(candidates, prior, targets, budget, job.frontier, needs, job.seeds, limits)
+    frontier = design.frontier(candidates, prior, targets, budget, job.budget.frontier, needs, job.candidates.seeds,
+                               limits)
     return planned, candidates, frontier, unit
 
 

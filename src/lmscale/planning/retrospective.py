@@ -108,7 +108,7 @@ def score(loss: pd.DataFrame, job: FitLossJob, candidates: pd.DataFrame, indices
         "target": at["model"], "predicted": at["loss_pred"], "truth": truth, "pi_lo": lo, "pi_hi": hi,
         "width": (hi - lo) / at["loss_pred"], "error": np.abs(at["loss_pred"] - truth) / truth,
         "inside": np.where(np.isfinite(truth), (truth >= lo) & (truth <= hi), np.nan),
-        "noise_sd": float(np.median(law["noise"]["sd"])), "runs": len(chosen),
+        "noise_sd": float(np.median(law.noise["sd"])), "runs": len(chosen),
     })
 
 
