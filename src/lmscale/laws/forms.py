@@ -23,6 +23,7 @@ stopped early made Hoffmann et al.'s intervals implausibly narrow).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import warnings
 from dataclasses import dataclass
@@ -103,6 +104,9 @@ class LossForm:
     as_chinchilla: Callable[[dict], tuple[float, float, float, float, float]]
     # The parameters by name -> the compute-optimal M = D / N; None where it moves with C.
     optimal_multiplier: Callable[[dict], float] | None = None
+    # The law's physical region, a parameter -> (">=" or ">", bound): outside it the law predicts
+    # losses below zero or losses that grow with compute (lmscale.laws.law.Law.problems).
+    region: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
 
     def predict(self, params: dict, N, D) -> np.ndarray:
         return self.of_N_D(N, D, *[params[p] for p in self.params])
@@ -162,6 +166,8 @@ LOSS_FORMS = {
         gadre_loss,
         _gadre_as_chinchilla,
         _gadre_optimal_multiplier,
+        # A zero coefficient is a boundary the nonnegative fit may reach: that term then vanishes.
+        {"E": (">=", 0.0), "a": (">=", 0.0), "b": (">=", 0.0), "eta": (">", 0.0)},
     ),
     "chinchilla": LossForm(
         "chinchilla",
@@ -177,11 +183,32 @@ LOSS_FORMS = {
         _chinchilla_at_runs,
         _chinchilla_of_C_M,
         _chinchilla_as_chinchilla,
+        None,
+        {"E": (">=", 0.0), "A": (">=", 0.0), "B": (">=", 0.0), "alpha": (">", 0.0), "beta": (">", 0.0)},
     ),
 }
 
 ERROR_PARAMS = ("eps", "k", "gamma")
 ERROR_START_GRID = {"eps": (0.5, 0.8, 1.0), "k": (0.5, 2.0, 10.0), "gamma": (0.3, 1.0, 3.0)}
+# Eq. 5's region: the error rises with the loss (k gamma > 0) towards a ceiling eps above zero.
+ERROR_REGION = {"eps": (">", 0.0), "k": (">", 0.0), "gamma": (">", 0.0)}
+
+
+def outside_region(params: dict, region: dict[str, tuple[str, float]]) -> list[str]:
+    """What puts `params` outside `region`, one phrase per parameter ("eta = -0.136, not > 0");
+    a parameter that is not a finite number is outside any region."""
+    found = []
+    for name, (relation, bound) in region.items():
+        value = params.get(name)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            found.append(f"{name} = {value!r}, not a number")
+            continue
+        inside = np.isfinite(number) and (number >= bound if relation == ">=" else number > bound)
+        if not inside:
+            found.append(f"{name} = {number:.4g}, not {relation} {bound:g}")
+    return found
 
 
 def loss_form(name: str) -> LossForm:

@@ -90,6 +90,18 @@ class Law(Mapping):
     def bootstrap(self) -> dict:
         return self._record.get("bootstrap", {})
 
+    region: dict[str, tuple[str, float]] = {}  # the law's physical region (forms.outside_region)
+    equation = "the law"  # how a refusal names it
+
+    def problems(self, params: Mapping[str, float] | None = None) -> list[str]:
+        """What puts the law (or a refit's `params`) outside its form's physical region, one phrase
+        per parameter ("eta = -0.136, not > 0"); empty for a law inside it."""
+        return forms.outside_region(dict(self.params if params is None else params), self.region)
+
+    def refits_outside(self) -> int:
+        """How many bootstrap refits lie outside the region."""
+        return sum(bool(self.problems(sample)) for sample in self.samples())
+
     def samples(self) -> list[dict[str, float]]:
         """The bootstrap refits, each as its parameters by name (none for a law fitted without them)."""
         return forms.law_samples(self._record, self.names)
@@ -113,6 +125,14 @@ class LossLaw(Law):
     def __init__(self, record: Mapping):
         super().__init__(record)
         object.__setattr__(self, "form", forms.loss_form(record["form"]))
+
+    @property
+    def region(self) -> dict[str, tuple[str, float]]:
+        return self.form.region
+
+    @property
+    def equation(self) -> str:
+        return "Eq. 4" if self.form.name == "gadre" else f"the {self.form.name} form"
 
     @classmethod
     def given(cls, form: str, params: Mapping[str, float]) -> LossLaw:
@@ -169,6 +189,8 @@ class ErrorLaw(Law):
 
     __slots__ = ()
     names = forms.ERROR_PARAMS
+    region = forms.ERROR_REGION
+    equation = "Eq. 5"
 
     @classmethod
     def given(cls, params: Mapping[str, float]) -> ErrorLaw:
