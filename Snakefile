@@ -28,6 +28,9 @@ if not workflow.overwrite_configfiles:
 study_config.typed_command_line(config, workflow.config_settings.config_args, os.path.join(workflow.basedir, SCHEMA))
 # What the config file itself says, before the schema's defaults make a written key and a filled one alike.
 checks.check_written(config)
+# A study that writes no `plan` block may never plan: what only its default plan could not give
+# (too few candidates, a budget below the cheapest valid set) is left to the plan job to refuse.
+plan_written = "plan" in config
 # Fills in the schema's defaults: the schema is the one place a default is written.
 # A value that breaks the schema is reported as its key, the value and the rule.
 try:
@@ -36,7 +39,7 @@ except WorkflowError as error:
     raise study_config.schema_error(error) from None
 # Whatever can be checked before a model trains is checked now: `snakemake -n` fails on it
 # (an imported testbed's tables are read now: they are small).
-checks.check_study(config)
+checks.check_study(config, plan_written)
 
 report: "workflow/report/workflow.rst"
 

@@ -9,19 +9,22 @@ probe runs those three in-process, as the Snakefile does; two dry runs show such
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from lmscale import checks
+from lmscale import checks, jobs
 from lmscale.config import ConfigError, schema_error
 from lmscale.laws import targets
+from lmscale.planning import design, study
 from tests.test_tables import lab_tables, study_config
 from tests.workflow import REPO, offline_env, snakemake, snakemake_with_jobs, validated_config
 
@@ -316,3 +319,138 @@ def test_every_value_in_a_rule_command_is_quoted(tmp_path):
     unquoted = [f"{rule}: {field}" for rule, command in commands.items()
                 for field in re.findall(r"\{([^{}]*)\}", command) if not field.endswith(":q")]
     assert not unquoted
+
+
+# ---- issue #33: what the plan block asks that no plan can give, refused when the workflow is planned
+
+# The smoke study has no held-out run: a target of N = 1e6 (every size smaller) sets its plan up.
+PLAN_TARGET = [{"N": 1.0e+6, "M": 20}]
+
+# Each: the config, then the whole line `snakemake -n` stops with (the plan job stops with the same:
+# tests/test_plan_study.py).
+PLAN_REFUSALS = {
+    "prior outside its region": (
+        changed(plan={"prior": {"form": "gadre", "params": {"E": 1.8, "a": 212, "b": 367, "eta": -0.136}},
+                      "default_noise_sd": 0.01}),
+        "plan.prior: params eta = -0.136, not > 0: outside the gadre law's region (E >= 0, a >= 0, b >= 0, eta > 0); "
+        "give parameters inside it, such as those of a law fitted to a testbed"),
+    "prior parameter not a number": (
+        changed(plan={"prior": {"form": "chinchilla", "params": {"E": float("nan"), "A": 400, "B": 410, "alpha": 0.34,
+                                                                 "beta": 0.28}}, "default_noise_sd": 0.01}),
+        "plan.prior: params E = nan, not >= 0: outside the chinchilla law's region (E >= 0, A >= 0, B >= 0, "
+        "alpha > 0, beta > 0); give parameters inside it, such as those of a law fitted to a testbed"),
+    "noise of no finite amount": (
+        changed(plan={"default_noise_sd": float("inf")}),
+        "plan.default_noise_sd = inf is not a finite number above 0; give one run's loss sd in log units (e.g. 0.01 "
+        "for 1%)"),
+    "multiplier below one step": (
+        changed(plan={"targets": PLAN_TARGET, "candidates": {"multipliers": [0.001, 5, 10]}}),
+        "plan.candidates.multipliers[0] = 0.001 is less than one training step of s1: D = M x N = 12 tokens, where a "
+        "step is 1,024 (batch_size x context), and training would take a whole step (M = 0.0884); give multipliers "
+        "of at least 0.0884, or drop it"),
+    "too few candidates for the fit": (
+        changed(plan={"targets": PLAN_TARGET, "candidates": {"multipliers": [5]}}),
+        "plan.fit_needs asks for 5 runs over 2 sizes and 2 multipliers, but the 3 candidate runs (s1_M5, s2_M5, "
+        "s3_M5) hold only 3 runs and 1 multiplier; add candidate runs (plan.candidates.sizes, "
+        "plan.candidates.multipliers) or lower plan.fit_needs"),
+    "target named like a run it is not": (
+        changed(plan={"targets": [{"name": "s1_M5", "size": "s3", "M": 20}]}),
+        "plan.targets[0].name = 's1_M5' names the run s1 at M = 5, but the target is {size: s3, M: 20}; plan.csv "
+        "names each run it chooses so: give the target a name of its own, or leave the name out"),
+    "two targets of one name": (
+        changed(plan={"targets": [{"name": "big", "N": 1.0e+6, "M": 20}, {"name": "big", "N": 2.0e+6, "M": 20}]}),
+        "plan.targets[1].name = 'big' is taken by plan.targets[0]: each target is a row of plan.csv; give it a name "
+        "of its own"),
+    "budget of no finite amount": (
+        changed(plan={"targets": PLAN_TARGET, "budget": {"flops": float("inf")}}),
+        "plan.budget = {flops: inf} is not a finite amount above 0; give what the plan may spend in FLOPs, or leave "
+        "plan.budget out for the FLOPs of the study's loss fit set"),
+    "budget below the cheapest valid set": (
+        changed(plan={"targets": PLAN_TARGET, "budget": {"flops": 1.0e+6}}),
+        "plan.budget = {flops: 1e6} is below the cheapest set that meets plan.fit_needs (5 runs over 2 sizes and 2 "
+        "multipliers): s1_M5, s1_M10, s2_M5, s2_M10, s3_M5 at 1.303e11 FLOPs; raise the budget or lower "
+        "plan.fit_needs"),
+}
+
+
+@pytest.mark.parametrize("probe", PLAN_REFUSALS)
+def test_what_no_plan_can_give_is_refused_when_planned_in_one_line(probe):
+    config, expected = PLAN_REFUSALS[probe]
+    assert planning_error(config) == expected
+
+
+def test_the_cheapest_set_a_refused_budget_names_is_the_cheapest_valid_one():
+    """Brute force over the 6 candidates of the smoke grid: the named set meets what a fit needs
+    (5 runs, 2 sizes, 2 multipliers), and no set that does costs less."""
+    config, message = PLAN_REFUSALS["budget below the cheapest valid set"]
+    job = jobs.PlanJob.from_config(validated_config(config))
+    table = study.candidates_of(job, None, None, study.target_runs(job, None), "flops")
+    names = np.array(design.run_names(table))
+    valid = [mask for mask in itertools.product([False, True], repeat=len(table))
+             if sum(mask) >= 5 and table["size"][list(mask)].nunique() >= 2 and table["M"][list(mask)].nunique() >= 2]
+    cheapest = min(valid, key=lambda mask: table["cost"][list(mask)].sum())
+    assert f": {', '.join(names[list(cheapest)])} at " in message
+
+
+# Each: the plan block of a study of a lab's tables (held-out run s5 at M = 80), then the line.
+IMPORTED_PLAN_REFUSALS = {
+    "candidate size not in the testbed": (
+        {"candidates": {"sizes": ["s1", "s9"]}},
+        "plan.candidates.sizes[1] = 's9' is not a size of the loss table's runs on web/val (its sizes: s1, s2, s3, "
+        "s4, s5); name one of them, or leave plan.candidates.sizes out for every size smaller than the largest target"),
+    "candidate multiplier not in the testbed": (
+        {"candidates": {"multipliers": [20, 30]}},
+        "plan.candidates.multipliers[1] = 30 is not a multiplier of the loss table's runs on web/val (its "
+        "multipliers: 10, 20, 40, 80); name one of them, or leave plan.candidates.multipliers out for every one"),
+    "target size not in the testbed": (
+        {"targets": [{"size": "s9", "M": 20}]},
+        "plan.targets[0].size = 's9' is neither under `sizes` nor a size of the loss table's runs (known: s1, s2, s3, "
+        "s4, s5); name one of them, or give the target by its N"),
+    "target named like a run of the testbed": (
+        {"targets": [{"name": "s2_M40", "size": "s5", "M": 40}]},
+        "plan.targets[0].name = 's2_M40' names the run s2 at M = 40, but the target is {size: s5, M: 40}; plan.csv "
+        "names each run it chooses so: give the target a name of its own, or leave the name out"),
+    "too few candidates for the fit": (
+        {"fit_needs": {"sizes": 5}},
+        "plan.fit_needs asks for 5 runs over 5 sizes and 2 multipliers, but the 16 candidate runs (s1_M10, s1_M20, "
+        "s1_M40, s1_M80, s2_M10, s2_M20, s2_M40, s2_M80, s3_M10, s3_M20, s3_M40, s3_M80 and 4 more) hold only 4 "
+        "sizes; add candidate runs (plan.candidates.sizes, plan.candidates.multipliers) or lower plan.fit_needs"),
+    "budget below the cheapest valid set": (
+        {"budget": {"flops": 1.0e+6}},
+        "plan.budget = {flops: 1e6} is below the cheapest set that meets plan.fit_needs (5 runs over 2 sizes and 2 "
+        "multipliers): s1_M10, s1_M20, s1_M40, s1_M80, s2_M10 at 1.14e19 FLOPs; raise the budget or lower "
+        "plan.fit_needs"),
+}
+
+
+@pytest.mark.parametrize("probe", IMPORTED_PLAN_REFUSALS)
+def test_what_an_imported_testbed_lacks_is_refused_when_planned_in_one_line(tmp_path, probe):
+    plan_block, expected = IMPORTED_PLAN_REFUSALS[probe]
+    assert planning_error(tables_study(tmp_path, plan=plan_block, held_out=[{"size": "s5", "M": 80}])) == expected
+
+
+def held_out_study() -> dict:
+    """The smoke study fitted to s1 and s2 only, s3 at M = 10 held out: its default plan (targets
+    the held-out run, candidates the 4 smaller runs) cannot meet plan.fit_needs (5 runs)."""
+    return changed(loss_fit_set=[p for p in SMOKE["loss_fit_set"] if p["size"] != "s3"],
+                   held_out=[{"size": "s3", "M": 10}])
+
+
+def test_a_default_plan_that_cannot_be_made_stops_only_a_study_that_writes_a_plan_block(tmp_path):
+    """What only the plan's defaults could not give is the plan job's to refuse, in a study that
+    never asked for a plan; `snakemake -n plan` of one that writes a `plan` block stops in one line."""
+    checks.check_study(validated_config(held_out_study()), plan_written=False)
+    passed = snakemake(tmp_path / "work", "--dry-run", "--configfile", str(configfile(tmp_path, held_out_study())),
+                       check=False, timeout=120)
+    assert passed.returncode == 0, (passed.stdout + passed.stderr)[-3000:]
+    written = {**held_out_study(), "plan": {"budget": {"flops": 1.0e+12}}}
+    expected = ("plan.fit_needs asks for 5 runs over 2 sizes and 2 multipliers, but the 4 candidate runs (s1_M5, "
+                "s1_M10, s2_M5, s2_M10) hold only 4 runs; add candidate runs (plan.candidates.sizes, "
+                "plan.candidates.multipliers) or lower plan.fit_needs")
+    assert planning_error(written) == expected
+    refused = snakemake(tmp_path / "work", "plan", "--dry-run", "--configfile", str(configfile(tmp_path, written)),
+                        check=False, timeout=120)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and expected in output.splitlines(), output[-3000:]
+    assert "Traceback" not in output and len(output.splitlines()) < 15, output
+    assert not (tmp_path / "work" / "results").exists()

@@ -62,17 +62,26 @@ def test_the_isoflop_figure_draws_from_the_papers_c4_law(tmp_path, gadre2024):
     assert (tmp_path / "isoflop.png").stat().st_size > 50_000
 
 
-def test_lmscale_figure_draws_the_isoflop_kind(tmp_path):
-    """`lmscale figure` with the isoflop kind, as its rule calls it: four budgets among the runs when
-    the config gives none (null), else the config's; a law with no optimum (b < 0) is drawn without
-    one, saying why, rather than failing the study."""
+def lab_law_files(tmp_path) -> dict:
+    """The lab testbed's loss table and its fitted law as files, and the same law at the edge of Eq. 4's
+    region (a = 0: a term that vanishes, so no optimum) and beyond it (b < 0, eta = 0), as a person
+    might edit the file."""
     loss, _ = lab_tables()
     loss.to_csv(tmp_path / "loss.csv", index=False)
     fit_set = [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 80.0)]
     law = fit_loss(tables.read_loss_table(tmp_path / "loss.csv"),
                    FitLossJob("web", "val", fit_set, "gadre", "least_squares", 1e-3, 10, 0))
     atomic_write_json(tmp_path / "law.json", law.to_json())
-    atomic_write_json(tmp_path / "degenerate.json", {**law, "params": {**law["params"], "b": -1.0}})
+    for name, edit in (("degenerate", {"a": 0.0}), ("negative_b", {"b": -1.0}), ("flat", {"eta": 0.0})):
+        atomic_write_json(tmp_path / f"{name}.json", {**law, "params": {**law["params"], **edit}})
+    return law
+
+
+def test_lmscale_figure_draws_the_isoflop_kind(tmp_path):
+    """`lmscale figure` with the isoflop kind, as its rule calls it: four budgets among the runs when
+    the config gives none (null), else the config's; a law with no optimum (a = 0, at the edge of Eq. 4's
+    region) is drawn without one, saying why, rather than failing the study."""
+    lab_law_files(tmp_path)
     for name, budgets in (("law", None), ("degenerate", [3.0e+18, 1.0e+20])):
         config = validated_config({"figures": {"isoflop_budgets": budgets, "formats": ["png"]}})
         job = FigureJob.from_config(config, "isoflop", "web", "val")
@@ -81,3 +90,41 @@ def test_lmscale_figure_draws_the_isoflop_kind(tmp_path):
         assert cli.main(["figure", "--job", job.to_json(), "--inputs", str(tmp_path / "loss.csv"),
                          str(tmp_path / f"{name}.json"), "--out", str(out)]) == 0
         assert out.stat().st_size > 20_000
+
+
+@pytest.mark.parametrize("name, problem", [("negative_b", "b = -1, not >= 0"), ("flat", "eta = 0, not > 0")])
+def test_a_law_outside_eq4s_region_is_refused_before_the_figure_divides_by_it(tmp_path, caplog, name, problem):
+    """A law file edited outside Eq. 4's region (eta = 0 once ended in a ZeroDivisionError: M* = (b / a)^(1 / 2 eta))
+    is refused as it is read, in one line naming the file, the parameter and its value; no figure is written."""
+    lab_law_files(tmp_path)
+    job = FigureJob.from_config(validated_config({"figures": {"formats": ["png"]}}), "isoflop", "web", "val")
+    out, law_file = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
+    assert cli.main(["figure", "--job", job.to_json(), "--inputs", str(tmp_path / "loss.csv"), str(law_file),
+                     "--out", str(out)]) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert errors == [f"{law_file}: {problem}: this loss law lies outside Eq. 4's region (E >= 0, a >= 0, b >= 0, "
+                      "eta > 0), so nothing is predicted from it; fit it again (the fit refuses such a law, naming "
+                      "its farthest fit point) or restore the file"]
+    assert not out.exists()
+
+
+def test_the_law_of_a_damaged_fit_set_is_refused_before_its_isoflop_lines_divide_by_zero(tmp_path, caplog):
+    """The law least squares fits when one fit run's loss is 10% too high (tests/test_law_region.py) has
+    E < 0 and eta near zero: its refits put the optimal N at zero and the figure once died in a
+    ZeroDivisionError. Written by a fit that did not check it, the file is refused as it is read."""
+    loss, _ = lab_tables()
+    loss.loc[loss["model"] == "s3_M20", "loss"] *= 1.1
+    loss.to_csv(tmp_path / "loss.csv", index=False)
+    fit_set = [Point(size, 20.0) for size in ("s1", "s2", "s3", "s4")] + [Point("s1", 80.0)]
+    law = fit_loss(tables.read_loss_table(tmp_path / "loss.csv"),
+                   FitLossJob("web", "val", fit_set, "gadre", "least_squares", 1e-3, 10, 0))
+    atomic_write_json(tmp_path / "law.json", law.to_json())
+    job = FigureJob.from_config(validated_config({"figures": {"formats": ["png"]}}), "isoflop", "web", "val")
+    assert cli.main(["figure", "--job", job.to_json(), "--inputs", str(tmp_path / "loss.csv"),
+                     str(tmp_path / "law.json"), "--out", str(tmp_path / "isoflop.png")]) == 1
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].startswith(f"{tmp_path / 'law.json'}: E = {law.params['E']:.4g}, not >= 0: "
+                                                      "this loss law lies outside Eq. 4's region")
+    assert law.params["E"] < -1000
+    assert not (tmp_path / "isoflop.png").exists()
+

@@ -205,8 +205,25 @@ def test_too_small_a_budget_fails_naming_the_smallest_that_works():
     message = str(failure.value)
     assert "\n" not in message
     assert f"the smallest budget that works is {least:.4g}" in message
+    named = table.assign(name=design.run_names(table)).set_index("name").loc[failure.value.runs]
+    assert named["cost"].sum() == pytest.approx(least)  # the message names the cheapest valid set
     planned = design.plan(table, prior(), TARGETS, least, NEEDS, [0], LIMITS)
     assert planned.cost == pytest.approx(least)
+    # Before any law is known (when the workflow is planned) the same least: a fit's needs ask nothing of the law.
+    assert design.cheapest_without_law(table, NEEDS, 60)[0] == pytest.approx(least)
+
+
+def test_candidates_too_few_for_a_fit_are_named_in_one_line_with_those_where_the_law_misses():
+    """Of the runs at M = 10 and 20, the law misses those at 10 by more than a run's noise: the three
+    left cannot give 5 runs over 2 multipliers, and the line says so, and of the three left out."""
+    fast = prior(slopes={"M_below": 0.05, "M_above": 0.0, "C_above": 0.0})
+    table = candidates()[lambda t: t["M"] <= 20].reset_index(drop=True)
+    with pytest.raises(design.PlanError) as failure:
+        design.plan(table, fast, TARGETS, 1e30, NEEDS, [0], LIMITS)
+    assert str(failure.value) == (
+        "plan.fit_needs asks for 5 runs over 2 sizes and 2 multipliers, but the 3 candidate runs (s1_M20, s2_M20, "
+        "s3_M20; 3 more lie where the prior law misses by more than a run's noise) hold only 3 runs and 1 multiplier; "
+        "add candidate runs (plan.candidates.sizes, plan.candidates.multipliers) or lower plan.fit_needs")
 
 
 def shared_prior() -> design.Prior:

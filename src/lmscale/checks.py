@@ -35,15 +35,16 @@ from lmscale.io import importers
 from lmscale.jobs import SPLIT_KEYS, Hyperparameters, resources
 from lmscale.laws.targets import target_kind
 from lmscale.model.architecture import Shape
-from lmscale.planning import design
+from lmscale.planning import design, study
 
 
-def check_study(config: dict) -> None:
+def check_study(config: dict, plan_written: bool = True) -> None:
     """Every check of the config that needs no trained model, made when the workflow is planned.
 
     `config` has been validated by the schema (defaults filled in). Raises ConfigError naming
     the key, the value and how to fix it, so that `snakemake -n` fails on what would otherwise
-    fail after the grid has trained.
+    fail after the grid has trained. `plan_written`: whether the config file or the command line
+    wrote a `plan` block (`check_plan_runs`).
     """
     trained = config["testbed_format"] == "trained"
     _check_fit_sets_apart(config)
@@ -56,7 +57,7 @@ def check_study(config: dict) -> None:
     if not trained:
         _check_testbed_path(config)
         _check_error_goals(config)
-        check_imported_study(config)
+        check_imported_study(config, plan_written)
         return
     datasets = list(config["datasets"])
     for key in ("tokenizer.dataset", "tasks.heldout_dataset"):
@@ -86,6 +87,7 @@ def check_study(config: dict) -> None:
     _check_runs_in_grid(config, runs)
     _check_branch_points(config, runs)
     _check_per_task_tasks(config, evaluated_tasks(config))
+    check_plan_runs(config, None, plan_written)
 
 
 def _check_fit_sets_apart(config: dict) -> None:
@@ -234,7 +236,7 @@ def _check_branch_points(config: dict, runs: list[Run]) -> None:
                               f"the warmup's first rate, not lr; lower train.cooldown (0.1-0.2 is usual)")
 
 
-def check_imported_study(config: dict) -> None:
+def check_imported_study(config: dict, plan_written: bool = True) -> None:
     """The checks a trained study's grid gets, made on an imported testbed when the workflow is
     planned (the tables are small): the tables read and checked as the import job checks them,
     every fit-set run in every dataset, each held-out run in some dataset, the reference size
@@ -265,6 +267,7 @@ def check_imported_study(config: dict) -> None:
         where = Path(job.path) / ("tasks.csv" if job.format == "tables" else "evals")
         raise ConfigError(f"reference_size = {reference!r} is not a size of the task results in {where} "
                           f"(its sizes: {sizes}); name the size whose models choose the tasks")
+    check_plan_runs(config, loss, plan_written)
 
 
 def _require_run(runs: pd.DataFrame, key: str, point: Point, where: str, source: Path) -> None:
@@ -333,12 +336,32 @@ def check_plan(config: dict) -> None:
         if size not in config["sizes"]:
             raise ConfigError(f"{key} = {size!r} is not under `sizes` ({', '.join(config['sizes'])}); name one of "
                               f"them, or give a target by its N")
+    try:
+        study.check_stated(jobs.PlanJob.from_config(config))  # a noise or budget of no finite amount, a name twice
+    except design.PlanError as error:
+        raise ConfigError(str(error)) from None
     prior = plan["prior"]
     if prior is not None:
         try:
             design.given_prior(prior["form"], prior["params"], plan["default_noise_sd"])
         except design.PlanError as error:
             raise ConfigError(f"plan.prior: {error}") from None
+
+
+def check_plan_runs(config: dict, loss: pd.DataFrame | None, plan_written: bool) -> None:
+    """What the `plan` block asks that no plan can give, as far as it is known before any run
+    trains (planning.study.check_before_runs): a target named like a run it is not or of a size
+    the testbed lacks, a candidate size or multiplier no run has; where the config writes a
+    `plan` block (`plan_written`), too few candidates for plan.fit_needs and a budget below the
+    cheapest set that meets them (a study that leaves the plan to its defaults may never plan:
+    its plan job refuses them). `loss`: the imported testbed's loss table (None for a study that
+    trains: its grid prices the candidates). What depends on the train split or the fitted law,
+    the plan job refuses as it starts."""
+    try:
+        form = config["plan"]["prior"]["form"] if config["plan"]["prior"] is not None else config["fit"]["form"]
+        study.check_before_runs(jobs.PlanJob.from_config(config), loss, form, affordable=plan_written)
+    except design.PlanError as error:
+        raise ConfigError(str(error)) from None
 
 
 def evaluated_tasks(config: dict) -> list[str] | None:

@@ -10,9 +10,9 @@ from lmscale import jobs
 from lmscale.analysis.chain import add_chained_arguments, read_chained
 from lmscale.analysis.rollout import backtest
 from lmscale.io import tables
-from lmscale.io.files import atomic_write_json, read_json
+from lmscale.io.files import atomic_write_json
 from lmscale.jobs import BacktestJob
-from lmscale.laws.law import LossLaw
+from lmscale.laws.law import LossLaw, read_law
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def main(args) -> None:
     loss, tasks, error_laws = read_chained(args)
     if not error_laws:
         job = replace(job, error=None)
-    pool, summary = backtest(job, loss, tasks, LossLaw.from_json(read_json(args.loss_law)), error_laws)
+    pool, summary = backtest(job, loss, tasks, read_law(args.loss_law, LossLaw), error_laws)
     tables.write_csv(pool, args.out)
     atomic_write_json(args.summary, summary, sort_keys=False)
     for entry in summary["steps"]:

@@ -20,10 +20,9 @@ import pandas as pd
 
 from lmscale.analysis.fits import loss_and_error
 from lmscale.io import tables
-from lmscale.io.files import read_json
 from lmscale.jobs import PredictJob
 from lmscale.laws import uncertainty
-from lmscale.laws.law import ErrorLaw, Law, LossLaw
+from lmscale.laws.law import ErrorLaw, Law, LawError, LossLaw, read_law
 from lmscale.laws.targets import RESOLVED, as_runs, resolve_target, target_kind
 
 log = logging.getLogger(__name__)
@@ -262,11 +261,48 @@ def predict(
     summary = calibration_summary(table, list(floors), errors)
     if resolved is not None:
         table = add_resolved(table, resolved)
+    predicted = table["N"].notna()  # a target the law could not resolve has no run, and no prediction
+    check_predictions(table[predicted], row_names(table[predicted]), "predictions")
     leading = [c for c in ["model", "dataset", "size", "N", "M", "D", "C", "target", "held_out", "loss", "loss_pred",
                            "loss_rel_err", "err", "err_pred", "err_rel_err", "in_loss_fit", "in_error_fit"]
                if c in table.columns]
     public = [c for c in table.columns if c not in leading and not _internal(c)]
     return table[leading + public].sort_values(["target", "N", "M"]), summary
+
+
+def check_predictions(table: pd.DataFrame, names: list[str], where: str, losses: tuple[str, ...] = ("loss_pred",)
+                      ) -> None:
+    """Before a table of predictions is written (predict, per-task, backtest): every predicted loss
+    (the `losses` columns) finite and above zero, and every interval ordered (each `*_lo` column at
+    or below its `*_hi` where both are given); else LawError naming the row (`names`, one per row of
+    `table`) and the value. A law inside its region predicts no other loss, so on a checked law
+    this is a guard: no table goes out with a loss or an interval no reader should take for one."""
+    for column in losses:
+        values = table[column].to_numpy(float)
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if len(bad):
+            raise LawError(f"{where}: {names[bad[0]]}: predicted loss {values[bad[0]]:.4g} ({column}) is not a finite "
+                           "loss above zero; no table is written")
+    for low in [column for column in table.columns if column.endswith("_lo") and f"{column[:-3]}_hi" in table.columns]:
+        high = f"{low[:-3]}_hi"
+        with np.errstate(invalid="ignore"):
+            reversed_ = np.flatnonzero(table[low].to_numpy(float) > table[high].to_numpy(float))
+        if len(reversed_):
+            row = table.iloc[reversed_[0]]
+            law = low[:-6]  # loss of loss_pi_lo; nothing of a backtest's pi_lo, whose prediction is `pred`
+            prediction = f"{law}_pred" if law else "pred"
+            predicted = (f" around the prediction {row[prediction]:.4g}" if low.endswith(("ci_lo", "pi_lo"))
+                         and prediction in table.columns else "")
+            raise LawError(f"{where}: {names[reversed_[0]]}: the interval {low[:-3]} [{row[low]:.4g}, {row[high]:.4g}]"
+                           f"{predicted} is reversed (its low end above its high end); no table is written")
+
+
+def row_names(table: pd.DataFrame, *columns: str) -> list[str]:
+    """Each row as a refusal names it: 'model s3_M20' (or 'target 70B'), then the other `columns`."""
+    heads = [f"{'target' if target else 'model'} {model}" for model, target in
+             zip(table["model"], table["target"] if "target" in table.columns else [False] * len(table))]
+    return [", ".join([head, *(f"{column} {value}" for column, value in zip(columns, values))])
+            for head, *values in zip(heads, *(table[column] for column in columns))]
 
 
 def read_pool(path) -> pd.DataFrame:
@@ -294,5 +330,4 @@ def read_chained(args) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Err
     if not all(chained):
         return tables.read_loss_table(args.loss_table), None, {}
     loss, tasks = tables.read_tables(args.loss_table, args.tasks_table)
-    return loss, tasks, {"err": ErrorLaw.from_json(read_json(args.error_law)),
-                         "err_all": ErrorLaw.from_json(read_json(args.error_law_all))}
+    return loss, tasks, {"err": read_law(args.error_law, ErrorLaw), "err_all": read_law(args.error_law_all, ErrorLaw)}

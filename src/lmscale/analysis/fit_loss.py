@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from lmscale import jobs
-from lmscale.analysis.fits import fit_loss
+from lmscale.analysis.fits import check_fitted, fit_loss
 from lmscale.io import tables
 from lmscale.io.files import atomic_write_json
 from lmscale.jobs import FitLossJob
@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> None:
     job = args.job
-    law = fit_loss(tables.read_loss_table(args.loss_table), job)
-    log.info("%s %s law on %s/%s: %s (rmse %.4g, %d bootstrap refits)", job.form, law.method,
-             job.dataset, job.valset, law.params, law.rmse, law.bootstrap["kept"])
+    loss = tables.read_loss_table(args.loss_table)
+    law = check_fitted(fit_loss(loss, job), loss, args.loss_table)  # a law outside its region is refused
+    outside = law.refits_outside_note()
+    log.info("%s %s law on %s/%s: %s (rmse %.4g, %d bootstrap refits)%s", job.form, law.method,
+             job.dataset, job.valset, law.params, law.rmse, law.bootstrap["kept"], f"; {outside}" if outside else "")
     atomic_write_json(args.out, law.to_json(), sort_keys=False)

@@ -14,7 +14,7 @@ from lmscale.config import Point
 from lmscale.io import tables
 from lmscale.jobs import FitErrorJob, FitLossJob
 from lmscale.laws import forms, uncertainty
-from lmscale.laws.law import ErrorLaw, LossLaw, loss_parameters
+from lmscale.laws.law import ErrorLaw, FitPoint, Law, LawError, LossLaw, loss_parameters
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +120,72 @@ def fit_error(loss: pd.DataFrame, tasks: pd.DataFrame, job: FitErrorJob, task_na
             for m, s, mult, l, e, p in zip(rows["model"], rows["size"], rows["M"], L, err, predicted)
         ],
     )
+
+
+# ---------------------------------------------------------------- a law is valid or refused
+
+
+def check_fitted(law: Law, table: pd.DataFrame, source: str | None = None) -> Law:
+    """`law` if it lies inside its form's physical region (Law.problems); else LawError, one line: the
+    law, each parameter outside with its value, its farthest fit point (`farthest_point`: by its row
+    of `table`, the loss table for a loss law and the tasks table for an error law, or by its line
+    in `source`, the file `table` was read from) and the fix. A fit job writes no law it refuses."""
+    problems = law.problems()
+    if not problems:
+        return law
+    over = f" over {len(law.tasks)} tasks" if isinstance(law, ErrorLaw) else ""
+    raise LawError(f"{law.kind} on {law['dataset']}/{law['valset']}{over}: {' and '.join(problems)} "
+                   f"({law.equation}'s region)", farthest_point(law, table, source), fit_fix(law))
+
+
+def fit_fix(law: Law) -> str:
+    """What to do about a fitted law outside its region."""
+    if isinstance(law, ErrorLaw):
+        return ("check that model's task results, or drop its run from the error fit set (loss_fit_set, "
+                "error_fit_extra)")
+    if law.method == "nonnegative_least_squares":
+        return "check or drop that row, or add runs to loss_fit_set"
+    return "check or drop that row, or fit with fit: {method: nonnegative_least_squares}"
+
+
+def standardised_residuals(law: Law) -> tuple[np.ndarray, bool]:
+    """Each fit point's residual over its noise's standard deviation (`law.noise["sd"]`): for a loss
+    law in log units, (log L - log L_pred) / sd; for an error law (err - err_pred) / sd. The
+    residuals unscaled (False) where some point has no noise estimate; inf where a loss law
+    predicts a fit point's loss at or below zero."""
+    points = law.fit_set
+    if isinstance(law, LossLaw):
+        predicted = np.array([point["loss_pred"] for point in points], float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            residual = np.log([point["loss"] for point in points]) - np.log(np.where(predicted > 0, predicted, np.nan))
+    else:
+        residual = np.array([point["err"] - point["err_pred"] for point in points], float)
+    sd = np.asarray(law.noise.get("sd") or [], float)
+    scaled = sd.shape == residual.shape and bool(np.all(np.isfinite(sd) & (sd > 0)))
+    residual = residual / sd if scaled else residual
+    return np.where(np.isfinite(residual), residual, np.inf), scaled
+
+
+def farthest_point(law: Law, table: pd.DataFrame, source: str | None = None) -> FitPoint | None:
+    """The fit point with the largest standardised residual (`standardised_residuals`), the row
+    that most likely bent the law; None for a law without fit points."""
+    if not law.fit_set:
+        return None
+    residual, scaled = standardised_residuals(law)
+    position = int(np.argmax(np.abs(residual)))
+    point = law.fit_set[position]
+    if not np.isfinite(residual[position]):
+        off = f"the law predicts a loss of {point['loss_pred']:.4g} there"
+    elif scaled:
+        off = f"{abs(residual[position]):.1f} sd off the law"
+    elif isinstance(law, LossLaw):
+        off = f"{100 * abs(residual[position]):.2g}% off the law"
+    else:
+        off = f"{abs(residual[position]):.3g} off the law in error rate"
+    labels = {"task": law.tasks} if isinstance(law, ErrorLaw) else {"valset": law["valset"]}
+    if source is not None:
+        row = tables.lines_in_file(source, law["dataset"], point["model"], **labels)
+    else:
+        source = "the tasks table" if isinstance(law, ErrorLaw) else "the loss table"
+        row = tables.rows_named(table, tables.rows_of(table, law["dataset"], point["model"], **labels))
+    return FitPoint(str(point["model"]), str(source), row, off)

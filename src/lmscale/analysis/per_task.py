@@ -12,7 +12,7 @@ from lmscale.analysis.task_laws import per_task
 from lmscale.io import tables
 from lmscale.io.files import atomic_write_json, read_json
 from lmscale.jobs import PerTaskJob
-from lmscale.laws.law import LossLaw
+from lmscale.laws.law import LossLaw, read_law
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def log_summary(rows: pd.DataFrame, summary: dict) -> None:
 
 def main(args) -> None:
     loss, tasks = tables.read_tables(args.loss_table, args.tasks_table)
-    loss_law = LossLaw.from_json(read_json(args.loss_law))
+    loss_law = read_law(args.loss_law, LossLaw)
     rows, summary = per_task(loss, tasks, loss_law, args.job, read_json(args.selection)["tasks"])
     tables.write_csv(rows, args.out)
     atomic_write_json(args.summary, summary, sort_keys=False)

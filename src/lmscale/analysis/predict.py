@@ -11,9 +11,9 @@ import pandas as pd
 from lmscale import jobs
 from lmscale.analysis.chain import add_chained_arguments, predict, read_chained, read_pool
 from lmscale.io import tables
-from lmscale.io.files import atomic_write_json, read_json
+from lmscale.io.files import atomic_write_json
 from lmscale.jobs import PredictJob
-from lmscale.laws.law import LossLaw
+from lmscale.laws.law import LossLaw, read_law
 from lmscale.laws.targets import RESOLVED
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def main(args) -> None:
     loss, tasks, error_laws = read_chained(args)
     if not error_laws:
         log.info("no tasks table and no error laws (a loss-only study): predicting the loss alone")
-    loss_law = LossLaw.from_json(read_json(args.loss_law))
+    loss_law = read_law(args.loss_law, LossLaw)
     table, summary = predict(loss, tasks, loss_law, error_laws, read_pool(args.backtest), job)
     tables.write_csv(table, args.out)
     atomic_write_json(args.calibration, summary, sort_keys=False)

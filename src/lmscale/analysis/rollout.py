@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 import numpy as np
 import pandas as pd
 
-from lmscale.analysis.chain import law_predictions, mark_held_out, noise_floor
+from lmscale.analysis.chain import check_predictions, law_predictions, mark_held_out, noise_floor, row_names
 from lmscale.analysis.fits import fit_error, fit_loss
 from lmscale.jobs import BacktestJob
 from lmscale.laws import uncertainty
@@ -107,6 +107,13 @@ def backtest(job: BacktestJob, loss: pd.DataFrame, tasks: pd.DataFrame | None, l
     pool = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=uncertainty.POOL_COLUMNS)
     floors = {"loss": noise_floor(loss_law, "loss"), **{p: noise_floor(law, p) for p, law in error_laws.items()}}
     pool, errors = intervals_left_out(pool, floors)
+    # The laws as read (step 0) are checked, and so are their predictions; a refit (a later step) may not
+    # hold where it predicts, which is what the rollout measures (warned above, counted as misses).
+    as_read = pool[pool["step"] == 0]
+    names = row_names(as_read, "law")
+    check_predictions(as_read[as_read["law"] == "loss"], [n for n, law in zip(names, as_read["law"]) if law == "loss"],
+                      "backtest, step 0", losses=("pred",))
+    check_predictions(as_read, names, "backtest, step 0", losses=())
     summary = {
         "level": uncertainty.LEVEL,
         "model_error": {law: error.as_dict() for law, error in errors.items()},

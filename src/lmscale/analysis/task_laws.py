@@ -75,6 +75,9 @@ def shape_or_signal_reason(law: ErrorLaw, kept: bool, min_signal: float) -> str 
         how = ("its error rises as the loss falls" if params["k"] * params["gamma"] <= 0
                else "its error grows without a ceiling as the loss grows")
         return f"not Eq. 5's shape (k = {params['k']:.3g}, gamma = {params['gamma']:.3g}): {how}; the fit follows noise"
+    problems = law.problems()  # eps at or below zero, or a parameter that is no finite number
+    if problems:
+        return f"outside {law.equation}'s region ({'; '.join(problems)}): no error rate it predicts can be trusted"
     strength = signal(law)
     if not kept and strength < min_signal:
         return (f"no signal: the law falls by {fall_across(law, [p['loss'] for p in law.fit_set]):.4f} "
@@ -273,6 +276,7 @@ def per_task(loss: pd.DataFrame, tasks: pd.DataFrame, loss_law: LossLaw, job: Pe
         pool = out_of_sample(job, loss, tasks, loss_law, task_laws)
         table, errors = wide_predictions(job, loss, tasks, loss_law, task_laws, pool)
         rows = tidy(table, task_laws, errors)
+        chain.check_predictions(rows, chain.row_names(rows, "task"), "per-task predictions")
     else:  # a study whose tasks are all noise at its sizes: the table is empty, the summary says why
         log.warning("no candidate task's error law fits on %s: no per-task prediction", job.backtest.loss.dataset)
         rows, errors = pd.DataFrame({column: pd.Series(dtype=bool if column in FLAGS else object if column in LABELS

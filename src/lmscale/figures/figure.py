@@ -11,8 +11,8 @@ from dataclasses import asdict
 from lmscale import jobs
 from lmscale.figures import isoflop, study, style, task_panels
 from lmscale.io import tables
-from lmscale.io.files import read_json
 from lmscale.jobs import FIGURE_INPUTS, FigureJob
+from lmscale.laws.law import LossLaw, read_law
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +54,8 @@ def main(args) -> None:
     elif job.kind == "calibration":
         figure = study.calibration(files["predictions"], files["summary"], job.dataset, job.valset)
     elif job.kind == "isoflop":
-        figure = isoflop.isoflop_figure(tables.read_loss_table(files["loss_table"]), read_json(files["loss_law"]),
-                                        job.dataset, job.valset, job.budgets)
+        figure = isoflop.isoflop_figure(tables.read_loss_table(files["loss_table"]),
+                                        read_law(files["loss_law"], LossLaw), job.dataset, job.valset, job.budgets)
     else:  # per-task
         figure = task_panels.draw(files["per_task"], files["summary"], job.dataset, job.valset)
     style.save(figure, args.out, job.dpi)

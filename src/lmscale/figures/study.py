@@ -17,7 +17,7 @@ from lmscale.figures import style
 from lmscale.figures.style import FIT_COLOUR, HELD_OUT_COLOUR
 from lmscale.io import tables
 from lmscale.io.files import read_json
-from lmscale.laws.law import ErrorLaw, LossLaw
+from lmscale.laws.law import ErrorLaw, LossLaw, read_law
 
 LAW_NAMES = {"loss": "loss", "err": "average error, selected tasks", "err_all": "average error, all tasks"}
 
@@ -52,7 +52,7 @@ def heatmap_panel(ax, table: pd.DataFrame, value: str, fit_column: str, max_perc
 
 
 def loss_heatmap(loss_table, loss_law, dataset, valset, max_percent, held_out=()):
-    table, _ = loss_predictions(tables.read_loss_table(loss_table), read_json(loss_law), dataset, valset)
+    table, _ = loss_predictions(tables.read_loss_table(loss_table), read_law(loss_law, LossLaw), dataset, valset)
     table = mark_held_out(table, list(held_out))
     figure, ax = plt.subplots(figsize=(7, 4))
     heatmap_panel(ax, table, "loss_rel_err", "in_loss_fit", max_percent,
@@ -82,7 +82,7 @@ def edge_colours(points: pd.DataFrame, fit_column: str) -> np.ndarray:
 
 
 def loss_vs_compute(loss_table, loss_law, dataset, valset, held_out=()):
-    law = LossLaw.from_json(read_json(loss_law))
+    law = read_law(loss_law, LossLaw)
     table, _ = loss_predictions(tables.read_loss_table(loss_table), law, dataset, valset)
     table = mark_held_out(table, list(held_out))
     table = table[~table["target"]]
@@ -114,7 +114,7 @@ def error_vs_loss(predictions, error_law, error_law_all, dataset, valset):
         (axes[0], "err", error_law, "selected tasks"),
         (axes[1], "err_all", error_law_all, "all tasks"),
     ):
-        law = ErrorLaw.from_json(read_json(law_path))
+        law = read_law(law_path, ErrorLaw)
         losses = np.linspace(table["loss"].min() * 0.95, table["loss"].max() * 1.05, 200)
         ax.plot(losses, law.predict(losses), color="black", lw=1, label="error law")
         for multiplier, colour in palette.items():

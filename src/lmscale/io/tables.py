@@ -69,6 +69,42 @@ def row_name(table: pd.DataFrame, position: int) -> str:
     return f"row {position + 1}"
 
 
+def rows_named(table: pd.DataFrame, positions) -> str:
+    """Rows of a table (positions) as a message names them: 'line 14', 'lines 40-51', 'lines 3, 9 and 15'
+    for rows read from a file; 'row 3' for a table built in memory (as row_name)."""
+    positions = [int(p) for p in positions]
+    if not positions:
+        return "no row"
+    if LINE not in table.columns:
+        numbers, word = [p + 1 for p in positions], "row"
+    else:
+        numbers, word = [int(table[LINE].iloc[p]) for p in positions], "line"
+    numbers = sorted(numbers)
+    if len(numbers) == 1:
+        return f"{word} {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{word}s {numbers[0]}-{numbers[-1]}"
+    if len(numbers) > 4:
+        return f"{word}s {', '.join(map(str, numbers[:3]))} and {len(numbers) - 3} more"
+    return f"{word}s {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+
+
+def rows_of(table: pd.DataFrame, dataset: str, model: str, **labels) -> list[int]:
+    """The positions of the rows of `model` in `dataset` (and the `labels` given: valset, or task
+    among a list of tasks)."""
+    match = (table["dataset"].astype(str) == str(dataset)) & (table["model"].astype(str) == str(model))
+    for column, value in labels.items():
+        match &= table[column].isin(value if isinstance(value, (list, tuple, set)) else [value])
+    return [int(p) for p in np.flatnonzero(match.to_numpy())]
+
+
+def lines_in_file(path, dataset: str, model: str, **labels) -> str:
+    """The lines of the table file `path` (as a person wrote it: read again with its line numbers)
+    that hold `model` of `dataset` (rows_of), as a message names them ('line 14')."""
+    raw = read_table(path, ["model", "dataset", *labels])
+    return rows_named(raw, rows_of(raw, dataset, model, **labels))
+
+
 def _show(value) -> str:
     """A cell as a message quotes it: numbers plainly (1e+08), anything else in quotes."""
     return f"{value:g}" if isinstance(value, (int, float, np.number)) else repr(str(value))

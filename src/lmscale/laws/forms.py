@@ -205,10 +205,35 @@ def outside_region(params: dict, region: dict[str, tuple[str, float]]) -> list[s
         except (TypeError, ValueError):
             found.append(f"{name} = {value!r}, not a number")
             continue
-        inside = np.isfinite(number) and (number >= bound if relation == ">=" else number > bound)
-        if not inside:
+        if not inside_bound(number, relation, bound):
             found.append(f"{name} = {number:.4g}, not {relation} {bound:g}")
     return found
+
+
+def inside_bound(number: float, relation: str, bound: float) -> bool:
+    """Whether `number` keeps one bound of a region (">=" or ">" `bound`); nan and inf never do."""
+    return bool(np.isfinite(number) and (number >= bound if relation == ">=" else number > bound))
+
+
+def region_bounds(region: dict[str, tuple[str, float]]) -> str:
+    """A region in words, as a refusal states it: "E >= 0, a >= 0, b >= 0, eta > 0"."""
+    return ", ".join(f"{name} {relation} {bound:g}" for name, (relation, bound) in region.items())
+
+
+def outside_counts(samples: list[dict], region: dict[str, tuple[str, float]]) -> dict[str, int]:
+    """How many of `samples` (refits, each its parameters by name) break each bound of `region`,
+    as "E < 0" -> count, for the bounds some sample breaks."""
+    counts = {}
+    for name, (relation, bound) in region.items():
+        count = 0
+        for sample in samples:
+            try:
+                count += not inside_bound(float(sample.get(name)), relation, bound)
+            except (TypeError, ValueError):
+                count += 1
+        if count:
+            counts[f"{name} {'<' if relation == '>=' else '<='} {bound:g}"] = count
+    return counts
 
 
 def loss_form(name: str) -> LossForm:

@@ -11,17 +11,53 @@ is looked up once, here: no code outside `lmscale.laws` asks a law which form it
 
 Like lmfit's ModelResult, a law is read-only; its record can be read as a mapping too
 (`law["fit_set"]`, `{**law}`), as the JSON it is.
+
+A law is valid or refused: one outside its form's physical region (`Law.problems`) is refused in one
+line (`LawError`) by the fit job that fitted it (lmscale.analysis.fits.check_fitted) and by every
+stage that reads it from a file (`read_law`), which predicts nothing from it.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lmscale.io.files import read_json
 from lmscale.laws import forms
+
+
+@dataclass(frozen=True)
+class FitPoint:
+    """A fit point as a refusal names it: its model, where its value was read (`source`: a table's
+    file, or the table itself; `row`: "line 14", "row 3", "lines 40-51") and how far off the law
+    it lies ("4.1 sd off the law")."""
+
+    model: str
+    source: str
+    row: str
+    off: str
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.source}, {self.row}: {self.off})"
+
+
+class LawError(ValueError):
+    """A law outside its form's physical region (or a prediction no law inside it makes), refused in
+    one line: what is outside, for a fitted law its farthest fit point (`point`, the one a damaged
+    row most likely is), and what to do."""
+
+    def __init__(self, statement: str, point: FitPoint | None = None, fix: str = ""):
+        super().__init__(statement)
+        self.statement, self.point, self.fix = statement, point, fix
+
+    def __str__(self) -> str:
+        farthest = [f"its farthest fit point is {self.point}"] if self.point is not None else []
+        return "; ".join([self.statement, *farthest, *([self.fix] if self.fix else [])])
 
 
 class Law(Mapping):
@@ -92,6 +128,7 @@ class Law(Mapping):
 
     region: dict[str, tuple[str, float]] = {}  # the law's physical region (forms.outside_region)
     equation = "the law"  # how a refusal names it
+    kind = "law"  # "loss law", "error law": how a message names it
 
     def problems(self, params: Mapping[str, float] | None = None) -> list[str]:
         """What puts the law (or a refit's `params`) outside its form's physical region, one phrase
@@ -101,6 +138,27 @@ class Law(Mapping):
     def refits_outside(self) -> int:
         """How many bootstrap refits lie outside the region."""
         return sum(bool(self.problems(sample)) for sample in self.samples())
+
+    def check(self, where: str) -> Law:
+        """The law itself if it lies inside its form's region; else LawError naming `where` (the
+        file it was read from), the parameters outside and the region: no stage predicts from it."""
+        problems = self.problems()
+        if problems:
+            raise LawError(f"{where}: {' and '.join(problems)}: this {self.kind} lies outside {self.equation}'s "
+                           f"region ({forms.region_bounds(self.region)}), so nothing is predicted from it",
+                           fix="fit it again (the fit refuses such a law, naming its farthest fit point) or "
+                               "restore the file")
+        return self
+
+    def refits_outside_note(self) -> str:
+        """The bootstrap refits outside the region, as a fit's log line reports them ("12 of 200
+        bootstrap refits lie outside Eq. 4's region (E < 0: 12); kept"); empty when none is."""
+        samples = self.samples()
+        outside = self.refits_outside()
+        if not outside:
+            return ""
+        counts = ", ".join(f"{bound}: {count}" for bound, count in forms.outside_counts(samples, self.region).items())
+        return f"{outside} of {len(samples)} bootstrap refits lie outside {self.equation}'s region ({counts}); kept"
 
     def samples(self) -> list[dict[str, float]]:
         """The bootstrap refits, each as its parameters by name (none for a law fitted without them)."""
@@ -125,6 +183,8 @@ class LossLaw(Law):
     def __init__(self, record: Mapping):
         super().__init__(record)
         object.__setattr__(self, "form", forms.loss_form(record["form"]))
+
+    kind = "loss law"
 
     @property
     def region(self) -> dict[str, tuple[str, float]]:
@@ -191,6 +251,7 @@ class ErrorLaw(Law):
     names = forms.ERROR_PARAMS
     region = forms.ERROR_REGION
     equation = "Eq. 5"
+    kind = "error law"
 
     @classmethod
     def given(cls, params: Mapping[str, float]) -> ErrorLaw:
@@ -225,3 +286,23 @@ class ErrorLaw(Law):
 def loss_parameters(form: str) -> tuple[str, ...]:
     """The parameters of the loss form named `form` (a fit set needs at least as many runs)."""
     return forms.loss_form(form).params
+
+
+def read_law(path: str | Path, kind: type[Law]) -> Law:
+    """The law a fit wrote to `path`, as `kind` (LossLaw, ErrorLaw), checked (`Law.check`): a file
+    that holds no such law, or a law outside its form's region, is refused in one line naming the
+    file. Every stage that predicts from a law file reads it here."""
+    record = read_json(path)
+    needed = ("params", "form") if kind is LossLaw else ("params",)
+    if not isinstance(record, dict) or not all(key in record for key in needed) or not isinstance(
+            record["params"], dict):
+        raise LawError(f"{path}: not a {kind.kind} file (it needs {' and '.join(map(repr, needed))}, as the fit "
+                       "writes them)")
+    try:
+        law = kind.from_json(record)
+    except ValueError as error:  # a form no longer known
+        raise LawError(f"{path}: {error}") from None
+    if not set(law.names) & set(law.params):  # another law's file (an error law's for a loss law's)
+        raise LawError(f"{path}: not a {kind.kind} file: its parameters are {', '.join(law.params)}, a {kind.kind}'s "
+                       f"{', '.join(law.names)}")
+    return law.check(str(path))

@@ -72,6 +72,8 @@ def compute_optimal_run(law: Chinchilla, C: float) -> tuple[float, float]:
     """The (N, D) of least loss among runs of compute C = 6 N D (closed form)."""
     x = C / 6.0
     N = split_constant(law) * x ** (law.beta / (law.alpha + law.beta))
+    if np.ndim(N) == 0 and not (np.isfinite(N) and N > 0):  # a refit whose optimum under- or overflows: no run
+        return float("nan"), float("nan")
     return N, x / N
 
 

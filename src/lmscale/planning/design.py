@@ -39,6 +39,17 @@ class PlanError(ValueError):
     """A plan that cannot be made (a budget too small for any valid fit set)."""
 
 
+class BudgetError(PlanError):
+    """A budget below the cheapest valid fit set: the budget, that set's cost and its runs' names
+    (`size_M<M>`), so that the command can name the config key it came from."""
+
+    def __init__(self, budget: float, least: float, runs: list[str], needs: FitNeeds):
+        self.budget, self.least, self.runs, self.needs = budget, least, runs, needs
+        super().__init__(f"a budget of {budget:.4g} buys no valid fit set ({needs.runs} runs, {needs.sizes} sizes, "
+                         f"{needs.multipliers} multipliers, at most {needs.per_size} a size); the smallest budget "
+                         f"that works is {least:.4g}: {', '.join(runs)}")
+
+
 @dataclass(frozen=True)
 class Prior:
     """What the planner knows before any run of the plan is trained."""
@@ -128,9 +139,15 @@ def prior_from_law(law: LossLaw, model_error: dict, replicate_sd: float | None, 
 def given_prior(form: str, params: dict, noise_sd: float | None) -> Prior:
     """A law given by hand (one fitted elsewhere, such as to a published testbed): a run's noise
     is `noise_sd`, and the model error nothing beyond it, as nothing was backtested."""
-    wanted = LossLaw.given(form, params).names
+    law = LossLaw.given(form, params)
+    wanted = law.names
     if sorted(params) != sorted(wanted):
         raise PlanError(f"params {params}: the {form} law's parameters are {', '.join(wanted)}; give each once")
+    outside = law.problems()
+    if outside:
+        region = ", ".join(f"{name} {relation} {bound:g}" for name, (relation, bound) in law.region.items())
+        raise PlanError(f"params {'; '.join(outside)}: outside the {form} law's region ({region}); give "
+                        f"parameters inside it, such as those of a law fitted to a testbed")
     if noise_sd is None:
         raise PlanError("a law given without its fit points' noise needs one run's loss sd, in log units "
                         "(plan.default_noise_sd, e.g. 0.01)")
@@ -325,12 +342,75 @@ def problem(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, budge
     )
 
 
+def run_names(runs: pd.DataFrame) -> list[str]:
+    """Each run's name as plan.csv gives it: size_M<M>."""
+    return [f"{size}_M{m:g}" for size, m in zip(runs["size"], runs["M"])]
+
+
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
+def needs_text(needs: FitNeeds, capped: bool = True) -> str:
+    """What a fit needs, in words: "5 runs over 2 sizes and 2 multipliers, at most 3 a size"."""
+    text = f"{_count(needs.runs, 'run')} over {_count(needs.sizes, 'size')} and {_count(needs.multipliers, 'multiplier')}"
+    return text + (f", at most {needs.per_size} a size" if capped else "")
+
+
+def shortfall(candidates: pd.DataFrame, needs: FitNeeds, note: str = "") -> str:
+    """Why no set of `candidates` meets `needs`, in one line naming plan.fit_needs, what the
+    candidates lack and the fix; `note` tells of the candidates left out before (such as "; 6
+    more lie where the prior law misses by more than a run's noise")."""
+    counts = candidates["size"].astype(str).value_counts()
+    capped = needs.per_size < len(candidates)
+    have = {"run": int(np.minimum(counts, needs.per_size).sum()), "size": len(counts),
+            "multiplier": int(np.unique(np.round(candidates["M"].to_numpy(float), 9)).size)}
+    asked = {"run": needs.runs, "size": needs.sizes, "multiplier": needs.multipliers}
+    short = [_count(have[key], key) + (f" (at most {needs.per_size} a size)" if key == "run" and capped else "")
+             for key in asked if have[key] < asked[key]]
+    names = run_names(candidates)
+    listed = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    short = ", ".join(short[:-1]) + " and " + short[-1] if len(short) > 1 else "".join(short)
+    if not names:
+        found = f"no candidate run is left{note}"
+    elif short:
+        found = f"the {_count(len(names), 'candidate run')} ({listed}{note}) hold only {short}"
+    else:
+        found = f"no set of the {_count(len(names), 'candidate run')} ({listed}{note}) meets all of it at once"
+    return (f"plan.fit_needs asks for {needs_text(needs, capped)}, but {found}; add candidate runs "
+            "(plan.candidates.sizes, plan.candidates.multipliers) or lower plan.fit_needs")
+
+
+def _cheapest(posed: Problem, candidates: pd.DataFrame, needs: FitNeeds, seconds: float, note: str
+              ) -> tuple[float, np.ndarray]:
+    chosen = solver.cheapest_set(posed, seconds) if len(candidates) else None
+    if chosen is None:
+        raise PlanError(shortfall(candidates, needs, note))
+    return float(sum(c for c, kept in zip(posed.cost, chosen) if kept)), chosen
+
+
+def cheapest_runs(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, needs: FitNeeds,
+                  limits: SolverLimits, note: str = "") -> tuple[float, np.ndarray]:
+    """The least a valid fit set of the candidates costs, and that set (a mask); PlanError naming
+    what they lack where no set of them meets `needs` (`note`: as `shortfall`'s)."""
+    posed = problem(candidates, prior, targets, np.inf, needs, 1) if len(candidates) else None
+    return _cheapest(posed, candidates, needs, limits.seconds, note)
+
+
+def cheapest_without_law(candidates: pd.DataFrame, needs: FitNeeds, seconds: float) -> tuple[float, np.ndarray]:
+    """`cheapest_runs` before any law is known (when the workflow is planned): what a fit needs
+    asks nothing of the law, and the model error's extremes, which do, bound no set's cost."""
+    count = len(candidates)
+    posed = Problem(gradients=np.zeros((count, 0)), target_gradients=np.zeros((0, 0)), variance=1.0,
+                    shared=np.zeros((count, 0)), cost=candidates["cost"].to_numpy(float), budget=np.inf,
+                    sizes=candidates["size"].astype(str).to_numpy(), multipliers=candidates["M"].to_numpy(float),
+                    scale=0.0, extremes=(), needs=(needs.runs, needs.sizes, needs.multipliers, needs.per_size))
+    return _cheapest(posed, candidates, needs, seconds, "")
+
+
 def smallest_budget(candidates: pd.DataFrame, prior: Prior, targets: pd.DataFrame, needs: FitNeeds,
                     limits: SolverLimits) -> float:
-    cheapest = solver.cheapest(problem(candidates, prior, targets, np.inf, needs, 1), limits.seconds)
-    if cheapest is None:
-        raise PlanError(f"no set of the {len(candidates)} candidate runs meets what a fit needs ({needs})")
-    return cheapest
+    return cheapest_runs(candidates, prior, targets, needs, limits)[0]
 
 
 def plan(candidates: pd.DataFrame, prior: Prior, targets, budget: float, needs: FitNeeds, seeds: list[int],
@@ -345,11 +425,11 @@ def plan(candidates: pd.DataFrame, prior: Prior, targets, budget: float, needs: 
                  "from (%s)", (~usable).sum(), len(usable), prior.noise_sd,
                  ", ".join(f"{s}_M{m:g}" for s, m in zip(candidates["size"][~usable], candidates["M"][~usable])))
     given, candidates = candidates, candidates[usable].reset_index(drop=True)
-    least = smallest_budget(candidates, prior, targets, needs, limits)
+    left = int((~usable).sum())
+    note = f"; {left} more lie where the prior law misses by more than a run's noise" if left else ""
+    least, cheapest = cheapest_runs(candidates, prior, targets, needs, limits, note)
     if budget < least * (1 - 1e-9):
-        raise PlanError(f"a budget of {budget:.4g} buys no valid fit set ({needs.runs} runs, {needs.sizes} sizes, "
-                        f"{needs.multipliers} multipliers, at most {needs.per_size} a size); the smallest budget that "
-                        f"works is {least:.4g}")
+        raise BudgetError(float(budget), least, run_names(candidates[cheapest]), needs)
     best = None
     for replicates in range(1, (len(seeds) if prior.seed_sd > 0 else 1) + 1):
         posed = problem(candidates, prior, targets, budget, needs, replicates)

@@ -187,13 +187,21 @@ def _spent(problem: Problem, w):
     return pulp.lpSum(float(c / unit) * v for c, v in zip(problem.cost, w)), unit
 
 
-def cheapest(problem: Problem, seconds: float) -> float | None:
-    """The least a valid fit set costs (None: none exists among the candidates)."""
+def cheapest_set(problem: Problem, seconds: float) -> np.ndarray | None:
+    """The cheapest valid fit set, a mask of the candidates (None: none exists among them)."""
     model, w, _ = feasible_model(problem)
     model += _spent(problem, w)[0]
     if _cbc(model, seconds) != "Optimal":
         return None
-    return float(sum(c for c, v in zip(problem.cost, w) if v.value() > 0.5))
+    return np.array([v.value() > 0.5 for v in w], bool)
+
+
+def cheapest(problem: Problem, seconds: float) -> float | None:
+    """The least a valid fit set costs (None: none exists among the candidates)."""
+    chosen = cheapest_set(problem, seconds)
+    if chosen is None:
+        return None
+    return float(sum(c for c, kept in zip(problem.cost, chosen) if kept))
 
 
 def add_cuts(model, tau, w, x, problem: Problem, chosen: np.ndarray, unit: float) -> None:
