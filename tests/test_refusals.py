@@ -61,7 +61,7 @@ def test_a_nested_config_value_is_typed_and_merged_as_a_config_file_would_be():
     entries = ["fit={bootstrap: 50, method: huber, huber_delta: 1.0e-3}", "replicate_seeds=[1, 2]",
                "train={compile: on, lr: 0.02}", "threshold=15", "targets=[{name: big, N: 1.0e+6, M: 20}]"]
     config = as_snakemake_reads(smoke, entries)
-    assert config["fit"] == {"bootstrap": 50, "method": "huber", "huber_delta": 1e-3}
+    assert config["fit"] == {**smoke["fit"], "bootstrap": 50, "method": "huber", "huber_delta": 1e-3}
     assert config["replicate_seeds"] == [1, 2] and config["threshold"] == 15
     assert config["train"] == {**smoke["train"], "compile": True, "lr": 0.02}  # merged: its other keys kept
     assert config["targets"] == [{"name": "big", "N": 1e6, "M": 20}]
@@ -70,7 +70,8 @@ def test_a_nested_config_value_is_typed_and_merged_as_a_config_file_would_be():
     # A name stays a name (YAML would read `on` as true); a later entry for a key replaces an earlier one.
     assert as_snakemake_reads(smoke, ["study=on"])["study"] == "on"
     assert as_snakemake_reads(smoke, ["fit={bootstrap: 5}", "fit=7"])["fit"] == 7
-    assert as_snakemake_reads(smoke, ["fit={bootstrap: 5}", "fit={seed: 3}"])["fit"] == {"bootstrap": 5, "seed": 3}
+    assert as_snakemake_reads(smoke, ["fit={bootstrap: 5}", "fit={seed: 3}"])["fit"] == {
+        **smoke["fit"], "bootstrap": 5, "seed": 3}
 
 
 def test_a_config_value_that_is_not_yaml_is_refused_in_one_line():
