@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lmscale.laws import forms, uncertainty
+from lmscale.laws import fitting, forms, uncertainty
 
 
 def cpu() -> str:
@@ -42,15 +42,15 @@ def main() -> None:
     L = points["loss"].to_numpy(float)
 
     started = time.perf_counter()
-    fitted = forms.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
+    fitted = fitting.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
     cold_seconds = time.perf_counter() - started
     form = forms.loss_form("chinchilla")
     center = form.predict(fitted, N, D)
     noise = uncertainty.point_noise(list(zip(N, D)), np.log(L), np.log(center), len(form.params), robust=True)
     start = [tuple(fitted[p] for p in form.params)]
     started = time.perf_counter()
-    refits = forms.parametric_bootstrap(
-        lambda drawn: forms.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3, starts=start),
+    refits = fitting.parametric_bootstrap(
+        lambda drawn: fitting.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3, starts=start),
         center, noise.sd, args.refits, seed=0, relative=True)
     seconds = time.perf_counter() - started
     print(f"CPU: {cpu()}, one process")
@@ -58,7 +58,7 @@ def main() -> None:
     print(f"{len(L):>8} {cold_seconds:>13.2f} {args.refits:>7} {len(refits):>5} {seconds:>10.1f} "
           f"{1000 * seconds / args.refits:>15.1f}")
     for name in form.params:
-        low, high = forms.interval([fit[name] for fit in refits])
+        low, high = fitting.interval([fit[name] for fit in refits])
         print(f"  {name:>6} {fitted[name]:.4g} [{low:.4g}, {high:.4g}]")
 
 

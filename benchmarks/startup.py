@@ -51,8 +51,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--commands", nargs="+", default=COMMANDS, choices=COMMANDS, help="some of them only")
     args = parser.parse_args()
-    print(f"| command | before: median (min) ms | after: median (min) ms | after/before | modules before -> after "
-          f"| heavy imports after |")
+    print("| command | before: median (min) ms | after: median (min) ms | after/before | modules before -> after "
+          "| heavy imports after |")
     print("|---|---|---|---|---|---|")
     for command in args.commands:
         times: dict[str, list[float]] = {"before": [], "after": []}

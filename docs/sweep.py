@@ -39,8 +39,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "mini"
 SWEEP = RESULTS / "sweep"

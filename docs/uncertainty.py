@@ -26,10 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
-from lmscale.laws import (
-    forms,  # noqa: E402
-    uncertainty,  # noqa: E402
-)
+from lmscale.laws import fitting, forms, uncertainty  # noqa: E402
 
 NAMES = ("E", "A", "B", "alpha", "beta")
 
@@ -46,7 +43,7 @@ def stopped_refit(arguments):
 
 def cold_refit(arguments):
     N, D, L = arguments
-    return forms.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
+    return fitting.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
 
 
 def main() -> None:
@@ -59,13 +56,13 @@ def main() -> None:
     N = points["Model Size"].to_numpy(float)
     D = points["Training FLOP"].to_numpy(float) / (6 * N)
     L = points["loss"].to_numpy(float)
-    fitted = forms.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
+    fitted = fitting.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
     form = forms.loss_form("chinchilla")
     center = form.predict(fitted, N, D)
     noise = uncertainty.point_noise(list(zip(N, D)), np.log(L), np.log(center), 5, robust=True)
     draws = []
-    now = forms.parametric_bootstrap(
-        lambda drawn: draws.append(drawn) or forms.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3,
+    now = fitting.parametric_bootstrap(
+        lambda drawn: draws.append(drawn) or fitting.fit_loss_law("chinchilla", N, D, drawn, "huber", 1e-3,
                                                               starts=[tuple(fitted[p] for p in NAMES)]),
         center, noise.sd, args.draws, seed=0, relative=True)
     start = forms._to_huber_start(form, fitted)

@@ -133,7 +133,7 @@ NOT_THE_CONFIG = {
     ("data/documents.py", "include"): "a stdlib source's globs, which have no schema default (tasks.include does)",
     ("data/documents.py", "exclude"): "a stdlib source's globs, which have no schema default (tasks.exclude does)",
     ("io/importers.py", "name"): "a published model record's name",
-    ("laws/forms.py", "bootstrap"): "a fitted law's bootstrap block",
+    ("laws/fitting.py", "bootstrap"): "a fitted law's bootstrap block",
     ("laws/law.py", "bootstrap"): "a fitted law's bootstrap block",
 }
 # Parameters named like a setting that no setting reaches (file, function, parameter: what it is).

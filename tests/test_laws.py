@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmscale.laws import forms
+from lmscale.laws import fitting, forms
 
 TRUE_GADRE = {"E": 1.84, "a": 212.0, "b": 367.0, "eta": 0.136}
 TRUE_CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -31,7 +31,7 @@ def assert_within(fitted: dict, truth: dict, rel: float):
 def test_loss_law_recovers_exact_parameters(form, truth, method):
     N, D = synthetic_grid()
     L = forms.loss_form(form).predict(truth, N, D)
-    assert_within(forms.fit_loss_law(form, N, D, L, method, HUBER_DELTA), truth, rel=1e-3)
+    assert_within(fitting.fit_loss_law(form, N, D, L, method, HUBER_DELTA), truth, rel=1e-3)
 
 
 @pytest.mark.parametrize("method", ["least_squares", "huber"])
@@ -42,7 +42,7 @@ def test_loss_law_recovers_parameters_under_noise(form, truth, method):
     rng = np.random.default_rng(0)
     # Multiplicative noise of 0.02% (a loss of 3 +- 0.0006), averaged over 20 seeds per run.
     L = forms.loss_form(form).predict(truth, N, D) * (1 + 2e-4 * rng.standard_normal(N.size))
-    assert_within(forms.fit_loss_law(form, N, D, L, method, HUBER_DELTA), truth, rel=0.01)
+    assert_within(fitting.fit_loss_law(form, N, D, L, method, HUBER_DELTA), truth, rel=0.01)
 
 
 def test_gadre_form_is_chinchilla_with_tied_exponents():
@@ -62,7 +62,7 @@ def test_error_law_recovers_parameters(noise):
     truth = {"eps": 0.857, "k": 2.21, "gamma": 0.715}
     L = np.repeat(np.linspace(2.3, 6.0, 30), 20)
     err = forms.error_law(L, **truth) + noise * np.random.default_rng(1).standard_normal(L.size)
-    assert_within(forms.fit_error_law(L, err), truth, rel=0.01)
+    assert_within(fitting.fit_error_law(L, err), truth, rel=0.01)
 
 
 def test_bootstrap_interval_covers_truth_and_shrinks_with_more_points():
@@ -72,11 +72,11 @@ def test_bootstrap_interval_covers_truth_and_shrinks_with_more_points():
     for points in (8, 64):
         L = np.linspace(2.3, 6.0, points)
         err = forms.error_law(L, **truth) + 0.005 * rng.standard_normal(points)
-        fitted = forms.fit_error_law(L, err)
+        fitted = fitting.fit_error_law(L, err)
         start = [tuple(fitted[p] for p in forms.ERROR_PARAMS)]
-        fits = forms.parametric_bootstrap(lambda drawn: forms.fit_error_law(L, drawn, starts=start),
+        fits = fitting.parametric_bootstrap(lambda drawn: fitting.fit_error_law(L, drawn, starts=start),
                                          forms.error_law(L, **fitted), 0.005, 100, seed=0, relative=False)
-        low, high = forms.interval([f["eps"] for f in fits])
+        low, high = fitting.interval([f["eps"] for f in fits])
         assert low <= truth["eps"] <= high
         widths.append(high - low)
     assert widths[1] < widths[0]
@@ -84,9 +84,9 @@ def test_bootstrap_interval_covers_truth_and_shrinks_with_more_points():
 
 def test_unknown_form_and_method_are_named():
     with pytest.raises(ValueError, match="unknown loss law form 'kaplan'"):
-        forms.fit_loss_law("kaplan", [1e7], [1e9], [3.0], "least_squares", HUBER_DELTA)
+        fitting.fit_loss_law("kaplan", [1e7], [1e9], [3.0], "least_squares", HUBER_DELTA)
     with pytest.raises(ValueError, match="unknown fitting method 'adam'"):
-        forms.fit_loss_law("gadre", [1e7] * 5, [1e9] * 5, [3.0] * 5, method="adam", huber_delta=HUBER_DELTA)
+        fitting.fit_loss_law("gadre", [1e7] * 5, [1e9] * 5, [3.0] * 5, method="adam", huber_delta=HUBER_DELTA)
 
 
 @pytest.mark.testbed
@@ -97,6 +97,6 @@ def test_huber_fit_reproduces_epoch_chinchilla_replication(chinchilla_epoch2024)
     points = points.sort_values("loss").iloc[:-5]
     N = points["Model Size"].to_numpy(float)
     D = points["Training FLOP"].to_numpy(float) / (6 * N)
-    fitted = forms.fit_loss_law("chinchilla", N, D, points["loss"].to_numpy(float), method="huber",
+    fitted = fitting.fit_loss_law("chinchilla", N, D, points["loss"].to_numpy(float), method="huber",
                                huber_delta=HUBER_DELTA)
     assert_within(fitted, {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}, rel=0.01)

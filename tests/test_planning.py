@@ -18,8 +18,8 @@ import yaml
 from lmscale import config as lmconfig
 from lmscale.figures import plan_grid
 from lmscale.io import importers
-from lmscale.laws import forms, uncertainty
-from lmscale.planning import design, retrospective, solver
+from lmscale.laws import fitting, forms, uncertainty
+from lmscale.planning import design, priors, retrospective, solver
 from lmscale.planning.solver import Extreme, Problem
 from tests.conftest import REPO, shared_testbed
 
@@ -106,12 +106,12 @@ def test_the_law_variance_with_a_shared_miss_is_the_generalised_least_squares_on
     a size it is the independent runs' with noise v + tau^2."""
     v, tau = 1e-4, np.sqrt(3e-4)
     table = pd.DataFrame({"size": ["a", "a", "b", "b"], "M": [10.0, 20.0, 20.0, 80.0]})
-    shared = design.Prior("gadre", GADRE, 0.02, 0.0, 0.0, tau, length, "test", None, (), ())
-    loadings = design.shared_loadings(shared, table)
+    shared = priors.Prior("gadre", GADRE, 0.02, 0.0, 0.0, tau, length, "test", None, (), ())
+    loadings = priors.shared_loadings(shared, table)
     posed = replace(shared_problem(0.0, x=(0.0, 1.0, 2.0, 3.0)), shared=loadings)
     chosen = np.array(chosen)
     x, same = np.log(table["M"].to_numpy())[chosen], (table["size"].to_numpy()[:, None] == table["size"].to_numpy())
-    covariance = v * np.eye(chosen.sum()) + tau**2 * same[np.ix_(chosen, chosen)] * design.kernel(x, length)
+    covariance = v * np.eye(chosen.sum()) + tau**2 * same[np.ix_(chosen, chosen)] * priors.kernel(x, length)
     g, c = posed.gradients[chosen], posed.target_gradients[0]
     direct = c @ np.linalg.solve(g.T @ np.linalg.solve(covariance, g), c)
     assert solver.law_sd(posed, chosen.astype(float))[0][0] ** 2 == pytest.approx(direct, rel=1e-6)
@@ -124,7 +124,7 @@ def drawn_residuals(own, shared, length, sizes, seed):
     x = np.tile(np.log(10.0 * 2.0 ** np.arange(7)), sizes)
     labels = np.repeat([f"s{i}" for i in range(sizes)], 7)
     same = labels[:, None] == labels[None, :]
-    covariance = own * np.eye(len(x)) + shared * same * design.kernel(x, length)
+    covariance = own * np.eye(len(x)) + shared * same * priors.kernel(x, length)
     return np.random.default_rng(seed).multivariate_normal(np.zeros(len(x)), covariance), labels, x
 
 
@@ -132,13 +132,13 @@ def test_the_shared_miss_is_found_where_it_was_drawn_and_not_where_none_was():
     """Residuals drawn from the model (own 0.5%, shared 1%, length 1 in log M; 30 sizes) give
     back its parameters; drawn independently, no share worth the name; two sizes are too few."""
     residuals, sizes, x = drawn_residuals(0.005**2, 0.01**2, 1.0, 30, 0)
-    own, shared, length = design.shared_miss(residuals, sizes, x)
+    own, shared, length = priors.shared_miss(residuals, sizes, x)
     assert np.sqrt([own, shared]) == pytest.approx([0.005, 0.01], rel=0.15)
     assert length == pytest.approx(1.0, rel=0.25)
     independent, sizes, x = drawn_residuals(0.01**2, 0.0, 1.0, 30, 1)
-    own, shared, _ = design.shared_miss(independent, sizes, x)
+    own, shared, _ = priors.shared_miss(independent, sizes, x)
     assert shared / (own + shared) < 0.05
-    assert design.shared_miss(residuals[:14], sizes[:14], x[:14]) is None
+    assert priors.shared_miss(residuals[:14], sizes[:14], x[:14]) is None
 
 
 # ---------------------------------------------------------------- a small study
@@ -151,14 +151,14 @@ def candidates() -> pd.DataFrame:
     return pd.DataFrame({"size": sizes, "N": N, "M": M, "D": M * N, "cost": 6 * N * M * N})
 
 
-def prior(**model_error) -> design.Prior:
+def prior(**model_error) -> priors.Prior:
     rows = candidates().iloc[[1, 5, 9, 3]]  # the prior's fit set: each size at M = 20, s1 at M = 80
     law = {"form": "gadre", "params": GADRE, "noise": {"sd": [0.005] * 4, "source": "residuals"},
            "fit_set": [{"N": n, "D": d} for n, d in zip(rows["N"], rows["D"])]}
     error = {"scale": 0.004, "slopes": {d: 0.0 for d in uncertainty.LOSS_DIRECTIONS},
              "seen": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, "residuals": 30, "floor": 0.0,
              "powers": {d: 1.0 for d in uncertainty.LOSS_DIRECTIONS}, **model_error}
-    return design.prior_from_law(law, error, None, None)
+    return priors.prior_from_law(law, error, None, None)
 
 
 def test_the_prior_takes_the_shared_part_of_a_runs_noise_from_its_backtest():
@@ -169,12 +169,12 @@ def test_the_prior_takes_the_shared_part_of_a_runs_noise_from_its_backtest():
     table = pd.DataFrame({"law": "loss", "step": 0, "residual": residuals, "size": sizes, "M": np.exp(x),
                           "N": 1e7, "D": 1e7 * np.exp(x)})
     quiet = replace(prior(), points_sd=0.001)
-    known = design.with_shared_miss(quiet, table)
+    known = priors.with_shared_miss(quiet, table)
     assert known.noise_sd == quiet.noise_sd == 0.005
     assert 0.5 < known.shared_sd**2 / known.noise_sd**2 <= 1 - 0.2**2 and np.isfinite(known.shared_length)
-    assert design.with_shared_miss(replace(prior(), points_sd=0.004), table).shared_sd == pytest.approx(0.003)
-    assert design.with_shared_miss(quiet, table.iloc[:14]).shared_sd == 0.0
-    assert design.with_shared_miss(quiet, None).shared_sd == 0.0
+    assert priors.with_shared_miss(replace(prior(), points_sd=0.004), table).shared_sd == pytest.approx(0.003)
+    assert priors.with_shared_miss(quiet, table.iloc[:14]).shared_sd == 0.0
+    assert priors.with_shared_miss(quiet, None).shared_sd == 0.0
 
 
 TARGETS = [{"name": "big", "N": 4e8, "M": 20.0}, {"name": "overtrained", "N": 1e8, "M": 160.0}]
@@ -200,7 +200,7 @@ def smallest_valid_cost(table: pd.DataFrame, needs: design.FitNeeds) -> float:
 def test_too_small_a_budget_fails_naming_the_smallest_that_works():
     table = candidates()
     least = smallest_valid_cost(table, NEEDS)
-    with pytest.raises(design.PlanError) as failure:
+    with pytest.raises(priors.PlanError) as failure:
         design.plan(table, prior(), TARGETS, 0.99 * least, NEEDS, [0], LIMITS)
     message = str(failure.value)
     assert "\n" not in message
@@ -218,7 +218,7 @@ def test_candidates_too_few_for_a_fit_are_named_in_one_line_with_those_where_the
     left cannot give 5 runs over 2 multipliers, and the line says so, and of the three left out."""
     fast = prior(slopes={"M_below": 0.05, "M_above": 0.0, "C_above": 0.0})
     table = candidates()[lambda t: t["M"] <= 20].reset_index(drop=True)
-    with pytest.raises(design.PlanError) as failure:
+    with pytest.raises(priors.PlanError) as failure:
         design.plan(table, fast, TARGETS, 1e30, NEEDS, [0], LIMITS)
     assert str(failure.value) == (
         "plan.fit_needs asks for 5 runs over 2 sizes and 2 multipliers, but the 3 candidate runs (s1_M20, s2_M20, "
@@ -226,7 +226,7 @@ def test_candidates_too_few_for_a_fit_are_named_in_one_line_with_those_where_the
         "add candidate runs (plan.candidates.sizes, plan.candidates.multipliers) or lower plan.fit_needs")
 
 
-def shared_prior() -> design.Prior:
+def shared_prior() -> priors.Prior:
     """The small study's prior with most of a run's noise shared along M within a size."""
     return replace(prior(), shared_sd=0.004, shared_length=1.0)
 
@@ -285,8 +285,8 @@ def test_runs_where_the_law_misses_are_not_chosen_from():
     """A model error growing fast below the prior's smallest M (20): the runs at M = 10 miss by
     more than a run's noise and are left out; with no growth every candidate is eligible."""
     fast = prior(slopes={"M_below": 0.05, "M_above": 0.0, "C_above": 0.0})
-    assert design.eligible(fast, candidates()).tolist() == [m != 10 for m in candidates()["M"]]
-    assert design.eligible(prior(), candidates()).all()
+    assert priors.eligible(fast, candidates()).tolist() == [m != 10 for m in candidates()["M"]]
+    assert priors.eligible(prior(), candidates()).all()
     planned = design.plan(candidates(), fast, TARGETS, 1e18, NEEDS, [0], LIMITS)
     assert (planned.runs["M"] > 10).all()
 
@@ -313,10 +313,10 @@ def test_the_expected_interval_is_what_a_fit_of_the_planned_runs_gives_where_the
     runs, form, noise = planned.runs, forms.loss_form("gadre"), prior().noise_sd
     rng = np.random.default_rng(0)
     drawn = form.predict(GADRE, runs["N"], runs["D"]) * np.exp(noise * rng.standard_normal(len(runs)))
-    fitted = forms.fit_loss_law("gadre", runs["N"], runs["D"], drawn, "least_squares", 1e-3)
+    fitted = fitting.fit_loss_law("gadre", runs["N"], runs["D"], drawn, "least_squares", 1e-3)
     start = [tuple(fitted[p] for p in form.params)]
-    refits = forms.parametric_bootstrap(
-        lambda values: forms.fit_loss_law("gadre", runs["N"], runs["D"], values, "least_squares", 1e-3, starts=start),
+    refits = fitting.parametric_bootstrap(
+        lambda values: fitting.fit_loss_law("gadre", runs["N"], runs["D"], values, "least_squares", 1e-3, starts=start),
         form.predict(fitted, runs["N"], runs["D"]), noise, 200, 0, relative=True)
     targets = design.target_table(TARGETS)
     predicted = np.log([form.predict(r, targets["N"], targets["D"]) for r in refits])

@@ -13,7 +13,7 @@ from lmscale.analysis import chain, predict, rollout
 from lmscale.analysis.fits import fit_loss
 from lmscale.io import tables
 from lmscale.jobs import BacktestJob, FitLossJob, Point, PredictJob
-from lmscale.laws import forms, targets, uncertainty
+from lmscale.laws import fitting, forms, targets, uncertainty
 from tests.test_tables import chinchilla_tables
 from tests.test_uncertainty import synthetic_study
 
@@ -31,7 +31,7 @@ def law_with_refits(form: str, params: dict, spread: float, seed: int, count: in
     refits = [{name: value * (np.exp(spread * rng.standard_normal()) if name in ("a", "b", "A", "B", "k")
                               else 1 + spread / 10 * rng.standard_normal()) for name, value in params.items()}
               for _ in range(count)]
-    return {"form": form, **forms.fitted_law(dict(params), names, refits, count, seed)}
+    return {"form": form, **fitting.fitted_law(dict(params), names, refits, count, seed)}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_a_budget_buys_chinchillas_closed_form_optimum(chinchilla_law, C):
     assert row["N"] == pytest.approx(numeric_optimum_N(p, C), rel=1e-6)
     assert row["C"] == pytest.approx(C, rel=1e-12) and row["D"] == pytest.approx(C / (6 * row["N"]), rel=1e-12)
     # The optimum moves with the law: the interval is that of each refit's own optimum.
-    samples = forms.law_samples(chinchilla_law, forms.loss_form("chinchilla").params)
+    samples = fitting.law_samples(chinchilla_law, forms.loss_form("chinchilla").params)
     own = [targets.compute_optimal_run(targets.chinchilla_parameters("chinchilla", s), C)[0] for s in samples]
     assert [row["N_ci_lo"], row["N_ci_hi"]] == pytest.approx(np.percentile(own, [2.5, 97.5]), rel=1e-12)
     assert row["N_ci_lo"] < row["N"] < row["N_ci_hi"] and row["C_ci_lo"] == row["C_ci_hi"] == row["C"]
@@ -85,7 +85,7 @@ def test_under_eq4_the_optimal_multiplier_is_the_same_at_every_budget(gadre_law,
         M = np.exp(log_M)
         return (GADRE["a"] * M ** GADRE["eta"] - GADRE["b"] * M ** -GADRE["eta"]) * GADRE["eta"] * C ** -GADRE["eta"]
     assert row["M"] == pytest.approx(np.exp(brentq(slope, -10, 20, xtol=1e-14)), rel=1e-6)
-    refits = forms.law_samples(gadre_law, forms.loss_form("gadre").params)
+    refits = fitting.law_samples(gadre_law, forms.loss_form("gadre").params)
     assert [row["M_ci_lo"], row["M_ci_hi"]] == pytest.approx(
         np.percentile([targets.gadre_optimal_multiplier(s) for s in refits], [2.5, 97.5]), rel=1e-9)
     assert "does not depend on C" in row["note"] and f"{M_star:.3g}" in row["note"]

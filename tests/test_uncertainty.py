@@ -12,7 +12,7 @@ import pytest
 from lmscale.analysis import chain, rollout
 from lmscale.analysis.fits import fit_loss
 from lmscale.jobs import BacktestJob, FitLossJob, Point, PredictJob
-from lmscale.laws import forms, uncertainty
+from lmscale.laws import fitting, forms, uncertainty
 
 EPOCH_HUBER = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
 CHINCHILLA = ("E", "A", "B", "alpha", "beta")
@@ -29,8 +29,8 @@ def cold_fit(arguments):
     """A refit from the start grid alone, knowing nothing of the fit it checks: the descents from
     the four starts that fit the draw best (a full fit descends from 24, six times the cost)."""
     N, D, L = arguments
-    starts = forms.best_grid_starts(N, D, L, 1e-3, tied=False, count=4)
-    E, A, B, alpha, beta = forms.huber_fit(N, D, L, 1e-3, tied=False, starts=starts)[0]
+    starts = fitting.best_grid_starts(N, D, L, 1e-3, tied=False, count=4)
+    E, A, B, alpha, beta = fitting.huber_fit(N, D, L, 1e-3, tied=False, starts=starts)[0]
     return {"E": E, "A": A, "B": B, "alpha": alpha, "beta": beta}
 
 
@@ -44,15 +44,15 @@ def test_huber_bootstrap_refits_reach_what_cold_fits_reach(chinchilla_epoch2024)
 
     started = time.perf_counter()
     N, D, L = chinchilla_points(chinchilla_epoch2024)
-    fitted = forms.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
+    fitted = fitting.fit_loss_law("chinchilla", N, D, L, "huber", 1e-3)
     for name, value in EPOCH_HUBER.items():
         assert fitted[name] == pytest.approx(value, rel=0.01)
     form = forms.loss_form("chinchilla")
     center = form.predict(fitted, N, D)
     noise = uncertainty.point_noise(list(zip(N, D)), np.log(L), np.log(center), 5, robust=True)
     draws = []
-    warm = forms.parametric_bootstrap(
-        lambda drawn: draws.append(drawn) or forms.fit_loss_law(
+    warm = fitting.parametric_bootstrap(
+        lambda drawn: draws.append(drawn) or fitting.fit_loss_law(
             "chinchilla", N, D, drawn, "huber", 1e-3, starts=[tuple(fitted[p] for p in CHINCHILLA)]),
         center, noise.sd, 200, seed=0, relative=True)
     with ProcessPoolExecutor(2) as pool:
@@ -60,8 +60,8 @@ def test_huber_bootstrap_refits_reach_what_cold_fits_reach(chinchilla_epoch2024)
     assert len(warm) == len(cold) == 200
     print(f"200 refits from the full fit and 200 from the grid in {time.perf_counter() - started:.0f} s")
     for name in CHINCHILLA:
-        warm_width = np.subtract(*forms.interval([fit[name] for fit in warm])[::-1])
-        cold_width = np.subtract(*forms.interval([fit[name] for fit in cold])[::-1])
+        warm_width = np.subtract(*fitting.interval([fit[name] for fit in warm])[::-1])
+        cold_width = np.subtract(*fitting.interval([fit[name] for fit in cold])[::-1])
         assert warm_width == pytest.approx(cold_width, rel=0.25), name
 
 

@@ -35,7 +35,7 @@ from lmscale.io import importers
 from lmscale.jobs import SPLIT_KEYS, Hyperparameters, resources
 from lmscale.laws.targets import target_kind
 from lmscale.model.architecture import Shape
-from lmscale.planning import design, study
+from lmscale.planning import priors, study
 
 
 def check_study(config: dict, plan_written: bool = True) -> None:
@@ -338,13 +338,13 @@ def check_plan(config: dict) -> None:
                               f"them, or give a target by its N")
     try:
         study.check_stated(jobs.PlanJob.from_config(config))  # a noise or budget of no finite amount, a name twice
-    except design.PlanError as error:
+    except priors.PlanError as error:
         raise ConfigError(str(error)) from None
     prior = plan["prior"]
     if prior is not None:
         try:
-            design.given_prior(prior["form"], prior["params"], plan["default_noise_sd"])
-        except design.PlanError as error:
+            priors.given_prior(prior["form"], prior["params"], plan["default_noise_sd"])
+        except priors.PlanError as error:
             raise ConfigError(f"plan.prior: {error}") from None
 
 
@@ -360,7 +360,7 @@ def check_plan_runs(config: dict, loss: pd.DataFrame | None, plan_written: bool)
     try:
         form = config["plan"]["prior"]["form"] if config["plan"]["prior"] is not None else config["fit"]["form"]
         study.check_before_runs(jobs.PlanJob.from_config(config), loss, form, affordable=plan_written)
-    except design.PlanError as error:
+    except priors.PlanError as error:
         raise ConfigError(str(error)) from None
 
 

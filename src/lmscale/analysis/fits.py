@@ -13,7 +13,7 @@ import pandas as pd
 from lmscale.config import Point
 from lmscale.io import tables
 from lmscale.jobs import FitErrorJob, FitLossJob
-from lmscale.laws import forms, uncertainty
+from lmscale.laws import fitting, uncertainty
 from lmscale.laws.law import ErrorLaw, FitPoint, Law, LawError, LossLaw, loss_parameters
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def fit_loss(loss: pd.DataFrame, job: FitLossJob, noise_from: Mapping | None = N
             f"parameters; add runs to loss_fit_set"
         )
     N, D, L = (rows[c].to_numpy(float) for c in ("N", "D", "loss"))
-    params = forms.fit_loss_law(form, N, D, L, method, huber_delta)
+    params = fitting.fit_loss_law(form, N, D, L, method, huber_delta)
     predicted = LossLaw.given(form, params).predict(N, D)
     if noise_from is None:
         noise = uncertainty.point_noise(list(zip(rows["size"], rows["M"])), np.log(L), np.log(predicted),
@@ -46,8 +46,8 @@ def fit_loss(loss: pd.DataFrame, job: FitLossJob, noise_from: Mapping | None = N
         noise = uncertainty.PointNoise.from_dict(noise_from["noise"]).carried_to(list(rows["model"]), noise_from)
     # Each refit starts at the full fit and runs to the optimum a cold start from the grid reaches.
     best_start = [tuple(params[p] for p in names)]
-    refits = forms.parametric_bootstrap(
-        lambda drawn: forms.fit_loss_law(form, N, D, drawn, method, huber_delta, starts=best_start),
+    refits = fitting.parametric_bootstrap(
+        lambda drawn: fitting.fit_loss_law(form, N, D, drawn, method, huber_delta, starts=best_start),
         predicted, noise.sd, bootstrap_samples, seed, relative=True,
     )
     return LossLaw.fitted(
@@ -98,15 +98,15 @@ def fit_error(loss: pd.DataFrame, tasks: pd.DataFrame, job: FitErrorJob, task_na
     if len(rows) < len(names):
         raise ValueError(f"the error fit set has {len(rows)} runs; the error law needs at least 3")
     L, err = rows["loss"].to_numpy(float), rows["err"].to_numpy(float)
-    params = forms.fit_error_law(L, err)
+    params = fitting.fit_error_law(L, err)
     predicted = ErrorLaw.given(params).predict(L)
     if noise_from is None:
         noise = uncertainty.point_noise(list(zip(rows["size"], rows["M"])), err, predicted, len(names))
     else:
         noise = uncertainty.PointNoise.from_dict(noise_from["noise"]).carried_to(list(rows["model"]), noise_from)
     best_start = [tuple(params[p] for p in names)]
-    refits = forms.parametric_bootstrap(
-        lambda drawn: forms.fit_error_law(L, drawn, starts=best_start),
+    refits = fitting.parametric_bootstrap(
+        lambda drawn: fitting.fit_error_law(L, drawn, starts=best_start),
         predicted, noise.sd, bootstrap_samples, seed, relative=False,
     )
     return ErrorLaw.fitted(

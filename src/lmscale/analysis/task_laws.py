@@ -36,7 +36,7 @@ from lmscale.analysis import chain, rollout
 from lmscale.analysis.fits import fit_error, loss_and_error
 from lmscale.io import tables
 from lmscale.jobs import BacktestJob, PerTaskJob
-from lmscale.laws import forms, uncertainty
+from lmscale.laws import fitting, uncertainty
 from lmscale.laws.law import ErrorLaw, LossLaw, loss_parameters
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def refit_reason(task_rows: pd.DataFrame, job: BacktestJob, loss: pd.DataFrame, 
     for points in rollout_error_fit_sets(job, loss):
         rows = tables.runs_at(table, job.loss.dataset, points, "error fit set")
         try:
-            forms.fit_error_law(rows["loss"].to_numpy(float), rows["err"].to_numpy(float))
+            fitting.fit_error_law(rows["loss"].to_numpy(float), rows["err"].to_numpy(float))
         except RuntimeError:
             sizes = sorted({p.size for p in points})
             return (f"no start of the grid converged on the fit set of sizes {', '.join(sizes)} (the backtest's "

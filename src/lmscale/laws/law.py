@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lmscale.io.files import read_json
-from lmscale.laws import forms
+from lmscale.laws import fitting, forms
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ class Law(Mapping):
 
     def samples(self) -> list[dict[str, float]]:
         """The bootstrap refits, each as its parameters by name (none for a law fitted without them)."""
-        return forms.law_samples(self._record, self.names)
+        return fitting.law_samples(self._record, self.names)
 
     @classmethod
     def fitted(cls, about: dict, params: dict, refits: list[dict], requested: int, seed: int, noise: dict,
@@ -170,7 +170,7 @@ class Law(Mapping):
         """The law of a fit: `about` (what it was fitted to, how) first, then its parameters, their
         intervals and the bootstrap refits, the points' noise, the rmse and the fit set."""
         names = cls({**about, "params": params}).names  # a loss law's come with its form
-        return cls({**about, **forms.fitted_law(params, names, refits, requested, seed),
+        return cls({**about, **fitting.fitted_law(params, names, refits, requested, seed),
                     "noise": noise, "rmse": rmse, "fit_set": fit_set})
 
 

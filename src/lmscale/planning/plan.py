@@ -19,7 +19,7 @@ from lmscale.io import tables
 from lmscale.io.files import atomic_writer, read_json
 from lmscale.jobs import PlanJob
 from lmscale.laws.law import LossLaw, read_law
-from lmscale.planning import design, study
+from lmscale.planning import design, priors, study
 from lmscale.planning.study import budget_of, candidates_of, fit_needs, target_runs
 
 log = logging.getLogger(__name__)
@@ -28,24 +28,24 @@ UNITS = {"flops": "FLOPs, C = 6ND", "gpu_hours": "device hours"}
 
 
 def prior_of(job: PlanJob, law_path: str | None, summary_path: str | None, table_path: str | None
-             ) -> design.Prior:
+             ) -> priors.Prior:
     """The law given in the plan block, else the study's own fit, its backtest's model error and
     the miss its residuals (`table_path`, the backtest's table) share within a size."""
     if job.prior.law is not None:
         try:
-            return design.given_prior(job.prior.law["form"], job.prior.law["params"], job.prior.default_noise_sd)
-        except design.PlanError as error:
-            raise design.PlanError(f"plan.prior: {error}") from None
+            return priors.given_prior(job.prior.law["form"], job.prior.law["params"], job.prior.default_noise_sd)
+        except priors.PlanError as error:
+            raise priors.PlanError(f"plan.prior: {error}") from None
     if not law_path or not summary_path:
         raise ValueError("the plan reasons from the study's loss law: give --loss-law and --backtest-summary, "
                          "or a law in plan.prior")
     law = read_law(law_path, LossLaw)
-    prior = design.prior_from_law(law, read_json(summary_path)["model_error"]["loss"], None,
+    prior = priors.prior_from_law(law, read_json(summary_path)["model_error"]["loss"], None,
                                   job.prior.default_noise_sd)
-    return design.with_shared_miss(prior, tables.read_csv(table_path) if table_path else None)
+    return priors.with_shared_miss(prior, tables.read_csv(table_path) if table_path else None)
 
 
-def own_set_promise(job: PlanJob, candidates: pd.DataFrame, prior: design.Prior, targets: list[dict]) -> None:
+def own_set_promise(job: PlanJob, candidates: pd.DataFrame, prior: priors.Prior, targets: list[dict]) -> None:
     """Log what the planner promises for the study's own loss fit set, beside its plan."""
     where = {(s, round(m, 9)): i for i, (s, m) in enumerate(zip(candidates["size"], candidates["M"]))}
     own = [where.get((p.size, round(p.M, 9))) for p in job.budget.fit_set]
@@ -59,7 +59,7 @@ def own_set_promise(job: PlanJob, candidates: pd.DataFrame, prior: design.Prior,
              ", ".join(f"{t.name} {100 * t.width:.1f}%" for t in expected.itertuples()))
 
 
-def make_plan(job: PlanJob, loss: pd.DataFrame | None, prior: design.Prior,
+def make_plan(job: PlanJob, loss: pd.DataFrame | None, prior: priors.Prior,
               train_tokens: dict | None) -> tuple[design.Plan, pd.DataFrame, pd.DataFrame, str]:
     """The plan at the budget from `prior` (prior_of), the candidates it chose from, the frontier,
     and the budget's unit."""
@@ -76,7 +76,7 @@ def make_plan(job: PlanJob, loss: pd.DataFrame | None, prior: design.Prior,
     try:
         planned = design.plan(candidates, prior, targets, budget, needs, job.candidates.seeds, limits)
     except design.BudgetError as error:
-        raise design.PlanError(study.budget_refusal(job, error.budget, error.least, error.runs, error.needs, unit)
+        raise priors.PlanError(study.budget_refusal(job, error.budget, error.least, error.runs, error.needs, unit)
                                ) from None
     for t in planned.targets.itertuples():
         log.info("expected at %s: %.4g [%.4g, %.4g], 95%% width %.1f%%", t.name, t.loss_prior, t.pi_lo, t.pi_hi,

@@ -15,7 +15,7 @@ from lmscale.analysis.fits import fit_loss
 from lmscale.analysis.rollout import backtest
 from lmscale.jobs import BacktestJob, FitLossJob, Point
 from lmscale.laws import uncertainty
-from lmscale.planning import design
+from lmscale.planning import design, priors
 from lmscale.planning.design import FitNeeds, SolverLimits
 
 
@@ -25,15 +25,15 @@ def testbed_candidates(loss: pd.DataFrame, dataset: str, valset: str, smaller_th
     return rows.assign(cost=rows["C"]).sort_values(["N", "M"], kind="stable").reset_index(drop=True)
 
 
-def study_prior(loss: pd.DataFrame, config: dict, dataset: str, valset: str) -> tuple[design.Prior, FitLossJob]:
+def study_prior(loss: pd.DataFrame, config: dict, dataset: str, valset: str) -> tuple[priors.Prior, FitLossJob]:
     """What a study knows before it plans again: its loss law fitted to its own fit set, the
     model error of its backtest (loss law only: its rows are those of the full backtest) and the
     miss its residuals share within a size, and the job that fits a law the way the study does."""
     job = BacktestJob.from_config(config, dataset, valset, "loss")
     law = fit_loss(loss, job.loss)
     pool, summary = backtest(job, loss, None, law, {})
-    prior = design.prior_from_law(law, summary["model_error"]["loss"], None, None)
-    return design.with_shared_miss(prior, pool), job.loss
+    prior = priors.prior_from_law(law, summary["model_error"]["loss"], None, None)
+    return priors.with_shared_miss(prior, pool), job.loss
 
 
 def indices_of(candidates: pd.DataFrame, points) -> np.ndarray:
@@ -189,7 +189,7 @@ class Setting:
 class Retrospective:
     table: pd.DataFrame  # one row per budget factor and scored run (compare's columns)
     plans: dict  # factor -> planning.Plan
-    prior: design.Prior
+    prior: priors.Prior
     candidates: pd.DataFrame
     job: FitLossJob  # how each set is fitted
     own: np.ndarray  # the study's own loss fit set, as indices of the candidates

@@ -17,7 +17,7 @@ import pandas as pd
 from lmscale.jobs import PlanJob, resources
 from lmscale.laws.law import LossLaw
 from lmscale.planning import design
-from lmscale.planning.design import PlanError
+from lmscale.planning.priors import PlanError
 from lmscale.training.budget import usable_tokens
 
 log = logging.getLogger(__name__)
