@@ -1,6 +1,6 @@
 """The prefetch stage: what the offline jobs read from the Hugging Face Hub, fetched once, offline-tested.
 
-- the plan for configs/tasks/llm_foundry_46.csv, from lm-eval's own task definitions: the
+- the downloads for configs/tasks/llm_foundry_46.csv, from lm-eval's own task definitions: the
   dataset path and config of every lm-eval task the table names (41 rows; the two local
   YAMLs generate their data);
 - with an empty cache and no network the prefetch job fails before any evaluation job
@@ -28,21 +28,21 @@ from tests.workflow import REPO, planned, snakemake_with_jobs
 TABLE = REPO / "configs" / "tasks" / "llm_foundry_46.csv"
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # a commit hash, as the Hub's
 
-# ---- the plan -------------------------------------------------------------------------------
+# ---- the downloads -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def paper_plan() -> list[prefetch.Download]:
+def paper_downloads() -> list[prefetch.Download]:
     selection = {"suite": "llm_foundry_46", "table": str(TABLE), "include": [], "exclude": []}
-    return prefetch.plan(jobs.PrefetchJob(selection, "EleutherAI/gpt-neox-20b", None))
+    return prefetch.downloads_of(jobs.PrefetchJob(selection, "EleutherAI/gpt-neox-20b", None))
 
 
-def test_the_plan_names_the_dataset_of_every_lm_eval_task_of_the_table(paper_plan):
+def test_the_downloads_name_the_dataset_of_every_lm_eval_task_of_the_table(paper_downloads):
     with open(TABLE, newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["lm_eval_task"]]
     lm_eval_rows = [row for row in rows if row["lm_eval_task"] not in offline_tasks.GENERATED_TASKS]
     assert len(rows) == 43 and len(lm_eval_rows) == 41
-    datasets = [download for download in paper_plan if download.kind == "dataset"]
+    datasets = [download for download in paper_downloads if download.kind == "dataset"]
     by_task: dict[str, list[tuple]] = {}
     for download in datasets:
         for task in download.tasks:
@@ -63,11 +63,11 @@ def test_the_plan_names_the_dataset_of_every_lm_eval_task_of_the_table(paper_pla
     assert ("cais/mmlu", "abstract_algebra") in by_task["mmlu"]
     # Each dataset config once, with every task that reads it; the tokenizer last.
     assert len({(d.path, d.config) for d in datasets}) == len(datasets) == 94
-    assert paper_plan[-1] == prefetch.Download("tokenizer", "EleutherAI/gpt-neox-20b", None, {}, ())
-    print(f"\nprefetch plan of {TABLE.name}: {len(datasets)} dataset configs for {len(by_task)} table rows")
+    assert paper_downloads[-1] == prefetch.Download("tokenizer", "EleutherAI/gpt-neox-20b", None, {}, ())
+    print(f"\nprefetch downloads of {TABLE.name}: {len(datasets)} dataset configs for {len(by_task)} table rows")
 
 
-def test_the_plan_follows_include_and_exclude():
+def test_the_downloads_follow_include_and_exclude():
     selection = {"suite": "llm_foundry_46", "table": str(TABLE), "include": ["copa", "piqa", "simple_arithmetic_nospaces"],
                  "exclude": ["piqa"]}
     downloads = prefetch.task_datasets(selection)

@@ -69,7 +69,7 @@ class Download:
 # ---------------------------------------------------------------- what to fetch
 
 
-def plan(job: PrefetchJob) -> list[Download]:
+def downloads_of(job: PrefetchJob) -> list[Download]:
     """Every download the study's offline jobs need, in a stable order: the datasets, then the tokenizer."""
     downloads = task_datasets(job.tasks) if job.tasks is not None else []
     if job.tokenizer is not None:
@@ -199,13 +199,13 @@ def record(download: Download, online: bool) -> dict:
 
 
 def prefetch(job: PrefetchJob, out: str | Path) -> dict:
-    """Fetch (or, offline, find) every download of the job's plan; write and return the manifest."""
+    """Fetch (or, offline, find) every download the job needs; write and return the manifest."""
     hub.use_cache(job.hf_cache)
     reason = hub.offline_reason()
     if reason:
         hub.set_offline()  # before datasets and huggingface_hub are imported: not one request is tried
     log.info("prefetch: %s", f"offline ({reason}): the cache alone is read" if reason else "online")
-    downloads = plan(job)
+    downloads = downloads_of(job)
     log.info("prefetch: %d downloads", len(downloads))
     records, missing = [], []
     for download in downloads:
