@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from lmscale import cli
-from lmscale.jobs import FitLossJob, points
+from lmscale.config import fit_points
+from lmscale.jobs import FitLossJob
 from tests.test_tables import lab_tables, study_config
 from tests.workflow import REPO, offline_env, planned
 
-FIT_SET = points(study_config("unused")["loss_fit_set"])
+FIT_SET = fit_points(study_config("unused")["loss_fit_set"])
 
 
 def fit_loss_job(**fields) -> str:

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from lmscale import checks, cli
-from lmscale.config import ConfigError
+from lmscale.config import ConfigError, fit_points
 from lmscale.io import importers
-from lmscale.jobs import FitLossJob, ImportTestbedJob, points
+from lmscale.jobs import FitLossJob, ImportTestbedJob
 from lmscale.laws import forms
 from tests.workflow import planned_jobs, snakemake, validated_config
 
@@ -289,7 +289,7 @@ def test_a_bad_table_given_to_a_stage_is_refused_there(tmp_path):
     """A table edited after the import (or written by hand) is checked where a stage reads it."""
     loss, _ = repeat_row("loss", 2)(*lab_tables())
     loss.to_csv(tmp_path / "loss.csv", index=False)
-    job = FitLossJob("web", "val", points(study_config(tmp_path)["loss_fit_set"]), "gadre", "least_squares", 1e-3,
+    job = FitLossJob("web", "val", fit_points(study_config(tmp_path)["loss_fit_set"]), "gadre", "least_squares", 1e-3,
                      0, 0)
     result = subprocess.run(
         [sys.executable, "-m", "lmscale.cli", "fit-loss", "--job", job.to_json(), "--loss-table",

@@ -35,7 +35,6 @@ from lmscale.jobs.analysis import (
     Point,
     PredictJob,
     SelectTasksJob,
-    points,
 )
 from lmscale.jobs.base import Job, Options, add_argument, section
 from lmscale.jobs.data import (
@@ -72,7 +71,7 @@ __all__ = [
     "TokenizerJob", "TokenizerOptions", "PrefetchJob", "SPLIT_KEYS", "Hyperparameters", "TrainJob",
     "Cooldown", "trunk_hyperparameters", "TrunkJob", "trunk_name", "BranchJob", "TrainOptions",
     "TrunkOptions", "RESOURCE_KEYS", "Valset", "EvalLossJob", "TaskSuiteJob", "EvalTasksJob",
-    "EvalTasksOptions", "ImportTestbedJob", "SelectTasksJob", "Point", "points", "FitLossJob",
+    "EvalTasksOptions", "ImportTestbedJob", "SelectTasksJob", "Point", "FitLossJob",
     "FitErrorJob", "BacktestJob", "PredictJob", "FIGURE_INPUTS", "FigureJob", "PlanJob", "PerTaskJob", "JOBS",
 ]
 

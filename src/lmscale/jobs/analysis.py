@@ -36,11 +36,6 @@ class SelectTasksJob(Job):
         return cls(config["reference_size"], float(t))
 
 
-# A fit set's runs and the held-out runs are lmscale.config's Points, from the config's {size, M}
-# entries (config.fit_points); `points` is that function, under the name the jobs have used.
-points = fit_points
-
-
 @dataclass(frozen=True)
 class FitLossJob(Job):
     """The loss law of one dataset and validation set, fitted to the loss fit set."""
@@ -57,7 +52,7 @@ class FitLossJob(Job):
     @classmethod
     def from_config(cls, config: dict, dataset: str, valset: str) -> "FitLossJob":
         fit = config["fit"]
-        return cls(dataset, valset, points(config["loss_fit_set"]), fit["form"], fit["method"],
+        return cls(dataset, valset, fit_points(config["loss_fit_set"]), fit["form"], fit["method"],
                    float(fit["huber_delta"]), fit["bootstrap"], fit["seed"])
 
 
@@ -74,7 +69,7 @@ class FitErrorJob(Job):
 
     @classmethod
     def from_config(cls, config: dict, dataset: str, valset: str, taskset: str) -> "FitErrorJob":
-        return cls(dataset, valset, points(config["loss_fit_set"] + config["error_fit_extra"]),
+        return cls(dataset, valset, fit_points(config["loss_fit_set"] + config["error_fit_extra"]),
                    taskset == "all", config["fit"]["bootstrap"], config["fit"]["seed"])
 
 
@@ -91,7 +86,7 @@ class BacktestJob(Job):
     @classmethod
     def from_config(cls, config: dict, dataset: str, valset: str, tag: str) -> "BacktestJob":
         error = None if tag == "loss" else FitErrorJob.from_config(config, dataset, valset, tag)
-        return cls(FitLossJob.from_config(config, dataset, valset), error, points(config["held_out"]),
+        return cls(FitLossJob.from_config(config, dataset, valset), error, fit_points(config["held_out"]),
                    config["backtest"]["steps"])
 
 
@@ -106,7 +101,7 @@ class PredictJob(Job):
 
     @classmethod
     def from_config(cls, config: dict, dataset: str, valset: str) -> "PredictJob":
-        return cls(dataset, valset, config["targets"], points(config["held_out"]))
+        return cls(dataset, valset, config["targets"], fit_points(config["held_out"]))
 
 
 # The files each kind of figure reads, in the order `lmscale figure --inputs` takes them (its rule
@@ -148,7 +143,7 @@ class FigureJob(Job):
         budgets = figures["isoflop_budgets"] if kind == "isoflop" else None
         return cls(kind, dataset, valset, figures["dpi"],
                    float(figures["heatmap_max_percent"]) if heatmap else None,
-                   points(config["held_out"]) if reads_loss_table else None,
+                   fit_points(config["held_out"]) if reads_loss_table else None,
                    [float(C) for C in budgets] if budgets is not None else None)
 
 
@@ -226,12 +221,12 @@ class PlanJob(Job):
             candidates=PlanCandidates(
                 choose_from, candidates["sizes"], [float(m) for m in multipliers] if multipliers else None,
                 candidates["seeds"] or [config["train"]["seed"], *config["replicate_seeds"]],
-                points(config["held_out"])),
+                fit_points(config["held_out"])),
             pricing=PlanPricing(
                 {label: {key: value for key, value in size_settings(config, label).items() if key in PRICE_KEYS}
                  for label in config["sizes"]},
                 tokenizer["vocab_size"] if tokenizer["kind"] == "bpe" else None),
-            budget=PlanBudget(plan["budget"], points(config["loss_fit_set"]), 1 + len(config["replicate_seeds"]),
+            budget=PlanBudget(plan["budget"], fit_points(config["loss_fit_set"]), 1 + len(config["replicate_seeds"]),
                               [float(f) for f in plan["frontier"]]),
             prior=PlanPrior(plan["prior"], plan["default_noise_sd"]),
             fit_needs=dict(plan["fit_needs"]), solver=dict(plan["solver"]), dpi=config["figures"]["dpi"],
