@@ -25,7 +25,7 @@ from lmscale.figures import isoflop  # noqa: E402
 from lmscale.io import tables  # noqa: E402
 from lmscale.io.files import read_json  # noqa: E402
 from lmscale.jobs import FitLossJob, Point  # noqa: E402
-from lmscale.laws import targets  # noqa: E402
+from lmscale.laws import forms, targets  # noqa: E402
 from tests.test_tables import chinchilla_tables  # noqa: E402
 
 CHINCHILLA_BUDGET = 5.76e23
@@ -48,7 +48,7 @@ def chinchilla(folder: Path, out: Path) -> None:
     row = targets.resolve_target({"name": "chinchilla", "C": CHINCHILLA_BUDGET}, law)
     print(f"| lmscale's Huber fit, 200 refits | {cell(row, 'N')} | {cell(row, 'D')} | {cell(row, 'M', '.1f')} | "
           f"{cell({**row, 'loss': row['loss_pred']}, 'loss', '.4f')} |")
-    N, D = targets.compute_optimal_run(targets.chinchilla_parameters("chinchilla", HOFFMANN_ROUNDED["params"]),
+    N, D = targets.compute_optimal_run(forms.chinchilla_parameters("chinchilla", HOFFMANN_ROUNDED["params"]),
                                        CHINCHILLA_BUDGET)
     print(f"| Hoffmann et al.'s rounded approach-3 parameters | {N:.3g} | {D:.3g} | {D / N:.1f} | "
           f"{targets.optimal_loss(HOFFMANN_ROUNDED, CHINCHILLA_BUDGET):.4f} |")

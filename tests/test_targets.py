@@ -69,7 +69,7 @@ def test_a_budget_buys_chinchillas_closed_form_optimum(chinchilla_law, C):
     assert row["C"] == pytest.approx(C, rel=1e-12) and row["D"] == pytest.approx(C / (6 * row["N"]), rel=1e-12)
     # The optimum moves with the law: the interval is that of each refit's own optimum.
     samples = fitting.law_samples(chinchilla_law, forms.loss_form("chinchilla").params)
-    own = [targets.compute_optimal_run(targets.chinchilla_parameters("chinchilla", s), C)[0] for s in samples]
+    own = [targets.compute_optimal_run(forms.chinchilla_parameters("chinchilla", s), C)[0] for s in samples]
     assert [row["N_ci_lo"], row["N_ci_hi"]] == pytest.approx(np.percentile(own, [2.5, 97.5]), rel=1e-12)
     assert row["N_ci_lo"] < row["N"] < row["N_ci_hi"] and row["C_ci_lo"] == row["C_ci_hi"] == row["C"]
     assert "moves with C as C^-0.028" in row["note"]
@@ -128,7 +128,7 @@ def test_serving_more_tokens_moves_the_cheapest_run_to_a_smaller_model_trained_l
     assert rows.loc[0, ["N", "D"]].tolist() == pytest.approx([optimal["N"], optimal["D"]], rel=1e-9)
     assert (np.diff(rows["N"]) < 0).all() and (np.diff(rows["D"]) > 0).all()
     assert np.allclose(rows["loss_pred"], goal, rtol=1e-9)
-    central = targets.chinchilla_parameters(form, law["params"])
+    central = forms.chinchilla_parameters(form, law["params"])
     for row in rows.iloc[1:].itertuples():
         # Cheaper overall than the compute-optimal run serving the same tokens, and than its neighbours
         # along the runs that reach the goal (a numeric check of the root found).

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from lmscale.laws import forms, uncertainty
-from lmscale.laws.forms import Chinchilla, chinchilla_parameters, loss_for_error
+from lmscale.laws.forms import Chinchilla, loss_for_error
 from lmscale.laws.law import ErrorLaw, LossLaw
 
 KINDS = {
@@ -56,11 +56,6 @@ RESOLVED = ("N", "D", "M", "C")
 COLUMNS = ["name", "kind", *[f"{q}{s}" for q in RESOLVED for s in ("", "_ci_lo", "_ci_hi")],
            "inference_tokens", "total_flops", "loss_pred", "loss_ci_lo", "loss_ci_hi",
            "err_pred", "err_ci_lo", "err_ci_hi", "samples", "samples_unreachable", "note"]
-
-
-# Chinchilla and chinchilla_parameters (either loss form in Chinchilla's parameters) live with the
-# forms (lmscale.laws.forms); the law object converts itself (LossLaw.chinchilla).
-__all__ = ["Chinchilla", "chinchilla_parameters", "loss_for_error"]
 
 
 def split_constant(law: Chinchilla) -> float:
@@ -225,7 +220,6 @@ def quantiles(values) -> tuple[float, float]:
     method = "linear" if np.isfinite(values).all() else "inverted_cdf"
     low, high = np.percentile(values, [50 * (1 - uncertainty.LEVEL), 50 * (1 + uncertainty.LEVEL)], method=method)
     return float(low), float(high)
-
 
 
 def sampled_runs(target: dict, kind: str, loss_law: LossLaw, error_law: ErrorLaw | None) -> np.ndarray:
